@@ -1,0 +1,215 @@
+"""One onboarding cycle as plain functions: cohorts from configs and ledger, windows, gates, summary."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
+import numpy as np
+import pandas as pd
+
+from brandsteps.catalogue import EXITED, GRADUATED, STAGE_IDS
+from brandsteps.config import Portfolio
+from brandsteps.gates import GRADUATED_PARAMS, GUARD_COLUMNS, decide_stage, exited_decisions
+from brandsteps.ledger import Ledger
+from brandsteps.metrics_source import MetricsBatch
+from brandsteps.window import compute_window_metrics
+
+EVALUATED_STAGES: tuple[str, ...] = (*STAGE_IDS, GRADUATED)
+FUNNEL_ORDER: tuple[str, ...] = (*STAGE_IDS, GRADUATED, EXITED)
+
+
+def brand_table(portfolio: Portfolio) -> pd.DataFrame:
+    """The configured brands as one frame (index brand_id)."""
+    brands = list(portfolio.brands.values())
+    return pd.DataFrame(
+        {
+            "name": [b.name for b in brands],
+            "tier": [b.tier for b in brands],
+            "category": [b.category for b in brands],
+            "owner": [b.owner for b in brands],
+            "paused": np.array([b.paused for b in brands], dtype=bool),
+            "start_date": pd.to_datetime([b.start_date for b in brands]),
+            "config_stage": [b.stage for b in brands],
+            "policy_version": [portfolio.policy_version(b.brand_id) for b in brands],
+        },
+        index=pd.Index([b.brand_id for b in brands], name="brand_id", dtype=object),
+    )
+
+
+def prepare_cohorts(portfolio: Portfolio, state: pd.DataFrame, as_of: date, brands: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Every configured brand with its ledger state, days in stage, window and status for as_of.
+
+    status: due | not_started (start_date after as_of) | already_decided (as_of decided) |
+    later_decided (a later day is decided: cycles apply in date order).
+    """
+    frame = brand_table(portfolio) if brands is None else brands.copy()
+    st = state.reindex(frame.index)
+    known = st["stage"].notna().to_numpy()
+    frame["stage"] = np.where(known, st["stage"].astype(object), frame["config_stage"])
+    frame["stage_entered_on"] = pd.to_datetime(np.where(known, pd.to_datetime(st["stage_entered_on"]), frame["start_date"]))
+    frame["pass_streak"] = st["pass_streak"].fillna(0).astype(int)
+    frame["awaiting"] = st["awaiting"].fillna(False).astype(bool)
+    frame["awaiting_since"] = st["awaiting_since"].astype(object).where(st["awaiting_since"].notna(), None)
+    for col in GUARD_COLUMNS:
+        frame[col] = st[col].fillna(0).astype(int)
+    frame["last_as_of"] = pd.to_datetime(st["last_as_of"])
+    day = pd.Timestamp(as_of)
+    frame["days_in_stage"] = (day - frame["stage_entered_on"]).dt.days + 1
+    frame["status"] = np.select(
+        [frame["start_date"] > day, frame["last_as_of"] == day, frame["last_as_of"] > day],
+        ["not_started", "already_decided", "later_decided"],
+        default="due",
+    )
+    window_days = frame["stage"].map({s.id: s.window_days for s in portfolio.playbook.stages}).fillna(GRADUATED_PARAMS["window_days"])
+    for brand_id in frame.index[frame["stage"].isin(STAGE_IDS) & frame.index.isin(list(portfolio.brand_versions))]:
+        window_days[brand_id] = portfolio.effective_stage(portfolio.brands[brand_id], frame.at[brand_id, "stage"]).window_days
+    earliest = day - pd.to_timedelta(window_days.astype(int) - 1, unit="D")
+    frame["window_start"] = np.maximum(earliest, frame["stage_entered_on"])
+    frame["window_end"] = day
+    frame["window_len"] = (day - frame["window_start"]).dt.days + 1
+    return frame
+
+
+def data_errors(batch: MetricsBatch, cohorts: pd.DataFrame) -> pd.Series:
+    """brand_id → reasons of its quarantined rows inside its window (or of unknown date)."""
+    q = batch.quarantine
+    out = pd.Series("", index=cohorts.index, dtype=object)
+    if q.empty:
+        return out
+    q = q[q["brand_id"].isin(cohorts.index)]
+    if q.empty:
+        return out
+    qdate = pd.to_datetime(q["date"], errors="coerce")
+    start = cohorts["window_start"].reindex(q["brand_id"]).to_numpy()
+    end = cohorts["window_end"].reindex(q["brand_id"]).to_numpy()
+    inside = qdate.isna().to_numpy() | ((qdate.to_numpy() >= start) & (qdate.to_numpy() <= end))
+    rows = q[inside]
+    if rows.empty:
+        return out
+    text = "row " + rows["row"].astype(str) + " (" + rows["date"].fillna("no date").astype(str) + "): " + rows["reason"].astype(str)
+    joined = rows.assign(text=text).groupby("brand_id", sort=False)["text"].agg(lambda t: "; ".join(t.head(3)) + (f"; and {len(t) - 3} more rows" if len(t) > 3 else ""))
+    return joined.reindex(cohorts.index).fillna("").astype(object)
+
+
+def window_metrics_for(batch: MetricsBatch, cohorts: pd.DataFrame) -> pd.DataFrame:
+    due = cohorts[(cohorts["status"] == "due") & (cohorts["stage"] != EXITED)]
+    return compute_window_metrics(batch.daily, due[["window_start", "window_end", "window_len"]])
+
+
+def cohort_for(cohorts: pd.DataFrame, stage_id: str, errors: pd.Series) -> pd.DataFrame:
+    cohort = cohorts[(cohorts["status"] == "due") & (cohorts["stage"] == stage_id)].copy()
+    cohort["data_error"] = errors.reindex(cohort.index).fillna("")
+    return cohort
+
+
+def decide_all(portfolio: Portfolio, cohorts: pd.DataFrame, batch: MetricsBatch, metrics: pd.DataFrame, as_of: date) -> pd.DataFrame:
+    """Every due brand's decision for as_of, stage by stage (the Prefect flow runs these as tasks)."""
+    errors = data_errors(batch, cohorts)
+    parts = [decide_stage(portfolio, s, cohort_for(cohorts, s, errors), metrics, as_of) for s in EVALUATED_STAGES]
+    parts.append(exited_decisions(cohort_for(cohorts, EXITED, errors), as_of))
+    return combine(parts)
+
+
+def combine(parts: list[pd.DataFrame]) -> pd.DataFrame:
+    parts = [p for p in parts if len(p)]
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+
+@dataclass
+class CycleSummary:
+    """What a cycle did, for logs, artifacts and the command line."""
+
+    as_of: date
+    decided: int = 0
+    already_decided: int = 0
+    conflicts: int = 0
+    later_decided: int = 0
+    not_started: int = 0
+    verdicts: dict[str, int] = field(default_factory=dict)
+    actions: dict[str, int] = field(default_factory=dict)
+    funnel: dict[str, int] = field(default_factory=dict)
+    overdue: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    quarantined_rows: int = 0
+    unknown_brands_rows: int = 0
+    cycle_id: str | None = None
+
+    def line(self) -> str:
+        verdicts = ", ".join(f"{v} {n}" for v, n in self.verdicts.items() if n)
+        moves = ", ".join(f"{a} {n}" for a, n in self.actions.items() if n and a != "hold")
+        parts = [f"{self.as_of}: decided {self.decided} brands ({verdicts or 'none'})"]
+        if moves:
+            parts.append(f"moves: {moves}")
+        if self.already_decided:
+            parts.append(f"{self.already_decided} already decided")
+        if self.later_decided:
+            parts.append(f"{self.later_decided} skipped (a later day is already decided)")
+        if self.quarantined_rows:
+            parts.append(f"{self.quarantined_rows} rows quarantined")
+        return "; ".join(parts)
+
+
+def funnel(cohorts: pd.DataFrame, decisions: pd.DataFrame) -> dict[str, int]:
+    """Brands per stage after the cycle (brands not started yet are left out)."""
+    stage = cohorts.loc[cohorts["status"] != "not_started", "stage"].copy()
+    if len(decisions):
+        moved = decisions.set_index("brand_id")["to_stage"]
+        stage.loc[moved.index.intersection(stage.index)] = moved
+    counts = stage.value_counts()
+    return {s: int(counts.get(s, 0)) for s in FUNNEL_ORDER}
+
+
+def summarise(as_of: date, cohorts: pd.DataFrame, decisions: pd.DataFrame, batch: MetricsBatch) -> CycleSummary:
+    summary = CycleSummary(as_of=as_of)
+    status = cohorts["status"].value_counts()
+    summary.not_started = int(status.get("not_started", 0))
+    summary.later_decided = int(status.get("later_decided", 0))
+    summary.already_decided = int(status.get("already_decided", 0))
+    if len(decisions):
+        v = decisions["verdict"].value_counts()
+        a = decisions["action"].value_counts()
+        summary.verdicts = {k: int(v.get(k, 0)) for k in ("PASS", "FAIL", "INCONCLUSIVE", "ERROR")}
+        summary.actions = {k: int(a.get(k, 0)) for k in ("advance", "graduate", "await_approval", "demote", "recycle", "exit", "hold")}
+        summary.overdue = sorted(decisions.loc[decisions["overdue"], "brand_id"])
+        summary.errors = sorted(decisions.loc[decisions["verdict"] == "ERROR", "brand_id"])
+    summary.funnel = funnel(cohorts, decisions)
+    summary.quarantined_rows = len(batch.quarantine)
+    summary.unknown_brands_rows = int((~batch.daily["brand_id"].isin(cohorts.index)).sum())
+    return summary
+
+
+def metrics_start(portfolio: Portfolio, as_of: date) -> date:
+    """The earliest day any window can reach, so reads can skip older history."""
+    longest = max([s.window_days for s in portfolio.playbook.stages] + [int(str(GRADUATED_PARAMS["window_days"]))])
+    for brand_id in portfolio.brand_versions:
+        brand = portfolio.brands[brand_id]
+        longest = max([longest] + [o.window_days for o in brand.gates.values() if o.window_days])
+    return as_of - timedelta(days=longest - 1)
+
+
+def slice_batch(batch: MetricsBatch, as_of: date) -> MetricsBatch:
+    """The part of a history batch a cycle for as_of may see: nothing after as_of."""
+    day = pd.Timestamp(as_of)
+    daily = batch.daily[batch.daily["date"] <= day]
+    qdate = pd.to_datetime(batch.quarantine["date"], errors="coerce")
+    quarantine = batch.quarantine[(qdate <= day) | qdate.isna()]
+    return MetricsBatch(daily, quarantine, batch.missing_columns, batch.unknown_columns, batch.sources)
+
+
+def expected_versions(cohorts: pd.DataFrame) -> pd.Series:
+    """The ledger state each decision was computed from, checked again at write time."""
+    return cohorts["last_as_of"]
+
+
+def run_day(portfolio: Portfolio, history: MetricsBatch, ledger: Ledger, as_of: date, flow_run_id: str | None, brands: pd.DataFrame | None = None) -> CycleSummary:
+    """One whole cycle from an in-memory history (the replay's unit; same functions as the flow)."""
+    cohorts = prepare_cohorts(portfolio, ledger.read_state(), as_of, brands)
+    batch = slice_batch(history, as_of)
+    window = window_metrics_for(batch, cohorts)
+    decisions = decide_all(portfolio, cohorts, batch, window, as_of)
+    result = ledger.record_cycle(decisions, as_of, flow_run_id, expected_versions(cohorts), len(batch.quarantine))
+    summary = summarise(as_of, cohorts, decisions, batch)
+    summary.decided, summary.conflicts, summary.cycle_id = result.written, result.conflicts, result.cycle_id
+    summary.already_decided += result.already_decided
+    return summary

@@ -1,0 +1,338 @@
+"""The decision ledger: one decision per brand and as_of, cycles committed atomically, any SQLAlchemy URL."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import URL, Engine, make_url
+
+from brandsteps.catalogue import GRADUATED, STAGE_IDS
+from brandsteps.gates import GUARD_COLUMNS, MOVING_ACTIONS
+
+metadata = sa.MetaData()
+
+decisions = sa.Table(
+    "decisions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("cycle_id", sa.String(36), nullable=False),
+    sa.Column("brand_id", sa.String(64), nullable=False),
+    sa.Column("as_of", sa.Date, nullable=False),
+    sa.Column("stage", sa.String(32), nullable=False),
+    sa.Column("verdict", sa.String(16), nullable=False),
+    sa.Column("action", sa.String(16), nullable=False),
+    sa.Column("to_stage", sa.String(32), nullable=False),
+    sa.Column("score", sa.Float),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("action_reason", sa.Text, nullable=False),
+    sa.Column("overdue", sa.Boolean, nullable=False),
+    sa.Column("days_in_stage", sa.Integer, nullable=False),
+    sa.Column("pass_streak", sa.Integer, nullable=False),
+    sa.Column("policy_version", sa.String(16), nullable=False),
+    sa.Column("criteria", sa.Text, nullable=False),
+    sa.Column("gmv_factors", sa.Text, nullable=False),
+    sa.Column("flow_run_id", sa.String(64)),
+    sa.Column("decided_at", sa.DateTime(timezone=True), nullable=False),
+    sa.UniqueConstraint("brand_id", "as_of", name="uq_decision_brand_day"),
+    sa.Index("ix_decisions_as_of", "as_of"),
+)
+
+brand_state = sa.Table(
+    "brand_state",
+    metadata,
+    sa.Column("brand_id", sa.String(64), primary_key=True),
+    sa.Column("stage", sa.String(32), nullable=False),
+    sa.Column("stage_entered_on", sa.Date, nullable=False),
+    sa.Column("pass_streak", sa.Integer, nullable=False),
+    sa.Column("awaiting", sa.Boolean, nullable=False),
+    sa.Column("awaiting_since", sa.String(10)),
+    *[sa.Column(c, sa.Integer, nullable=False, default=0) for c in GUARD_COLUMNS],
+    sa.Column("last_as_of", sa.Date, nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_brand_state_stage", "stage"),
+)
+
+stage_changes = sa.Table(
+    "stage_changes",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("brand_id", sa.String(64), nullable=False),
+    sa.Column("as_of", sa.Date, nullable=False),
+    sa.Column("from_stage", sa.String(32), nullable=False),
+    sa.Column("to_stage", sa.String(32), nullable=False),
+    sa.Column("action", sa.String(16), nullable=False),
+    sa.Column("cause", sa.String(16), nullable=False),  # decision | approval | rejection
+    sa.Column("actor", sa.String(100)),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("cycle_id", sa.String(36)),
+    sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_stage_changes_brand", "brand_id", "id"),
+)
+
+cycles = sa.Table(
+    "cycles",
+    metadata,
+    sa.Column("cycle_id", sa.String(36), primary_key=True),
+    sa.Column("as_of", sa.Date, nullable=False),
+    sa.Column("flow_run_id", sa.String(64)),
+    sa.Column("decided", sa.Integer, nullable=False),
+    sa.Column("skipped", sa.Integer, nullable=False),
+    sa.Column("quarantined", sa.Integer, nullable=False),
+    sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_cycles_as_of", "as_of"),
+)
+
+DECISION_COLUMNS = [c.name for c in decisions.columns if c.name != "id"]
+STATE_COLUMNS = [c.name for c in brand_state.columns]
+
+
+class LedgerError(Exception):
+    """The ledger could not be opened or written; the message never contains a password."""
+
+
+def mask_url(url: str | URL) -> str:
+    """The URL as it may be shown anywhere: the password replaced by ***."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "<unparseable database URL>"
+
+
+def resolve_ledger_url(url: str, root: Path | None = None) -> URL:
+    """Resolve a relative SQLite path against root and add the password from the environment."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        db = Path(parsed.database).expanduser()
+        if not db.is_absolute() and root is not None:
+            db = root / db
+        db.parent.mkdir(parents=True, exist_ok=True)
+        parsed = parsed.set(database=str(db))
+    password = os.environ.get("BRANDSTEPS_LEDGER_PASSWORD")
+    if password and parsed.password is None and parsed.get_backend_name() != "sqlite":
+        parsed = parsed.set(password=password)
+    return parsed
+
+
+def _sqlite_begin_immediate(engine: Engine) -> None:
+    """Writers take SQLite's write lock at BEGIN and wait for it instead of failing 'locked'."""
+
+    @sa.event.listens_for(engine, "connect")
+    def _connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA busy_timeout=120000")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.close()
+
+    @sa.event.listens_for(engine, "begin")
+    def _begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+@dataclass
+class WriteResult:
+    cycle_id: str
+    written: int
+    already_decided: int
+    conflicts: int
+
+
+class Ledger:
+    """Reads and writes of the decision ledger."""
+
+    def __init__(self, url: str | URL, root: Path | None = None):
+        self.url = resolve_ledger_url(str(url) if isinstance(url, str) else url.render_as_string(hide_password=False), root)
+        self.display_url = mask_url(self.url)
+        backend = self.url.get_backend_name()
+        kwargs: dict[str, Any] = {}
+        if backend == "sqlite":
+            kwargs["connect_args"] = {"timeout": 120}
+        try:
+            self.engine = sa.create_engine(self.url, **kwargs)
+        except Exception as exc:  # bad driver names and the like
+            raise LedgerError(f"cannot open the ledger {self.display_url}: {type(exc).__name__}") from None
+        if backend == "sqlite":
+            _sqlite_begin_immediate(self.engine)
+        self.backend = backend
+
+    def create(self) -> None:
+        try:
+            metadata.create_all(self.engine)
+        except sa.exc.OperationalError as exc:
+            raise LedgerError(f"cannot open the ledger {self.display_url}: {_short(exc)}") from None
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def _write(self) -> Iterator[sa.Connection]:
+        with self.engine.begin() as conn:
+            if self.backend == "postgresql":
+                # One writer at a time per ledger; released at commit or when the process dies.
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": 0x5E795})
+            yield conn
+
+    # ------------------------------------------------------------ reads
+
+    def read_state(self, brand_ids: list[str] | None = None) -> pd.DataFrame:
+        """Current state per brand (index brand_id); brands never decided are absent."""
+        query = sa.select(brand_state)
+        with self.engine.connect() as conn:
+            frame = pd.read_sql(query, conn)
+        frame = frame.set_index("brand_id")
+        if brand_ids is not None:
+            frame = frame[frame.index.isin(brand_ids)]
+        return frame
+
+    def decisions_for(self, as_of: date) -> pd.DataFrame:
+        with self.engine.connect() as conn:
+            return pd.read_sql(sa.select(decisions).where(decisions.c.as_of == as_of), conn)
+
+    def decision(self, brand_id: str, as_of: date | None = None) -> dict[str, Any] | None:
+        query = sa.select(decisions).where(decisions.c.brand_id == brand_id)
+        query = query.where(decisions.c.as_of == as_of) if as_of else query.order_by(decisions.c.as_of.desc()).limit(1)
+        with self.engine.connect() as conn:
+            row = conn.execute(query).mappings().first()
+        return dict(row) if row else None
+
+    def history(self, brand_id: str) -> pd.DataFrame:
+        """The brand's stage changes in the order they happened."""
+        with self.engine.connect() as conn:
+            return pd.read_sql(
+                sa.select(stage_changes).where(stage_changes.c.brand_id == brand_id).order_by(stage_changes.c.id), conn
+            )
+
+    def all_stage_changes(self) -> pd.DataFrame:
+        with self.engine.connect() as conn:
+            return pd.read_sql(sa.select(stage_changes).order_by(stage_changes.c.id), conn)
+
+    def last_cycle(self) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(cycles).order_by(cycles.c.as_of.desc(), cycles.c.recorded_at.desc()).limit(1)).mappings().first()
+        return dict(row) if row else None
+
+    def count_decisions(self) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(sa.select(sa.func.count()).select_from(decisions)).scalar_one())
+
+    # ------------------------------------------------------------ writes
+
+    def record_cycle(self, frame: pd.DataFrame, as_of: date, flow_run_id: str | None, expected_last: pd.Series, quarantined: int = 0) -> WriteResult:
+        """Write a cycle's decisions, state changes and stage changes in one transaction.
+
+        A brand already decided for as_of is left alone (idempotent rerun); a brand whose state
+        changed since it was read (a concurrent cycle) is skipped and counted as a conflict.
+        """
+        cycle_id = str(uuid.uuid4())
+        now = datetime.now(timezone.utc)
+        with self._write() as conn:
+            decided = {r[0] for r in conn.execute(sa.select(decisions.c.brand_id).where(decisions.c.as_of == as_of))}
+            current = dict(conn.execute(sa.select(brand_state.c.brand_id, brand_state.c.last_as_of)).all()) if len(frame) else {}
+            ids = frame["brand_id"].to_numpy(dtype=object) if len(frame) else np.array([], dtype=object)
+            already = np.isin(ids, list(decided)) if decided else np.zeros(len(ids), bool)
+            now_last = pd.Series(current, dtype=object).reindex(ids)
+            expect = expected_last.reindex(ids)
+            same = (now_last.isna() & expect.isna()) | (pd.to_datetime(now_last) == pd.to_datetime(expect))
+            conflict = ~already & ~same.to_numpy(dtype=bool)
+            todo = frame[~already & ~conflict]
+            if len(todo):
+                self._insert_decisions(conn, todo, cycle_id, flow_run_id, now)
+                self._upsert_state(conn, todo, as_of, now)
+                self._insert_changes(conn, todo, as_of, cycle_id, now)
+            conn.execute(
+                cycles.insert().values(
+                    cycle_id=cycle_id, as_of=as_of, flow_run_id=flow_run_id, decided=len(todo),
+                    skipped=int(already.sum() + conflict.sum()), quarantined=quarantined, recorded_at=now,
+                )
+            )
+        return WriteResult(cycle_id, len(todo), int(already.sum()), int(conflict.sum()))
+
+    def _insert_decisions(self, conn: sa.Connection, todo: pd.DataFrame, cycle_id: str, flow_run_id: str | None, now: datetime) -> None:
+        out = todo[[c for c in DECISION_COLUMNS if c in todo.columns]].copy()
+        out["cycle_id"] = cycle_id
+        out["flow_run_id"] = flow_run_id
+        out["decided_at"] = now
+        out["as_of"] = pd.to_datetime(out["as_of"]).dt.date
+        out["score"] = out["score"].astype(object).where(out["score"].notna(), None)
+        records = out.to_dict("records")
+        conn.execute(decisions.insert(), records)
+
+    def _upsert_state(self, conn: sa.Connection, todo: pd.DataFrame, as_of: date, now: datetime) -> None:
+        state = pd.DataFrame(
+            {
+                "brand_id": todo["brand_id"].to_numpy(),
+                "stage": todo["to_stage"].to_numpy(),
+                "stage_entered_on": pd.to_datetime(todo["stage_entered_on"]).dt.date.to_numpy(),
+                "pass_streak": todo["pass_streak"].astype(int).to_numpy(),
+                "awaiting": todo["awaiting"].astype(bool).to_numpy(),
+                "awaiting_since": todo["awaiting_since"].to_numpy(),
+                **{c: todo[c].astype(int).to_numpy() for c in GUARD_COLUMNS},
+                "last_as_of": as_of,
+                "updated_at": now,
+            }
+        )
+        records = state.astype(object).where(state.notna(), None).to_dict("records")
+        ids = list(state["brand_id"])
+        # delete + insert is one portable upsert inside the transaction
+        for chunk in range(0, len(ids), 500):
+            conn.execute(brand_state.delete().where(brand_state.c.brand_id.in_(ids[chunk : chunk + 500])))
+        conn.execute(brand_state.insert(), records)
+
+    def _insert_changes(self, conn: sa.Connection, todo: pd.DataFrame, as_of: date, cycle_id: str, now: datetime) -> None:
+        moved = todo[todo["action"].isin(list(MOVING_ACTIONS))]
+        if moved.empty:
+            return
+        rows = pd.DataFrame(
+            {
+                "brand_id": moved["brand_id"],
+                "as_of": as_of,
+                "from_stage": moved["stage"],
+                "to_stage": moved["to_stage"],
+                "action": moved["action"],
+                "cause": "decision",
+                "actor": None,
+                "reason": moved["action_reason"],
+                "cycle_id": cycle_id,
+                "recorded_at": now,
+            }
+        )
+        conn.execute(stage_changes.insert(), rows.astype(object).where(rows.notna(), None).to_dict("records"))
+
+    def resolve_approval(self, brand_id: str, *, by: str, reason: str, approve: bool, cause: str | None = None) -> dict[str, Any]:
+        """Approve (advance or graduate) or reject (hold, streak restarts) a brand awaiting approval."""
+        now = datetime.now(timezone.utc)
+        with self._write() as conn:
+            row = conn.execute(sa.select(brand_state).where(brand_state.c.brand_id == brand_id)).mappings().first()
+            if row is None or not row["awaiting"]:
+                raise LedgerError(f"{brand_id} is not awaiting approval")
+            stage = row["stage"]
+            idx = STAGE_IDS.index(stage)
+            to_stage = stage if not approve else (STAGE_IDS[idx + 1] if idx + 1 < len(STAGE_IDS) else GRADUATED)
+            action = ("graduate" if to_stage == GRADUATED else "advance") if approve else "hold"
+            values: dict[str, Any] = {"awaiting": False, "awaiting_since": None, "pass_streak": 0, "updated_at": now}
+            if approve:
+                values.update(stage=to_stage, stage_entered_on=row["last_as_of"] + timedelta(days=1), **{c: 0 for c in GUARD_COLUMNS})
+            conn.execute(brand_state.update().where(brand_state.c.brand_id == brand_id).values(**values))
+            change = {
+                "brand_id": brand_id, "as_of": row["last_as_of"], "from_stage": stage, "to_stage": to_stage,
+                "action": action, "cause": cause or ("approval" if approve else "rejection"), "actor": by,
+                "reason": reason, "cycle_id": None, "recorded_at": now,
+            }
+            conn.execute(stage_changes.insert().values(**change))
+        return change
+
+
+def _short(exc: Exception) -> str:
+    text = str(getattr(exc, "orig", exc)).strip().splitlines()[0] if str(exc) else type(exc).__name__
+    return text[:200]

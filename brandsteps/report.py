@@ -1,0 +1,191 @@
+"""Human-readable renderings of cycles and decisions: markdown for Prefect artifacts, text for the CLI."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pandas as pd
+
+from brandsteps.catalogue import EXITED, GMV_FACTORS, GRADUATED, METRICS, STAGE_IDS
+from brandsteps.cycle import FUNNEL_ORDER, CycleSummary
+
+STAGE_TITLES = {
+    "affiliate_trial": "1 Affiliate trial",
+    "public_traffic": "2 Public traffic",
+    "self_broadcast": "3 Self-broadcast",
+    "private_repurchase": "4 Private repurchase",
+    "channel_exclusive": "5 Channel exclusive",
+    GRADUATED: "Graduated",
+    EXITED: "Exited",
+}
+FACTOR_LABELS = {
+    "uv": "UV (visitors)",
+    "watch_minutes_per_uv": "watch minutes per visitor",
+    "conversion_per_watch_minute": "buyers per watch minute",
+    "repurchase_frequency": "orders per buyer",
+    "aov": "AOV per order",
+}
+
+
+def show_value(metric: str, value: float | None) -> str:
+    """A metric value as a person reads it: ¥ with separators, percentages, plain counts."""
+    if value is None or value != value:
+        return "n/a"
+    unit = METRICS[metric].unit if metric in METRICS else "ratio"
+    if unit == "money":
+        return f"¥{value:,.2f}"
+    if unit == "share":
+        return f"{value * 100:.2f}%"
+    if unit in {"count", "days"}:
+        return f"{value:,.0f}"
+    return f"{value:,.4g}" if abs(value) < 1e4 else f"{value:,.0f}"
+
+
+def funnel_rows(funnel: dict[str, int]) -> list[dict[str, Any]]:
+    total = sum(funnel.values()) or 1
+    return [
+        {"stage": STAGE_TITLES[s], "brands": funnel.get(s, 0), "share": f"{funnel.get(s, 0) / total:.0%}"}
+        for s in FUNNEL_ORDER
+    ]
+
+
+def funnel_text(funnel: dict[str, int]) -> str:
+    width = max(funnel.values() or [1]) or 1
+    lines = []
+    for s in FUNNEL_ORDER:
+        n = funnel.get(s, 0)
+        lines.append(f"  {STAGE_TITLES[s]:<22} {n:>6}  {'█' * max(0, round(30 * n / width))}")
+    return "\n".join(lines)
+
+
+def summary_markdown(summary: CycleSummary) -> str:
+    rows = "\n".join(f"| {r['stage']} | {r['brands']} | {r['share']} |" for r in funnel_rows(summary.funnel))
+    verdicts = ", ".join(f"{k} {v}" for k, v in summary.verdicts.items()) or "none"
+    actions = ", ".join(f"{k} {v}" for k, v in summary.actions.items() if v) or "none"
+    notes = []
+    if summary.already_decided:
+        notes.append(f"- {summary.already_decided} brands were already decided for this day (rerun: nothing changed)")
+    if summary.later_decided:
+        notes.append(f"- {summary.later_decided} brands skipped: a later day is already decided")
+    if summary.quarantined_rows:
+        notes.append(f"- {summary.quarantined_rows} metric rows quarantined (see the quarantined-rows artifact)")
+    if summary.errors:
+        notes.append(f"- ERROR (data failed validation): {', '.join(summary.errors[:20])}")
+    if summary.overdue:
+        notes.append(f"- overdue (past max_days_in_stage): {', '.join(summary.overdue[:20])}")
+    return (
+        f"# Onboarding cycle {summary.as_of}\n\n"
+        f"Decided **{summary.decided}** brands. Verdicts: {verdicts}. Actions: {actions}.\n\n"
+        "| stage | brands | share |\n|---|---:|---:|\n" + rows + "\n\n" + "\n".join(notes) + "\n"
+    )
+
+
+def changes_rows(decisions: pd.DataFrame, names: pd.Series) -> list[dict[str, Any]]:
+    """Decisions that changed something (a move, an approval wait, or an overdue flag)."""
+    if decisions.empty:
+        return []
+    changed = decisions[(decisions["action"] != "hold") | decisions["overdue"]]
+    return [
+        {
+            "brand": f"{r.brand_id} {names.get(r.brand_id, '')}".strip(),
+            "from": r.stage,
+            "action": r.action,
+            "to": r.to_stage,
+            "verdict": r.verdict,
+            "overdue": "yes" if r.overdue else "",
+            "why": r.action_reason if r.action != "hold" else r.reason,
+        }
+        for r in changed.itertuples()
+    ]
+
+
+def quarantine_rows(quarantine: pd.DataFrame, limit: int = 500) -> list[dict[str, Any]]:
+    q = quarantine.head(limit).astype(object).where(quarantine.head(limit).notna(), "")
+    return [{k: str(v) for k, v in row.items()} for row in q.to_dict("records")]
+
+
+def _criteria(decision: dict[str, Any]) -> list[dict[str, Any]]:
+    items = decision.get("criteria") or "[]"
+    return json.loads(items) if isinstance(items, str) else list(items)
+
+
+def _factors(decision: dict[str, Any]) -> dict[str, Any]:
+    items = decision.get("gmv_factors") or "{}"
+    return json.loads(items) if isinstance(items, str) else dict(items)
+
+
+def brand_report_markdown(decision: dict[str, Any], name: str, history: pd.DataFrame) -> str:
+    """The per-brand decision report: verdict, criteria vs thresholds with reasons, GMV factors."""
+    lines = [
+        f"# {name} ({decision['brand_id']}) — {decision['as_of']}",
+        "",
+        f"**Stage** {STAGE_TITLES.get(decision['stage'], decision['stage'])} · **verdict** {decision['verdict']} · "
+        f"**action** {decision['action']} → {STAGE_TITLES.get(decision['to_stage'], decision['to_stage'])}",
+        "",
+        f"- Why: {decision['reason']}",
+        f"- Action: {decision['action_reason']}",
+        f"- Days in stage: {decision['days_in_stage']}; passes in a row: {decision['pass_streak']}"
+        + ("; **overdue**" if decision.get("overdue") else ""),
+        f"- Policy version {decision['policy_version']}",
+        "",
+        "| criterion | kind | value | op | threshold | result | reason |",
+        "|---|---|---:|:-:|---:|---|---|",
+    ]
+    for c in _criteria(decision):
+        label = c["metric"] if c["role"] == "criterion" else f"{c['metric']} (guardrail {c['source_stage']})"
+        kind = c["kind"] + (" shadow" if c.get("shadow") else "")
+        lines.append(
+            f"| {label} | {kind} | {show_value(c['metric'], c['value'])} | {c['op']} | "
+            f"{show_value(c['metric'], c['threshold'])} | {c['result']} | {c['reason']} |"
+        )
+    factors = _factors(decision)
+    if factors:
+        lines += ["", "## GMV = UV × watch time × conversion × repurchase × AOV", "", "| factor | value |", "|---|---:|"]
+        for f in GMV_FACTORS:
+            lines.append(f"| {FACTOR_LABELS[f]} | {show_value(f, factors.get(f))} |")
+        lines.append(f"| **window GMV** | **{show_value('gmv', factors.get('gmv'))}** |")
+    if len(history):
+        lines += ["", "## Stage history", "", "| day | from | to | action | by | reason |", "|---|---|---|---|---|---|"]
+        for r in history.itertuples():
+            lines.append(f"| {r.as_of} | {r.from_stage} | {r.to_stage} | {r.action} | {r.actor or r.cause} | {r.reason} |")
+    return "\n".join(lines) + "\n"
+
+
+def explain_text(decision: dict[str, Any], name: str, history: pd.DataFrame) -> str:
+    """The same evidence as the report, laid out for a terminal."""
+    out = [
+        f"{name} ({decision['brand_id']}) on {decision['as_of']}",
+        f"  stage    {decision['stage']}  (day {decision['days_in_stage']} in stage, {decision['pass_streak']} passes in a row)",
+        f"  verdict  {decision['verdict']}: {decision['reason']}",
+        f"  action   {decision['action']} -> {decision['to_stage']}: {decision['action_reason']}",
+    ]
+    if decision.get("overdue"):
+        out.append("  OVERDUE  past max_days_in_stage")
+    crit = _criteria(decision)
+    if crit:
+        out.append("  criteria")
+        for c in crit:
+            tag = "" if c["role"] == "criterion" else f" [guardrail {c['source_stage']}]"
+            mark = {"pass": "ok  ", "fail": "FAIL", "no_value": "n/a "}[c["result"]]
+            out.append(
+                f"    {mark} {c['kind']:<6} {c['metric']:<28} {show_value(c['metric'], c['value']):>14} "
+                f"{c['op']:>2} {show_value(c['metric'], c['threshold']):<12}{tag}"
+            )
+    factors = _factors(decision)
+    if factors:
+        out.append("  GMV factors")
+        for f in GMV_FACTORS:
+            out.append(f"    {FACTOR_LABELS[f]:<28} {show_value(f, factors.get(f)):>16}")
+        out.append(f"    {'window GMV':<28} {show_value('gmv', factors.get('gmv')):>16}")
+    if len(history):
+        out.append("  stage history")
+        for r in history.itertuples():
+            out.append(f"    {r.as_of} {r.from_stage} -> {r.to_stage} ({r.action}{', by ' + r.actor if r.actor else ''})")
+    out.append(f"  policy {decision['policy_version']}, flow run {decision.get('flow_run_id') or '-'}")
+    return "\n".join(out)
+
+
+def stage_sort_key(stage: str) -> int:
+    order = (*STAGE_IDS, GRADUATED, EXITED)
+    return order.index(stage) if stage in order else len(order)

@@ -1,0 +1,47 @@
+"""Resolve where a run reads and writes: command line over environment over onboarding.yaml."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from brandsteps.config import Portfolio
+from brandsteps.ledger import Ledger
+from brandsteps.metrics_source import MetricsSource
+
+
+@dataclass(frozen=True)
+class RunTargets:
+    """The metrics source and ledger of one run, with the project root they resolve against."""
+
+    metrics: MetricsSource
+    ledger_url: str
+    project_root: Path
+    timezone: str
+
+    def open_ledger(self) -> Ledger:
+        ledger = Ledger(self.ledger_url, self.project_root)
+        ledger.create()
+        return ledger
+
+
+def targets(portfolio: Portfolio, metrics: str | None = None, ledger: str | None = None) -> RunTargets:
+    project_root = portfolio.root.parent
+    spec = metrics if metrics else portfolio.onboarding.metrics
+    return RunTargets(
+        metrics=MetricsSource.parse(spec, project_root),
+        ledger_url=ledger or portfolio.onboarding.ledger,
+        project_root=project_root,
+        timezone=portfolio.onboarding.timezone,
+    )
+
+
+def today_in(tz: str) -> date:
+    return datetime.now(ZoneInfo(tz)).date()
+
+
+def yesterday_in(tz: str) -> date:
+    """A daily cycle decides the last complete day."""
+    return today_in(tz) - timedelta(days=1)

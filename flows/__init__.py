@@ -1,0 +1,1 @@
+"""Prefect flows: each puts tasks in order for one job."""

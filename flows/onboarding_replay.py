@@ -1,0 +1,74 @@
+"""Flow onboarding-replay: decide a run of days in date order (catch-up after downtime, the demo)."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import asdict
+from datetime import date, timedelta
+
+from prefect import flow, task
+from prefect.artifacts import create_progress_artifact, update_progress_artifact
+from prefect.cache_policies import NONE
+from prefect.runtime import flow_run
+
+from brandsteps.config import Portfolio
+from brandsteps.cycle import CycleSummary, brand_table, metrics_start, run_day
+from brandsteps.ledger import Ledger
+from brandsteps.metrics_source import MetricsBatch
+from brandsteps.settings import targets, today_in
+from tasks.configs import load_configs
+from tasks.metrics import load_daily_metrics
+
+
+@task(name="cycle-day", cache_policy=NONE, task_run_name="cycle-{as_of}")
+def decide_day(portfolio: Portfolio, history: MetricsBatch, ledger: Ledger, as_of: date, brands: object) -> CycleSummary:
+    return run_day(portfolio, history, ledger, as_of, flow_run.get_id(), brands)  # type: ignore[arg-type]
+
+
+def _show(done: int, total: int, line: str) -> None:
+    if sys.stderr.isatty():
+        sys.stderr.write(f"\r  [{done:>4}/{total}] {line[:110]:<110}")
+        if done == total:
+            sys.stderr.write("\n")
+    elif done == total or done % max(1, total // 10) == 0:
+        sys.stderr.write(f"  [{done:>4}/{total}] {line}\n")
+    sys.stderr.flush()
+
+
+@flow(name="onboarding-replay", log_prints=True)
+def onboarding_replay(
+    start: date,
+    end: date,
+    configs: str = "configs",
+    metrics: str | None = None,
+    ledger: str | None = None,
+    show_progress: bool = False,
+) -> list[dict[str, object]]:
+    """Run the daily cycle for every day from start to end, in date order, into the ledger.
+
+    Args:
+        start: First day to decide.
+        end: Last day to decide (inclusive).
+        configs: The configs folder.
+        metrics: Metrics source overriding onboarding.yaml.
+        ledger: Ledger SQLAlchemy URL overriding onboarding.yaml.
+        show_progress: Also print progress to the terminal (the UI shows a progress artifact).
+    """
+    if end < start:
+        raise ValueError(f"end {end} is before start {start}")
+    portfolio = load_configs(configs)
+    where = targets(portfolio, metrics, ledger)
+    led = where.open_ledger()
+    history = load_daily_metrics(where.metrics, end, today_in(where.timezone), metrics_start(portfolio, start))
+    brands = brand_table(portfolio)
+    days = [start + timedelta(days=i) for i in range((end - start).days + 1)]
+    progress = create_progress_artifact(progress=0.0, key="replay-progress", description=f"Replay {start} to {end}")
+    summaries = []
+    for i, day in enumerate(days, start=1):
+        summary = decide_day(portfolio, history, led, day, brands)
+        summaries.append(asdict(summary))
+        update_progress_artifact(artifact_id=progress, progress=100.0 * i / len(days))
+        if show_progress:
+            _show(i, len(days), summary.line())
+    print(f"Replayed {len(days)} days from {start} to {end}")
+    return summaries

@@ -1,0 +1,1 @@
+"""Prefect tasks: thin wrappers over the brandsteps core adding retries, logging and artifacts."""

@@ -1,0 +1,40 @@
+"""Tasks: read the brands' ledger state and record a cycle's decisions in one transaction."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pandas as pd
+from prefect import get_run_logger, task
+from prefect.cache_policies import NONE
+
+from brandsteps.config import Portfolio
+from brandsteps.cycle import expected_versions, prepare_cohorts
+from brandsteps.ledger import Ledger, WriteResult
+
+
+def _db_hiccup(_task: object, _run: object, state: object) -> bool:
+    try:
+        state.result()  # type: ignore[attr-defined]
+    except Exception as exc:
+        return type(exc).__name__ in {"OperationalError", "InterfaceError", "DisconnectionError", "TimeoutError"}
+    return False
+
+
+@task(name="read-ledger", cache_policy=NONE, retries=3, retry_delay_seconds=[1, 4, 10], retry_condition_fn=_db_hiccup)
+def read_cohorts(portfolio: Portfolio, ledger: Ledger, as_of: date) -> pd.DataFrame:
+    """Every configured brand with its current stage, clock and streaks for as_of."""
+    cohorts = prepare_cohorts(portfolio, ledger.read_state(), as_of)
+    get_run_logger().info("Ledger %s: %d brands due for %s", ledger.display_url, int((cohorts["status"] == "due").sum()), as_of)
+    return cohorts
+
+
+@task(name="record-decisions", cache_policy=NONE, retries=3, retry_delay_seconds=[1, 4, 10], retry_condition_fn=_db_hiccup)
+def record_decisions(ledger: Ledger, decisions: pd.DataFrame, cohorts: pd.DataFrame, as_of: date, flow_run_id: str | None, quarantined: int) -> WriteResult:
+    """All decisions, state and stage changes of the cycle in one transaction (all or nothing)."""
+    result = ledger.record_cycle(decisions, as_of, flow_run_id, expected_versions(cohorts), quarantined)
+    get_run_logger().info(
+        "Recorded %d decisions (%d already decided, %d changed concurrently)",
+        result.written, result.already_decided, result.conflicts,
+    )
+    return result

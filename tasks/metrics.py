@@ -1,0 +1,43 @@
+"""Tasks: read and validate the daily metrics, then compute every brand's window metrics."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pandas as pd
+from prefect import get_run_logger, task
+from prefect.cache_policies import NONE
+
+from brandsteps.cycle import data_errors, window_metrics_for
+from brandsteps.metrics_source import MetricsBatch, MetricsReadError, MetricsSource, load_metrics
+
+
+def _transient(_task: object, _run: object, state: object) -> bool:
+    """Retry I/O hiccups; a missing file or a malformed table will not fix itself."""
+    try:
+        state.result()  # type: ignore[attr-defined]
+    except MetricsReadError:
+        return False
+    except (OSError, ConnectionError, TimeoutError):
+        return True
+    except Exception as exc:  # SQLAlchemy's OperationalError and friends
+        return type(exc).__name__ in {"OperationalError", "InterfaceError", "DisconnectionError"}
+    return False
+
+
+@task(name="load-metrics", cache_policy=NONE, retries=3, retry_delay_seconds=[1, 4, 10], retry_condition_fn=_transient)
+def load_daily_metrics(source: MetricsSource, as_of: date, today: date, start: date | None) -> MetricsBatch:
+    batch = load_metrics(source, as_of=as_of, today=today, start=start)
+    logger = get_run_logger()
+    logger.info("Read %d valid rows from %s", len(batch.daily), source.describe())
+    if len(batch.quarantine):
+        logger.warning("Quarantined %d rows (see the quarantined-rows artifact)", len(batch.quarantine))
+    if batch.unknown_columns:
+        logger.info("Ignored unknown columns: %s", ", ".join(batch.unknown_columns))
+    return batch
+
+
+@task(name="window-metrics", cache_policy=NONE)
+def compute_windows(batch: MetricsBatch, cohorts: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
+    """Window metrics of every due brand at once, and each brand's data-validation problems."""
+    return window_metrics_for(batch, cohorts), data_errors(batch, cohorts)
