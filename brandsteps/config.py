@@ -334,7 +334,7 @@ def _loc_to_path(loc: Iterable[Any]) -> str:
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif part in {"function-after[_threshold_in_range()]", "str", "SqlMetrics"}:
+        elif part in {"function-after[_threshold_in_range()]", "str", "SqlMetrics", "[key]"}:
             continue  # pydantic's internal branch names, not the user's field path
         else:
             out += ("." if out else "") + str(part)

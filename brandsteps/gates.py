@@ -96,7 +96,7 @@ def stage_rules(portfolio: Portfolio, cohort: pd.DataFrame, stage_id: str) -> St
     graduated = stage_id == GRADUATED
     stage = None if graduated else playbook.stage(stage_id)
     guard_stages = playbook.stages if graduated else playbook.stages[: STAGE_IDS.index(stage_id)]
-    overridden = np.array([portfolio.brands[b].has_overrides() for b in ids], dtype=bool) if len(ids) else np.zeros(0, bool)
+    overridden = np.isin(ids, list(portfolio.brand_versions))  # brands with overrides have their own version
 
     plain_ids, plain_tiers = ids[~overridden], tiers[~overridden]
     parts = [] if stage is None else [_criteria_rows(plain_ids, plain_tiers, stage.criteria, "criterion", stage_id)]
@@ -113,17 +113,29 @@ def stage_rules(portfolio: Portfolio, cohort: pd.DataFrame, stage_id: str) -> St
     )
     samples = [sample]
     # Overrides are per-brand configuration, so these few brands are assembled one by one.
+    records: list[dict[str, object]] = []
+    patched: dict[str, list[object]] = {}
+
+    def add(brand_id: str, tier: str, items: list[Criterion], role: str, source: str) -> None:
+        records.extend(
+            {"brand_id": brand_id, "role": role, "source_stage": source, "metric": c.metric, "op": c.op,
+             "threshold": c.threshold_for(tier), "kind": c.kind, "weight": c.weight, "shadow": c.shadow}
+            for c in items
+        )
+
     for brand_id, tier in zip(ids[overridden], tiers[overridden], strict=True):
         brand = portfolio.brands[brand_id]
-        one = np.array([brand_id], dtype=object)
-        tier_arr = np.array([tier])
         if stage is not None:
             eff = portfolio.effective_stage(brand, stage_id)
-            parts.append(_criteria_rows(one, tier_arr, eff.criteria, "criterion", stage_id))
-            params.loc[brand_id, list(defaults)] = list(_stage_params(eff).values())
+            add(brand_id, tier, eff.criteria, "criterion", stage_id)
+            patched[brand_id] = list(_stage_params(eff).values())
             samples.append(pd.DataFrame({"brand_id": brand_id, "key": list(eff.min_sample), "minimum": list(eff.min_sample.values())}))
         for g in guard_stages:
-            parts.append(_criteria_rows(one, tier_arr, portfolio.effective_stage(brand, g.id).guardrails, "guardrail", g.id))
+            add(brand_id, tier, portfolio.effective_stage(brand, g.id).guardrails, "guardrail", g.id)
+    if records:
+        parts.append(pd.DataFrame.from_records(records, columns=CRITERIA_COLUMNS))
+    if patched:
+        params.update(pd.DataFrame.from_dict(patched, orient="index", columns=list(defaults)))
     criteria = pd.concat([p for p in parts if len(p)], ignore_index=True) if any(len(p) for p in parts) else pd.DataFrame(columns=CRITERIA_COLUMNS)
     samples_frame = pd.concat(samples, ignore_index=True)
     return StageRules(params, criteria, samples_frame)
@@ -172,6 +184,7 @@ class Evidence:
     params: pd.DataFrame
     deciding: pd.DataFrame  # evaluated rows that decide the verdict (no shadow)
     sample: pd.DataFrame  # brand_id, key, minimum, value
+    score: pd.Series  # weighted share of passing should-criteria per brand
 
 
 Rule = Callable[[Evidence], tuple[np.ndarray, pd.Series]]
@@ -208,16 +221,16 @@ def _must_failed(ev: Evidence) -> tuple[np.ndarray, pd.Series]:
     return (reasons != "").to_numpy(), reasons
 
 
-def score(ev: Evidence) -> pd.Series:
+def score(deciding: pd.DataFrame, index: pd.Index) -> pd.Series:
     """Weighted share of passing should-criteria; 1.0 when a stage has none."""
-    d = ev.deciding[ev.deciding["kind"] == "should"]
-    total = d.groupby("brand_id", sort=False)["weight"].sum().reindex(ev.cohort.index)
-    passed = d[d["result"] == "pass"].groupby("brand_id", sort=False)["weight"].sum().reindex(ev.cohort.index).fillna(0.0)
+    d = deciding[deciding["kind"] == "should"]
+    total = d.groupby("brand_id", sort=False)["weight"].sum().reindex(index)
+    passed = d[d["result"] == "pass"].groupby("brand_id", sort=False)["weight"].sum().reindex(index).fillna(0.0)
     return (passed / total).where(total > 0, 1.0)
 
 
 def _score_short(ev: Evidence) -> tuple[np.ndarray, pd.Series]:
-    s, least = score(ev), ev.params["pass_score"].astype(float)
+    s, least = ev.score, ev.params["pass_score"].astype(float)
     d = ev.deciding
     failed = _join_by_brand(d[(d["kind"] == "should") & (d["result"] == "fail")], ev.cohort.index)
     text = "score " + fmt(s) + " < pass_score " + fmt(least) + " (" + failed + ")"
@@ -225,7 +238,7 @@ def _score_short(ev: Evidence) -> tuple[np.ndarray, pd.Series]:
 
 
 def _passed(ev: Evidence) -> pd.Series:
-    s, least = score(ev), ev.params["pass_score"].astype(float)
+    s, least = ev.score, ev.params["pass_score"].astype(float)
     return pd.Series("all must criteria pass; score " + fmt(s) + " >= pass_score " + fmt(least), index=ev.cohort.index)
 
 
@@ -278,9 +291,10 @@ def _guardrail_trips(evaluated: pd.DataFrame, cohort: pd.DataFrame, params_by_st
     reasons = pd.Series("", index=cohort.index, dtype=object)
     if g.empty:
         return streaks, tripped, reasons
-    by = g.groupby(["brand_id", "source_stage"], sort=False)["result"]
-    failed = by.agg(lambda r: (r == "fail").any()).unstack()
-    complete = by.agg(lambda r: (r != "no_value").all()).unstack()
+    flags = g.assign(failed=g["result"] == "fail", complete=g["result"] != "no_value")
+    by = flags.groupby(["brand_id", "source_stage"], sort=False)
+    failed = by["failed"].any().unstack()
+    complete = by["complete"].all().unstack()
     valid = cohort["data_error"].fillna("").astype(str) == ""
     for stage_id in STAGE_IDS:  # five fixed stages, not brands
         if stage_id not in failed.columns:
@@ -322,9 +336,9 @@ def decide_stage(portfolio: Portfolio, stage_id: str, cohort: pd.DataFrame, metr
     sample_rows = metrics.index.get_indexer(sample["brand_id"])
     sample_cols = metrics.columns.get_indexer(np.where(sample["key"] == "days_with_data", "days_with_data", "sum_" + sample["key"].astype(str)))
     sample["value"] = metrics.to_numpy(dtype=float)[np.maximum(sample_rows, 0), np.maximum(sample_cols, 0)] if len(sample) else []
-    ev = Evidence(cohort, params, deciding, sample)
+    ev = Evidence(cohort, params, deciding, sample, score(deciding, cohort.index))
     verdict, reason = verdicts(ev)
-    brand_score = score(ev).to_numpy()
+    brand_score = ev.score.to_numpy()
 
     consecutive_by_stage = {s.id: s.consecutive_passes for s in portfolio.playbook.stages}
     guard_streaks, tripped, guard_reason = _guardrail_trips(evaluated, cohort, consecutive_by_stage)

@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -235,7 +235,7 @@ class Ledger:
         changed since it was read (a concurrent cycle) is skipped and counted as a conflict.
         """
         cycle_id = str(uuid.uuid4())
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         with self._write() as conn:
             decided = {r[0] for r in conn.execute(sa.select(decisions.c.brand_id).where(decisions.c.as_of == as_of))}
             current = dict(conn.execute(sa.select(brand_state.c.brand_id, brand_state.c.last_as_of)).all()) if len(frame) else {}
@@ -311,7 +311,7 @@ class Ledger:
 
     def resolve_approval(self, brand_id: str, *, by: str, reason: str, approve: bool, cause: str | None = None) -> dict[str, Any]:
         """Approve (advance or graduate) or reject (hold, streak restarts) a brand awaiting approval."""
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         with self._write() as conn:
             row = conn.execute(sa.select(brand_state).where(brand_state.c.brand_id == brand_id)).mappings().first()
             if row is None or not row["awaiting"]:

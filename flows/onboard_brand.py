@@ -8,8 +8,8 @@ from datetime import date
 from prefect import flow
 
 from brandsteps.report import brand_report_markdown
-from flows.onboarding_cycle import fail_if_every_brand_errored, only_brand, run_cycle_steps
 from brandsteps.settings import yesterday_in
+from flows.onboarding_cycle import fail_if_every_brand_errored, only_brand, run_cycle_steps
 from tasks.artifacts import publish_brand_report
 from tasks.configs import load_configs
 

@@ -1,0 +1,718 @@
+"""Synthetic demo portfolios and vectorised daily metrics for the STEPS onboarding flows."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from brandsteps.catalogue import BASE_COLUMNS, TIERS
+
+CATEGORIES: tuple[str, ...] = ("apparel", "beauty", "food", "home", "digital", "mother-baby")
+DEMO_DAYS = 180  # the period that the archetypes' start windows are laid out for
+_DAY = dt.timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class Archetype:
+    """A kind of brand in the demo portfolio: how many there are, when they start, how their data looks."""
+
+    name: str
+    description: str
+    per_50: int  # brands of this kind in a 50-brand demo portfolio
+    synthetic_weight: float  # share of this kind in plan_synthetic_portfolio
+    start_window: tuple[int, int]  # first and last start day within a DEMO_DAYS period
+    stuck_stage: str | None = None  # the stage whose first `must` criterion this brand keeps failing
+    gap: tuple[int, int] | None = None  # (first day after start_date, number of days) without rows
+    refund_spike: tuple[int, int] | None = None  # (first day after start_date, days) refunds ≈ 75% of gmv
+    unmeasured: tuple[str, ...] = ()  # base columns that are never measured (NaN)
+    non_apparel: bool = False  # the anomaly must not be hidden by the apparel refund overrides
+
+
+ARCHETYPES: dict[str, Archetype] = {
+    a.name: a
+    for a in (
+        Archetype("fast_riser", "passes every criterion from day one; graduates in about 115 days", 3, 0.03, (0, 9)),
+        Archetype("steady", "passes every stage; starts staggered so the end funnel is spread", 0, 0.80, (0, 170)),
+        Archetype(
+            "stuck_affiliate_trial", "too few selling affiliates (must) in affiliate_trial", 1, 0.02, (20, 130),
+            stuck_stage="affiliate_trial",
+        ),
+        Archetype(
+            "stuck_public_traffic", "paid ROI well below target (must) in public_traffic", 2, 0.02, (10, 120),
+            stuck_stage="public_traffic",
+        ),
+        Archetype(
+            "stuck_self_broadcast", "self-broadcast GMV share under target, above its guardrail", 1, 0.02, (10, 100),
+            stuck_stage="self_broadcast",
+        ),
+        Archetype(
+            "stuck_private_repurchase", "returning-buyer share under target, above its guardrail", 1, 0.02, (5, 80),
+            stuck_stage="private_repurchase",
+        ),
+        Archetype(
+            "stuck_channel_exclusive", "one exclusive SKU short of the target count", 1, 0.02, (0, 40),
+            stuck_stage="channel_exclusive",
+        ),
+        Archetype(
+            "refund_spike", "refunds jump to ~75% of GMV for 12 days: trips the refund guardrail and demotes",
+            1, 0.01, (0, 40), refund_spike=(76, 12), non_apparel=True,
+        ),
+        Archetype(
+            "data_gaps", "no rows for 9 days early in public_traffic: days_with_data below min_sample",
+            1, 0.01, (10, 100), gap=(20, 9),
+        ),
+        Archetype(
+            "unmeasured_ads", "ad_spend and ad_gmv not measured: paid_roi has no value", 1, 0.01, (10, 100),
+            unmeasured=("ad_spend", "ad_gmv"),
+        ),
+        Archetype(
+            "exit_candidate", "refund rate far above the norm in affiliate_trial, whose on_fail is exit",
+            1, 0.01, (30, 140), non_apparel=True,
+        ),
+        Archetype("awaiting_approval", "good data; public_traffic needs a person's approval", 1, 0.01, (20, 120)),
+        Archetype("paused", "good data; the brand is paused", 1, 0.01, (0, 120)),
+        Archetype("corrupt_row", "good data; corrupt_rows gives it one negative orders and one 7.5 rating", 1, 0.01,
+                  (0, 100)),
+    )
+}
+GOOD_ARCHETYPES: frozenset[str] = frozenset({"fast_riser", "steady", "awaiting_approval", "paused", "corrupt_row"})
+
+# Apparel refunds run at 30–60%: gate them against the category norm in every stage that checks refund_rate.
+APPAREL_GATES: dict[str, dict[str, Any]] = {
+    "affiliate_trial": {"criteria": [{"metric": "refund_rate", "op": "<=", "threshold": 0.65, "kind": "must"}]},
+    "public_traffic": {"guardrails": [{"metric": "refund_rate", "op": "<=", "threshold": 0.7, "kind": "must"}]},
+    "channel_exclusive": {"criteria": [{"metric": "refund_rate", "op": "<=", "threshold": 0.65, "kind": "must"}]},
+}
+
+# Per-tier parameter ranges (lo, hi) for good brands: DOMAIN.md magnitudes, chosen so that every
+# criterion and guardrail of configs/steps.yaml is cleared with a margin of about 25% or more.
+TIER_PROFILES: dict[str, dict[str, tuple[float, float]]] = {
+    "small": {
+        "uv": (3_000, 12_000),  # visitors per day, before growth
+        "watch": (0.6, 0.85),  # watch minutes per visitor (36–51 s)
+        "conv_per_minute": (0.011, 0.0145),  # buyers per watch minute → visitor→buyer 0.7–1.2%
+        "aov": (40, 100),
+        "affiliates": (20, 100),
+        "commission": (0.16, 0.28),
+        "roi": (1.9, 2.5),
+        "live_minutes": (170, 300),
+        "gpm_floor": (520, 520),  # GMV per thousand visitors, without affiliate bursts
+        "followers_floor": (150, 150),  # new followers per day
+        "exclusive_skus": (3, 4),  # at start; one more every 25–45 days
+    },
+    "mid": {
+        "uv": (30_000, 120_000),
+        "watch": (1.1, 1.5),
+        "conv_per_minute": (0.013, 0.0175),
+        "aov": (60, 200),
+        "affiliates": (180, 1_000),
+        "commission": (0.11, 0.24),
+        "roi": (2.5, 4.0),
+        "live_minutes": (320, 540),
+        "gpm_floor": (1_950, 1_950),
+        "followers_floor": (1_500, 1_500),
+        "exclusive_skus": (4, 5),
+    },
+    "large": {
+        "uv": (300_000, 1_100_000),
+        "watch": (1.5, 2.0),
+        "conv_per_minute": (0.013, 0.017),
+        "aov": (80, 300),
+        "affiliates": (1_800, 10_000),
+        "commission": (0.06, 0.20),
+        "roi": (3.2, 6.0),
+        "live_minutes": (480, 900),
+        "gpm_floor": (3_900, 3_900),
+        "followers_floor": (15_000, 15_000),
+        "exclusive_skus": (6, 7),
+    },
+}
+# Refund rate (refund amount / GMV) of good brands by category (DOMAIN.md).
+CATEGORY_REFUND: dict[str, tuple[float, float]] = {
+    "apparel": (0.30, 0.55),
+    "beauty": (0.10, 0.22),
+    "food": (0.03, 0.10),
+    "home": (0.08, 0.20),
+    "digital": (0.08, 0.18),
+    "mother-baby": (0.08, 0.20),
+}
+CATEGORY_AOV: dict[str, float] = {
+    "apparel": 0.8, "beauty": 1.0, "food": 0.7, "home": 1.1, "digital": 1.6, "mother-baby": 1.0,
+}
+# The failing value of each stuck archetype, by tier (between guardrail and target where a guardrail exists).
+STUCK_VALUES: dict[str, dict[str, tuple[float, float]]] = {
+    "stuck_affiliate_trial": {"small": (3, 6), "mid": (30, 60), "large": (300, 600)},  # active affiliates
+    "stuck_public_traffic": {"small": (0.8, 1.05), "mid": (1.0, 1.4), "large": (1.3, 1.8)},  # paid ROI
+    "stuck_self_broadcast": {"small": (0.16, 0.16), "mid": (0.20, 0.20), "large": (0.25, 0.25)},  # self share
+    "stuck_private_repurchase": {"small": (0.15, 0.15), "mid": (0.185, 0.185), "large": (0.225, 0.225)},
+    "stuck_channel_exclusive": {"small": (1, 1), "mid": (2, 2), "large": (4, 4)},  # exclusive SKUs
+}
+EXIT_REFUND = (0.52, 0.60)
+SPIKE_REFUND = 0.75
+BURST_DAYS = 2  # a hit-SKU burst lasts two days and comes back every 9–10 days
+
+# Fictional brands: (Chinese name, pinyin/English name) by category.
+BRAND_NAMES: dict[str, tuple[tuple[str, str], ...]] = {
+    "apparel": (
+        ("云裳记", "Yunshang Ji"), ("织梦坊", "Zhimeng Fang"), ("北纬衣橱", "Beiwei Closet"),
+        ("棉麻集", "Mianma Linen"), ("潮町", "Chaoting Street"), ("素衣阁", "Suyi Studio"),
+        ("锦绣年华", "Jinxiu Nianhua"), ("小野鹿", "Xiaoye Deer"), ("青衫客", "Qingshan Ke"),
+        ("暖阳针织", "Nuanyang Knit"), ("江南布语", "Jiangnan Buyu"), ("白桦林", "Baihualin Wear"),
+    ),
+    "beauty": (
+        ("花漾研", "Huayang Lab"), ("玉肌坊", "Yuji Fang"), ("初颜", "Chuyan Beauty"),
+        ("水光计", "Shuiguang Ji"), ("青黛", "Qingdai Cosmetics"), ("雪莲萃", "Xuelian Essence"),
+        ("芷若", "Zhiruo Skin"), ("蜜桃时光", "Mitao Shiguang"), ("草本札记", "Caoben Notes"),
+        ("凝露", "Ninglu Dew"), ("朱颜", "Zhuyan Rouge"), ("月见", "Yuejian Beauty"),
+    ),
+    "food": (
+        ("山岚茶舍", "Shanlan Tea"), ("老灶坊", "Laozao Fang"), ("蜀香居", "Shuxiang Ju"),
+        ("五谷丰", "Wugu Feng"), ("椰林小铺", "Yelin Coconut"), ("塞上牧场", "Saishang Ranch"),
+        ("果园日记", "Guoyuan Diary"), ("川味小厨", "Chuanwei Kitchen"), ("黑土稻香", "Heitu Rice"),
+        ("滇红记", "Dianhong Tea"), ("海之味", "Haizhiwei Seafood"), ("麻辣研究所", "Mala Lab"),
+    ),
+    "home": (
+        ("木语家居", "Muyu Home"), ("暖居坊", "Nuanju Fang"), ("净界", "Jingjie Clean"),
+        ("安眠岛", "Anmian Island"), ("竹里馆", "Zhuli Bamboo"), ("陶然居", "Taoran Ceramics"),
+        ("简物", "Jianwu Living"), ("小窝日记", "Xiaowo Diary"), ("清风纸品", "Qingfeng Tissue"),
+        ("厨工坊", "Chugong Kitchenware"), ("拾光灯饰", "Shiguang Lighting"), ("素雅布艺", "Suya Textiles"),
+    ),
+    "digital": (
+        ("极光数码", "Jiguang Digital"), ("声浪", "Shenglang Audio"), ("快充侠", "Kuaichong Xia"),
+        ("星轨科技", "Xinggui Tech"), ("小智家", "Xiaozhi Smart"), ("镜界影像", "Jingjie Imaging"),
+        ("云途电器", "Yuntu Appliances"), ("酷玩派", "Kuwan Pai"), ("光速配件", "Guangsu Accessories"),
+        ("墨客键盘", "Moke Keyboards"), ("听涛耳机", "Tingtao Earphones"), ("掌心游", "Zhangxin Games"),
+    ),
+    "mother-baby": (
+        ("小树苗", "Xiaoshumiao Sprout"), ("贝贝乐", "Beibei Le"), ("萌宝屋", "Mengbao House"),
+        ("暖暖妈咪", "Nuannuan Mommy"), ("童趣园", "Tongqu Garden"), ("安心宝贝", "Anxin Baby"),
+        ("小象成长", "Xiaoxiang Grow"), ("星星童装", "Xingxing Kids"), ("有机宝宝", "Youji Baby"),
+        ("稻米熊", "Daomi Bear"), ("摇篮曲", "Yaolanqu Cradle"), ("奶瓶先生", "Mr Naiping"),
+    ),
+}
+OWNERS: tuple[str, ...] = ("王敏 Wang Min", "李强 Li Qiang", "陈静 Chen Jing", "张伟 Zhang Wei", "刘洋 Liu Yang",
+                           "赵丽 Zhao Li")
+TIER_WEIGHTS: tuple[float, ...] = (0.45, 0.35, 0.20)  # small, mid, large
+
+
+@dataclass(frozen=True)
+class DemoBrand:
+    """One planned brand: its config (the configs/brands/<brand_id>.yaml content) and its archetype."""
+
+    config: dict[str, Any]
+    archetype: str
+
+    @property
+    def brand_id(self) -> str:
+        return str(self.config["brand_id"])
+
+    @property
+    def start_date(self) -> dt.date:
+        value: dt.date = self.config["start_date"]
+        return value
+
+    def gap_dates(self) -> list[dt.date]:
+        """The dates this brand has no rows for (its archetype's gap), possibly beyond the period."""
+        gap = ARCHETYPES[self.archetype].gap
+        if gap is None:
+            return []
+        return [self.start_date + (gap[0] + i) * _DAY for i in range(gap[1])]
+
+
+@dataclass(frozen=True)
+class DemoSummary:
+    """What write_demo_folder wrote."""
+
+    folder: Path
+    configs_dir: Path
+    playbook_path: Path
+    onboarding_path: Path
+    metrics_path: Path
+    archetypes_path: Path
+    brand_files: tuple[Path, ...]
+    start: dt.date
+    end: dt.date
+    n_brands: int
+    n_rows: int
+    n_corrupt_rows: int
+    archetypes: dict[str, str]  # brand_id → archetype
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Portfolio planning
+
+
+def archetype_counts(n_brands: int) -> dict[str, int]:
+    """How many brands of each archetype a portfolio of n_brands gets (per_50 scaled; steady takes the rest)."""
+    counts: dict[str, int] = {}
+    for name, arch in ARCHETYPES.items():
+        if name == "steady":
+            continue
+        scaled = round(arch.per_50 * n_brands / 50)
+        counts[name] = max(scaled, 1) if n_brands >= 20 else scaled
+    excess = sum(counts.values()) - n_brands
+    for name in reversed(list(counts)):  # tiny portfolios: drop the least essential archetypes first
+        take = min(max(excess, 0), counts[name])
+        counts[name] -= take
+        excess -= take
+    counts["steady"] = n_brands - sum(counts.values())
+    return {name: counts[name] for name in ARCHETYPES}
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+
+def _brand_config(
+    brand_id: str, name: str, tier: str, category: str, start_date: dt.date, owner: str, archetype: str
+) -> dict[str, Any]:
+    config: dict[str, Any] = {
+        "brand_id": brand_id,
+        "name": name,
+        "tier": tier,
+        "category": category,
+        "start_date": start_date,
+        "owner": owner,
+    }
+    if archetype == "paused":
+        config["paused"] = True
+    if archetype == "awaiting_approval":
+        config["requires_approval"] = ["public_traffic"]
+    gates: dict[str, Any] = {}
+    if category == "apparel":
+        gates.update({stage: {key: [dict(c) for c in rules] for key, rules in gate.items()}
+                      for stage, gate in APPAREL_GATES.items()})
+    if archetype == "exit_candidate":
+        gates.setdefault("affiliate_trial", {})["on_fail"] = "exit"
+    if gates:
+        config["gates"] = gates
+    return config
+
+
+def _default_start(start: dt.date | None, days: int) -> dt.date:
+    return start if start is not None else dt.date.today() - (days - 1) * _DAY
+
+
+def plan_demo_portfolio(
+    n_brands: int = 50, start: dt.date | None = None, seed: int = 7, days: int = DEMO_DAYS
+) -> list[DemoBrand]:
+    """Plan a demo portfolio of n_brands with realistic names, staggered starts and every archetype.
+
+    start is the first day of the period (default: today - days + 1); the archetypes' start windows are
+    laid out for a DEMO_DAYS period and scaled to `days`. Brand ids are numbered in start order.
+    """
+    start = _default_start(start, days)
+    rng = np.random.default_rng(seed)
+    scale = days / DEMO_DAYS
+    planned: list[tuple[int, str]] = []  # (start offset, archetype)
+    for name, count in archetype_counts(n_brands).items():
+        lo, hi = ARCHETYPES[name].start_window
+        for i in range(count):  # stratified: brands of one archetype spread over its window
+            offset = lo + (hi - lo) * (i + rng.uniform(0.2, 0.8)) / count
+            planned.append((min(int(offset * scale), max(days - 1, 0)), name))
+    planned.sort(key=lambda p: p[0])
+
+    categories = list(np.resize(np.array(CATEGORIES), n_brands))
+    rng.shuffle(categories)
+    for i, (_, name) in enumerate(planned):  # anomalies that apparel overrides would hide: swap categories
+        if ARCHETYPES[name].non_apparel and categories[i] == "apparel":
+            j = next(j for j, (_, other) in enumerate(planned)
+                     if categories[j] != "apparel" and not ARCHETYPES[other].non_apparel)
+            categories[i], categories[j] = categories[j], categories[i]
+    tiers = rng.choice(np.array(TIERS), size=n_brands, p=TIER_WEIGHTS)
+    pools = {cat: [names[k] for k in rng.permutation(len(names))] for cat, names in BRAND_NAMES.items()}
+    used: dict[str, int] = dict.fromkeys(CATEGORIES, 0)
+    width = max(3, len(str(n_brands)))
+
+    brands: list[DemoBrand] = []
+    for i, ((offset, name), category) in enumerate(zip(planned, categories, strict=True)):
+        pool = pools[str(category)]
+        cn, en = pool[used[category] % len(pool)]
+        round_ = used[category] // len(pool)
+        used[category] += 1
+        if round_:
+            cn, en = f"{cn}{round_ + 1}号", f"{en} {round_ + 1}"
+        brand_id = f"d{i + 1:0{width}d}-{_slug(en)}"
+        config = _brand_config(
+            brand_id, f"{cn} {en}", str(tiers[i]), str(category), start + offset * _DAY,
+            OWNERS[int(rng.integers(len(OWNERS)))], name,
+        )
+        brands.append(DemoBrand(config, name))
+    return brands
+
+
+def plan_synthetic_portfolio(
+    n_brands: int, start: dt.date, seed: int = 7, stagger_days: int = 0
+) -> list[DemoBrand]:
+    """Plan a large synthetic portfolio cheaply: archetypes by synthetic_weight (mostly steady), plain names.
+
+    Start dates fall uniformly in [start, start + stagger_days]; with the default 0 every brand has a row
+    on every day of the period (the worst case for scale tests).
+    """
+    rng = np.random.default_rng(seed)
+    names = list(ARCHETYPES)
+    weights = np.array([ARCHETYPES[n].synthetic_weight for n in names])
+    arch_idx = rng.choice(len(names), size=n_brands, p=weights / weights.sum())
+    tier_idx = rng.choice(len(TIERS), size=n_brands, p=TIER_WEIGHTS)
+    cat_idx = rng.integers(len(CATEGORIES), size=n_brands)
+    non_apparel = np.array([ARCHETYPES[n].non_apparel for n in names])[arch_idx]
+    cat_idx[non_apparel & (cat_idx == 0)] = 1  # beauty instead of apparel
+    offsets = rng.integers(stagger_days + 1, size=n_brands)
+    owner_idx = rng.integers(len(OWNERS), size=n_brands)
+    return [
+        DemoBrand(
+            _brand_config(
+                f"b{i:06d}", f"品牌 {i:05d} Brand {i}", TIERS[t], CATEGORIES[c], start + int(o) * _DAY,
+                OWNERS[w], names[a],
+            ),
+            names[a],
+        )
+        for i, (a, t, c, o, w) in enumerate(
+            zip(arch_idx.tolist(), tier_idx.tolist(), cat_idx.tolist(), offsets.tolist(), owner_idx.tolist(),
+                strict=True)
+        )
+    ]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Daily metrics
+
+
+def _by_tier(rng: np.random.Generator, tier_idx: np.ndarray, key: str, log: bool = False) -> np.ndarray:
+    """One value per brand drawn uniformly (or log-uniformly) from its tier's TIER_PROFILES range."""
+    bounds = np.array([TIER_PROFILES[t][key] for t in TIERS], dtype=np.float64)
+    lo, hi = bounds[tier_idx, 0], bounds[tier_idx, 1]
+    u = rng.random(tier_idx.shape[0])
+    if log:
+        return np.exp(np.log(lo) + (np.log(hi) - np.log(lo)) * u)
+    return lo + (hi - lo) * u
+
+
+def _noise(rng: np.random.Generator, shape: tuple[int, int], sigma: float) -> np.ndarray:
+    """Multiplicative day-to-day noise with median 1."""
+    out = rng.standard_normal(shape, dtype=np.float32)
+    out *= sigma
+    return np.exp(out, out=out).astype(np.float64)
+
+
+def _promo_calendar(dates: pd.DatetimeIndex) -> tuple[np.ndarray, np.ndarray]:
+    """Per day: the promotion shape (0 normal, 0.35 in the 618 / Double 11 pre-sales, 1 on the three peak
+    days of each) and whether the day lies within 3 days of a peak day (but is not one)."""
+    month, day = dates.month.to_numpy(), dates.day.to_numpy()
+    pre = ((month == 6) & (day <= 15)) | ((month == 11) & (day <= 8))
+    peak = ((month == 6) & (day >= 16) & (day <= 18)) | ((month == 11) & (day >= 9) & (day <= 11))
+    near_peak = (np.convolve(peak.astype(float), np.ones(7), mode="same") > 0) & ~peak
+    return np.where(peak, 1.0, np.where(pre, 0.35, 0.0)), near_peak
+
+
+def generate_daily_metrics(brands: list[DemoBrand], start: dt.date, days: int, seed: int) -> pd.DataFrame:
+    """Daily metrics for every brand from max(start_date, start) to start + days - 1, all brands at once.
+
+    Columns: brand_id, date (datetime64[ns]), then catalogue.BASE_COLUMNS as float64 (NaN = not measured).
+    Rows are ordered by brand (in the given order) then date; archetype gaps have no rows.
+    """
+    rng = np.random.default_rng(seed)
+    n = len(brands)
+    shape = (n, days)
+    arch_names = list(ARCHETYPES)
+    arch = np.array([arch_names.index(b.archetype) for b in brands], dtype=np.int16)
+    tier = np.array([TIERS.index(b.config["tier"]) for b in brands], dtype=np.int64)
+    cat_names = [str(b.config["category"]) for b in brands]
+    category = np.array([CATEGORIES.index(c) if c in CATEGORIES else 3 for c in cat_names], dtype=np.int64)
+    start_ord = start.toordinal()
+    offset = np.array([b.start_date.toordinal() - start_ord for b in brands], dtype=np.int32)
+
+    def is_arch(name: str) -> np.ndarray:
+        return arch == arch_names.index(name)
+
+    dates = pd.date_range(pd.Timestamp(start), periods=days, freq="D")
+    age = np.arange(days, dtype=np.int32)[None, :] - offset[:, None]  # days since the brand's start_date
+    keep = age >= 0
+    for arch_obj in ARCHETYPES.values():
+        if arch_obj.gap is not None:
+            g0, glen = arch_obj.gap
+            keep &= ~(is_arch(arch_obj.name)[:, None] & (age >= g0) & (age < g0 + glen))
+    age_pos = np.maximum(age, 0)
+
+    # Time patterns shared by all brands: weekends sell more, promotions burst 2–5×.
+    weekday = dates.day_of_week.to_numpy()
+    weekly = np.where(weekday >= 5, np.where(weekday == 6, 1.16, 1.12), 0.93)[None, :]
+    promo_shape, near_peak = _promo_calendar(dates)
+    promo_shape = promo_shape[None, :]
+    peak = promo_shape == 1.0
+    promo = 1.0 + (rng.uniform(2.0, 5.0, n)[:, None] - 1.0) * promo_shape
+
+    # Per-brand levels of the GMV formula's factors (DOMAIN.md), by tier.
+    uv0 = _by_tier(rng, tier, "uv", log=True)
+    growth = rng.uniform(0.0, 0.002, n)  # per day
+    watch = _by_tier(rng, tier, "watch")
+    buyer_rate = watch * _by_tier(rng, tier, "conv_per_minute")  # visitor → buyer
+    freq = rng.uniform(1.15, 1.35, n)  # orders per buyer
+    gpm_floor = _by_tier(rng, tier, "gpm_floor")
+    aov_bounds = np.array([TIER_PROFILES[t]["aov"] for t in TIERS])[tier] * np.array([1.05, 0.95])
+    aov = _by_tier(rng, tier, "aov", log=True) * np.array([CATEGORY_AOV[c] for c in CATEGORIES])[category]
+    aov = np.clip(aov, aov_bounds[:, 0], aov_bounds[:, 1])
+    aov = np.maximum(aov, gpm_floor / 1000 / (buyer_rate * freq))  # at most 95% of the tier's top AOV
+
+    # GMV split on a day without an affiliate burst: own accounts, affiliates, other (super link, cards).
+    self_share = rng.uniform(0.50, 0.60, n)
+    aff_share = rng.uniform(0.10, 0.18, n)
+    stuck_self = is_arch("stuck_self_broadcast")
+    self_share[stuck_self] = _stuck(rng, "stuck_self_broadcast", tier[stuck_self])
+    aff_share[stuck_self] = 0.12
+    other_share = 1.0 - self_share - aff_share
+
+    uv = uv0[:, None] * np.exp(growth[:, None] * age_pos) * weekly * promo * _noise(rng, shape, 0.12)
+    priv = np.rint(uv * (rng.uniform(0.45, 0.55, n)[:, None] * _noise(rng, shape, 0.04)))
+    paid = np.rint(uv * (rng.uniform(0.12, 0.22, n)[:, None] * _noise(rng, shape, 0.06)))
+    organic = np.maximum(np.rint(uv) - priv - paid, 0.0)
+    uv = priv + organic + paid
+    cols: dict[str, np.ndarray] = {"uv_private": priv, "uv_public_organic": organic, "uv_public_paid": paid}
+    cols["watch_minutes"] = np.round(uv * watch[:, None] * _noise(rng, shape, 0.08), 1)
+    live = _by_tier(rng, tier, "live_minutes")[:, None] * (1.0 + 0.3 * promo_shape) * _noise(rng, shape, 0.1)
+    cols["live_minutes"] = np.minimum(np.rint(live), 1440.0)
+
+    # Hit-SKU bursts: two days every 9–10 days at 6–10× (heavy-tailed) lift affiliate GMV, so every 14-day
+    # window holds one whole burst and its burst coefficient stays well above target. Affiliates sell at
+    # their normal level through a pre-sale and burst on its peak days; periodic bursts pause around them.
+    period = rng.integers(9, 11, n)
+    phase = rng.integers(0, 10, n)
+    is_burst = (((age + phase[:, None]) % period[:, None]) < BURST_DAYS) & ~near_peak[None, :]
+    multiplier = np.minimum(6.0 + 1.5 * rng.pareto(2.5, shape), 10.0)
+    is_burst |= peak
+    burst = np.where(is_burst, multiplier, 1.0)
+    del multiplier
+
+    gmv_per_uv = buyer_rate * freq * aov
+    funnel = uv * gmv_per_uv[:, None] * _noise(rng, shape, 0.10)  # GMV from the brand's own traffic
+    gmv_self = np.round(funnel * self_share[:, None] * _noise(rng, shape, 0.05), 2)
+    gmv_other = np.round(funnel * other_share[:, None] * _noise(rng, shape, 0.10), 2)
+    # Affiliates sell to their own fans: their GMV follows the brand's trend, not its daily traffic.
+    aff_level = (uv0 * gmv_per_uv * aff_share)[:, None] * np.exp(growth[:, None] * age_pos) * weekly
+    gmv_aff = np.round(aff_level * burst * _noise(rng, shape, 0.15), 2)
+    gmv = gmv_self + gmv_aff + gmv_other
+    del gmv_other, burst, aff_level
+
+    orders = np.maximum(np.rint(gmv / (aov[:, None] * _noise(rng, shape, 0.05))), 1.0)
+    buyers = np.clip(np.rint(orders / (freq[:, None] * _noise(rng, shape, 0.03))), 1.0, orders)
+    returning_share = rng.uniform(0.38, 0.55, n)
+    stuck_rep = is_arch("stuck_private_repurchase")
+    returning_share[stuck_rep] = _stuck(rng, "stuck_private_repurchase", tier[stuck_rep])
+    cols["returning_buyers"] = np.minimum(np.rint(buyers * returning_share[:, None] * _noise(rng, shape, 0.08)),
+                                          buyers)
+    clicks = np.maximum(np.rint(orders / (rng.uniform(0.04, 0.07, n)[:, None] * _noise(rng, shape, 0.08))), orders)
+    cols["product_impressions"] = np.maximum(
+        np.rint(clicks / (rng.uniform(0.06, 0.10, n)[:, None] * _noise(rng, shape, 0.08))), clicks
+    )
+    cols["product_clicks"] = clicks
+    cols["orders"] = orders
+    cols["buyers"] = buyers
+    cols["gmv"] = gmv
+    cols["gmv_self"] = gmv_self
+    cols["gmv_affiliate"] = gmv_aff
+
+    # Exclusive SKUs: a few at start, one more every 25–45 days; their GMV share grows with them.
+    sku0 = np.floor(_by_tier(rng, tier, "exclusive_skus") + 0.5)
+    sku_step = rng.uniform(25, 45, n)
+    stuck_sku = is_arch("stuck_channel_exclusive")
+    sku0[stuck_sku] = _stuck(rng, "stuck_channel_exclusive", tier[stuck_sku])
+    sku_step[stuck_sku] = np.inf
+    skus = sku0[:, None] + np.minimum(np.floor(age_pos / sku_step[:, None]), 4.0)
+    excl_share = rng.uniform(0.14, 0.22, n)[:, None] * (1.0 + 0.04 * (skus - sku0[:, None]))
+    cols["gmv_exclusive"] = np.minimum(np.round(gmv * excl_share * _noise(rng, shape, 0.10), 2), gmv)
+    cols["exclusive_skus"] = skus
+
+    refund_rate = np.array([CATEGORY_REFUND[c] for c in CATEGORIES])[category]
+    refund_rate = refund_rate[:, 0] + (refund_rate[:, 1] - refund_rate[:, 0]) * rng.random(n)
+    exits = is_arch("exit_candidate")
+    refund_rate[exits] = rng.uniform(*EXIT_REFUND, int(exits.sum()))
+    daily_refund = refund_rate[:, None] * _noise(rng, shape, 0.08)
+    for arch_obj in ARCHETYPES.values():
+        if arch_obj.refund_spike is not None:
+            s0, slen = arch_obj.refund_spike
+            spike = is_arch(arch_obj.name)[:, None] & (age >= s0) & (age < s0 + slen)
+            daily_refund = np.where(spike, SPIKE_REFUND * _noise(rng, shape, 0.05), daily_refund)
+    cols["refund_amount"] = np.minimum(np.round(gmv * daily_refund, 2), gmv)
+    del daily_refund
+
+    affiliates = _by_tier(rng, tier, "affiliates", log=True)
+    stuck_aff = is_arch("stuck_affiliate_trial")
+    affiliates[stuck_aff] = _stuck(rng, "stuck_affiliate_trial", tier[stuck_aff])
+    cols["active_affiliates"] = np.rint(
+        affiliates[:, None] * weekly * (1.0 + 0.3 * promo_shape) * np.where(is_burst, 1.6, 1.0)
+        * _noise(rng, shape, 0.10)
+    )
+    del is_burst
+    commission_rate = _by_tier(rng, tier, "commission")
+    cols["commission"] = np.round(gmv_aff * commission_rate[:, None] * _noise(rng, shape, 0.03), 2)
+
+    roi = _by_tier(rng, tier, "roi")
+    stuck_roi = is_arch("stuck_public_traffic")
+    roi[stuck_roi] = _stuck(rng, "stuck_public_traffic", tier[stuck_roi])
+    ad_gmv = np.round(funnel * rng.uniform(0.20, 0.30, n)[:, None] * _noise(rng, shape, 0.10), 2)
+    cols["ad_spend"] = np.round(ad_gmv / (roi[:, None] * _noise(rng, shape, 0.10)), 2)
+    cols["ad_gmv"] = ad_gmv
+    del funnel
+
+    cols["orders_shipped_48h"] = np.minimum(np.rint(orders * rng.uniform(0.92, 0.99, n)[:, None]
+                                                    * _noise(rng, shape, 0.02)), orders)
+    rating_jitter = rng.choice(np.array([-0.1, 0.0, 0.1]), size=shape, p=(0.15, 0.7, 0.15))
+    rating = rng.choice(np.array([4.7, 4.8, 4.9]), size=n)[:, None] + rating_jitter
+    cols["store_rating"] = np.round(np.clip(rating, 0.0, 5.0), 1)
+    followers = np.maximum(rng.uniform(0.04, 0.07, n), 1.4 * _by_tier(rng, tier, "followers_floor") / (0.93 * uv0))
+    cols["followers_new"] = np.rint(uv * followers[:, None] * _noise(rng, shape, 0.15))
+    del uv
+
+    for arch_obj in ARCHETYPES.values():
+        for col in arch_obj.unmeasured:
+            cols[col] = np.where(is_arch(arch_obj.name)[:, None], np.nan, cols[col])
+
+    # Flatten to one row per kept brand-day, brand-major.
+    flat_keep = keep.ravel()
+    row_brand = np.repeat(np.arange(n), keep.sum(axis=1))
+    ids = np.array([b.brand_id for b in brands], dtype=object)
+    day_index = np.broadcast_to(np.arange(days), shape).ravel()[flat_keep]
+    data: dict[str, Any] = {
+        "brand_id": pd.array(ids[row_brand], dtype="str"),
+        "date": (np.datetime64(start, "D") + day_index).astype("datetime64[ns]"),
+    }
+    for col in BASE_COLUMNS:
+        data[col] = cols.pop(col).ravel()[flat_keep].astype(np.float64, copy=False)
+    return pd.DataFrame(data, copy=False)
+
+
+def _stuck(rng: np.random.Generator, archetype: str, tier_idx: np.ndarray) -> np.ndarray:
+    """The failing value of a stuck archetype for each of its brands, by tier."""
+    bounds = np.array([STUCK_VALUES[archetype][t] for t in TIERS], dtype=np.float64)
+    lo, hi = bounds[tier_idx, 0], bounds[tier_idx, 1]
+    return lo + (hi - lo) * rng.random(tier_idx.shape[0])
+
+
+def corrupt_rows(df: pd.DataFrame, brands: list[DemoBrand], seed: int) -> pd.DataFrame:
+    """A copy of df where each corrupt_row brand gets orders = -3 on one row and store_rating = 7.5 on another."""
+    rng = np.random.default_rng(seed)
+    out = df.copy()
+    targets = [b.brand_id for b in brands if b.archetype == "corrupt_row"]
+    positions = np.flatnonzero(out["brand_id"].isin(targets).to_numpy())
+    owner = out["brand_id"].to_numpy()[positions]
+    orders_col, rating_col = out.columns.get_loc("orders"), out.columns.get_loc("store_rating")
+    for brand_id in targets:
+        rows = positions[owner == brand_id]
+        if len(rows) < 2:
+            continue
+        bad_orders, bad_rating = rng.choice(rows, size=2, replace=False)
+        out.iloc[bad_orders, orders_col] = -3.0
+        out.iloc[bad_rating, rating_col] = 7.5
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Demo folder
+
+
+def playbook_source() -> Path:
+    """The playbook to copy: the repository's configs/steps.yaml, else a packaged brandsteps/data/steps.yaml."""
+    here = Path(__file__).resolve()
+    for candidate in (here.parents[1] / "configs" / "steps.yaml", here.parent / "data" / "steps.yaml"):
+        if candidate.is_file():
+            return candidate
+    raise FileNotFoundError("no playbook found: neither configs/steps.yaml nor brandsteps/data/steps.yaml exists")
+
+
+ONBOARDING_YAML = """\
+# The demo deployment. Relative paths resolve against the folder that holds configs/.
+metrics: data/metrics
+ledger: sqlite:///data/ledger.sqlite
+timezone: Asia/Shanghai
+schedule: "0 9 * * *"
+"""
+_DEMO_ID = re.compile(r"^d\d{3,}-[a-z0-9-]+$")
+
+
+def write_demo_folder(
+    folder: Path, n_brands: int = 50, days: int = DEMO_DAYS, end: dt.date | None = None, seed: int = 7
+) -> DemoSummary:
+    """Write a runnable demo: configs (playbook, deployment, one YAML per brand) and the metrics Parquet.
+
+    The period is the `days` days ending on `end` (default today). Brand files of an earlier demo
+    (d###-*.yaml) in configs/brands are replaced; other files there are left alone.
+    """
+    folder = Path(folder)
+    end = end if end is not None else dt.date.today()
+    start = end - (days - 1) * _DAY
+    brands = plan_demo_portfolio(n_brands, start, seed, days)
+    metrics = corrupt_rows(generate_daily_metrics(brands, start, days, seed), brands, seed)
+
+    configs_dir = folder / "configs"
+    brands_dir = configs_dir / "brands"
+    metrics_dir = folder / "data" / "metrics"
+    brands_dir.mkdir(parents=True, exist_ok=True)
+    metrics_dir.mkdir(parents=True, exist_ok=True)
+    for old in brands_dir.glob("*.yaml"):
+        if _DEMO_ID.match(old.stem):
+            old.unlink()
+
+    playbook_path = configs_dir / "steps.yaml"
+    shutil.copyfile(playbook_source(), playbook_path)
+    onboarding_path = configs_dir / "onboarding.yaml"
+    onboarding_path.write_text(ONBOARDING_YAML, encoding="utf-8")
+
+    brand_files = []
+    for brand in brands:
+        path = brands_dir / f"{brand.brand_id}.yaml"
+        text = yaml.safe_dump(brand.config, allow_unicode=True, sort_keys=False, default_flow_style=None)
+        path.write_text(f"# Demo brand, archetype {brand.archetype}: {ARCHETYPES[brand.archetype].description}\n"
+                        + text, encoding="utf-8")
+        brand_files.append(path)
+
+    metrics_path = metrics_dir / "daily_metrics.parquet"
+    metrics.to_parquet(metrics_path, index=False)
+    archetypes_path = folder / "data" / "archetypes.csv"
+    with archetypes_path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["brand_id", "archetype"])
+        writer.writerows((b.brand_id, b.archetype) for b in brands)
+
+    n_corrupt = int((metrics["orders"] < 0).sum() + (metrics["store_rating"] > 5).sum())
+    return DemoSummary(
+        folder=folder,
+        configs_dir=configs_dir,
+        playbook_path=playbook_path,
+        onboarding_path=onboarding_path,
+        metrics_path=metrics_path,
+        archetypes_path=archetypes_path,
+        brand_files=tuple(brand_files),
+        start=start,
+        end=end,
+        n_brands=len(brands),
+        n_rows=len(metrics),
+        n_corrupt_rows=n_corrupt,
+        archetypes={b.brand_id: b.archetype for b in brands},
+    )
+
+
+__all__ = [
+    "APPAREL_GATES",
+    "ARCHETYPES",
+    "CATEGORIES",
+    "GOOD_ARCHETYPES",
+    "Archetype",
+    "DemoBrand",
+    "DemoSummary",
+    "archetype_counts",
+    "corrupt_rows",
+    "generate_daily_metrics",
+    "plan_demo_portfolio",
+    "plan_synthetic_portfolio",
+    "playbook_source",
+    "write_demo_folder",
+]

@@ -1,0 +1,97 @@
+"""Prefect flows on a real (temporary) Prefect API: task count, artifacts, the one-brand report."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import date
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tests.conftest import simple_playbook, write_configs
+
+pytestmark = pytest.mark.integration
+AS_OF = date(2026, 1, 5)
+
+
+def portfolio_dir(tmp_path: Path, n: int) -> Path:
+    brands = {f"b{i:05d}": {"name": f"品牌 {i}"} for i in range(n)}
+    configs = write_configs(tmp_path, brands, playbook=simple_playbook())
+    dates = pd.date_range("2026-01-01", AS_OF)
+    rows = pd.DataFrame([{"brand_id": b, "date": d, "gmv": 100.0 + 500 * (i % 2), "orders": 5.0} for i, b in enumerate(brands) for d in dates])
+    (tmp_path / "data").mkdir(exist_ok=True)
+    rows.to_csv(tmp_path / "data" / "metrics.csv", index=False)
+    return configs
+
+
+async def _post(path: str, body: dict) -> list[dict]:
+    """The REST API with a complete body (this client version sends nulls the server refuses)."""
+    from prefect.client.orchestration import get_client
+
+    async with get_client() as client:
+        response = await client._client.post(path, json={"offset": 0, "limit": 200, **body})
+        response.raise_for_status()
+        return response.json()
+
+
+async def _task_runs(flow_run_id: str) -> list[str]:
+    runs = await _post("/task_runs/filter", {"flow_runs": {"id": {"any_": [flow_run_id]}}, "sort": "EXPECTED_START_TIME_ASC"})
+    return sorted(r["name"].rsplit("-", 1)[0] for r in runs)
+
+
+async def _artifact_keys(flow_run_id: str) -> dict[str, object]:
+    arts = await _post("/artifacts/filter", {"artifacts": {"flow_run_id": {"any_": [flow_run_id]}}, "sort": "CREATED_DESC"})
+    return {a["key"]: a["data"] for a in arts}
+
+
+def test_task_count_does_not_grow_with_brands(prefect_server: None, tmp_path: Path) -> None:
+    from flows.onboarding_cycle import onboarding_cycle
+
+    names = {}
+    for n in (3, 60):
+        configs = portfolio_dir(tmp_path / str(n), n)
+        state = onboarding_cycle(as_of=AS_OF, configs=str(configs), return_state=True)
+        summary = state.result()
+        assert summary["decided"] == n  # one decision per brand
+        names[n] = asyncio.run(_task_runs(str(state.state_details.flow_run_id)))
+    # same tasks for 3 and 60 brands: one per stage, not one per brand
+    assert names[3] == names[60]
+    for stage in ("affiliate_trial", "public_traffic", "self_broadcast", "private_repurchase", "channel_exclusive"):
+        assert stage in names[60]
+
+
+def test_cycle_publishes_keyed_artifacts_and_is_idempotent(prefect_server: None, tmp_path: Path) -> None:
+    from flows.onboarding_cycle import onboarding_cycle
+
+    configs = portfolio_dir(tmp_path, 4)
+    state = onboarding_cycle(as_of=AS_OF, configs=str(configs), return_state=True)
+    keys = asyncio.run(_artifact_keys(str(state.state_details.flow_run_id)))
+    assert {"cycle-summary", "stage-funnel", "decision-changes", "quarantined-rows"} <= set(keys)
+    again = onboarding_cycle(as_of=AS_OF, configs=str(configs))
+    assert (again["decided"], again["already_decided"]) == (0, 4)
+
+
+def test_onboard_brand_publishes_a_report(prefect_server: None, tmp_path: Path) -> None:
+    from flows.onboard_brand import onboard_brand
+
+    configs = portfolio_dir(tmp_path, 3)
+    state = onboard_brand(brand_id="b00001", as_of=AS_OF, configs=str(configs), return_state=True)
+    assert state.result()["decided"] == 1  # only that brand
+    keys = asyncio.run(_artifact_keys(str(state.state_details.flow_run_id)))
+    report = str(keys["brand-report-b00001"])
+    assert "品牌 1 (b00001)" in report and "| gmv | must |" in report and "GMV = UV" in report
+
+
+def test_unreadable_metrics_fail_the_run_and_leave_the_ledger_alone(prefect_server: None, tmp_path: Path) -> None:
+    from brandsteps.ledger import Ledger
+    from brandsteps.metrics_source import MetricsReadError
+    from flows.onboarding_cycle import onboarding_cycle
+
+    configs = portfolio_dir(tmp_path, 2)
+    (tmp_path / "data" / "metrics.csv").write_text("", encoding="utf-8")
+    with pytest.raises(MetricsReadError, match="empty file"):
+        onboarding_cycle(as_of=AS_OF, configs=str(configs))
+    ledger = Ledger(f"sqlite:///{tmp_path / 'data' / 'ledger.sqlite'}")
+    ledger.create()
+    assert ledger.count_decisions() == 0

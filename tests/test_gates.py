@@ -1,0 +1,197 @@
+"""Gate engine: every verdict and action path, table-driven, with why each expectation holds."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from brandsteps.catalogue import METRICS, STAGE_IDS
+from brandsteps.config import load_portfolio
+from brandsteps.gates import GUARD_COLUMNS, decide_stage, evaluate_criteria, fmt
+from tests.conftest import simple_playbook, write_configs
+
+AS_OF = date(2026, 3, 10)
+
+
+def metrics_frame(brand_id: str = "b", **values: float) -> pd.DataFrame:
+    """A one-brand window frame with every metric missing unless given, and enough sample."""
+    row = {m: np.nan for m in METRICS}
+    row.update({"days_with_data": 3.0, "sum_orders": 1000.0})
+    row.update(values)
+    return pd.DataFrame([row], index=pd.Index([brand_id], name="brand_id"))
+
+
+def cohort_frame(brand_id: str = "b", **fields: object) -> pd.DataFrame:
+    row: dict[str, object] = {
+        "tier": "small", "paused": False, "awaiting": False, "awaiting_since": None, "days_in_stage": 5,
+        "pass_streak": 0, "stage_entered_on": pd.Timestamp("2026-03-06"), "data_error": "", "policy_version": "v1",
+        **{c: 0 for c in GUARD_COLUMNS},
+    }
+    row.update(fields)
+    return pd.DataFrame([row], index=pd.Index([brand_id], name="brand_id"))
+
+
+def portfolio(tmp_path: Path, playbook: dict | None = None, brand: dict | None = None):
+    write_configs(tmp_path, {"b": brand or {}}, playbook=playbook or simple_playbook())
+    return load_portfolio(tmp_path / "configs", apply_env=False)
+
+
+def decide(tmp_path: Path, stage: str, metrics: dict, cohort: dict | None = None, playbook: dict | None = None, brand: dict | None = None) -> dict:
+    p = portfolio(tmp_path, playbook, brand)
+    out = decide_stage(p, stage, cohort_frame(**(cohort or {})), metrics_frame(**metrics), AS_OF)
+    return out.iloc[0].to_dict()
+
+
+# (case, stage, metrics, cohort fields, playbook changes, brand config, expected verdict, action, to_stage, reason part)
+CASES = [
+    # gmv 500 >= 300 is the only must; first pass of the 2 needed: hold with streak 1.
+    ("first pass holds", "affiliate_trial", {"gmv": 500}, {}, {}, {}, "PASS", "hold", "affiliate_trial", "all must criteria pass"),
+    # the second pass in a row meets consecutive_passes 2: advance to the next stage.
+    ("second pass advances", "affiliate_trial", {"gmv": 500}, {"pass_streak": 1}, {}, {}, "PASS", "advance", "public_traffic", "all must"),
+    # gmv 100 < 300 fails the must; on_fail defaults to hold.
+    ("must fails holds", "public_traffic", {"gmv": 100}, {"pass_streak": 1}, {}, {}, "FAIL", "hold", "public_traffic", "gmv 100 < 300"),
+    ("fail recycles", "affiliate_trial", {"gmv": 100}, {}, {"affiliate_trial": {"on_fail": "recycle"}}, {}, "FAIL", "recycle", "affiliate_trial", "gmv 100 < 300"),
+    ("fail exits", "affiliate_trial", {"gmv": 100}, {}, {"affiliate_trial": {"on_fail": "exit"}}, {}, "FAIL", "exit", "exited", "gmv 100 < 300"),
+    ("fail demotes", "public_traffic", {"gmv": 100}, {}, {"public_traffic": {"on_fail": "demote"}}, {}, "FAIL", "demote", "affiliate_trial", "gmv 100 < 300"),
+    # day 1 of a stage needing 2 days: too early to judge, whatever the numbers say.
+    ("too early", "affiliate_trial", {"gmv": 500}, {"days_in_stage": 1}, {}, {}, "INCONCLUSIVE", "hold", "affiliate_trial", "1 days in stage < min_days_in_stage 2"),
+    # gmv not measured is missing, never 0, so no FAIL.
+    ("no value", "affiliate_trial", {}, {}, {}, {}, "INCONCLUSIVE", "hold", "affiliate_trial", "no value: gmv"),
+    # 150 orders in the window is below min_sample 200.
+    ("sample short", "affiliate_trial", {"gmv": 500, "sum_orders": 150}, {}, {"affiliate_trial": {"min_sample": {"orders": 200}}}, {}, "INCONCLUSIVE", "hold", "affiliate_trial", "min_sample orders 150 < 200"),
+    # quarantined rows in the window: ERROR, and ERROR never moves a brand even with a 2nd pass due.
+    ("data error", "affiliate_trial", {"gmv": 500}, {"data_error": "row 3: orders negative", "pass_streak": 1}, {}, {}, "ERROR", "hold", "affiliate_trial", "data failed validation"),
+    ("approval needed", "affiliate_trial", {"gmv": 500}, {"pass_streak": 1}, {"affiliate_trial": {"requires_approval": True}}, {}, "PASS", "await_approval", "affiliate_trial", "all must"),
+    ("brand approval list", "affiliate_trial", {"gmv": 500}, {"pass_streak": 1}, {}, {"requires_approval": ["affiliate_trial"]}, "PASS", "await_approval", "affiliate_trial", "all must"),
+    # still waiting: a FAIL does not cancel the request, a person decides.
+    ("still awaiting", "affiliate_trial", {"gmv": 100}, {"awaiting": True, "awaiting_since": "2026-03-08"}, {}, {}, "FAIL", "await_approval", "affiliate_trial", "gmv 100 < 300"),
+    ("last stage graduates", "channel_exclusive", {"gmv": 500}, {"pass_streak": 1}, {}, {}, "PASS", "graduate", "graduated", "all must"),
+    ("paused holds", "affiliate_trial", {"gmv": 500}, {"paused": True, "pass_streak": 1}, {}, {}, "PASS", "hold", "affiliate_trial", "all must"),
+    # tier thresholds: a mid brand needs 600, so 500 fails.
+    ("tier threshold", "affiliate_trial", {"gmv": 500}, {"tier": "mid"}, {"affiliate_trial": {"criteria": [{"metric": "gmv", "op": ">=", "threshold": {"small": 300, "mid": 600, "large": 900}}]}}, {}, "FAIL", "hold", "affiliate_trial", "gmv 500 < 600"),
+    # the brand's override replaces the gmv criterion by metric name: 500 >= 400 passes.
+    ("brand override", "affiliate_trial", {"gmv": 500}, {"tier": "mid"}, {"affiliate_trial": {"criteria": [{"metric": "gmv", "op": ">=", "threshold": {"small": 300, "mid": 600, "large": 900}}]}}, {"tier": "mid", "gates": {"affiliate_trial": {"criteria": [{"metric": "gmv", "op": ">=", "threshold": 400}]}}}, "PASS", "hold", "affiliate_trial", "all must"),
+]
+
+
+@pytest.mark.parametrize(("case", "stage", "metrics", "cohort", "changes", "brand", "verdict", "action", "to_stage", "reason"), CASES, ids=[c[0] for c in CASES])
+def test_verdict_and_action(tmp_path: Path, case: str, stage: str, metrics: dict, cohort: dict, changes: dict, brand: dict, verdict: str, action: str, to_stage: str, reason: str) -> None:
+    d = decide(tmp_path, stage, metrics, cohort, simple_playbook(**changes), brand)
+    assert (d["verdict"], d["action"], d["to_stage"]) == (verdict, action, to_stage)
+    assert reason in d["reason"]
+
+
+@pytest.mark.parametrize(
+    ("passing", "verdict", "score"),
+    [
+        # weights 2 (gpm) and 1 (aov): gpm alone passes 2/3 = 0.667 >= pass_score 0.6
+        (["gpm"], "PASS", 2 / 3),
+        # aov alone passes 1/3 = 0.333 < 0.6
+        (["aov"], "FAIL", 1 / 3),
+        (["gpm", "aov"], "PASS", 1.0),
+    ],
+)
+def test_should_criteria_are_scored_by_weight(tmp_path: Path, passing: list[str], verdict: str, score: float) -> None:
+    stage = {
+        "criteria": [
+            {"metric": "gmv", "op": ">=", "threshold": 300},
+            {"metric": "gpm", "op": ">=", "threshold": 100, "kind": "should", "weight": 2},
+            {"metric": "aov", "op": ">=", "threshold": 50, "kind": "should"},
+        ],
+        "pass_score": 0.6,
+    }
+    values = {"gmv": 500, "gpm": 150 if "gpm" in passing else 50, "aov": 60 if "aov" in passing else 10}
+    d = decide(tmp_path, "affiliate_trial", values, {}, simple_playbook(affiliate_trial=stage))
+    assert d["verdict"] == verdict
+    assert d["score"] == pytest.approx(score)
+
+
+def test_pass_streak_and_clock_after_moves(tmp_path: Path) -> None:
+    d = decide(tmp_path, "affiliate_trial", {"gmv": 500}, {"pass_streak": 1})
+    # advancing restarts everything for the new stage, which starts the next day
+    assert (d["pass_streak"], pd.Timestamp(d["stage_entered_on"])) == (0, pd.Timestamp("2026-03-11"))
+    d = decide(tmp_path, "affiliate_trial", {"gmv": 100}, {"pass_streak": 1})
+    assert (d["pass_streak"], pd.Timestamp(d["stage_entered_on"])) == (0, pd.Timestamp("2026-03-06"))  # FAIL resets, clock runs on
+    d = decide(tmp_path, "affiliate_trial", {}, {"pass_streak": 1})
+    assert d["pass_streak"] == 1  # INCONCLUSIVE neither counts nor resets
+
+
+GUARDED = {"public_traffic": {"guardrails": [{"metric": "refund_rate", "op": "<=", "threshold": 0.5}]}}
+
+
+@pytest.mark.parametrize(
+    ("refund", "streak_before", "action", "to_stage", "streak_after"),
+    [
+        # second failure in a row reaches public_traffic's consecutive_passes (2): demote to it
+        (0.7, 1, "demote", "public_traffic", 0),
+        # a first failure only counts
+        (0.7, 0, "hold", "self_broadcast", 1),
+        # a pass resets the count
+        (0.2, 1, "hold", "self_broadcast", 0),
+        # no value: the count stands still
+        (np.nan, 1, "hold", "self_broadcast", 1),
+    ],
+)
+def test_guardrails_demote_after_consecutive_failures(tmp_path: Path, refund: float, streak_before: int, action: str, to_stage: str, streak_after: int) -> None:
+    d = decide(tmp_path, "self_broadcast", {"gmv": 100, "refund_rate": refund}, {"g_public_traffic": streak_before}, simple_playbook(**GUARDED))
+    assert (d["action"], d["to_stage"], d["g_public_traffic"]) == (action, to_stage, streak_after)
+    if action == "demote":
+        assert "refund_rate 0.7 > 0.5" in d["action_reason"]
+
+
+def test_graduated_brands_keep_their_guardrails(tmp_path: Path) -> None:
+    d = decide(tmp_path, "graduated", {"refund_rate": 0.7}, {"g_public_traffic": 1}, simple_playbook(**GUARDED))
+    # a graduated brand is judged by every stage's guardrails; the 2nd failure demotes it
+    assert (d["verdict"], d["action"], d["to_stage"]) == ("FAIL", "demote", "public_traffic")
+
+
+@pytest.mark.parametrize(("days", "overdue"), [(10, False), (11, True)])
+def test_overdue_past_max_days(tmp_path: Path, days: int, overdue: bool) -> None:
+    # max_days_in_stage is 10 in the simple playbook: day 11 is past it
+    d = decide(tmp_path, "affiliate_trial", {"gmv": 100}, {"days_in_stage": days})
+    assert bool(d["overdue"]) is overdue
+
+
+def test_shadow_criteria_are_recorded_but_never_decide(tmp_path: Path) -> None:
+    stage = {"criteria": [{"metric": "gmv", "op": ">=", "threshold": 300}, {"metric": "aov", "op": ">=", "threshold": 999, "shadow": True}]}
+    d = decide(tmp_path, "affiliate_trial", {"gmv": 500, "aov": 10}, {}, simple_playbook(affiliate_trial=stage))
+    assert d["verdict"] == "PASS"
+    assert '"result":"fail"' in d["criteria"] and "shadow aov 10 < 999" in d["criteria"]
+
+
+@pytest.mark.parametrize(
+    ("op", "value", "result", "reason"),
+    [
+        (">=", 0.3, "pass", "refund_rate 0.3 >= 0.3"),  # equal passes >=
+        (">", 0.3, "fail", "refund_rate 0.3 <= 0.3"),  # the reason shows the relation that held
+        ("<=", 0.41, "fail", "refund_rate 0.41 > 0.3"),
+        ("<", 0.2, "pass", "refund_rate 0.2 < 0.3"),
+        ("<=", np.nan, "no_value", "refund_rate has no value"),
+    ],
+)
+def test_criterion_reasons(op: str, value: float, result: str, reason: str) -> None:
+    criteria = pd.DataFrame([{"brand_id": "b", "role": "criterion", "source_stage": "x", "metric": "refund_rate", "op": op, "threshold": 0.3, "kind": "must", "weight": 1.0, "shadow": False}])
+    out = evaluate_criteria(criteria, metrics_frame(refund_rate=value)).iloc[0]
+    assert (out["result"], out["reason"]) == (result, reason)
+
+
+def test_fmt_is_readable() -> None:
+    assert list(fmt(np.array([0.123456, 472278.3, np.nan, 12]))) == ["0.1235", "472,278", "n/a", "12"]
+
+
+def test_all_stages_decide_many_brands_at_once(tmp_path: Path) -> None:
+    p = portfolio(tmp_path)
+    n = 1000
+    ids = pd.Index([f"b{i}" for i in range(n)], name="brand_id")
+    cohort = pd.concat([cohort_frame()] * n).set_axis(ids)
+    metrics = pd.concat([metrics_frame()] * n).set_axis(ids)
+    metrics["gmv"] = np.where(np.arange(n) % 2 == 0, 500.0, 100.0)
+    for stage in STAGE_IDS:
+        out = decide_stage(p, stage, cohort, metrics, AS_OF)
+        # even brands pass, odd fail: exactly half each, one decision per brand
+        assert out["verdict"].value_counts().to_dict() == {"PASS": 500, "FAIL": 500}
+        assert out["brand_id"].is_unique and len(out) == n

@@ -1,0 +1,106 @@
+"""Window metrics: hand-computed values, missing instead of 0, and the exact GMV decomposition."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from brandsteps.catalogue import BASE_COLUMNS, GMV_FACTORS, UV_COLUMNS
+from brandsteps.window import compute_window_metrics, gmv_factor_product
+
+
+def daily(rows: list[dict]) -> pd.DataFrame:
+    frame = pd.DataFrame(rows)
+    frame["date"] = pd.to_datetime(frame["date"])
+    for c in BASE_COLUMNS:
+        if c not in frame:
+            frame[c] = np.nan
+        frame[c] = frame[c].astype(float)
+    frame["uv"] = frame[list(UV_COLUMNS)].sum(axis=1, min_count=3)
+    return frame
+
+
+def windows(brands: dict[str, tuple[str, str]]) -> pd.DataFrame:
+    out = pd.DataFrame(
+        {"window_start": [pd.Timestamp(s) for s, _ in brands.values()], "window_end": [pd.Timestamp(e) for _, e in brands.values()]},
+        index=pd.Index(list(brands), name="brand_id"),
+    )
+    out["window_len"] = (out["window_end"] - out["window_start"]).dt.days + 1
+    return out
+
+
+TWO_DAYS = [
+    {"brand_id": "a", "date": "2026-01-01", "gmv": 1000, "orders": 10, "buyers": 8, "refund_amount": 100, "store_rating": 4.8,
+     "uv_private": 100, "uv_public_organic": 200, "uv_public_paid": 100, "watch_minutes": 800, "live_minutes": 120},
+    {"brand_id": "a", "date": "2026-01-02", "gmv": 3000, "orders": 30, "buyers": 22, "refund_amount": 500, "store_rating": np.nan,
+     "uv_private": 300, "uv_public_organic": 100, "uv_public_paid": 200, "watch_minutes": 1200, "live_minutes": 240},
+    # outside the window: must not count
+    {"brand_id": "a", "date": "2026-01-03", "gmv": 99999, "orders": 1, "buyers": 1},
+]
+
+
+@pytest.mark.parametrize(
+    ("metric", "expected"),
+    [
+        ("gmv", 4000.0),  # 1000 + 3000
+        ("refund_rate", 600 / 4000),  # a ratio of sums (0.15), not the mean of daily ratios (0.133)
+        ("aov", 4000 / 40),
+        ("repurchase_frequency", 40 / 30),
+        ("uv", 1000.0),  # 400 + 600 visitors
+        ("gpm", 4000 / 1000 * 1000),
+        ("private_uv_share", 400 / 1000),
+        ("watch_minutes_per_uv", 2000 / 1000),
+        ("conversion_per_watch_minute", 30 / 2000),
+        ("store_rating", 4.8),  # last non-missing value in the window
+        ("live_hours_per_day", 360 / 60 / 2),  # 6 hours over a 2-day window
+        ("days_with_data", 2.0),
+    ],
+)
+def test_hand_computed_metrics(metric: str, expected: float) -> None:
+    m = compute_window_metrics(daily(TWO_DAYS), windows({"a": ("2026-01-01", "2026-01-02")}))
+    assert m.loc["a", metric] == pytest.approx(expected)
+
+
+def test_missing_is_never_zero() -> None:
+    rows = [{"brand_id": "a", "date": "2026-01-01", "gmv": 0, "orders": 0, "refund_amount": 0}]
+    m = compute_window_metrics(daily(rows), windows({"a": ("2026-01-01", "2026-01-01"), "ghost": ("2026-01-01", "2026-01-01")}))
+    assert np.isnan(m.loc["a", "refund_rate"])  # 0 / 0 GMV has no value
+    assert np.isnan(m.loc["a", "aov"])
+    assert np.isnan(m.loc["a", "paid_roi"])  # ad columns never measured
+    assert m.loc["a", "gmv"] == 0.0  # a measured 0 stays 0
+    assert np.isnan(m.loc["ghost", "gmv"]) and m.loc["ghost", "days_with_data"] == 0  # no rows at all
+
+
+def test_burst_coefficient_peak_week_over_median() -> None:
+    # 14 days of 100 with a 5-day burst of 400 on days 8..12
+    values = [100] * 7 + [400] * 5 + [100] * 2
+    rows = [{"brand_id": "a", "date": f"2026-01-{d + 1:02d}", "gmv_affiliate": v} for d, v in enumerate(values)]
+    m = compute_window_metrics(daily(rows), windows({"a": ("2026-01-01", "2026-01-14")}))
+    peak = (5 * 400 + 2 * 100) / 7  # the best 7-day window holds the whole burst
+    assert m.loc["a", "burst_coefficient"] == pytest.approx(peak / 100)  # median day is 100
+
+
+def test_burst_needs_a_week() -> None:
+    rows = [{"brand_id": "a", "date": f"2026-01-0{d + 1}", "gmv_affiliate": 100} for d in range(4)]
+    m = compute_window_metrics(daily(rows), windows({"a": ("2026-01-01", "2026-01-04")}))
+    assert np.isnan(m.loc["a", "burst_coefficient"])  # 4 days cannot make a 7-day mean
+
+
+positive = st.floats(min_value=1e-3, max_value=1e7, allow_nan=False)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(positive, positive, positive, positive, positive, positive), min_size=1, max_size=20))
+def test_gmv_factors_multiply_back_to_window_gmv(days: list[tuple[float, ...]]) -> None:
+    rows = [
+        {"brand_id": "a", "date": pd.Timestamp("2026-01-01") + pd.Timedelta(days=i), "gmv": g, "orders": o, "buyers": b,
+         "watch_minutes": w, "uv_private": u, "uv_public_organic": u2, "uv_public_paid": 0.0}
+        for i, (g, o, b, w, u, u2) in enumerate(days)
+    ]
+    frame = daily(rows)
+    m = compute_window_metrics(frame, windows({"a": ("2026-01-01", "2026-01-31")}))
+    assert gmv_factor_product(m).loc["a"] == pytest.approx(frame["gmv"].sum(), rel=1e-9)
+    assert all(m.loc["a", f] > 0 for f in GMV_FACTORS)
