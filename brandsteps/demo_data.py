@@ -635,18 +635,19 @@ def _stuck(rng: np.random.Generator, archetype: str, tier_idx: np.ndarray) -> np
 def corrupt_rows(df: pd.DataFrame, brands: list[DemoBrand], seed: int) -> pd.DataFrame:
     """A copy of df where each corrupt_row brand gets orders = -3 on one row and store_rating = 7.5 on another."""
     rng = np.random.default_rng(seed)
-    out = df.copy()
     targets = [b.brand_id for b in brands if b.archetype == "corrupt_row"]
-    positions = np.flatnonzero(out["brand_id"].isin(targets).to_numpy())
+    positions = np.flatnonzero(df["brand_id"].isin(targets).to_numpy())
     # Two random rows per brand (brands with a single row are left alone): the first gets the bad orders.
-    picks = pd.DataFrame({"position": positions, "brand_id": out["brand_id"].to_numpy()[positions]})
+    picks = pd.DataFrame({"position": positions, "brand_id": df["brand_id"].to_numpy()[positions]})
     picks = picks.iloc[rng.permutation(len(picks))]
     rank = picks.groupby("brand_id").cumcount().to_numpy()
     enough = picks.groupby("brand_id")["position"].transform("size").to_numpy() >= 2
-    columns = list(out.columns)
-    out.iloc[picks["position"].to_numpy()[(rank == 0) & enough], columns.index("orders")] = -3.0
-    out.iloc[picks["position"].to_numpy()[(rank == 1) & enough], columns.index("store_rating")] = 7.5
-    return out
+    chosen = picks["position"].to_numpy()
+    orders = df["orders"].to_numpy(dtype=np.float64, copy=True)
+    orders[chosen[(rank == 0) & enough]] = -3.0
+    rating = df["store_rating"].to_numpy(dtype=np.float64, copy=True)
+    rating[chosen[(rank == 1) & enough]] = 7.5
+    return df.assign(orders=orders, store_rating=rating)  # the other columns are shared, not copied
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -703,7 +704,7 @@ def write_demo_folder(
     brand_files = []
     for brand in brands:
         path = brands_dir / f"{brand.brand_id}.yaml"
-        text = yaml.safe_dump(brand.config, allow_unicode=True, sort_keys=False, default_flow_style=None)
+        text = yaml.safe_dump(brand.config, allow_unicode=True, sort_keys=False, default_flow_style=False)
         path.write_text(f"# Demo brand, archetype {brand.archetype}: {ARCHETYPES[brand.archetype].description}\n"
                         + text, encoding="utf-8")
         brand_files.append(path)
