@@ -31,11 +31,16 @@ class Archetype:
     per_50: int  # brands of this kind in a 50-brand demo portfolio
     synthetic_weight: float  # share of this kind in plan_synthetic_portfolio
     start_window: tuple[int, int]  # first and last start day within a DEMO_DAYS period
-    stuck_stage: str | None = None  # the stage whose first `must` criterion this brand keeps failing
+    fails: tuple[str, str] | None = None  # (stage id, metric) of the must criterion it keeps failing
     gap: tuple[int, int] | None = None  # (first day after start_date, number of days) without rows
     refund_spike: tuple[int, int] | None = None  # (first day after start_date, days) refunds ≈ 75% of gmv
     unmeasured: tuple[str, ...] = ()  # base columns that are never measured (NaN)
     non_apparel: bool = False  # the anomaly must not be hidden by the apparel refund overrides
+
+    @property
+    def stuck_stage(self) -> str | None:
+        """The stage a stuck_<stage id> brand stays in."""
+        return self.fails[0] if self.fails and self.name.startswith("stuck_") else None
 
 
 ARCHETYPES: dict[str, Archetype] = {
@@ -44,45 +49,88 @@ ARCHETYPES: dict[str, Archetype] = {
         Archetype("fast_riser", "passes every criterion from day one; graduates in about 115 days", 3, 0.03, (0, 9)),
         Archetype("steady", "passes every stage; starts staggered so the end funnel is spread", 0, 0.80, (0, 170)),
         Archetype(
-            "stuck_affiliate_trial", "too few selling affiliates (must) in affiliate_trial", 1, 0.02, (20, 130),
-            stuck_stage="affiliate_trial",
+            "stuck_affiliate_trial",
+            "too few selling affiliates in affiliate_trial",
+            1,
+            0.02,
+            (20, 130),
+            fails=("affiliate_trial", "selling_affiliates"),
         ),
         Archetype(
-            "stuck_public_traffic", "paid ROI well below target (must) in public_traffic", 2, 0.02, (10, 120),
-            stuck_stage="public_traffic",
+            "stuck_public_traffic",
+            "paid ROI well below target in public_traffic",
+            2,
+            0.02,
+            (10, 120),
+            fails=("public_traffic", "paid_roi"),
         ),
         Archetype(
-            "stuck_self_broadcast", "self-broadcast GMV share under target, above its guardrail", 1, 0.02, (10, 100),
-            stuck_stage="self_broadcast",
+            "stuck_self_broadcast",
+            "self-broadcast GMV share under target, above its guardrail",
+            1,
+            0.02,
+            (10, 100),
+            fails=("self_broadcast", "self_broadcast_share"),
         ),
         Archetype(
-            "stuck_private_repurchase", "returning-buyer share under target, above its guardrail", 1, 0.02, (5, 80),
-            stuck_stage="private_repurchase",
+            "stuck_private_repurchase",
+            "returning-buyer share under target, above its guardrail",
+            1,
+            0.02,
+            (5, 80),
+            fails=("private_repurchase", "returning_buyer_share"),
         ),
         Archetype(
-            "stuck_channel_exclusive", "one exclusive SKU short of the target count", 1, 0.02, (0, 40),
-            stuck_stage="channel_exclusive",
+            "stuck_channel_exclusive",
+            "one exclusive SKU short of the target count",
+            1,
+            0.02,
+            (0, 40),
+            fails=("channel_exclusive", "exclusive_sku_count"),
         ),
         Archetype(
-            "refund_spike", "refunds jump to ~75% of GMV for 12 days: trips the refund guardrail and demotes",
-            1, 0.01, (0, 40), refund_spike=(76, 12), non_apparel=True,
+            "refund_spike",
+            "refunds jump to ~75% of GMV for 12 days: trips the refund guardrail and demotes",
+            1,
+            0.01,
+            (0, 40),
+            refund_spike=(76, 12),
+            non_apparel=True,
         ),
         Archetype(
-            "data_gaps", "no rows for 9 days early in public_traffic: days_with_data below min_sample",
-            1, 0.01, (10, 100), gap=(20, 9),
+            "data_gaps",
+            "no rows for 9 days early in public_traffic: days_with_data below min_sample",
+            1,
+            0.01,
+            (10, 100),
+            gap=(20, 9),
         ),
         Archetype(
-            "unmeasured_ads", "ad_spend and ad_gmv not measured: paid_roi has no value", 1, 0.01, (10, 100),
+            "unmeasured_ads",
+            "ad_spend and ad_gmv not measured: paid_roi has no value",
+            1,
+            0.01,
+            (10, 100),
             unmeasured=("ad_spend", "ad_gmv"),
         ),
         Archetype(
-            "exit_candidate", "refund rate far above the norm in affiliate_trial, whose on_fail is exit",
-            1, 0.01, (30, 140), non_apparel=True,
+            "exit_candidate",
+            "refund rate far above the norm in affiliate_trial, whose on_fail is exit",
+            1,
+            0.01,
+            (30, 140),
+            fails=("affiliate_trial", "refund_rate"),
+            non_apparel=True,
         ),
         Archetype("awaiting_approval", "good data; public_traffic needs a person's approval", 1, 0.01, (20, 120)),
         Archetype("paused", "good data; the brand is paused", 1, 0.01, (0, 120)),
-        Archetype("corrupt_row", "good data; corrupt_rows gives it one negative orders and one 7.5 rating", 1, 0.01,
-                  (0, 100)),
+        Archetype(
+            "corrupt_row",
+            "good data; corrupt_rows gives it one negative orders and one 7.5 rating",
+            1,
+            0.01,
+            (0, 100),
+        ),
     )
 }
 GOOD_ARCHETYPES: frozenset[str] = frozenset({"fast_riser", "steady", "awaiting_approval", "paused", "corrupt_row"})
@@ -147,7 +195,12 @@ CATEGORY_REFUND: dict[str, tuple[float, float]] = {
     "mother-baby": (0.08, 0.20),
 }
 CATEGORY_AOV: dict[str, float] = {
-    "apparel": 0.8, "beauty": 1.0, "food": 0.7, "home": 1.1, "digital": 1.6, "mother-baby": 1.0,
+    "apparel": 0.8,
+    "beauty": 1.0,
+    "food": 0.7,
+    "home": 1.1,
+    "digital": 1.6,
+    "mother-baby": 1.0,
 }
 # The failing value of each stuck archetype, by tier (between guardrail and target where a guardrail exists).
 STUCK_VALUES: dict[str, dict[str, tuple[float, float]]] = {
@@ -164,44 +217,91 @@ BURST_DAYS = 2  # a hit-SKU burst lasts two days and comes back every 9–10 day
 # Fictional brands: (Chinese name, pinyin/English name) by category.
 BRAND_NAMES: dict[str, tuple[tuple[str, str], ...]] = {
     "apparel": (
-        ("云裳记", "Yunshang Ji"), ("织梦坊", "Zhimeng Fang"), ("北纬衣橱", "Beiwei Closet"),
-        ("棉麻集", "Mianma Linen"), ("潮町", "Chaoting Street"), ("素衣阁", "Suyi Studio"),
-        ("锦绣年华", "Jinxiu Nianhua"), ("小野鹿", "Xiaoye Deer"), ("青衫客", "Qingshan Ke"),
-        ("暖阳针织", "Nuanyang Knit"), ("江南布语", "Jiangnan Buyu"), ("白桦林", "Baihualin Wear"),
+        ("云裳记", "Yunshang Ji"),
+        ("织梦坊", "Zhimeng Fang"),
+        ("北纬衣橱", "Beiwei Closet"),
+        ("棉麻集", "Mianma Linen"),
+        ("潮町", "Chaoting Street"),
+        ("素衣阁", "Suyi Studio"),
+        ("锦绣年华", "Jinxiu Nianhua"),
+        ("小野鹿", "Xiaoye Deer"),
+        ("青衫客", "Qingshan Ke"),
+        ("暖阳针织", "Nuanyang Knit"),
+        ("江南布语", "Jiangnan Buyu"),
+        ("白桦林", "Baihualin Wear"),
     ),
     "beauty": (
-        ("花漾研", "Huayang Lab"), ("玉肌坊", "Yuji Fang"), ("初颜", "Chuyan Beauty"),
-        ("水光计", "Shuiguang Ji"), ("青黛", "Qingdai Cosmetics"), ("雪莲萃", "Xuelian Essence"),
-        ("芷若", "Zhiruo Skin"), ("蜜桃时光", "Mitao Shiguang"), ("草本札记", "Caoben Notes"),
-        ("凝露", "Ninglu Dew"), ("朱颜", "Zhuyan Rouge"), ("月见", "Yuejian Beauty"),
+        ("花漾研", "Huayang Lab"),
+        ("玉肌坊", "Yuji Fang"),
+        ("初颜", "Chuyan Beauty"),
+        ("水光计", "Shuiguang Ji"),
+        ("青黛", "Qingdai Cosmetics"),
+        ("雪莲萃", "Xuelian Essence"),
+        ("芷若", "Zhiruo Skin"),
+        ("蜜桃时光", "Mitao Shiguang"),
+        ("草本札记", "Caoben Notes"),
+        ("凝露", "Ninglu Dew"),
+        ("朱颜", "Zhuyan Rouge"),
+        ("月见", "Yuejian Beauty"),
     ),
     "food": (
-        ("山岚茶舍", "Shanlan Tea"), ("老灶坊", "Laozao Fang"), ("蜀香居", "Shuxiang Ju"),
-        ("五谷丰", "Wugu Feng"), ("椰林小铺", "Yelin Coconut"), ("塞上牧场", "Saishang Ranch"),
-        ("果园日记", "Guoyuan Diary"), ("川味小厨", "Chuanwei Kitchen"), ("黑土稻香", "Heitu Rice"),
-        ("滇红记", "Dianhong Tea"), ("海之味", "Haizhiwei Seafood"), ("麻辣研究所", "Mala Lab"),
+        ("山岚茶舍", "Shanlan Tea"),
+        ("老灶坊", "Laozao Fang"),
+        ("蜀香居", "Shuxiang Ju"),
+        ("五谷丰", "Wugu Feng"),
+        ("椰林小铺", "Yelin Coconut"),
+        ("塞上牧场", "Saishang Ranch"),
+        ("果园日记", "Guoyuan Diary"),
+        ("川味小厨", "Chuanwei Kitchen"),
+        ("黑土稻香", "Heitu Rice"),
+        ("滇红记", "Dianhong Tea"),
+        ("海之味", "Haizhiwei Seafood"),
+        ("麻辣研究所", "Mala Lab"),
     ),
     "home": (
-        ("木语家居", "Muyu Home"), ("暖居坊", "Nuanju Fang"), ("净界", "Jingjie Clean"),
-        ("安眠岛", "Anmian Island"), ("竹里馆", "Zhuli Bamboo"), ("陶然居", "Taoran Ceramics"),
-        ("简物", "Jianwu Living"), ("小窝日记", "Xiaowo Diary"), ("清风纸品", "Qingfeng Tissue"),
-        ("厨工坊", "Chugong Kitchenware"), ("拾光灯饰", "Shiguang Lighting"), ("素雅布艺", "Suya Textiles"),
+        ("木语家居", "Muyu Home"),
+        ("暖居坊", "Nuanju Fang"),
+        ("净界", "Jingjie Clean"),
+        ("安眠岛", "Anmian Island"),
+        ("竹里馆", "Zhuli Bamboo"),
+        ("陶然居", "Taoran Ceramics"),
+        ("简物", "Jianwu Living"),
+        ("小窝日记", "Xiaowo Diary"),
+        ("清风纸品", "Qingfeng Tissue"),
+        ("厨工坊", "Chugong Kitchenware"),
+        ("拾光灯饰", "Shiguang Lighting"),
+        ("素雅布艺", "Suya Textiles"),
     ),
     "digital": (
-        ("极光数码", "Jiguang Digital"), ("声浪", "Shenglang Audio"), ("快充侠", "Kuaichong Xia"),
-        ("星轨科技", "Xinggui Tech"), ("小智家", "Xiaozhi Smart"), ("镜界影像", "Jingjie Imaging"),
-        ("云途电器", "Yuntu Appliances"), ("酷玩派", "Kuwan Pai"), ("光速配件", "Guangsu Accessories"),
-        ("墨客键盘", "Moke Keyboards"), ("听涛耳机", "Tingtao Earphones"), ("掌心游", "Zhangxin Games"),
+        ("极光数码", "Jiguang Digital"),
+        ("声浪", "Shenglang Audio"),
+        ("快充侠", "Kuaichong Xia"),
+        ("星轨科技", "Xinggui Tech"),
+        ("小智家", "Xiaozhi Smart"),
+        ("镜界影像", "Jingjie Imaging"),
+        ("云途电器", "Yuntu Appliances"),
+        ("酷玩派", "Kuwan Pai"),
+        ("光速配件", "Guangsu Accessories"),
+        ("墨客键盘", "Moke Keyboards"),
+        ("听涛耳机", "Tingtao Earphones"),
+        ("掌心游", "Zhangxin Games"),
     ),
     "mother-baby": (
-        ("小树苗", "Xiaoshumiao Sprout"), ("贝贝乐", "Beibei Le"), ("萌宝屋", "Mengbao House"),
-        ("暖暖妈咪", "Nuannuan Mommy"), ("童趣园", "Tongqu Garden"), ("安心宝贝", "Anxin Baby"),
-        ("小象成长", "Xiaoxiang Grow"), ("星星童装", "Xingxing Kids"), ("有机宝宝", "Youji Baby"),
-        ("稻米熊", "Daomi Bear"), ("摇篮曲", "Yaolanqu Cradle"), ("奶瓶先生", "Mr Naiping"),
+        ("小树苗", "Xiaoshumiao Sprout"),
+        ("贝贝乐", "Beibei Le"),
+        ("萌宝屋", "Mengbao House"),
+        ("暖暖妈咪", "Nuannuan Mommy"),
+        ("童趣园", "Tongqu Garden"),
+        ("安心宝贝", "Anxin Baby"),
+        ("小象成长", "Xiaoxiang Grow"),
+        ("星星童装", "Xingxing Kids"),
+        ("有机宝宝", "Youji Baby"),
+        ("稻米熊", "Daomi Bear"),
+        ("摇篮曲", "Yaolanqu Cradle"),
+        ("奶瓶先生", "Mr Naiping"),
     ),
 }
-OWNERS: tuple[str, ...] = ("王敏 Wang Min", "李强 Li Qiang", "陈静 Chen Jing", "张伟 Zhang Wei", "刘洋 Liu Yang",
-                           "赵丽 Zhao Li")
+OWNERS: tuple[str, ...] = ("王敏 Wang Min", "李强 Li Qiang", "陈静 Chen Jing", "张伟 Zhang Wei", "刘洋 Liu Yang", "赵丽 Zhao Li")
 TIER_WEIGHTS: tuple[float, ...] = (0.45, 0.35, 0.20)  # small, mid, large
 
 
@@ -273,9 +373,7 @@ def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
 
 
-def _brand_config(
-    brand_id: str, name: str, tier: str, category: str, start_date: dt.date, owner: str, archetype: str
-) -> dict[str, Any]:
+def _brand_config(brand_id: str, name: str, tier: str, category: str, start_date: dt.date, owner: str, archetype: str) -> dict[str, Any]:
     config: dict[str, Any] = {
         "brand_id": brand_id,
         "name": name,
@@ -290,8 +388,7 @@ def _brand_config(
         config["requires_approval"] = ["public_traffic"]
     gates: dict[str, Any] = {}
     if category == "apparel":
-        gates.update({stage: {key: [dict(c) for c in rules] for key, rules in gate.items()}
-                      for stage, gate in APPAREL_GATES.items()})
+        gates.update({stage: {key: [dict(c) for c in rules] for key, rules in gate.items()} for stage, gate in APPAREL_GATES.items()})
     if archetype == "exit_candidate":
         gates.setdefault("affiliate_trial", {})["on_fail"] = "exit"
     if gates:
@@ -303,9 +400,7 @@ def _default_start(start: dt.date | None, days: int) -> dt.date:
     return start if start is not None else dt.date.today() - (days - 1) * _DAY
 
 
-def plan_demo_portfolio(
-    n_brands: int = 50, start: dt.date | None = None, seed: int = 7, days: int = DEMO_DAYS
-) -> list[DemoBrand]:
+def plan_demo_portfolio(n_brands: int = 50, start: dt.date | None = None, seed: int = 7, days: int = DEMO_DAYS) -> list[DemoBrand]:
     """Plan a demo portfolio of n_brands with realistic names, staggered starts and every archetype.
 
     start is the first day of the period (default: today - days + 1); the archetypes' start windows are
@@ -322,12 +417,11 @@ def plan_demo_portfolio(
             planned.append((min(int(offset * scale), max(days - 1, 0)), name))
     planned.sort(key=lambda p: p[0])
 
-    categories = list(np.resize(np.array(CATEGORIES), n_brands))
+    categories = [CATEGORIES[i % len(CATEGORIES)] for i in range(n_brands)]  # balanced, then shuffled
     rng.shuffle(categories)
     for i, (_, name) in enumerate(planned):  # anomalies that apparel overrides would hide: swap categories
         if ARCHETYPES[name].non_apparel and categories[i] == "apparel":
-            j = next(j for j, (_, other) in enumerate(planned)
-                     if categories[j] != "apparel" and not ARCHETYPES[other].non_apparel)
+            j = next((j for j, (_, other) in enumerate(planned) if categories[j] != "apparel" and not ARCHETYPES[other].non_apparel), i)
             categories[i], categories[j] = categories[j], categories[i]
     tiers = rng.choice(np.array(TIERS), size=n_brands, p=TIER_WEIGHTS)
     pools = {cat: [names[k] for k in rng.permutation(len(names))] for cat, names in BRAND_NAMES.items()}
@@ -336,7 +430,7 @@ def plan_demo_portfolio(
 
     brands: list[DemoBrand] = []
     for i, ((offset, name), category) in enumerate(zip(planned, categories, strict=True)):
-        pool = pools[str(category)]
+        pool = pools[category]
         cn, en = pool[used[category] % len(pool)]
         round_ = used[category] // len(pool)
         used[category] += 1
@@ -344,16 +438,19 @@ def plan_demo_portfolio(
             cn, en = f"{cn}{round_ + 1}号", f"{en} {round_ + 1}"
         brand_id = f"d{i + 1:0{width}d}-{_slug(en)}"
         config = _brand_config(
-            brand_id, f"{cn} {en}", str(tiers[i]), str(category), start + offset * _DAY,
-            OWNERS[int(rng.integers(len(OWNERS)))], name,
+            brand_id,
+            f"{cn} {en}",
+            str(tiers[i]),
+            category,
+            start + offset * _DAY,
+            OWNERS[int(rng.integers(len(OWNERS)))],
+            name,
         )
         brands.append(DemoBrand(config, name))
     return brands
 
 
-def plan_synthetic_portfolio(
-    n_brands: int, start: dt.date, seed: int = 7, stagger_days: int = 0
-) -> list[DemoBrand]:
+def plan_synthetic_portfolio(n_brands: int, start: dt.date, seed: int = 7, stagger_days: int = 0) -> list[DemoBrand]:
     """Plan a large synthetic portfolio cheaply: archetypes by synthetic_weight (mostly steady), plain names.
 
     Start dates fall uniformly in [start, start + stagger_days]; with the default 0 every brand has a row
@@ -372,15 +469,17 @@ def plan_synthetic_portfolio(
     return [
         DemoBrand(
             _brand_config(
-                f"b{i:06d}", f"品牌 {i:05d} Brand {i}", TIERS[t], CATEGORIES[c], start + int(o) * _DAY,
-                OWNERS[w], names[a],
+                f"b{i:06d}",
+                f"品牌 {i:05d} Brand {i}",
+                TIERS[t],
+                CATEGORIES[c],
+                start + int(o) * _DAY,
+                OWNERS[w],
+                names[a],
             ),
             names[a],
         )
-        for i, (a, t, c, o, w) in enumerate(
-            zip(arch_idx.tolist(), tier_idx.tolist(), cat_idx.tolist(), offsets.tolist(), owner_idx.tolist(),
-                strict=True)
-        )
+        for i, (a, t, c, o, w) in enumerate(zip(arch_idx.tolist(), tier_idx.tolist(), cat_idx.tolist(), offsets.tolist(), owner_idx.tolist(), strict=True))
     ]
 
 
@@ -430,7 +529,7 @@ def generate_daily_metrics(brands: list[DemoBrand], start: dt.date, days: int, s
     arch_names = list(ARCHETYPES)
     arch = np.array([arch_names.index(b.archetype) for b in brands], dtype=np.int64)
     tier = np.array([TIERS.index(b.config["tier"]) for b in brands], dtype=np.int64)
-    category = np.array(
+    category = np.array(  # a category outside CATEGORIES is generated like "home" (refunds 8–20%)
         [CATEGORIES.index(c) if (c := str(b.config["category"])) in CATEGORIES else 3 for b in brands],
         dtype=np.int64,
     )
@@ -452,10 +551,7 @@ def generate_daily_metrics(brands: list[DemoBrand], start: dt.date, days: int, s
     age = np.arange(days, dtype=np.int64)[None, :] - offset[:, None]  # days since the brand's start_date
     flat_keep = ((age >= 0) & ~in_archetype_window("gap", age)).ravel()
     refund_spike = in_archetype_window("refund_spike", age)
-    unmeasured = {
-        col: np.isin(arch, [arch_names.index(a.name) for a in ARCHETYPES.values() if col in a.unmeasured])
-        for col in BASE_COLUMNS
-    }
+    unmeasured = {col: np.isin(arch, [arch_names.index(a.name) for a in ARCHETYPES.values() if col in a.unmeasured]) for col in BASE_COLUMNS}
     out: dict[str, np.ndarray] = {}
 
     def emit(col: str, values: np.ndarray) -> None:
@@ -673,9 +769,7 @@ schedule: "0 9 * * *"
 _DEMO_ID = re.compile(r"^d\d{3,}-[a-z0-9-]+$")
 
 
-def write_demo_folder(
-    folder: Path, n_brands: int = 50, days: int = DEMO_DAYS, end: dt.date | None = None, seed: int = 7
-) -> DemoSummary:
+def write_demo_folder(folder: Path, n_brands: int = 50, days: int = DEMO_DAYS, end: dt.date | None = None, seed: int = 7) -> DemoSummary:
     """Write a runnable demo: configs (playbook, deployment, one YAML per brand) and the metrics Parquet.
 
     The period is the `days` days ending on `end` (default today). Brand files of an earlier demo
@@ -705,8 +799,7 @@ def write_demo_folder(
     for brand in brands:
         path = brands_dir / f"{brand.brand_id}.yaml"
         text = yaml.safe_dump(brand.config, allow_unicode=True, sort_keys=False, default_flow_style=False)
-        path.write_text(f"# Demo brand, archetype {brand.archetype}: {ARCHETYPES[brand.archetype].description}\n"
-                        + text, encoding="utf-8")
+        path.write_text(f"# Demo brand, archetype {brand.archetype}: {ARCHETYPES[brand.archetype].description}\n" + text, encoding="utf-8")
         brand_files.append(path)
 
     metrics_path = metrics_dir / "daily_metrics.parquet"
