@@ -34,7 +34,6 @@ Tier = Literal["small", "mid", "large"]
 Op = Literal[">=", ">", "<=", "<"]
 OnFail = Literal["hold", "recycle", "demote", "exit"]
 BRAND_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
-_BRAND_ID_RE = re.compile(BRAND_ID_PATTERN)
 _PASSWORD_IN_URL = re.compile(r"^[a-z0-9+]+://[^/@:]*:[^/@]+@")
 
 
@@ -575,6 +574,3 @@ def write_json_schemas(out_dir: Path) -> list[Path]:
         written.append(path)
     return written
 
-
-def is_valid_brand_id(value: str) -> bool:
-    return bool(_BRAND_ID_RE.match(value))

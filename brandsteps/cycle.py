@@ -11,7 +11,7 @@ import pandas as pd
 from brandsteps.catalogue import EXITED, GRADUATED, STAGE_IDS
 from brandsteps.config import Portfolio
 from brandsteps.gates import GRADUATED_PARAMS, GUARD_COLUMNS, decide_stage, exited_decisions
-from brandsteps.ledger import Ledger
+from brandsteps.ledger import Ledger, WriteResult
 from brandsteps.metrics_source import MetricsBatch
 from brandsteps.window import compute_window_metrics
 
@@ -88,7 +88,10 @@ def data_errors(batch: MetricsBatch, cohorts: pd.DataFrame) -> pd.Series:
     if rows.empty:
         return out
     text = "row " + rows["row"].astype(str) + " (" + rows["date"].fillna("no date").astype(str) + "): " + rows["reason"].astype(str)
-    joined = rows.assign(text=text).groupby("brand_id", sort=False)["text"].agg(lambda t: "; ".join(t.head(3)) + (f"; and {len(t) - 3} more rows" if len(t) > 3 else ""))
+    def first_three(t: pd.Series) -> str:
+        return "; ".join(t.head(3)) + (f"; and {len(t) - 3} more rows" if len(t) > 3 else "")
+
+    joined = rows.assign(text=text).groupby("brand_id", sort=False)["text"].agg(first_three)
     return joined.reindex(cohorts.index).fillna("").astype(object)
 
 
@@ -160,12 +163,13 @@ def funnel(cohorts: pd.DataFrame, decisions: pd.DataFrame) -> dict[str, int]:
     return {s: int(counts.get(s, 0)) for s in FUNNEL_ORDER}
 
 
-def summarise(as_of: date, cohorts: pd.DataFrame, decisions: pd.DataFrame, batch: MetricsBatch) -> CycleSummary:
-    summary = CycleSummary(as_of=as_of)
+def summarise(as_of: date, cohorts: pd.DataFrame, decisions: pd.DataFrame, batch: MetricsBatch, written: WriteResult) -> CycleSummary:
+    """What the cycle did, from its cohorts, decisions, metrics and what the ledger accepted."""
+    summary = CycleSummary(as_of=as_of, decided=written.written, conflicts=written.conflicts, cycle_id=written.cycle_id)
     status = cohorts["status"].value_counts()
     summary.not_started = int(status.get("not_started", 0))
     summary.later_decided = int(status.get("later_decided", 0))
-    summary.already_decided = int(status.get("already_decided", 0))
+    summary.already_decided = int(status.get("already_decided", 0)) + written.already_decided
     if len(decisions):
         v = decisions["verdict"].value_counts()
         a = decisions["action"].value_counts()
@@ -202,14 +206,13 @@ def expected_versions(cohorts: pd.DataFrame) -> pd.Series:
     return cohorts["last_as_of"]
 
 
-def run_day(portfolio: Portfolio, history: MetricsBatch, ledger: Ledger, as_of: date, flow_run_id: str | None, brands: pd.DataFrame | None = None) -> CycleSummary:
+def run_day(
+    portfolio: Portfolio, history: MetricsBatch, ledger: Ledger, as_of: date, flow_run_id: str | None, brands: pd.DataFrame | None = None
+) -> CycleSummary:
     """One whole cycle from an in-memory history (the replay's unit; same functions as the flow)."""
     cohorts = prepare_cohorts(portfolio, ledger.read_state(), as_of, brands)
     batch = slice_batch(history, as_of)
     window = window_metrics_for(batch, cohorts)
     decisions = decide_all(portfolio, cohorts, batch, window, as_of)
     result = ledger.record_cycle(decisions, as_of, flow_run_id, expected_versions(cohorts), len(batch.quarantine))
-    summary = summarise(as_of, cohorts, decisions, batch)
-    summary.decided, summary.conflicts, summary.cycle_id = result.written, result.conflicts, result.cycle_id
-    summary.already_decided += result.already_decided
-    return summary
+    return summarise(as_of, cohorts, decisions, batch, result)

@@ -50,7 +50,7 @@ ARCHETYPES: dict[str, Archetype] = {
         Archetype("steady", "passes every stage; starts staggered so the end funnel is spread", 0, 0.80, (0, 170)),
         Archetype(
             "stuck_affiliate_trial",
-            "too few selling affiliates in affiliate_trial",
+            "refunds above the affiliate_trial must limit",
             1,
             0.02,
             (20, 130),

@@ -308,7 +308,9 @@ def _guardrail_trips(evaluated: pd.DataFrame, cohort: pd.DataFrame, params_by_st
             rows = g[(g["source_stage"] == stage_id) & (g["result"] == "fail")]
             why = _join_by_brand(rows, cohort.index)
             tripped = tripped.where(~hit, stage_id)
-            reasons = reasons.where(~hit, "guardrail " + stage_id + " failed " + streaks[col].astype(str) + " evaluations in a row (" + why.str.replace(f"guardrail {stage_id}: ", "", regex=False) + ")")
+            detail = why.str.replace(f"guardrail {stage_id}: ", "", regex=False)
+            text = "guardrail " + stage_id + " failed " + streaks[col].astype(str) + " evaluations in a row (" + detail + ")"
+            reasons = reasons.where(~hit, text)
     return streaks, tripped, reasons
 
 
@@ -363,10 +365,11 @@ def decide_stage(portfolio: Portfolio, stage_id: str, cohort: pd.DataFrame, metr
         ]
     else:
         nxt = _next_stage(stage_id)
+        waiting_for = "awaiting approval to " + ("graduate" if last_stage else f"advance to {nxt}") + " since "
         action_rules = [
             (paused, "hold", "brand is paused"),
             (trip, "demote", guard_reason.to_numpy(dtype=object)),
-            (awaiting, "await_approval", ("awaiting approval to " + ("graduate" if last_stage else f"advance to {nxt}") + " since " + cohort["awaiting_since"].astype(str)).to_numpy(dtype=object)),
+            (awaiting, "await_approval", (waiting_for + cohort["awaiting_since"].astype(str)).to_numpy(dtype=object)),
             (~is_pass & ~is_fail, "hold", "no move on " + verdict.astype(object)),
             (is_fail & (on_fail == "recycle"), "recycle", f"on_fail recycle: restart the {stage_id} clock"),
             (is_fail & (on_fail == "demote"), "demote", f"on_fail demote: back to {STAGE_IDS[max(STAGE_IDS.index(stage_id) - 1, 0)]}"),

@@ -31,13 +31,6 @@ class MetricsBatch:
     unknown_columns: list[str] = field(default_factory=list)
     sources: list[str] = field(default_factory=list)
 
-    def quarantined_brands(self) -> pd.Series:
-        """brand_id → '; '-joined reasons of its quarantined rows (dated rows only)."""
-        q = self.quarantine
-        if q.empty:
-            return pd.Series(dtype=object)
-        return q.groupby("brand_id", sort=False)["reason"].agg(lambda r: "; ".join(r.head(3)) + (f"; … {len(r) - 3} more" if len(r) > 3 else ""))
-
 
 @dataclass(frozen=True)
 class MetricsSource:
@@ -188,9 +181,7 @@ def read_raw(source: MetricsSource, start: date | None = None, end: date | None 
     for f in files:
         if f.suffix.lower() == ".csv":
             frame = _read_csv(f)
-            first_row = 2  # line 1 is the header
-            if end is not None or start is not None:
-                pass  # CSV has no pushdown; the date range is applied after validation
+            first_row = 2  # line 1 is the header; CSV has no pushdown, validate() applies the range
         elif f.suffix.lower() in {".parquet", ".pq"}:
             frame = _read_parquet(f, start, end)
             first_row = 1

@@ -8,7 +8,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from brandsteps.config import Portfolio
-from brandsteps.cycle import FUNNEL_ORDER
+from brandsteps.cycle import FUNNEL_ORDER, brand_table
 from brandsteps.ledger import Ledger, brand_state, decisions
 from brandsteps.report import stage_sort_key
 
@@ -26,30 +26,31 @@ def latest_decisions(ledger: Ledger) -> pd.DataFrame:
 
 
 def portfolio_status(portfolio: Portfolio, ledger: Ledger) -> dict[str, Any]:
-    state = latest_decisions(ledger).set_index("brand_id")
-    rows = []
-    for brand_id, brand in portfolio.brands.items():
-        known = brand_id in state.index
-        r = state.loc[brand_id] if known else None
-        rows.append(
-            {
-                "brand_id": brand_id,
-                "name": brand.name,
-                "tier": brand.tier,
-                "owner": brand.owner,
-                "stage": r["stage"] if known else brand.stage,
-                "stage_entered_on": str(r["stage_entered_on"]) if known else str(brand.start_date),
-                "last_as_of": str(r["last_as_of"]) if known else None,
-                "verdict": r["verdict"] if known else None,
-                "action": r["action"] if known else None,
-                "reason": r["reason"] if known else None,
-                "awaiting": bool(r["awaiting"]) if known else False,
-                "overdue": bool(r["overdue"]) if known and pd.notna(r["overdue"]) else False,
-                "paused": brand.paused,
-            }
-        )
-    rows.sort(key=lambda b: (stage_sort_key(b["stage"]), b["brand_id"]))
-    counts = pd.Series([b["stage"] for b in rows], dtype=object).value_counts()
+    """Funnel and every brand's row: configured brands joined with the ledger in one merge."""
+    brands = brand_table(portfolio)
+    state = latest_decisions(ledger).set_index("brand_id").reindex(brands.index)
+    known = state["stage"].notna()
+    table = pd.DataFrame(
+        {
+            "brand_id": brands.index,
+            "name": brands["name"],
+            "tier": brands["tier"],
+            "owner": brands["owner"],
+            "stage": state["stage"].where(known, brands["config_stage"]),
+            "stage_entered_on": state["stage_entered_on"].astype(str).where(known, brands["start_date"].dt.strftime("%Y-%m-%d")),
+            "last_as_of": state["last_as_of"].astype(str).where(known, None),
+            "verdict": state["verdict"],
+            "action": state["action"],
+            "reason": state["reason"],
+            "awaiting": state["awaiting"].fillna(False).astype(bool),
+            "overdue": state["overdue"].fillna(False).astype(bool),
+            "paused": brands["paused"],
+        }
+    )
+    table["order"] = table["stage"].map(stage_sort_key)
+    table = table.reset_index(drop=True).sort_values(["order", "brand_id"]).drop(columns="order")
+    counts = table["stage"].value_counts()
+    rows = table.astype(object).where(table.notna(), None).to_dict("records")
     return {
         "ledger": ledger.display_url,
         "last_cycle": ledger.last_cycle(),

@@ -52,10 +52,7 @@ def run_cycle_steps(portfolio: Portfolio, as_of: date, metrics: str | None, ledg
     parts = [STAGE_GATES[s](portfolio, cohorts, errors, window, as_of) for s in (*STAGE_IDS, GRADUATED)]
     decisions = combine(parts)
     result = record_decisions(ledger, decisions, cohorts, as_of, flow_run.get_id(), len(batch.quarantine))
-    summary = summarise(as_of, cohorts, decisions, batch)
-    summary.decided, summary.conflicts, summary.cycle_id = result.written, result.conflicts, result.cycle_id
-    summary.already_decided += result.already_decided
-    return CycleOutcome(summary, decisions, batch, ledger)
+    return CycleOutcome(summarise(as_of, cohorts, decisions, batch, result), decisions, batch, ledger)
 
 
 def fail_if_every_brand_errored(summary: CycleSummary) -> None:

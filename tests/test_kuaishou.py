@@ -22,6 +22,9 @@ from brandsteps.kuaishou import (
     to_metrics_rows,
 )
 
+# The base columns the 7-day fixture carries, in the order the reader emits them.
+DAILY_FIXTURE_COLUMNS = ["product_impressions", "product_clicks", "orders", "buyers", "gmv", "gmv_self", "gmv_affiliate", "refund_amount", "commission"]
+
 FIXTURES = Path(__file__).parent / "fixtures" / "kuaishou"
 SAMPLE_MONTH = FIXTURES / "sample_month_gbk.csv"
 DAILY_WEEK = FIXTURES / "daily_week_utf8bom.csv"
@@ -138,18 +141,7 @@ def test_daily_week_conversions() -> None:
     assert daily is not None
     assert export.period is None
     assert list(daily["date"].dt.strftime("%Y-%m-%d")) == [f"2025-07-0{d}" for d in range(1, 8)]
-    assert list(daily.columns) == [
-        "date",
-        "product_impressions",
-        "product_clicks",
-        "orders",
-        "buyers",
-        "gmv",
-        "gmv_self",
-        "gmv_affiliate",
-        "refund_amount",
-        "commission",
-    ]
+    assert list(daily.columns) == ["date", *DAILY_FIXTURE_COLUMNS]
     assert (daily.drop(columns="date").dtypes == np.float64).all()
     assert list(daily["gmv"]) == [15200.0, 18350.0, 9876.0, 21000.0, 34567.0, 28800.0, 12000.0]  # 1.52万 …
     impressions = daily["product_impressions"].tolist()
@@ -203,17 +195,7 @@ def test_to_metrics_rows_combines_daily_files_and_keeps_periods_apart() -> None:
     rows, periods = to_metrics_rows(exports, "acme")
     assert len(rows) == 10
     assert list(rows.columns) == ["brand_id", "date", *[c for c in BASE_COLUMNS if c in rows.columns]]
-    assert set(rows.columns) - {"brand_id", "date"} == {
-        "product_impressions",
-        "product_clicks",
-        "orders",
-        "buyers",
-        "gmv",
-        "gmv_self",
-        "gmv_affiliate",
-        "refund_amount",
-        "commission",
-    }
+    assert set(rows.columns) - {"brand_id", "date"} == set(DAILY_FIXTURE_COLUMNS)
     assert (rows["brand_id"] == "acme").all()
     assert rows["date"].is_monotonic_increasing
     assert rows.loc[rows["date"] >= "2025-08-01", "refund_amount"].isna().all()  # the XLSX has no refunds
