@@ -1,0 +1,76 @@
+"""Command line: exit codes (0 ok, 2 config/usage, 1 failure) and the JSON formats."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from brandsteps.cli import main
+from brandsteps.config import load_portfolio
+from brandsteps.cycle import run_day
+from brandsteps.ledger import Ledger
+from brandsteps.metrics_source import validate
+from tests.conftest import simple_playbook, write_configs
+from tests.test_ledger import history
+
+
+@pytest.fixture
+def decided(tmp_path: Path) -> Path:
+    """A portfolio with three days decided into its default ledger (data/ledger.sqlite)."""
+    configs = write_configs(tmp_path, {"a": {"name": "山野茶社"}, "c": {"requires_approval": ["affiliate_trial"]}}, playbook=simple_playbook())
+    portfolio = load_portfolio(configs, apply_env=False)
+    ledger = Ledger("sqlite:///data/ledger.sqlite", tmp_path)
+    ledger.create()
+    batch = validate(history(["a", "c"], 3), as_of=date(2026, 1, 3), today=date(2026, 2, 1))
+    for day in range(1, 4):
+        run_day(portfolio, batch, ledger, date(2026, 1, day), None)
+    return configs
+
+
+def test_validate_ok_and_broken(tmp_path: Path, decided: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["validate", "--configs", str(decided)]) == 0
+    assert "OK — 5 stages, 2 brands" in capsys.readouterr().out
+    (decided / "brands" / "a.yaml").write_text("brand_id: a\ntier: huge\n", encoding="utf-8")
+    assert main(["validate", "--configs", str(decided)]) == 2
+    err = capsys.readouterr().err
+    assert "configs/brands/a.yaml: tier: must be one of" in err and "Traceback" not in err
+
+
+def test_status_and_explain_json(decided: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["status", "--configs", str(decided), "--format", "json"]) == 0
+    status = json.loads(capsys.readouterr().out)
+    assert status["funnel"]["public_traffic"] == 1  # a advanced on day 3; c waits for approval
+    assert main(["explain", "a", "--configs", str(decided), "--format", "json", "--as-of", "2026-01-03"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert (record["verdict"], record["action"]) == ("PASS", "advance")
+    assert record["criteria"][0]["reason"] == "gmv 1500 >= 300"  # a window sum: 3 days × 500
+    assert record["stage_history"][0]["to_stage"] == "public_traffic"
+
+
+def test_approve_then_reject_is_a_usage_error(decided: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["approve", "c", "--by", "王敏", "--reason", "numbers hold", "--configs", str(decided)]) == 0
+    assert "c: approved by 王敏: affiliate_trial -> public_traffic" in capsys.readouterr().out
+    # nothing is awaiting any more: refusing is a usage error, not a crash
+    assert main(["approve", "c", "--by", "王敏", "--reason", "again", "--reject", "--configs", str(decided)]) == 2
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["explain", "nobody"], "unknown brand 'nobody'"),
+        (["run", "--as-of", "2999-01-01"], "is in the future"),
+        (["explain", "a", "--as-of", "2025-01-01"], "a has no decision on 2025-01-01"),
+    ],
+)
+def test_usage_errors_exit_2(decided: Path, capsys: pytest.CaptureFixture[str], argv: list[str], message: str) -> None:
+    assert main([*argv, "--configs", str(decided)]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_bad_arguments_exit_2() -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["run", "--as-of", "yesterday"])
+    assert info.value.code == 2
