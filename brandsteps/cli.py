@@ -1,10 +1,11 @@
-"""The brandsteps command line: validate, run, status, explain, approve, demo, schema."""
+"""The brandsteps command line: validate, run, status, explain, approve, serve, demo, schema."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import re
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -72,6 +73,13 @@ def cmd_validate(args: argparse.Namespace) -> int:
     stages = len(portfolio.playbook.stages)
     overrides = len(portfolio.brand_versions)
     print(f"{args.configs}: OK — {stages} stages, {len(portfolio.brands)} brands ({overrides} with overrides), playbook version {portfolio.playbook_version}")
+    prefect_yaml = Path(args.configs).resolve().parent / "prefect.yaml"
+    if prefect_yaml.exists():
+        from brandsteps.deploy_spec import read_deployment_specs, schedule_mismatch
+
+        warning = schedule_mismatch(read_deployment_specs(prefect_yaml), portfolio.onboarding)
+        if warning:
+            print(f"warning: {warning}", file=sys.stderr)
     return EXIT_OK
 
 
@@ -180,10 +188,16 @@ def cmd_approve(args: argparse.Namespace) -> int:
     portfolio = _load(args)
     if args.brand not in portfolio.brands:
         raise UsageError(f"unknown brand {args.brand!r}")
-    by, reason = args.by.strip(), args.reason.strip()
-    if not by or not reason or len(by) > 100 or len(reason) > 1000:
-        raise UsageError("--by (1–100 characters) and --reason (1–1000 characters) are required")
+    from pydantic import ValidationError
+
     from brandsteps.ledger import LedgerError
+    from brandsteps.review import REASON_MAX, REVIEWER_MAX, ReviewAnswer
+
+    try:
+        answer = ReviewAnswer(decision="reject" if args.reject else "approve", reviewer=args.by, reason=args.reason)
+    except ValidationError:
+        raise UsageError(f"--by (2–{REVIEWER_MAX} characters) and --reason (3–{REASON_MAX} characters) are required") from None
+    by, reason = answer.reviewer, answer.reason
 
     ledger = _ledger(args, portfolio)
     try:
@@ -235,6 +249,98 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    portfolio = _load(args)
+    if _local_server_mode():
+        raise UsageError(
+            "serve needs a running Prefect server so schedules outlive this process: "
+            "run `prefect server start`, then `export PREFECT_API_URL=http://127.0.0.1:4200/api`"
+        )
+    from prefect.settings import PREFECT_API_URL
+
+    from flows.serving import serve_all
+
+    configs = Path(args.configs).resolve()
+    print(f"Serving onboarding-cycle ('{portfolio.onboarding.schedule}' {portfolio.onboarding.timezone}), onboard-brand, review-brand, backtest")
+    print(f"  configs {configs}; Prefect API {PREFECT_API_URL.value()}; overdue alerts {'to a webhook' if args.overdue_webhook else 'recorded as events only'}")
+    serve_all(portfolio, configs, webhook_url=args.overdue_webhook, limit=args.limit)
+    return EXIT_OK
+
+
+def _progress_line(done: int, total: int, line: str) -> None:
+    """Progress on stderr: one rewritten line on a terminal, every tenth step otherwise."""
+    if sys.stderr.isatty():
+        sys.stderr.write(f"\r  [{done:>4}/{total}] {line[:110]:<110}" + ("\n" if done == total else ""))
+    elif done == total or done % max(1, total // 10) == 0:
+        sys.stderr.write(f"  [{done:>4}/{total}] {line}\n")
+    sys.stderr.flush()
+
+
+def cmd_import_kuaishou(args: argparse.Namespace) -> int:
+    from brandsteps.config import BRAND_ID_PATTERN
+    from brandsteps.kuaishou import KuaishouFormatError, append_to_source, import_kuaishou, write_new_table
+
+    if not re.fullmatch(BRAND_ID_PATTERN, args.brand):
+        raise UsageError(f"--brand {args.brand!r} is not a brand id (lowercase letters, digits and -)")
+    try:
+        result = import_kuaishou([Path(f) for f in args.files], args.brand)
+        for line in result.summary_lines():
+            print(line)
+        if args.out:
+            written = write_new_table(result, Path(args.out))
+        else:
+            portfolio = _load(args)
+            if args.brand not in portfolio.brands:
+                print(f"warning: {args.brand} has no {args.configs}/brands/{args.brand}.yaml yet", file=sys.stderr)
+            from brandsteps.settings import targets
+
+            written = append_to_source(result, targets(portfolio, args.metrics, None).metrics)
+    except KuaishouFormatError as exc:
+        raise UsageError(str(exc)) from None
+    for line in written or ["nothing to write"]:
+        print(line)
+    return EXIT_OK
+
+
+def cmd_backtest(args: argparse.Namespace) -> int:
+    portfolio = _load(args)
+    if args.to < args.date_from:
+        raise UsageError(f"--to {args.to} is before --from {args.date_from}")
+    from brandsteps.backtest import differences, replay, report_markdown, report_text, with_playbook
+    from brandsteps.cycle import metrics_start
+    from brandsteps.metrics_source import load_metrics
+    from brandsteps.settings import targets, today_in
+
+    policies = [(args.policy or f"{args.configs}/steps.yaml", with_playbook(portfolio, args.policy) if args.policy else portfolio)]
+    if args.compare:
+        policies.append((args.compare, with_playbook(portfolio, args.compare)))
+    where = targets(portfolio, args.metrics, None)
+    start = min(metrics_start(p, args.date_from) for _, p in policies)
+    history = load_metrics(where.metrics, as_of=args.to, today=today_in(where.timezone), start=start)
+    runs = []
+    for label, policy in policies:
+        print(f"Replaying {label} from {args.date_from} to {args.to} into a scratch ledger …", file=sys.stderr)
+        runs.append(replay(policy, history, args.date_from, args.to, label, lambda i, n, s: _progress_line(i, n, s.line())))
+    diff = differences(runs[0], runs[1]) if args.compare else None
+    print(report_text(runs, diff))
+    if args.markdown:
+        Path(args.markdown).write_text(report_markdown(runs, diff), encoding="utf-8")
+        print(f"Markdown report: {args.markdown}")
+    return EXIT_OK
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    portfolio = _load(args)
+    if args.date_from and args.to and args.to < args.date_from:
+        raise UsageError(f"--to {args.to} is before --from {args.date_from}")
+    from brandsteps.visual_report import write_report
+
+    ledger = _ledger(args, portfolio)
+    page = write_report(portfolio, ledger, Path(args.out), args.date_from, args.to, progress=_progress_line)
+    print(f"Report: {page}")
+    return EXIT_OK
+
+
 # ---------------------------------------------------------------- parser
 
 
@@ -267,6 +373,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--by", required=True, help="your name")
     p.add_argument("--reason", required=True)
     p.add_argument("--reject", action="store_true")
+    p = add("serve", cmd_serve, "serve the deployments of prefect.yaml (schedules, forms, reviews) against the configured Prefect server")
+    p.add_argument("--overdue-webhook", default=os.environ.get("BRANDSTEPS_OVERDUE_WEBHOOK"), help="URL to notify when a brand becomes overdue")
+    p.add_argument("--limit", type=int, help="most flow runs at once (default: no limit)")
+    p = add("import-kuaishou", cmd_import_kuaishou, "import Kuaishou 生意通 全店成交分析 exports (CSV/XLSX) into the metrics table")
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("--brand", required=True, help="the brand id the exports belong to")
+    p.add_argument("--out", help="write a new .csv or .parquet file instead of adding to the configured metrics")
+    p = add("backtest", cmd_backtest, "replay daily cycles over history into a scratch ledger and report per stage")
+    p.add_argument("--from", dest="date_from", type=_parse_date, required=True, help="first day to replay")
+    p.add_argument("--to", type=_parse_date, required=True, help="last day to replay (inclusive)")
+    p.add_argument("--policy", help="a steps.yaml-shaped playbook to replay instead of configs/steps.yaml")
+    p.add_argument("--compare", help="a second playbook to replay side by side; lists brands whose decisions differ")
+    p.add_argument("--markdown", help="also write the report as markdown to this file")
+    p = add("report", cmd_report, "write a self-contained HTML report with PNG charts from the ledger")
+    p.add_argument("--from", dest="date_from", type=_parse_date, help="first day (default: the ledger's first)")
+    p.add_argument("--to", type=_parse_date, help="last day (default: the ledger's last)")
+    p.add_argument("--out", required=True, help="folder for index.html and the PNGs")
     p = add("schema", cmd_schema, "write the JSON Schemas of the three config kinds")
     p.add_argument("--out", default="schemas")
     p = sub.add_parser("demo", help="generate a demo portfolio and run daily cycles over it")
@@ -283,7 +406,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    quiet_prefect_defaults(args.verbose)
+    # served runs ship their INFO logs to the UI; one-off commands keep the terminal quiet
+    quiet_prefect_defaults(args.verbose or args.command == "serve")
     from brandsteps.config import ConfigError
     from brandsteps.ledger import LedgerError, mask_url
     from brandsteps.metrics_source import MetricsReadError

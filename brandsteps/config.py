@@ -35,6 +35,7 @@ Op = Literal[">=", ">", "<=", "<"]
 OnFail = Literal["hold", "recycle", "demote", "exit"]
 BRAND_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
 _PASSWORD_IN_URL = re.compile(r"^[a-z0-9+]+://[^/@:]*:[^/@]+@")
+TABLE_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,62}(\.[A-Za-z_][A-Za-z0-9_]{0,62})?$"
 
 
 class ConfigError(Exception):
@@ -69,12 +70,26 @@ _UniqueKeyLoader.add_constructor(
 )
 
 
+def _construct_timestamp_or_text(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> Any:
+    # PyYAML raises a bare ValueError for 2026-02-30; as text it reaches the field's own check.
+    try:
+        return yaml.constructor.SafeConstructor.construct_yaml_timestamp(loader, node)
+    except ValueError:
+        return loader.construct_scalar(node)
+
+
+_UniqueKeyLoader.add_constructor("tag:yaml.org,2002:timestamp", _construct_timestamp_or_text)
+_YAML_KINDS = {"list": "a list", "str": "a single value", "int": "a number", "float": "a number", "bool": "true or false"}
+
+
 def read_yaml(path: Path, display: str) -> Any:
     """Parse one YAML file safely; raise ConfigError naming the file, line and reason."""
     try:
         raw = path.read_bytes()
     except OSError as exc:
         raise ConfigError([f"{display}: cannot read the file ({exc.strerror})"]) from None
+    if raw[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        raise ConfigError([f"{display}: UTF-16 text; save the file as UTF-8"])
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -92,6 +107,9 @@ def read_yaml(path: Path, display: str) -> Any:
         line = text.splitlines()[mark.line] if mark and mark.line < len(text.splitlines()) else ""
         if "\t" in line or "tab" in problem.lower():
             problem += "; indent with spaces, not tabs"
+        if problem.startswith("could not determine a constructor for the tag"):
+            tag = problem.rpartition(" ")[2].replace("tag:yaml.org,2002:", "!!")
+            problem = f"tag {tag} is not allowed (configs are plain YAML: no tags, nothing is executed)"
         raise ConfigError([f"{display}: invalid YAML{where}: {problem}"]) from None
     except yaml.YAMLError as exc:
         raise ConfigError([f"{display}: invalid YAML: {exc}"]) from None
@@ -124,12 +142,14 @@ def _threshold(value: Any) -> float | dict[str, float]:
         for tier in TIERS:
             try:
                 out[tier] = _finite_number(value[tier])
-            except ValueError:
-                raise ValueError(f"{tier} must be a number") from None
+            except ValueError as exc:
+                raise ValueError(f"{tier} {exc}") from None
         return out
     try:
         return _finite_number(value)
-    except ValueError:
+    except ValueError as exc:
+        if "finite" in str(exc):
+            raise
         raise ValueError("must be a number or a map {small, mid, large} of numbers") from None
 
 
@@ -274,7 +294,7 @@ MetricsSpec = Annotated[str, Field(min_length=1)]
 
 class SqlMetrics(_Strict):
     url: str = Field(min_length=1)
-    table: str = Field(default="daily_metrics", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,62}(\.[A-Za-z_][A-Za-z0-9_]{0,62})?$")
+    table: str = Field(default="daily_metrics", pattern=TABLE_NAME_PATTERN)
 
 
 class Onboarding(_Strict):
@@ -284,6 +304,7 @@ class Onboarding(_Strict):
     ledger: str = "sqlite:///data/ledger.sqlite"
     timezone: str = "Asia/Shanghai"
     schedule: str = "0 9 * * *"
+    review_timeout_hours: float = Field(default=72.0, gt=0, le=24 * 90)
 
     @field_validator("timezone")
     @classmethod
@@ -333,7 +354,7 @@ def _loc_to_path(loc: Iterable[Any]) -> str:
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif part in {"function-after[_threshold_in_range()]", "str", "SqlMetrics", "[key]"}:
+        elif part in {"function-after[_threshold_in_range()]", "str", "constrained-str", "SqlMetrics", "[key]"}:
             continue  # pydantic's internal branch names, not the user's field path
         else:
             out += ("." if out else "") + str(part)
@@ -348,7 +369,13 @@ def _describe(err: Mapping[str, Any]) -> str:
         expected = err.get("ctx", {}).get("expected", "")
         msg = f"must be one of {expected}"
     elif kind == "string_pattern_mismatch":
-        msg = "must be a slug of lowercase letters, digits and dashes" if "a-z0-9" in str(err.get("ctx", {}).get("pattern", "")) else "has an invalid form"
+        pattern = str(err.get("ctx", {}).get("pattern", ""))
+        if pattern == BRAND_ID_PATTERN:
+            msg = "must be a slug of lowercase letters, digits and dashes"
+        elif pattern == TABLE_NAME_PATTERN:
+            msg = "must be a table name (letters, digits and _, optionally schema.table)"
+        else:
+            msg = "has an invalid form"
     elif kind in {"greater_than_equal", "greater_than", "less_than_equal", "less_than"}:
         ctx = err.get("ctx", {})
         bound = next(iter(ctx.values()), "")
@@ -363,7 +390,8 @@ def _describe(err: Mapping[str, Any]) -> str:
     else:
         msg = str(err.get("msg", "is invalid")).lower()
     value = err.get("input")
-    if kind in {"float_parsing", "float_type", "int_parsing", "int_type", "literal_error", "date_parsing"} and isinstance(value, (str, int, float)):
+    shows_input = {"float_parsing", "float_type", "int_parsing", "int_type", "literal_error", "date_parsing", "date_from_datetime_parsing"}
+    if kind in shows_input and isinstance(value, (str, int, float)):
         msg += f" (got {value!r})"
     return msg
 
@@ -372,6 +400,8 @@ def format_validation_error(display: str, exc: ValidationError) -> list[str]:
     """Turn pydantic's errors into 'file: field.path: reason' lines, one per problem."""
     lines = []
     for err in exc.errors(include_url=False):
+        if "constrained-str" in err["loc"] and isinstance(err.get("input"), Mapping):
+            continue  # a mapping was meant for the other branch of "path or {url, table}"; its errors say why
         path = _loc_to_path(err["loc"])
         lines.append(f"{display}: {path + ': ' if path else ''}{_describe(err)}")
     return list(dict.fromkeys(lines))
@@ -442,8 +472,11 @@ def _display(path: Path, root: Path) -> str:
 
 def load_model(model: type[BaseModel], path: Path, display: str) -> Any:
     data = read_yaml(path, display)
+    if data is None:
+        raise ConfigError([f"{display}: the file has no settings (only comments or blank lines)"])
     if not isinstance(data, dict):
-        raise ConfigError([f"{display}: must be a mapping of keys to values, not {type(data).__name__}"])
+        kind = _YAML_KINDS.get(type(data).__name__, "something else")
+        raise ConfigError([f"{display}: must be a mapping of keys to values, not {kind}"])
     try:
         return model.model_validate(data)
     except ValidationError as exc:
@@ -476,6 +509,13 @@ def load_portfolio(configs_dir: Path | str, *, apply_env: bool = True) -> Portfo
                 problems.append(
                     f"{_display(onboarding_path, root)}: ledger: must not contain a password; "
                     "set BRANDSTEPS_LEDGER_PASSWORD instead"
+                )
+            metrics_url = onboarding.metrics.url if isinstance(onboarding.metrics, SqlMetrics) else onboarding.metrics
+            if _PASSWORD_IN_URL.match(metrics_url):
+                field_path = "metrics.url" if isinstance(onboarding.metrics, SqlMetrics) else "metrics"
+                problems.append(
+                    f"{_display(onboarding_path, root)}: {field_path}: must not contain a password; "
+                    "set BRANDSTEPS_METRICS (the whole URL) in the environment instead"
                 )
         except ConfigError as exc:
             problems += exc.problems

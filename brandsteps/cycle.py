@@ -10,7 +10,8 @@ import pandas as pd
 
 from brandsteps.catalogue import EXITED, GRADUATED, STAGE_IDS
 from brandsteps.config import Portfolio
-from brandsteps.gates import GRADUATED_PARAMS, GUARD_COLUMNS, decide_stage, exited_decisions
+from brandsteps.diagnosis import diagnose
+from brandsteps.gates import GUARD_COLUMNS, compiled, decide_brands, exited_decisions, join_groups, window_days_for
 from brandsteps.ledger import Ledger, WriteResult
 from brandsteps.metrics_source import MetricsBatch
 from brandsteps.window import compute_window_metrics
@@ -61,10 +62,8 @@ def prepare_cohorts(portfolio: Portfolio, state: pd.DataFrame, as_of: date, bran
         ["not_started", "already_decided", "later_decided"],
         default="due",
     )
-    window_days = frame["stage"].map({s.id: s.window_days for s in portfolio.playbook.stages}).fillna(GRADUATED_PARAMS["window_days"])
-    for brand_id in frame.index[frame["stage"].isin(STAGE_IDS) & frame.index.isin(list(portfolio.brand_versions))]:
-        window_days[brand_id] = portfolio.effective_stage(portfolio.brands[brand_id], frame.at[brand_id, "stage"]).window_days
-    earliest = day - pd.to_timedelta(window_days.astype(int) - 1, unit="D")
+    window_days = window_days_for(portfolio, frame.index, frame["stage"].to_numpy(dtype=object))
+    earliest = day - pd.to_timedelta(window_days - 1, unit="D")
     frame["window_start"] = np.maximum(earliest, frame["stage_entered_on"])
     frame["window_end"] = day
     frame["window_len"] = (day - frame["window_start"]).dt.days + 1
@@ -74,25 +73,30 @@ def prepare_cohorts(portfolio: Portfolio, state: pd.DataFrame, as_of: date, bran
 def data_errors(batch: MetricsBatch, cohorts: pd.DataFrame) -> pd.Series:
     """brand_id → reasons of its quarantined rows inside its window (or of unknown date)."""
     q = batch.quarantine
-    out = pd.Series("", index=cohorts.index, dtype=object)
-    if q.empty:
-        return out
-    q = q[q["brand_id"].isin(cohorts.index)]
-    if q.empty:
-        return out
-    qdate = pd.to_datetime(q["date"], errors="coerce")
-    start = cohorts["window_start"].reindex(q["brand_id"]).to_numpy()
-    end = cohorts["window_end"].reindex(q["brand_id"]).to_numpy()
-    inside = qdate.isna().to_numpy() | ((qdate.to_numpy() >= start) & (qdate.to_numpy() <= end))
-    rows = q[inside]
-    if rows.empty:
-        return out
-    text = "row " + rows["row"].astype(str) + " (" + rows["date"].fillna("no date").astype(str) + "): " + rows["reason"].astype(str)
-    def first_three(t: pd.Series) -> str:
-        return "; ".join(t.head(3)) + (f"; and {len(t) - 3} more rows" if len(t) > 3 else "")
-
-    joined = rows.assign(text=text).groupby("brand_id", sort=False)["text"].agg(first_three)
-    return joined.reindex(cohorts.index).fillna("").astype(object)
+    out = np.full(len(cohorts), "", dtype=object)
+    pos = cohorts.index.get_indexer(q["brand_id"]) if len(q) else np.empty(0, dtype=np.int64)
+    if not (pos >= 0).any():
+        return pd.Series(out, index=cohorts.index, dtype=object)
+    q, pos = q[pos >= 0], pos[pos >= 0]
+    qdate = pd.to_datetime(q["date"], errors="coerce").to_numpy(dtype="datetime64[ns]")
+    start = cohorts["window_start"].to_numpy(dtype="datetime64[ns]")[pos]
+    end = cohorts["window_end"].to_numpy(dtype="datetime64[ns]")[pos]
+    inside = np.isnat(qdate) | ((qdate >= start) & (qdate <= end))
+    if not inside.any():
+        return pd.Series(out, index=cohorts.index, dtype=object)
+    rows, pos = q[inside], pos[inside]
+    text = ("row " + rows["row"].astype(str) + " (" + rows["date"].fillna("no date").astype(str) + "): " + rows["reason"].astype(str)).to_numpy(dtype=object)
+    # The first three rows of each brand, in file order, then how many more there are.
+    order = np.argsort(pos, kind="stable")
+    pos, text = pos[order], text[order]
+    first = np.r_[True, pos[1:] != pos[:-1]]
+    rank = np.arange(len(pos)) - np.maximum.accumulate(np.where(first, np.arange(len(pos)), 0))
+    per_brand = np.bincount(pos, minlength=len(cohorts))
+    keep = rank < 3
+    joined = join_groups(pos[keep], text[keep], len(cohorts), "; ")
+    more = per_brand > 3
+    joined[more] = joined[more] + "; and " + (per_brand[more] - 3).astype(str).astype(object) + " more rows"
+    return pd.Series(joined, index=cohorts.index, dtype=object)
 
 
 def window_metrics_for(batch: MetricsBatch, cohorts: pd.DataFrame) -> pd.DataFrame:
@@ -107,11 +111,20 @@ def cohort_for(cohorts: pd.DataFrame, stage_id: str, errors: pd.Series) -> pd.Da
 
 
 def decide_all(portfolio: Portfolio, cohorts: pd.DataFrame, batch: MetricsBatch, metrics: pd.DataFrame, as_of: date) -> pd.DataFrame:
-    """Every due brand's decision for as_of, stage by stage (the Prefect flow runs these as tasks)."""
+    """Every due brand's decision for as_of, in the order of the flow's per-stage tasks.
+
+    The flow runs one task per stage; a replay decides hundreds of days, so here every stage's
+    brands go through the same engine in one call (same rules, same rows, one fixed cost a day).
+    """
     errors = data_errors(batch, cohorts)
-    parts = [decide_stage(portfolio, s, cohort_for(cohorts, s, errors), metrics, as_of) for s in EVALUATED_STAGES]
-    parts.append(exited_decisions(cohort_for(cohorts, EXITED, errors), as_of))
-    return combine(parts)
+    rank = pd.Categorical(cohorts["stage"].to_numpy(dtype=object), categories=[*EVALUATED_STAGES, EXITED]).codes
+    keep = (cohorts["status"].to_numpy() == "due") & (rank >= 0)
+    due = cohorts[keep].iloc[np.argsort(rank[keep], kind="stable")]
+    due = due.assign(data_error=errors.reindex(due.index).fillna("").to_numpy(dtype=object))
+    exited = due["stage"].to_numpy() == EXITED
+    live = due[~exited]
+    parts = [decide_brands(portfolio, live, live["stage"].to_numpy(dtype=object), metrics, as_of), exited_decisions(due[exited], as_of)]
+    return diagnose(combine(parts), cohorts, portfolio)
 
 
 def combine(parts: list[pd.DataFrame]) -> pd.DataFrame:
@@ -155,12 +168,15 @@ class CycleSummary:
 
 def funnel(cohorts: pd.DataFrame, decisions: pd.DataFrame) -> dict[str, int]:
     """Brands per stage after the cycle (brands not started yet are left out)."""
-    stage = cohorts.loc[cohorts["status"] != "not_started", "stage"].copy()
+    started = cohorts["status"].to_numpy() != "not_started"
+    stage = cohorts["stage"].to_numpy(dtype=object)[started]
     if len(decisions):
-        moved = decisions.set_index("brand_id")["to_stage"]
-        stage.loc[moved.index.intersection(stage.index)] = moved
-    counts = stage.value_counts()
-    return {s: int(counts.get(s, 0)) for s in FUNNEL_ORDER}
+        pos = cohorts.index[started].get_indexer(decisions["brand_id"])
+        stage = stage.copy()
+        stage[pos[pos >= 0]] = decisions["to_stage"].to_numpy(dtype=object)[pos >= 0]
+    names, counts = np.unique(stage.astype(str), return_counts=True)
+    found = dict(zip(names.tolist(), counts.tolist(), strict=True))
+    return {s: int(found.get(s, 0)) for s in FUNNEL_ORDER}
 
 
 def summarise(as_of: date, cohorts: pd.DataFrame, decisions: pd.DataFrame, batch: MetricsBatch, written: WriteResult) -> CycleSummary:
@@ -185,10 +201,7 @@ def summarise(as_of: date, cohorts: pd.DataFrame, decisions: pd.DataFrame, batch
 
 def metrics_start(portfolio: Portfolio, as_of: date) -> date:
     """The earliest day any window can reach, so reads can skip older history."""
-    longest = max([s.window_days for s in portfolio.playbook.stages] + [int(str(GRADUATED_PARAMS["window_days"]))])
-    for brand_id in portfolio.brand_versions:
-        brand = portfolio.brands[brand_id]
-        longest = max([longest] + [o.window_days for o in brand.gates.values() if o.window_days])
+    longest = int(compiled(portfolio).params["window_days"].max())  # every stage, every brand override
     return as_of - timedelta(days=longest - 1)
 
 
@@ -210,9 +223,10 @@ def run_day(
     portfolio: Portfolio, history: MetricsBatch, ledger: Ledger, as_of: date, flow_run_id: str | None, brands: pd.DataFrame | None = None
 ) -> CycleSummary:
     """One whole cycle from an in-memory history (the replay's unit; same functions as the flow)."""
-    cohorts = prepare_cohorts(portfolio, ledger.read_state(), as_of, brands)
-    batch = slice_batch(history, as_of)
-    window = window_metrics_for(batch, cohorts)
-    decisions = decide_all(portfolio, cohorts, batch, window, as_of)
-    result = ledger.record_cycle(decisions, as_of, flow_run_id, expected_versions(cohorts), len(batch.quarantine))
+    with ledger.cycle_lock():  # cycles started at once apply one after another, each on the state the last one wrote
+        cohorts = prepare_cohorts(portfolio, ledger.read_state(), as_of, brands)
+        batch = slice_batch(history, as_of)
+        window = window_metrics_for(batch, cohorts)
+        decisions = decide_all(portfolio, cohorts, batch, window, as_of)
+        result = ledger.record_cycle(decisions, as_of, flow_run_id, expected_versions(cohorts), len(batch.quarantine))
     return summarise(as_of, cohorts, decisions, batch, result)

@@ -1,10 +1,18 @@
-"""The gate engine: verdicts and actions for all brands of one stage at once, each with its reason."""
+"""The gate engine: verdicts and actions for all brands of one stage at once, each with its reason.
+
+Rules are compiled once per portfolio and stage into flat numpy arrays (one row per criterion of
+each policy variant: the playbook's, and one per distinct set of brand overrides). A cohort's
+criteria rows are then gathered with index arithmetic, so the cost of a call is a few array
+operations whatever the number of brands, and small cohorts (a replay's day) stay cheap too.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import weakref
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -17,29 +25,53 @@ VERDICTS: tuple[str, ...] = ("ERROR", "INCONCLUSIVE", "FAIL", "PASS")
 ACTIONS: tuple[str, ...] = ("advance", "hold", "recycle", "demote", "exit", "await_approval", "graduate")
 MOVING_ACTIONS = frozenset({"advance", "recycle", "demote", "exit", "graduate"})
 GUARD_COLUMNS: tuple[str, ...] = tuple(f"g_{s}" for s in STAGE_IDS)
+OPS: tuple[str, ...] = (">=", ">", "<=", "<")
 _NEGATED = {">=": "<", ">": "<=", "<=": ">", "<": ">="}
 CRITERIA_COLUMNS = ["brand_id", "role", "source_stage", "metric", "op", "threshold", "kind", "weight", "shadow"]
+JSON_COLUMNS = ["role", "source_stage", "metric", "op", "threshold", "kind", "weight", "shadow", "value", "result", "reason"]
+RESULTS = np.array(["pass", "fail", "no_value"], dtype=object)
+PASS_, FAIL_, NO_VALUE = 0, 1, 2
 
 
 def _fmt_one(v: float) -> str:
     return "n/a" if v != v else f"{v:.4g}" if abs(v) < 1e4 else f"{v:,.0f}"
 
 
-def fmt(values: np.ndarray | pd.Series) -> np.ndarray:
+def fmt(values: np.ndarray | pd.Series | Sequence[float]) -> np.ndarray:
     """Numbers for people (4 significant digits, thousands separators) as an object array."""
-    return pd.Series(np.asarray(values, dtype=float), dtype=float).map(_fmt_one).to_numpy(dtype=object)
+    arr = np.asarray(values, dtype=float)
+    out = np.empty(arr.shape, dtype=object)
+    out[...] = np.asarray([_fmt_one(v) for v in arr.ravel().tolist()] or [], dtype=object).reshape(arr.shape)
+    return out
 
 
-# ---------------------------------------------------------------- rule tables
+def _str(values: np.ndarray) -> np.ndarray:
+    """Integers as text, as an object array (for reasons)."""
+    return np.asarray(np.asarray(values).astype(str), dtype=object)
 
 
-@dataclass(frozen=True)
-class StageRules:
-    """Per-brand parameters and long tables of criteria and minimum samples for one cohort."""
+def _datetimes(values: pd.Series) -> np.ndarray:
+    series = values if pd.api.types.is_datetime64_any_dtype(values) else pd.to_datetime(values)
+    return np.asarray(series.to_numpy(dtype="datetime64[ns]"))
 
-    params: pd.DataFrame  # index brand_id: min_days, max_days, consecutive, pass_score, on_fail, requires_approval
-    criteria: pd.DataFrame  # CRITERIA_COLUMNS
-    sample: pd.DataFrame  # brand_id, key, minimum
+
+def join_groups(groups: np.ndarray, text: np.ndarray, n: int, sep: str) -> np.ndarray:
+    """text joined with sep per group position 0..n-1, rows kept in their order; '' for no rows."""
+    out = np.full(n, "", dtype=object)
+    if len(groups) == 0:
+        return out
+    if len(groups) > 1 and (groups[1:] < groups[:-1]).any():
+        order = np.argsort(groups, kind="stable")
+        groups, text = groups[order], text[order]
+    new = np.r_[True, groups[1:] != groups[:-1]]
+    last = np.r_[new[1:], True]
+    starts = np.flatnonzero(new)
+    # ufunc add on object arrays concatenates strings in C; groups hold a handful of rows
+    out[groups[starts]] = np.add.reduceat(np.where(last, text, text + sep), starts)
+    return out
+
+
+# ---------------------------------------------------------------- compiled rules
 
 
 def _stage_params(stage: Stage) -> dict[str, object]:
@@ -63,197 +95,262 @@ GRADUATED_PARAMS: dict[str, object] = {
     "on_fail": "hold",
     "requires_approval": False,
 }
+_PARAM_DTYPES: dict[str, Any] = {
+    "window_days": int, "min_days": int, "max_days": float, "consecutive": int, "pass_score": float, "on_fail": object, "requires_approval": bool,
+}
 
 
-def _criteria_rows(brand_ids: Sequence[str] | np.ndarray, tiers: np.ndarray, items: list[Criterion], role: str, source: str) -> pd.DataFrame:
-    """Cross join of brands × criteria with each brand's tier threshold, without a loop over brands."""
-    b = len(brand_ids)
-    k = len(items)
-    if b == 0 or k == 0:
-        return pd.DataFrame(columns=CRITERIA_COLUMNS)
-    tier_codes = pd.Categorical(tiers, categories=list(TIERS)).codes
-    thr = np.array([[c.threshold_for(t) for t in TIERS] for c in items])  # k × 3
-    return pd.DataFrame(
-        {
-            "brand_id": np.repeat(np.asarray(brand_ids, dtype=object), k),
-            "role": role,
-            "source_stage": source,
-            "metric": np.tile([c.metric for c in items], b),
-            "op": np.tile([c.op for c in items], b),
-            "threshold": thr[np.tile(np.arange(k), b), np.repeat(tier_codes, k)],
-            "kind": np.tile([c.kind for c in items], b),
-            "weight": np.tile([c.weight for c in items], b),
-            "shadow": np.tile([c.shadow for c in items], b),
-        }
-    )
+EVALUATED: tuple[str, ...] = (*STAGE_IDS, GRADUATED)
 
 
-def stage_rules(portfolio: Portfolio, cohort: pd.DataFrame, stage_id: str) -> StageRules:
-    """Effective rules for every brand in the cohort: playbook defaults, brand overrides patched in."""
+@dataclass(frozen=True)
+class Compiled:
+    """Every stage's rules for every policy variant of a portfolio, as flat arrays.
+
+    Variant 0 is the playbook's; each distinct set of brand overrides (one policy version) is
+    another. Rules of stage s and variant v are number s × variants + v; their criteria are rows
+    crit_start[r]:crit_start[r + 1] (stage criteria, then each earlier stage's guardrails in stage
+    order, as the ledger records them) and their min_sample keys rows sample_start[r]:...
+    """
+
+    variants: int
+    overridden: pd.Index  # brand ids with their own variant
+    overridden_variant: np.ndarray  # their variant codes
+    params: dict[str, np.ndarray]  # per rule set
+    crit_start: np.ndarray
+    role: np.ndarray
+    source: np.ndarray
+    source_code: np.ndarray  # index of the source stage in STAGE_IDS
+    metric: np.ndarray
+    metric_names: np.ndarray  # the distinct metrics named, in the order metric_id counts them
+    metric_id: np.ndarray
+    op: np.ndarray
+    op_code: np.ndarray
+    thr: np.ndarray  # criteria × tiers
+    thr_text: np.ndarray  # criteria × tiers, formatted
+    kind: np.ndarray
+    must: np.ndarray
+    weight: np.ndarray
+    shadow: np.ndarray
+    deciding: np.ndarray  # non-shadow and (a stage criterion, or any guardrail for graduated brands)
+    guard: np.ndarray  # a non-shadow guardrail
+    head_pass: np.ndarray  # "prefix metric " before the value, per criterion
+    tail_pass: np.ndarray  # " op " after the value when the relation holds
+    tail_fail: np.ndarray  # " negated-op " when it does not
+    no_value_text: np.ndarray  # "prefix metric has no value"
+    sample_start: np.ndarray
+    sample_key: np.ndarray
+    sample_names: np.ndarray  # window-sum columns (sum_<key> or days_with_data)
+    sample_id: np.ndarray
+    sample_min: np.ndarray
+    sample_min_text: np.ndarray
+
+    def rule_sets(self, brand_ids: pd.Index | np.ndarray, stage_codes: np.ndarray) -> np.ndarray:
+        """The rule set of each brand in its stage (stage_codes index EVALUATED)."""
+        codes = np.zeros(len(brand_ids), dtype=np.int64)
+        if len(self.overridden):
+            pos = self.overridden.get_indexer(brand_ids)
+            hit = pos >= 0
+            codes[hit] = self.overridden_variant[pos[hit]]
+        return np.asarray(stage_codes, dtype=np.int64) * self.variants + codes
+
+
+def _compile(portfolio: Portfolio) -> Compiled:
     playbook = portfolio.playbook
-    ids = cohort.index.to_numpy()
-    tiers = cohort["tier"].to_numpy()
-    graduated = stage_id == GRADUATED
-    stage = None if graduated else playbook.stage(stage_id)
-    guard_stages = playbook.stages if graduated else playbook.stages[: STAGE_IDS.index(stage_id)]
-    overridden = np.isin(ids, list(portfolio.brand_versions))  # brands with overrides have their own version
+    # Brands with the same overrides share a policy version (a digest of them), hence one variant.
+    version_codes: dict[str, int] = {}
+    representative: list[str | None] = [None]
+    ids, codes = [], []
+    for brand_id, version in portfolio.brand_versions.items():  # brands with overrides, not all brands
+        if version not in version_codes:
+            version_codes[version] = len(representative)
+            representative.append(brand_id)
+        ids.append(brand_id)
+        codes.append(version_codes[version])
 
-    plain_ids, plain_tiers = ids[~overridden], tiers[~overridden]
-    parts = [] if stage is None else [_criteria_rows(plain_ids, plain_tiers, stage.criteria, "criterion", stage_id)]
-    parts += [_criteria_rows(plain_ids, plain_tiers, g.guardrails, "guardrail", g.id) for g in guard_stages]
-    defaults = GRADUATED_PARAMS if stage is None else _stage_params(stage)
-    params = pd.DataFrame({k: [v] * len(ids) for k, v in defaults.items()}, index=cohort.index)
-    sample_items = {} if stage is None else stage.min_sample
-    sample = pd.DataFrame(
-        {
-            "brand_id": np.repeat(plain_ids, len(sample_items)),
-            "key": np.tile(list(sample_items), len(plain_ids)),
-            "minimum": np.tile(np.array(list(sample_items.values()), dtype=float), len(plain_ids)),
-        }
+    params: dict[str, list[object]] = {k: [] for k in GRADUATED_PARAMS}
+    crit_start, sample_start = [0], [0]
+    items: list[tuple[Criterion, str, str, bool]] = []
+    samples: list[tuple[str, float]] = []
+    for stage_id in EVALUATED:
+        graduated = stage_id == GRADUATED
+        stage = None if graduated else playbook.stage(stage_id)
+        guard_stages = playbook.stages if graduated else playbook.stages[: STAGE_IDS.index(stage_id)]
+        for rep in representative:
+            brand = None if rep is None else portfolio.brands[rep]
+            eff = None if stage is None else stage if brand is None else portfolio.effective_stage(brand, stage_id)
+            for k, v in (GRADUATED_PARAMS if eff is None else _stage_params(eff)).items():
+                params[k].append(v)
+            if eff is not None:
+                items += [(c, "criterion", stage_id, graduated) for c in eff.criteria]
+                samples += list(eff.min_sample.items())
+            for g in guard_stages:
+                rails = g.guardrails if brand is None else portfolio.effective_stage(brand, g.id).guardrails
+                items += [(c, "guardrail", g.id, graduated) for c in rails]
+            crit_start.append(len(items))
+            sample_start.append(len(samples))
+
+    def arr(values: list[Any], dtype: Any = object) -> np.ndarray:
+        return np.array(values, dtype=dtype) if values else np.empty(0, dtype=dtype)
+
+    role = arr([r for _, r, _, _ in items])
+    source = arr([s for _, _, s, _ in items])
+    shadow = arr([c.shadow for c, _, _, _ in items], bool)
+    prefix = np.where(role == "guardrail", "guardrail " + source + ": ", "")
+    prefix = np.where(shadow, "shadow " + prefix, prefix)
+    metric = arr([c.metric for c, _, _, _ in items])
+    op = arr([c.op for c, _, _, _ in items])
+    thr = np.array([[c.threshold_for(t) for t in TIERS] for c, _, _, _ in items], dtype=float).reshape(len(items), len(TIERS))
+    kind = arr([c.kind for c, _, _, _ in items])
+    sample_min = arr([m for _, m in samples], float)
+    sample_key = arr([k for k, _ in samples])
+    metric_names, metric_id = np.unique(metric.astype(str), return_inverse=True)
+    sample_names, sample_id = np.unique(np.array([k if k == "days_with_data" else f"sum_{k}" for k in sample_key], dtype=str), return_inverse=True)
+    for_graduated = arr([g for _, _, _, g in items], bool)
+    return Compiled(
+        variants=len(representative),
+        overridden=pd.Index(ids, dtype=object),
+        overridden_variant=np.array(codes, dtype=np.int64),
+        params={k: np.array(v, dtype=_PARAM_DTYPES[k]) for k, v in params.items()},
+        crit_start=np.array(crit_start),
+        role=role,
+        source=source,
+        source_code=arr([STAGE_IDS.index(s) for s in source], np.int64),
+        metric=metric,
+        metric_names=metric_names,
+        metric_id=metric_id.astype(np.int64),
+        op=op,
+        op_code=arr([OPS.index(o) for o in op], np.int64),
+        thr=thr,
+        thr_text=fmt(thr),
+        kind=kind,
+        must=kind == "must",
+        weight=arr([c.weight for c, _, _, _ in items], float),
+        shadow=shadow,
+        deciding=~shadow & ((role == "criterion") | for_graduated),
+        guard=~shadow & (role == "guardrail"),
+        head_pass=prefix + metric + " ",
+        tail_pass=" " + op + " ",
+        tail_fail=" " + arr([_NEGATED[o] for o in op]) + " ",
+        no_value_text=prefix + metric + " has no value",
+        sample_start=np.array(sample_start),
+        sample_key=sample_key,
+        sample_names=sample_names,
+        sample_id=sample_id.astype(np.int64),
+        sample_min=sample_min,
+        sample_min_text=fmt(sample_min),
     )
-    samples = [sample]
-    # Overrides are per-brand configuration, so these few brands are assembled one by one.
-    records: list[dict[str, object]] = []
-    patched: dict[str, list[object]] = {}
 
-    def add(brand_id: str, tier: str, items: list[Criterion], role: str, source: str) -> None:
-        records.extend(
-            {"brand_id": brand_id, "role": role, "source_stage": source, "metric": c.metric, "op": c.op,
-             "threshold": c.threshold_for(tier), "kind": c.kind, "weight": c.weight, "shadow": c.shadow}
-            for c in items
-        )
 
-    for brand_id, tier in zip(ids[overridden], tiers[overridden], strict=True):
-        brand = portfolio.brands[brand_id]
-        if stage is not None:
-            eff = portfolio.effective_stage(brand, stage_id)
-            add(brand_id, tier, eff.criteria, "criterion", stage_id)
-            patched[brand_id] = list(_stage_params(eff).values())
-            samples.append(pd.DataFrame({"brand_id": brand_id, "key": list(eff.min_sample), "minimum": list(eff.min_sample.values())}))
-        for g in guard_stages:
-            add(brand_id, tier, portfolio.effective_stage(brand, g.id).guardrails, "guardrail", g.id)
-    if records:
-        parts.append(pd.DataFrame.from_records(records, columns=CRITERIA_COLUMNS))
-    if patched:
-        params.update(pd.DataFrame.from_dict(patched, orient="index", columns=list(defaults)))
-    criteria = pd.concat([p for p in parts if len(p)], ignore_index=True) if any(len(p) for p in parts) else pd.DataFrame(columns=CRITERIA_COLUMNS)
-    samples_frame = pd.concat(samples, ignore_index=True)
-    return StageRules(params, criteria, samples_frame)
+_COMPILED: dict[int, tuple[weakref.ref[Portfolio], Compiled]] = {}
+
+
+def compiled(portfolio: Portfolio) -> Compiled:
+    """The portfolio's compiled rules, built once per portfolio object (a replay reuses them every day)."""
+    key = id(portfolio)
+    entry = _COMPILED.get(key)
+    if entry is None or entry[0]() is not portfolio:
+        entry = (weakref.ref(portfolio), _compile(portfolio))
+        _COMPILED[key] = entry
+        weakref.finalize(portfolio, _COMPILED.pop, key, None)
+    return entry[1]
+
+
+def window_days_for(portfolio: Portfolio, brand_ids: pd.Index | np.ndarray, stages: np.ndarray) -> np.ndarray:
+    """Each brand's window length in its stage (overrides included; exited brands get graduated's)."""
+    codes = pd.Categorical(np.asarray(stages, dtype=object), categories=list(EVALUATED)).codes.astype(np.int64)
+    codes = np.where(codes < 0, EVALUATED.index(GRADUATED), codes)
+    comp = compiled(portfolio)
+    return np.asarray(comp.params["window_days"][comp.rule_sets(brand_ids, codes)], dtype=np.int64)
 
 
 # ---------------------------------------------------------------- criteria
+
+
+@dataclass(frozen=True)
+class Rows:
+    """Criteria rows of a cohort as arrays: brand position, compiled criterion, tier, value, result."""
+
+    brand: np.ndarray
+    crit: np.ndarray
+    threshold: np.ndarray
+    value: np.ndarray
+    result: np.ndarray  # PASS_ | FAIL_ | NO_VALUE
+    reason: np.ndarray
+
+
+def _compare(value: np.ndarray, thr: np.ndarray, op_code: np.ndarray) -> np.ndarray:
+    with np.errstate(invalid="ignore"):
+        return np.select([op_code == 0, op_code == 1, op_code == 2, op_code == 3], [value >= thr, value > thr, value <= thr, value < thr], False)
+
+
+def _results(value: np.ndarray, ok: np.ndarray) -> np.ndarray:
+    return np.where(np.isnan(value), NO_VALUE, np.where(ok, PASS_, FAIL_))
+
+
+def _expand(start: np.ndarray, rule_set: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(brand position, item) for every item of each brand's rule set, brand by brand, without a loop."""
+    counts = start[1:][rule_set] - start[:-1][rule_set]
+    brand = np.repeat(np.arange(len(rule_set)), counts)
+    first = np.cumsum(counts) - counts
+    return brand, start[:-1][rule_set][brand] + np.arange(len(brand)) - first[brand]
+
+
+def _cohort_rows(comp: Compiled, rule_set: np.ndarray, tier_code: np.ndarray, metric_rows: np.ndarray, metrics: pd.DataFrame) -> Rows:
+    brand, crit = _expand(comp.crit_start, rule_set)
+    tier = tier_code[brand]
+    threshold = comp.thr[crit, tier]
+    value = _values(metrics, metric_rows[brand], comp.metric_names, comp.metric_id[crit])
+    ok = _compare(value, threshold, comp.op_code[crit])
+    result = _results(value, ok)
+    text = comp.head_pass[crit] + fmt(value) + np.where(ok, comp.tail_pass[crit], comp.tail_fail[crit]) + comp.thr_text[crit, tier]
+    reason = np.where(result == NO_VALUE, comp.no_value_text[crit], text)
+    return Rows(brand, crit, threshold, value, result, reason)
+
+
+def _values(metrics: pd.DataFrame, rows: np.ndarray, names: np.ndarray, column: np.ndarray) -> np.ndarray:
+    """metrics[names[column[i]]] of row i's brand, NaN for a brand without metrics, in one gather."""
+    out = np.full(len(rows), np.nan)
+    has = rows >= 0
+    if len(names) and has.any():
+        matrix = metrics.reindex(columns=list(names)).to_numpy(dtype=float)
+        out[has] = matrix[rows[has], column[has]]
+    return out
 
 
 def evaluate_criteria(criteria: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
     """Attach value, result (pass/fail/no_value) and a reason like 'refund_rate 0.41 > 0.3'."""
     out = criteria.copy()
     rows = metrics.index.get_indexer(out["brand_id"])
-    cols = metrics.columns.get_indexer(out["metric"])
-    matrix = metrics.to_numpy(dtype=float)
-    value = np.where(rows >= 0, matrix[np.maximum(rows, 0), np.maximum(cols, 0)], np.nan)
+    names, column = np.unique(out["metric"].to_numpy(dtype=str), return_inverse=True)
+    value = _values(metrics, rows, names, column)
     thr = out["threshold"].to_numpy(dtype=float)
-    op = out["op"].to_numpy()
-    with np.errstate(invalid="ignore"):
-        ok = np.select([op == ">=", op == ">", op == "<=", op == "<"], [value >= thr, value > thr, value <= thr, value < thr], False)
-    missing = np.isnan(value)
-    out["value"] = value
-    out["result"] = np.where(missing, "no_value", np.where(ok, "pass", "fail"))
-    shown_op = np.where(ok, op, pd.Series(op).map(_NEGATED).to_numpy())
-    prefix = np.where(out["role"].to_numpy() == "guardrail", "guardrail " + out["source_stage"].astype(str) + ": ", "")
+    op = out["op"].to_numpy(dtype=object)
+    ok = _compare(value, thr, np.array([OPS.index(o) for o in op], dtype=np.int64))
+    result = _results(value, ok)
+    metric = out["metric"].to_numpy(dtype=object)
+    prefix = np.where(out["role"].to_numpy(dtype=object) == "guardrail", "guardrail " + out["source_stage"].to_numpy(dtype=object) + ": ", "")
     prefix = np.where(out["shadow"].to_numpy(dtype=bool), "shadow " + prefix, prefix)
-    body = out["metric"] + " " + fmt(value) + " " + shown_op + " " + fmt(thr)
-    out["reason"] = prefix + np.where(missing, out["metric"] + " has no value", body)
+    shown = np.where(ok, op, np.array([_NEGATED[o] for o in op], dtype=object))
+    body = metric + " " + fmt(value) + " " + shown + " " + fmt(thr)
+    out["value"] = value
+    out["result"] = RESULTS[result]
+    out["reason"] = prefix + np.where(result == NO_VALUE, metric + " has no value", body)
     return out
 
 
-def _join_by_brand(rows: pd.DataFrame, index: pd.Index, column: str = "reason", sep: str = "; ") -> pd.Series:
-    if rows.empty:
-        return pd.Series("", index=index, dtype=object)
-    joined = rows.groupby("brand_id", sort=False)[column].agg(sep.join)
-    return joined.reindex(index).fillna("").astype(object)
+# ---------------------------------------------------------------- decisions
 
 
-# ---------------------------------------------------------------- verdicts
+def _next_stage(stage_id: str) -> str:
+    i = STAGE_IDS.index(stage_id)
+    return STAGE_IDS[i + 1] if i + 1 < len(STAGE_IDS) else GRADUATED
 
 
-@dataclass(frozen=True)
-class Evidence:
-    """What the verdict rules read: the cohort, its rules, evaluated criteria and samples."""
-
-    cohort: pd.DataFrame
-    params: pd.DataFrame
-    deciding: pd.DataFrame  # evaluated rows that decide the verdict (no shadow)
-    sample: pd.DataFrame  # brand_id, key, minimum, value
-    score: pd.Series  # weighted share of passing should-criteria per brand
-
-
-Rule = Callable[[Evidence], tuple[np.ndarray, pd.Series]]
-
-
-def _data_error(ev: Evidence) -> tuple[np.ndarray, pd.Series]:
-    err = ev.cohort["data_error"].fillna("").astype(str)
-    return (err != "").to_numpy(), "data failed validation: " + err
-
-
-def _too_early(ev: Evidence) -> tuple[np.ndarray, pd.Series]:
-    days, least = ev.cohort["days_in_stage"], ev.params["min_days"]
-    return (days < least).to_numpy(), days.astype(str) + " days in stage < min_days_in_stage " + least.astype(int).astype(str)
-
-
-def _sample_short(ev: Evidence) -> tuple[np.ndarray, pd.Series]:
-    s = ev.sample
-    short = s[~(s["value"] >= s["minimum"])]
-    text = "min_sample " + short["key"].astype(object) + " " + fmt(short["value"]) + " < " + fmt(short["minimum"])
-    reasons = _join_by_brand(short.assign(reason=text.str.replace(" n/a <", " not measured, need", regex=False)), ev.cohort.index)
-    return (reasons != "").to_numpy(), reasons
-
-
-def _no_value(ev: Evidence) -> tuple[np.ndarray, pd.Series]:
-    rows = ev.deciding[ev.deciding["result"] == "no_value"]
-    reasons = _join_by_brand(rows, ev.cohort.index, "metric", ", ")
-    return (reasons != "").to_numpy(), "no value: " + reasons
-
-
-def _must_failed(ev: Evidence) -> tuple[np.ndarray, pd.Series]:
-    d = ev.deciding
-    rows = d[(d["result"] == "fail") & (d["kind"] == "must")]
-    reasons = _join_by_brand(rows, ev.cohort.index)
-    return (reasons != "").to_numpy(), reasons
-
-
-def score(deciding: pd.DataFrame, index: pd.Index) -> pd.Series:
-    """Weighted share of passing should-criteria; 1.0 when a stage has none."""
-    d = deciding[deciding["kind"] == "should"]
-    total = d.groupby("brand_id", sort=False)["weight"].sum().reindex(index)
-    passed = d[d["result"] == "pass"].groupby("brand_id", sort=False)["weight"].sum().reindex(index).fillna(0.0)
-    return (passed / total).where(total > 0, 1.0)
-
-
-def _score_short(ev: Evidence) -> tuple[np.ndarray, pd.Series]:
-    s, least = ev.score, ev.params["pass_score"].astype(float)
-    d = ev.deciding
-    failed = _join_by_brand(d[(d["kind"] == "should") & (d["result"] == "fail")], ev.cohort.index)
-    text = "score " + fmt(s) + " < pass_score " + fmt(least) + " (" + failed + ")"
-    return (s < least - 1e-12).to_numpy(), pd.Series(text, index=ev.cohort.index)
-
-
-def _passed(ev: Evidence) -> pd.Series:
-    s, least = ev.score, ev.params["pass_score"].astype(float)
-    return pd.Series("all must criteria pass; score " + fmt(s) + " >= pass_score " + fmt(least), index=ev.cohort.index)
-
-
-VERDICT_RULES: tuple[tuple[Rule, str], ...] = (
-    (_data_error, "ERROR"),
-    (_too_early, "INCONCLUSIVE"),
-    (_sample_short, "INCONCLUSIVE"),
-    (_no_value, "INCONCLUSIVE"),
-    (_must_failed, "FAIL"),
-    (_score_short, "FAIL"),
-)
-
-
-def verdicts(ev: Evidence) -> tuple[np.ndarray, np.ndarray]:
-    """The verdict and its reason for every brand of the cohort.
+def _verdicts(
+    cohort: pd.DataFrame, comp: Compiled, rows: Rows, params: dict[str, np.ndarray], sample: tuple[np.ndarray, np.ndarray, np.ndarray]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The verdict, its reason and the score of every brand of the cohort.
 
     Aggregation rule, in this order (the first rule that matches decides):
     1. ERROR        if the brand's rows in the window failed validation;
@@ -265,58 +362,104 @@ def verdicts(ev: Evidence) -> tuple[np.ndarray, np.ndarray]:
     7. PASS         otherwise.
     Shadow criteria are evaluated and recorded but never decide.
     """
-    masks, verdict_list, reason_list = [], [], []
-    for rule, verdict in VERDICT_RULES:
-        mask, reason = rule(ev)
-        masks.append(mask)
-        verdict_list.append(verdict)
-        reason_list.append(np.asarray(reason, dtype=object))
-    verdict = np.select(masks, verdict_list, default="PASS")
-    reason = np.select(masks, reason_list, default=_passed(ev).to_numpy(dtype=object))
-    return verdict, reason
+    n = len(cohort)
+    err = cohort["data_error"].fillna("").astype(str).to_numpy(dtype=object)
+    m_error = err != ""
+    days = cohort["days_in_stage"].to_numpy()
+    least_days = params["min_days"]
+    m_early = days < least_days
+
+    s_brand, s_sample, s_value = sample
+    short = ~(s_value >= comp.sample_min[s_sample])
+    m_short = np.bincount(s_brand[short], minlength=n) > 0
+
+    deciding = comp.deciding[rows.crit]
+    d_brand = rows.brand[deciding]
+    d_crit = rows.crit[deciding]
+    d_result = rows.result[deciding]
+    no_value = d_result == NO_VALUE
+    m_no_value = np.bincount(d_brand[no_value], minlength=n) > 0
+    must_fail = (d_result == FAIL_) & comp.must[d_crit]
+    m_must = np.bincount(d_brand[must_fail], minlength=n) > 0
+
+    should = ~comp.must[d_crit]
+    weight = comp.weight[d_crit]
+    total = np.bincount(d_brand[should], weights=weight[should], minlength=n)
+    has_should = np.bincount(d_brand[should], minlength=n) > 0
+    passed = np.bincount(d_brand[should & (d_result == PASS_)], weights=weight[should & (d_result == PASS_)], minlength=n)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        score = np.where(has_should & (total > 0), passed / np.where(total > 0, total, 1.0), 1.0)
+    least = params["pass_score"].astype(float)
+    m_score = score < least - 1e-12
+
+    verdict = np.select([m_error, m_early, m_short, m_no_value, m_must, m_score], ["ERROR", "INCONCLUSIVE", "INCONCLUSIVE", "INCONCLUSIVE", "FAIL", "FAIL"], "PASS")
+    # Reasons are built only for the brands whose verdict they explain.
+    reason = np.full(n, "", dtype=object)
+    first_error = m_error
+    reason[first_error] = "data failed validation: " + err[first_error]
+    early = m_early & ~m_error
+    reason[early] = _str(days[early]) + " days in stage < min_days_in_stage " + _str(least_days[early].astype(int))
+    short_now = m_short & ~m_error & ~m_early
+    if short_now.any():
+        pick = short & short_now[s_brand]
+        values = fmt(s_value[pick])
+        text = "min_sample " + comp.sample_key[s_sample[pick]] + " " + values + " < " + comp.sample_min_text[s_sample[pick]]
+        text = np.where(values == "n/a", "min_sample " + comp.sample_key[s_sample[pick]] + " not measured, need " + comp.sample_min_text[s_sample[pick]], text)
+        reason[short_now] = join_groups(s_brand[pick], text, n, "; ")[short_now]
+    nv_now = m_no_value & ~m_error & ~m_early & ~m_short
+    if nv_now.any():
+        pick = no_value & nv_now[d_brand]
+        reason[nv_now] = "no value: " + join_groups(d_brand[pick], comp.metric[d_crit[pick]], n, ", ")[nv_now]
+    must_now = m_must & ~m_error & ~m_early & ~m_short & ~m_no_value
+    if must_now.any():
+        pick = must_fail & must_now[d_brand]
+        reason[must_now] = join_groups(d_brand[pick], rows.reason[deciding][pick], n, "; ")[must_now]
+    score_now = (verdict == "FAIL") & ~m_must
+    if score_now.any():
+        pick = should & (d_result == FAIL_) & score_now[d_brand]
+        failed = join_groups(d_brand[pick], rows.reason[deciding][pick], n, "; ")
+        reason[score_now] = "score " + fmt(score[score_now]) + " < pass_score " + fmt(least[score_now]) + " (" + failed[score_now] + ")"
+    pass_now = verdict == "PASS"
+    if pass_now.any():
+        reason[pass_now] = "all must criteria pass; score " + fmt(score[pass_now]) + " >= pass_score " + fmt(least[pass_now])
+    return verdict, reason, score
 
 
-# ---------------------------------------------------------------- actions
-
-
-def _guardrail_trips(evaluated: pd.DataFrame, cohort: pd.DataFrame, params_by_stage: dict[str, int]) -> tuple[pd.DataFrame, pd.Series, pd.Series]:
+def _guardrail_trips(
+    comp: Compiled, rows: Rows, cohort: pd.DataFrame, consecutive_by_stage: dict[str, int]
+) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
     """New guardrail streaks per earlier stage, the earliest stage tripped, and its reasons.
 
     A guardrail stage FAILS an evaluation when any of its guardrails fails with a value; it
     passes when all have values and pass; with a value missing its streak stands still.
     """
-    g = evaluated[(evaluated["role"] == "guardrail") & ~evaluated["shadow"].astype(bool)]
-    streaks = cohort[list(GUARD_COLUMNS)].copy()
-    tripped = pd.Series("", index=cohort.index, dtype=object)
-    reasons = pd.Series("", index=cohort.index, dtype=object)
-    if g.empty:
+    n = len(cohort)
+    streaks = {c: cohort[c].to_numpy().copy() for c in GUARD_COLUMNS}
+    tripped = np.full(n, "", dtype=object)
+    reasons = np.full(n, "", dtype=object)
+    g = comp.guard[rows.crit]
+    if not g.any():
         return streaks, tripped, reasons
-    flags = g.assign(failed=g["result"] == "fail", complete=g["result"] != "no_value")
-    by = flags.groupby(["brand_id", "source_stage"], sort=False)
-    failed = by["failed"].any().unstack()
-    complete = by["complete"].all().unstack()
-    valid = cohort["data_error"].fillna("").astype(str) == ""
-    for stage_id in STAGE_IDS:  # five fixed stages, not brands
-        if stage_id not in failed.columns:
-            continue
+    brand, crit, result = rows.brand[g], rows.crit[g], rows.result[g]
+    valid = (cohort["data_error"].fillna("").astype(str) == "").to_numpy()
+    code = brand * len(STAGE_IDS) + comp.source_code[crit]
+    size = n * len(STAGE_IDS)
+    seen = np.bincount(code, minlength=size).reshape(n, len(STAGE_IDS)) > 0
+    failed = np.bincount(code[result == FAIL_], minlength=size).reshape(n, len(STAGE_IDS)) > 0
+    missing = np.bincount(code[result == NO_VALUE], minlength=size).reshape(n, len(STAGE_IDS)) > 0
+    for j, stage_id in enumerate(STAGE_IDS):  # five fixed stages, not brands
         col = f"g_{stage_id}"
-        f = failed[stage_id].reindex(cohort.index).fillna(False).astype(bool) & valid
-        ok = complete[stage_id].reindex(cohort.index).fillna(False).astype(bool) & ~f & valid
+        f = failed[:, j] & valid
+        ok = seen[:, j] & ~missing[:, j] & ~f & valid
         streaks[col] = np.where(f, streaks[col] + 1, np.where(ok, 0, streaks[col]))
-        hit = f & (streaks[col] >= params_by_stage[stage_id]) & (tripped == "")
+        hit = f & (streaks[col] >= consecutive_by_stage[stage_id]) & (tripped == "")
         if hit.any():
-            rows = g[(g["source_stage"] == stage_id) & (g["result"] == "fail")]
-            why = _join_by_brand(rows, cohort.index)
-            tripped = tripped.where(~hit, stage_id)
-            detail = why.str.replace(f"guardrail {stage_id}: ", "", regex=False)
-            text = "guardrail " + stage_id + " failed " + streaks[col].astype(str) + " evaluations in a row (" + detail + ")"
-            reasons = reasons.where(~hit, text)
+            pick = (comp.source_code[crit] == j) & (result == FAIL_) & hit[brand]
+            why = join_groups(brand[pick], rows.reason[g][pick], n, "; ")
+            detail = np.array([w.replace(f"guardrail {stage_id}: ", "") for w in why[hit]], dtype=object)
+            tripped[hit] = stage_id
+            reasons[hit] = "guardrail " + stage_id + " failed " + _str(streaks[col][hit]) + " evaluations in a row (" + detail + ")"
     return streaks, tripped, reasons
-
-
-def _next_stage(stage_id: str) -> str:
-    i = STAGE_IDS.index(stage_id)
-    return STAGE_IDS[i + 1] if i + 1 < len(STAGE_IDS) else GRADUATED
 
 
 def decide_stage(portfolio: Portfolio, stage_id: str, cohort: pd.DataFrame, metrics: pd.DataFrame, as_of: date) -> pd.DataFrame:
@@ -327,83 +470,103 @@ def decide_stage(portfolio: Portfolio, stage_id: str, cohort: pd.DataFrame, metr
     """
     if cohort.empty:
         return pd.DataFrame()
-    rules = stage_rules(portfolio, cohort, stage_id)
-    params = rules.params
-    evaluated = evaluate_criteria(rules.criteria, metrics)
-    graduated = stage_id == GRADUATED
-    deciding = evaluated[~evaluated["shadow"].astype(bool)]
-    if not graduated:
-        deciding = deciding[deciding["role"] == "criterion"]
-    sample = rules.sample.copy()
-    sample_rows = metrics.index.get_indexer(sample["brand_id"])
-    sample_cols = metrics.columns.get_indexer(np.where(sample["key"] == "days_with_data", "days_with_data", "sum_" + sample["key"].astype(str)))
-    sample["value"] = metrics.to_numpy(dtype=float)[np.maximum(sample_rows, 0), np.maximum(sample_cols, 0)] if len(sample) else []
-    ev = Evidence(cohort, params, deciding, sample, score(deciding, cohort.index))
-    verdict, reason = verdicts(ev)
-    brand_score = ev.score.to_numpy()
+    return decide_brands(portfolio, cohort, np.full(len(cohort), stage_id, dtype=object), metrics, as_of)
+
+
+# Per evaluated stage (index as in EVALUATED): the words of its action reasons.
+_NEXT = np.array([_next_stage(s) if s != GRADUATED else s for s in EVALUATED], dtype=object)
+_BACK = np.array([STAGE_IDS[max(STAGE_IDS.index(s) - 1, 0)] if s != GRADUATED else s for s in EVALUATED], dtype=object)
+_LAST = np.array([s == STAGE_IDS[-1] for s in EVALUATED])
+_GRAD = np.array([s == GRADUATED for s in EVALUATED])
+_WAITING = np.array(["awaiting approval to " + ("graduate" if s == STAGE_IDS[-1] else f"advance to {_next_stage(s)}") + " since " if s != GRADUATED else "" for s in EVALUATED], dtype=object)
+_RECYCLE = np.array([f"on_fail recycle: restart the {s} clock" for s in EVALUATED], dtype=object)
+_DEMOTE = np.array([f"on_fail demote: back to {b}" for b in _BACK], dtype=object)
+_APPROVAL = np.array([("; graduating" if s == STAGE_IDS[-1] else f"; advancing to {_next_stage(s)}") + " needs approval" if s != GRADUATED else "" for s in EVALUATED], dtype=object)
+_DEFAULT_WORD = np.array([f": advance to {_next_stage(s)}" if s != GRADUATED else ": guardrails hold" for s in EVALUATED], dtype=object)
+
+
+def decide_brands(portfolio: Portfolio, cohort: pd.DataFrame, stages: np.ndarray, metrics: pd.DataFrame, as_of: date) -> pd.DataFrame:
+    """One decision per brand of a cohort whose brands may sit in different stages (stages: one per brand).
+
+    Each brand follows exactly the rules decide_stage applies to its stage; deciding a whole day in
+    one call saves the fixed cost of one call per stage (a replay decides hundreds of days).
+    """
+    n = len(cohort)
+    if n == 0:
+        return pd.DataFrame()
+    comp = compiled(portfolio)
+    stage = np.asarray(stages, dtype=object)
+    code = pd.Categorical(stage, categories=list(EVALUATED)).codes.astype(np.int64)
+    if (code < 0).any():
+        raise ValueError(f"not an evaluated stage: {sorted(set(stage[code < 0]))}")
+    rule_set = comp.rule_sets(cohort.index, code)
+    tier_code = np.asarray(pd.Categorical(cohort["tier"].to_numpy(), categories=list(TIERS)).codes, dtype=np.int64)
+    metric_rows = metrics.index.get_indexer(cohort.index)
+    rows = _cohort_rows(comp, rule_set, tier_code, metric_rows, metrics)
+    params = {k: v[rule_set] for k, v in comp.params.items()}
+
+    s_brand, s_sample = _expand(comp.sample_start, rule_set)
+    s_value = _values(metrics, metric_rows[s_brand], comp.sample_names, comp.sample_id[s_sample])
+    verdict, reason, brand_score = _verdicts(cohort, comp, rows, params, (s_brand, s_sample, s_value))
 
     consecutive_by_stage = {s.id: s.consecutive_passes for s in portfolio.playbook.stages}
-    guard_streaks, tripped, guard_reason = _guardrail_trips(evaluated, cohort, consecutive_by_stage)
+    guard_streaks, tripped, guard_reason = _guardrail_trips(comp, rows, cohort, consecutive_by_stage)
 
+    graduated = _GRAD[code]
+    live = ~graduated  # graduated brands are only watched by guardrails: no stage rules move them
+    last_stage = _LAST[code]
     is_pass = verdict == "PASS"
     is_fail = verdict == "FAIL"
     paused = cohort["paused"].to_numpy(dtype=bool)
     awaiting = cohort["awaiting"].to_numpy(dtype=bool)
     streak = cohort["pass_streak"].to_numpy(dtype=int)
     new_streak = np.where(paused, streak, np.where(is_pass, streak + 1, np.where(is_fail, 0, streak)))
-    need = params["consecutive"].to_numpy(dtype=int)
+    need = params["consecutive"].astype(int)
     earned = is_pass & (new_streak >= need)
-    last_stage = stage_id == STAGE_IDS[-1]
-    on_fail = params["on_fail"].to_numpy(dtype=object)
-    approval = params["requires_approval"].to_numpy(dtype=bool)
-    trip = (tripped != "").to_numpy() & ~paused
-    pass_word = "PASS " + pd.Series(new_streak).astype(str) + " of " + pd.Series(need).astype(str) + " in a row"
-    if graduated:
-        action_rules = [
-            (paused, "hold", "brand is paused"),
-            (trip, "demote", guard_reason.to_numpy(dtype=object)),
-        ]
-    else:
-        nxt = _next_stage(stage_id)
-        waiting_for = "awaiting approval to " + ("graduate" if last_stage else f"advance to {nxt}") + " since "
-        action_rules = [
-            (paused, "hold", "brand is paused"),
-            (trip, "demote", guard_reason.to_numpy(dtype=object)),
-            (awaiting, "await_approval", (waiting_for + cohort["awaiting_since"].astype(str)).to_numpy(dtype=object)),
-            (~is_pass & ~is_fail, "hold", "no move on " + verdict.astype(object)),
-            (is_fail & (on_fail == "recycle"), "recycle", f"on_fail recycle: restart the {stage_id} clock"),
-            (is_fail & (on_fail == "demote"), "demote", f"on_fail demote: back to {STAGE_IDS[max(STAGE_IDS.index(stage_id) - 1, 0)]}"),
-            (is_fail & (on_fail == "exit"), "exit", "on_fail exit: leave the programme"),
-            (is_fail, "hold", "on_fail hold"),
-            (~earned, "hold", (pass_word + " needed").to_numpy(dtype=object)),
-            (approval, "await_approval", (pass_word + ("; graduating" if last_stage else f"; advancing to {nxt}") + " needs approval").to_numpy(dtype=object)),
-            (np.full(len(cohort), last_stage), "graduate", (pass_word + ": graduate").to_numpy(dtype=object)),
-        ]
+    on_fail = params["on_fail"]
+    approval = params["requires_approval"].astype(bool)
+    trip = (tripped != "") & ~paused
+    pass_word = "PASS " + _str(new_streak) + " of " + _str(need) + " in a row"
+    waiting = np.full(n, "", dtype=object)
+    if (awaiting & live).any():
+        waiting = (_WAITING[code] + cohort["awaiting_since"].astype(str)).to_numpy(dtype=object)
+    action_rules: list[tuple[np.ndarray, str, object]] = [
+        (paused, "hold", "brand is paused"),
+        (trip, "demote", guard_reason),
+        (live & awaiting, "await_approval", waiting),
+        (live & ~is_pass & ~is_fail, "hold", "no move on " + verdict.astype(object)),
+        (live & is_fail & (on_fail == "recycle"), "recycle", _RECYCLE[code]),
+        (live & is_fail & (on_fail == "demote"), "demote", _DEMOTE[code]),
+        (live & is_fail & (on_fail == "exit"), "exit", "on_fail exit: leave the programme"),
+        (live & is_fail, "hold", "on_fail hold"),
+        (live & ~earned, "hold", pass_word + " needed"),
+        (live & approval, "await_approval", pass_word + _APPROVAL[code]),
+        (live & last_stage, "graduate", pass_word + ": graduate"),
+    ]
     masks = [m for m, _, _ in action_rules]
-    action = np.select(masks, [a for _, a, _ in action_rules], default="advance" if not graduated else "hold")
-    default_reason = (pass_word + (f": advance to {_next_stage(stage_id)}" if not graduated else ": guardrails hold")).to_numpy(dtype=object)
-    action_reason = np.select(masks, [np.broadcast_to(np.asarray(r, dtype=object), len(cohort)) for _, _, r in action_rules], default=default_reason)
+    action = np.select(masks, [a for _, a, _ in action_rules], default=np.where(graduated, "hold", "advance"))
+    action_reason = np.select(masks, [np.broadcast_to(np.asarray(r, dtype=object), n) for _, _, r in action_rules], default=pass_word + _DEFAULT_WORD[code])
 
-    demote_to = np.where(trip, tripped.to_numpy(dtype=object), STAGE_IDS[max(STAGE_IDS.index(stage_id) - 1, 0)] if not graduated else stage_id)
+    demote_to = np.where(trip, tripped, _BACK[code])
     to_stage = np.select(
         [action == "advance", action == "graduate", action == "demote", action == "exit"],
-        [_next_stage(stage_id) if not graduated else stage_id, GRADUATED, demote_to, EXITED],
-        default=stage_id,
+        [_NEXT[code], GRADUATED, demote_to, EXITED],
+        default=stage,
     )
-    moved = (to_stage != stage_id) | (action == "recycle")
+    moved = (to_stage != stage) | (action == "recycle")
     next_day = pd.Timestamp(as_of + timedelta(days=1))
-    entered = pd.to_datetime(cohort["stage_entered_on"]).to_numpy(dtype="datetime64[ns]")
-    max_days = params["max_days"].to_numpy(dtype=float)
+    entered = _datetimes(cohort["stage_entered_on"])
+    max_days = params["max_days"].astype(float)
     days = cohort["days_in_stage"].to_numpy(dtype=int)
     frame = pd.DataFrame(
         {
             "brand_id": cohort.index.to_numpy(),
             "as_of": pd.Timestamp(as_of),
-            "stage": stage_id,
+            "stage": stage,
             "verdict": verdict,
             "action": action,
             "to_stage": to_stage,
-            "score": np.where(np.isin(verdict, ["PASS", "FAIL"]), brand_score, np.nan),
+            "score": np.where(is_pass | is_fail, brand_score, np.nan),
             "reason": reason,
             "action_reason": action_reason,
             "overdue": ~np.isnan(max_days) & (days > np.nan_to_num(max_days, nan=0)) & ~moved,
@@ -417,34 +580,60 @@ def decide_stage(portfolio: Portfolio, stage_id: str, cohort: pd.DataFrame, metr
                 None,
             ),
             "policy_version": cohort["policy_version"].to_numpy(),
+            **{col: np.where(moved, 0, np.where(paused, cohort[col].to_numpy(), guard_streaks[col])).astype(int) for col in GUARD_COLUMNS},
+            "criteria": _criteria_json(comp, rows, n),
+            "gmv_factors": factors_json(metrics, cohort.index),
         }
     )
-    for col in GUARD_COLUMNS:
-        frame[col] = np.where(moved, 0, np.where(paused, cohort[col].to_numpy(), guard_streaks[col].to_numpy())).astype(int)
-    frame["criteria"] = criteria_json(evaluated, cohort.index)
-    frame["gmv_factors"] = factors_json(metrics, cohort.index)
     return frame
 
 
-def criteria_json(evaluated: pd.DataFrame, index: pd.Index) -> np.ndarray:
+def _criteria_json(comp: Compiled, rows: Rows, n: int) -> np.ndarray:
     """Each brand's evaluated criteria as one JSON array, built without a loop over brands."""
+    if len(rows.brand) == 0:
+        return np.full(n, "[]", dtype=object)
+    c = rows.crit
+    table = pd.DataFrame(
+        {
+            "role": pd.Series(comp.role[c], dtype=object),
+            "source_stage": pd.Series(comp.source[c], dtype=object),
+            "metric": pd.Series(comp.metric[c], dtype=object),
+            "op": pd.Series(comp.op[c], dtype=object),
+            "threshold": rows.threshold,
+            "kind": pd.Series(comp.kind[c], dtype=object),
+            "weight": comp.weight[c],
+            "shadow": comp.shadow[c],
+            "value": rows.value,
+            "result": pd.Series(RESULTS[rows.result], dtype=object),
+            "reason": pd.Series(rows.reason, dtype=object),
+        },
+        copy=False,
+    )
+    lines = np.array(table.to_json(orient="records", lines=True, force_ascii=False).splitlines(), dtype=object)
+    return "[" + join_groups(rows.brand, lines, n, ",") + "]"
+
+
+def criteria_json(evaluated: pd.DataFrame, index: pd.Index) -> np.ndarray:
+    """Evaluated criteria rows (evaluate_criteria's frame) as one JSON array per brand of index."""
     if evaluated.empty:
         return np.full(len(index), "[]", dtype=object)
-    cols = ["role", "source_stage", "metric", "op", "threshold", "kind", "weight", "shadow", "value", "result", "reason"]
-    lines = evaluated[cols].to_json(orient="records", lines=True, force_ascii=False).splitlines()
-    joined = pd.Series(lines, index=evaluated["brand_id"].to_numpy()).groupby(level=0, sort=False).agg(",".join)
-    return ("[" + joined.reindex(index).fillna("") + "]").to_numpy(dtype=object)
+    lines = np.array(evaluated[JSON_COLUMNS].to_json(orient="records", lines=True, force_ascii=False).splitlines(), dtype=object)
+    pos = index.get_indexer(evaluated["brand_id"])
+    keep = pos >= 0
+    return "[" + join_groups(pos[keep], lines[keep], len(index), ",") + "]"
 
 
 def factors_json(metrics: pd.DataFrame, index: pd.Index) -> np.ndarray:
     cols = ["gmv", *GMV_FACTORS]
-    frame = metrics.reindex(index)[cols]
+    frame = metrics[cols].reindex(index)
     return np.array(frame.to_json(orient="records", lines=True).splitlines(), dtype=object)
 
 
 def exited_decisions(cohort: pd.DataFrame, as_of: date) -> pd.DataFrame:
     """Brands that left the programme keep one record per day saying so, and are not evaluated."""
-    frame = pd.DataFrame(
+    if cohort.empty:
+        return pd.DataFrame()
+    return pd.DataFrame(
         {
             "brand_id": cohort.index.to_numpy(),
             "as_of": pd.Timestamp(as_of),
@@ -458,14 +647,12 @@ def exited_decisions(cohort: pd.DataFrame, as_of: date) -> pd.DataFrame:
             "overdue": False,
             "days_in_stage": cohort["days_in_stage"].to_numpy(dtype=int),
             "pass_streak": 0,
-            "stage_entered_on": pd.to_datetime(cohort["stage_entered_on"]).to_numpy(dtype="datetime64[ns]"),
+            "stage_entered_on": _datetimes(cohort["stage_entered_on"]),
             "awaiting": False,
             "awaiting_since": None,
             "policy_version": cohort["policy_version"].to_numpy(),
+            **dict.fromkeys(GUARD_COLUMNS, 0),
+            "criteria": "[]",
+            "gmv_factors": "{}",
         }
     )
-    for col in GUARD_COLUMNS:
-        frame[col] = 0
-    frame["criteria"] = "[]"
-    frame["gmv_factors"] = "{}"
-    return frame

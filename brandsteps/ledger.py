@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import os
+import re
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -71,7 +73,7 @@ stage_changes = sa.Table(
     sa.Column("from_stage", sa.String(32), nullable=False),
     sa.Column("to_stage", sa.String(32), nullable=False),
     sa.Column("action", sa.String(16), nullable=False),
-    sa.Column("cause", sa.String(16), nullable=False),  # decision | approval | rejection
+    sa.Column("cause", sa.String(16), nullable=False),  # decision | approval | rejection | review_timeout
     sa.Column("actor", sa.String(100)),
     sa.Column("reason", sa.Text, nullable=False),
     sa.Column("cycle_id", sa.String(36)),
@@ -98,6 +100,77 @@ STATE_COLUMNS = [c.name for c in brand_state.columns]
 
 class LedgerError(Exception):
     """The ledger could not be opened or written; the message never contains a password."""
+
+    def __init__(self, message: str, transient: bool = False):
+        super().__init__(redact(message))
+        self.transient = transient
+
+
+class ApprovalInputError(LedgerError):
+    """An approval's brand, reviewer or reason is empty, too long or holds control characters."""
+
+
+_T = TypeVar("_T")
+# Waits between attempts when the database is briefly unreachable (restart, failover, 'database is locked').
+RETRY_DELAYS: tuple[float, ...] = tuple(float(x) for x in os.environ.get("BRANDSTEPS_DB_RETRY_DELAYS", "0.5,1,2,4").split(",") if x.strip())
+_URL_PASSWORD = re.compile(r"(\b[a-zA-Z][\w+.-]*://[^:/@\s]*:)([^@\s]+)(@)")
+_SECRET_ENV = ("BRANDSTEPS_LEDGER_PASSWORD", "PGPASSWORD")
+APPROVER_MAX, APPROVAL_REASON_MAX = 100, 1000
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # tab and newline allowed in a reason, no other control characters
+
+
+def redact(text: str) -> str:
+    """The text with every URL password and every secret from the environment replaced by ***."""
+    out = _URL_PASSWORD.sub(r"\1***\3", text)
+    for var in _SECRET_ENV:
+        secret = os.environ.get(var)
+        if secret and len(secret) >= 3:
+            out = out.replace(secret, "***")
+    return out
+
+
+def _transient(exc: BaseException) -> bool:
+    return isinstance(exc, sa.exc.OperationalError | sa.exc.InterfaceError | sa.exc.DisconnectionError | sa.exc.TimeoutError)
+
+
+def with_retries(action: Callable[[], _T], what: str, display_url: str, delays: tuple[float, ...] | None = None) -> _T:
+    """Run one whole transaction, again after a pause when the database is briefly unavailable.
+
+    Safe because every write is one transaction that either committed or left nothing, and a
+    repeated cycle write finds its decisions already there. Ends with one LedgerError.
+    """
+    waits = RETRY_DELAYS if delays is None else delays
+    for attempt in range(len(waits) + 1):
+        try:
+            return action()
+        except Exception as exc:
+            if not _transient(exc):
+                raise
+            if attempt == len(waits):
+                raise LedgerError(f"cannot {what} the ledger {display_url} (tried {attempt + 1} times): {_short(exc)}", transient=True) from None
+            time.sleep(waits[attempt])
+    raise AssertionError("unreachable")
+
+
+def validate_approval(brand_id: str, by: str, reason: str) -> tuple[str, str]:
+    """The reviewer and reason as they will be recorded (stripped), or ApprovalInputError saying why not."""
+    from brandsteps.config import BRAND_ID_PATTERN
+
+    problems = []
+    if not isinstance(brand_id, str) or not re.fullmatch(BRAND_ID_PATTERN, brand_id):
+        problems.append("brand must be a slug of lowercase letters, digits and dashes")
+    by, reason = (by or "").strip(), (reason or "").strip()
+    if not 1 <= len(by) <= APPROVER_MAX:
+        problems.append(f"reviewer name must be 1 to {APPROVER_MAX} characters (got {len(by)})")
+    elif _CONTROL.search(by) or "\n" in by or "\t" in by:
+        problems.append("reviewer name must not contain control characters")
+    if not 1 <= len(reason) <= APPROVAL_REASON_MAX:
+        problems.append(f"reason must be 1 to {APPROVAL_REASON_MAX} characters (got {len(reason)})")
+    elif _CONTROL.search(reason):
+        problems.append("reason must not contain control characters")
+    if problems:
+        raise ApprovalInputError("invalid approval: " + "; ".join(problems))
+    return by, reason
 
 
 def mask_url(url: str | URL) -> str:
@@ -146,6 +219,7 @@ class WriteResult:
     written: int
     already_decided: int
     conflicts: int
+    written_ids: frozenset[str] = frozenset()
 
 
 class Ledger:
@@ -165,12 +239,51 @@ class Ledger:
         if backend == "sqlite":
             _sqlite_begin_immediate(self.engine)
         self.backend = backend
+        self.retry_delays: tuple[float, ...] | None = None  # None: RETRY_DELAYS
 
     def create(self) -> None:
+        """Create missing tables; cycles that start at once serialise here instead of racing on CREATE."""
+
+        def create_tables() -> None:
+            with self._write() as conn:
+                metadata.create_all(conn)
+
         try:
-            metadata.create_all(self.engine)
-        except sa.exc.OperationalError as exc:
+            with_retries(create_tables, "open", self.display_url, self.retry_delays)
+        except sa.exc.SQLAlchemyError as exc:
             raise LedgerError(f"cannot open the ledger {self.display_url}: {_short(exc)}") from None
+
+    @contextmanager
+    def cycle_lock(self) -> Iterator[None]:
+        """Held from reading the state to writing the decisions, so cycles apply one after another.
+
+        A second cycle waits here, then reads the state the first one wrote: two cycles for the
+        same day record one set of decisions, and days started at once are applied one at a time.
+        The lock dies with its process (a killed cycle never blocks the next one).
+        """
+        if self.backend == "postgresql":
+            conn = with_retries(self.engine.connect, "open", self.display_url, self.retry_delays)
+            try:
+                conn.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": _CYCLE_LOCK_KEY})
+                conn.commit()  # a session lock outlives the transaction; do not sit idle in one
+                yield
+            finally:
+                try:
+                    conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": _CYCLE_LOCK_KEY})
+                    conn.commit()
+                finally:
+                    conn.close()
+        elif self.backend == "sqlite" and self.url.database not in (None, "", ":memory:"):
+            import fcntl
+
+            with open(f"{self.url.database}.cycle-lock", "a+b") as handle:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX)  # the kernel releases it if the process dies
+                try:
+                    yield
+                finally:
+                    fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+        else:
+            yield
 
     def dispose(self) -> None:
         self.engine.dispose()
@@ -188,8 +301,12 @@ class Ledger:
     def read_state(self, brand_ids: list[str] | None = None) -> pd.DataFrame:
         """Current state per brand (index brand_id); brands never decided are absent."""
         query = sa.select(brand_state)
-        with self.engine.connect() as conn:
-            frame = pd.read_sql(query, conn)
+
+        def read() -> pd.DataFrame:
+            with self.engine.connect() as conn:
+                return pd.read_sql(query, conn)
+
+        frame = with_retries(read, "read", self.display_url, self.retry_delays)
         frame = frame.set_index("brand_id")
         if brand_ids is not None:
             frame = frame[frame.index.isin(brand_ids)]
@@ -233,7 +350,11 @@ class Ledger:
 
         A brand already decided for as_of is left alone (idempotent rerun); a brand whose state
         changed since it was read (a concurrent cycle) is skipped and counted as a conflict.
+        A briefly unavailable database is retried: the transaction either committed or left nothing.
         """
+        return with_retries(lambda: self._record_cycle(frame, as_of, flow_run_id, expected_last, quarantined), "write", self.display_url, self.retry_delays)
+
+    def _record_cycle(self, frame: pd.DataFrame, as_of: date, flow_run_id: str | None, expected_last: pd.Series, quarantined: int) -> WriteResult:
         cycle_id = str(uuid.uuid4())
         now = datetime.now(UTC)
         with self._write() as conn:
@@ -256,61 +377,65 @@ class Ledger:
                     skipped=int(already.sum() + conflict.sum()), quarantined=quarantined, recorded_at=now,
                 )
             )
-        return WriteResult(cycle_id, len(todo), int(already.sum()), int(conflict.sum()))
+        return WriteResult(cycle_id, len(todo), int(already.sum()), int(conflict.sum()), frozenset(todo["brand_id"]) if len(todo) else frozenset())
 
     def _insert_decisions(self, conn: sa.Connection, todo: pd.DataFrame, cycle_id: str, flow_run_id: str | None, now: datetime) -> None:
-        out = todo[[c for c in DECISION_COLUMNS if c in todo.columns]].copy()
-        out["cycle_id"] = cycle_id
-        out["flow_run_id"] = flow_run_id
-        out["decided_at"] = now
-        out["as_of"] = pd.to_datetime(out["as_of"]).dt.date
-        out["score"] = out["score"].astype(object).where(out["score"].notna(), None)
-        records = out.to_dict("records")
-        conn.execute(decisions.insert(), records)
+        values: dict[str, Any] = {c: todo[c] for c in DECISION_COLUMNS if c in todo.columns}
+        values.update(cycle_id=cycle_id, flow_run_id=flow_run_id, decided_at=now, as_of=pd.to_datetime(todo["as_of"]).dt.date)
+        _bulk_insert(conn, decisions, values, len(todo))
 
     def _upsert_state(self, conn: sa.Connection, todo: pd.DataFrame, as_of: date, now: datetime) -> None:
-        state = pd.DataFrame(
-            {
-                "brand_id": todo["brand_id"].to_numpy(),
-                "stage": todo["to_stage"].to_numpy(),
-                "stage_entered_on": pd.to_datetime(todo["stage_entered_on"]).dt.date.to_numpy(),
-                "pass_streak": todo["pass_streak"].astype(int).to_numpy(),
-                "awaiting": todo["awaiting"].astype(bool).to_numpy(),
-                "awaiting_since": todo["awaiting_since"].to_numpy(),
-                **{c: todo[c].astype(int).to_numpy() for c in GUARD_COLUMNS},
-                "last_as_of": as_of,
-                "updated_at": now,
-            }
-        )
-        records = state.astype(object).where(state.notna(), None).to_dict("records")
-        ids = list(state["brand_id"])
-        # delete + insert is one portable upsert inside the transaction
-        for chunk in range(0, len(ids), 500):
-            conn.execute(brand_state.delete().where(brand_state.c.brand_id.in_(ids[chunk : chunk + 500])))
-        conn.execute(brand_state.insert(), records)
+        values: dict[str, Any] = {
+            "brand_id": todo["brand_id"],
+            "stage": todo["to_stage"],
+            "stage_entered_on": pd.to_datetime(todo["stage_entered_on"]).dt.date,
+            "pass_streak": todo["pass_streak"].astype(int),
+            "awaiting": todo["awaiting"].astype(bool),
+            "awaiting_since": todo["awaiting_since"],
+            **{c: todo[c].astype(int) for c in GUARD_COLUMNS},
+            "last_as_of": as_of,
+            "updated_at": now,
+        }
+        _bulk_insert(conn, brand_state, values, len(todo), replace_key="brand_id")
 
     def _insert_changes(self, conn: sa.Connection, todo: pd.DataFrame, as_of: date, cycle_id: str, now: datetime) -> None:
         moved = todo[todo["action"].isin(list(MOVING_ACTIONS))]
         if moved.empty:
             return
-        rows = pd.DataFrame(
-            {
-                "brand_id": moved["brand_id"],
-                "as_of": as_of,
-                "from_stage": moved["stage"],
-                "to_stage": moved["to_stage"],
-                "action": moved["action"],
-                "cause": "decision",
-                "actor": None,
-                "reason": moved["action_reason"],
-                "cycle_id": cycle_id,
-                "recorded_at": now,
+        values: dict[str, Any] = {
+            "brand_id": moved["brand_id"],
+            "as_of": as_of,
+            "from_stage": moved["stage"],
+            "to_stage": moved["to_stage"],
+            "action": moved["action"],
+            "cause": "decision",
+            "actor": None,
+            "reason": moved["action_reason"],
+            "cycle_id": cycle_id,
+            "recorded_at": now,
+        }
+        _bulk_insert(conn, stage_changes, values, len(moved))
+
+    def record_review_timeout(self, brand_id: str, stage: str, *, by: str, reason: str) -> dict[str, Any] | None:
+        """A review nobody answered in time: record its default outcome (hold); the brand keeps waiting.
+
+        Returns None when the brand is no longer awaiting approval in that stage (someone decided meanwhile).
+        """
+        now = datetime.now(UTC)
+        with self._write() as conn:
+            row = conn.execute(sa.select(brand_state).where(brand_state.c.brand_id == brand_id)).mappings().first()
+            if row is None or not row["awaiting"] or row["stage"] != stage:
+                return None
+            change = {
+                "brand_id": brand_id, "as_of": row["last_as_of"], "from_stage": stage, "to_stage": stage,
+                "action": "hold", "cause": "review_timeout", "actor": by, "reason": reason, "cycle_id": None, "recorded_at": now,
             }
-        )
-        conn.execute(stage_changes.insert(), rows.astype(object).where(rows.notna(), None).to_dict("records"))
+            conn.execute(stage_changes.insert().values(**change))
+        return change
 
     def resolve_approval(self, brand_id: str, *, by: str, reason: str, approve: bool, cause: str | None = None) -> dict[str, Any]:
         """Approve (advance or graduate) or reject (hold, streak restarts) a brand awaiting approval."""
+        by, reason = validate_approval(brand_id, by, reason)
         now = datetime.now(UTC)
         with self._write() as conn:
             row = conn.execute(sa.select(brand_state).where(brand_state.c.brand_id == brand_id)).mappings().first()
@@ -331,6 +456,52 @@ class Ledger:
             }
             conn.execute(stage_changes.insert().values(**change))
         return change
+
+
+_CYCLE_LOCK_KEY = 0x5E796
+
+
+def _column_values(conn: sa.Connection, column: sa.Column[Any], value: Any, n: int, driver: bool) -> list[Any]:
+    """One column's values as Python scalars, None for missing; for the driver, after SQLAlchemy's own conversions."""
+    process = column.type.bind_processor(conn.dialect) if driver else None
+    if not isinstance(value, pd.Series | np.ndarray):  # one value for every row: converted once
+        return [process(value) if process and value is not None else value] * n
+    series = pd.Series(value, copy=False)
+    items = series.astype(object).where(series.notna(), None).tolist() if series.hasnans or series.dtype == object else series.tolist()
+    return [process(v) if v is not None else None for v in items] if process else items
+
+
+def _bulk_insert(conn: sa.Connection, table: sa.Table, values: dict[str, Any], n: int, replace_key: str | None = None) -> None:
+    """Insert n rows in one driver call: COPY on PostgreSQL, executemany elsewhere (the ORM layer per row costs more than the write).
+
+    replace_key: rows replace any row with the same key (an upsert, in the same transaction).
+    Table and column names come from the metadata above, never from data; values are parameters.
+    """
+    columns = list(values)
+    raw = conn.connection.driver_connection
+    driver = conn.dialect.name == "sqlite" or (conn.dialect.name == "postgresql" and conn.dialect.driver == "psycopg")
+    rows = list(zip(*(_column_values(conn, table.c[c], values[c], n, driver) for c in columns), strict=True))
+    names = ", ".join(columns)
+    if conn.dialect.name == "postgresql" and driver:
+        with raw.cursor() as cursor:
+            if replace_key is not None:
+                cursor.execute(f"DELETE FROM {table.name} WHERE {replace_key} = ANY(%s)", (list(values[replace_key]),))  # noqa: S608 - names from metadata
+            with cursor.copy(f"COPY {table.name} ({names}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+        return
+    if conn.dialect.name == "sqlite":
+        marks = ", ".join("?" for _ in columns)
+        sql = f"INSERT INTO {table.name} ({names}) VALUES ({marks})"  # noqa: S608 - names from metadata
+        if replace_key is not None:
+            sql += f" ON CONFLICT ({replace_key}) DO UPDATE SET " + ", ".join(f"{c} = excluded.{c}" for c in columns if c != replace_key)
+        conn.exec_driver_sql(sql, rows)
+        return
+    if replace_key is not None:  # any other database: delete and insert, one portable upsert inside the transaction
+        ids = list(values[replace_key])
+        for chunk in range(0, len(ids), 500):
+            conn.execute(table.delete().where(table.c[replace_key].in_(ids[chunk : chunk + 500])))
+    conn.execute(table.insert(), [dict(zip(columns, row, strict=True)) for row in rows])
 
 
 def _short(exc: Exception) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -15,6 +17,9 @@ from brandsteps.config import BRAND_ID_PATTERN, SqlMetrics
 # A daily value above this is a unit or export error, not a brand (1e12 RMB is a year of China's e-commerce).
 IMPLAUSIBLE_VALUE = 1e12
 QUARANTINE_COLUMNS = ["source", "row", "brand_id", "date", "reason"]
+_RENAMED_DUPLICATE = re.compile(r"(.+)\.(\d+)")
+# Headers of a Kuaishou 生意通 export: fed in directly, they need `brandsteps import-kuaishou` first.
+_KUAISHOU_HINTS = ("成交金额", "成交订单数", "日期", "商品曝光次数")
 
 
 class MetricsReadError(Exception):
@@ -117,7 +122,11 @@ def _date_filter(date_type: object, start: date | None, end: date | None) -> obj
 def _read_csv(path: Path) -> pd.DataFrame:
     if path.stat().st_size == 0:
         raise MetricsReadError(f"{path}: empty file")
-    for encoding in ("utf-8-sig", "gb18030"):
+    with path.open("rb") as handle:
+        bom = handle.read(2)
+    # Excel's "Unicode text" export is UTF-16 with a byte-order mark; GBK is what Chinese Excel saves.
+    encodings = ("utf-16",) if bom in (b"\xff\xfe", b"\xfe\xff") else ("utf-8-sig", "gb18030")
+    for encoding in encodings:
         try:
             frame = pd.read_csv(path, dtype={"brand_id": str, "date": str}, encoding=encoding, keep_default_na=True, na_values=["-"])
             break
@@ -126,9 +135,14 @@ def _read_csv(path: Path) -> pd.DataFrame:
         except pd.errors.EmptyDataError:
             raise MetricsReadError(f"{path}: no header row") from None
         except pd.errors.ParserError as exc:
-            raise MetricsReadError(f"{path}: not a readable CSV file ({exc})") from None
+            raise MetricsReadError(f"{path}: not a readable CSV file ({str(exc).strip()})") from None
     else:
         raise MetricsReadError(f"{path}: unknown text encoding (use UTF-8)")
+    # pandas renames a repeated header to "gmv.1"; two columns of one name cannot both be right.
+    repeated = [c for c in frame.columns if (m := _RENAMED_DUPLICATE.fullmatch(str(c))) and m.group(1) in frame.columns]
+    if repeated:
+        names = ", ".join(sorted({_RENAMED_DUPLICATE.fullmatch(str(c)).group(1) for c in repeated}))  # type: ignore[union-attr]
+        raise MetricsReadError(f"{path}: column {names} appears more than once in the header")
     frame.attrs["all_columns"] = list(frame.columns)
     return frame
 
@@ -213,18 +227,27 @@ def validate(raw: pd.DataFrame, *, as_of: date, today: date, start: date | None 
     if missing_keys:
         raise MetricsReadError(f"the metrics table has no {' or '.join(missing_keys)} column")
     n = len(raw)
+    if n == 0:
+        empty = pd.DataFrame({"brand_id": pd.Series(dtype=object), "date": pd.Series(dtype="datetime64[ns]")})
+        for col in (*BASE_COLUMNS, "uv"):
+            empty[col] = pd.Series(dtype="float64")
+        known_empty = {*KEY_COLUMNS, *BASE_COLUMNS, "_source", "_row"}
+        return MetricsBatch(empty, _empty_quarantine(), [c for c in BASE_COLUMNS if c not in raw.columns], [c for c in all_columns if c not in known_empty])
     reasons = np.full(n, "", dtype=object)
 
-    def flag(mask: np.ndarray, text: pd.Series | str) -> None:
+    def flag(mask: np.ndarray, text: pd.Series | str | Callable[[np.ndarray], pd.Series]) -> None:
         nonlocal reasons
         if not mask.any():
             return
-        add = text[mask].to_numpy() if isinstance(text, pd.Series) else text
+        if callable(text):  # texts quoting values are built for the flagged rows only (millions of rows, few bad)
+            add = text(mask).to_numpy()
+        else:
+            add = text[mask].to_numpy() if isinstance(text, pd.Series) else text
         reasons[mask] = reasons[mask] + add + "; "
 
     brand = raw["brand_id"].astype("string").str.strip()
     bad_brand = ~brand.fillna("").str.fullmatch(BRAND_ID_PATTERN[1:-1]).to_numpy(dtype=bool)
-    flag(bad_brand, "brand_id " + brand.fillna("<empty>").str.slice(0, 40).map(repr) + " is not a slug [a-z0-9-]")
+    flag(bad_brand, lambda m: "brand_id " + brand[m].fillna("<empty>").str.slice(0, 40).map(repr) + " is not a slug [a-z0-9-]")
 
     raw_date = raw["date"]
     if pd.api.types.is_datetime64_any_dtype(raw_date):
@@ -233,9 +256,9 @@ def validate(raw: pd.DataFrame, *, as_of: date, today: date, start: date | None 
         dates = pd.to_datetime(raw_date.astype("string").str.strip(), errors="coerce", format="ISO8601")
     dates = dates.dt.normalize()
     bad_date = dates.isna().to_numpy()
-    flag(bad_date, "date " + raw_date.astype("string").fillna("<empty>").str.slice(0, 30).map(repr) + " is not a date (use YYYY-MM-DD)")
+    flag(bad_date, lambda m: "date " + raw_date[m].astype("string").fillna("<empty>").str.slice(0, 30).map(repr) + " is not a date (use YYYY-MM-DD)")
     future = (dates > pd.Timestamp(today)).to_numpy(dtype=bool)
-    flag(future, "date " + dates.dt.strftime("%Y-%m-%d").fillna("") + " is in the future")
+    flag(future, lambda m: "date " + dates[m].dt.strftime("%Y-%m-%d").fillna("") + " is in the future")
 
     values = {}
     for col in BASE_COLUMNS:
@@ -246,17 +269,19 @@ def validate(raw: pd.DataFrame, *, as_of: date, today: date, start: date | None 
             text = series.astype("string").str.strip().str.replace(",", "", regex=False)
             num = pd.to_numeric(text, errors="coerce")
             not_number = (num.isna() & text.notna() & (text != "")).to_numpy(dtype=bool)
-            flag(not_number, f"{col}: " + text.str.slice(0, 30).map(repr) + " is not a number")
+            flag(not_number, lambda m, text=text, col=col: f"{col}: " + text[m].str.slice(0, 30).map(repr) + " is not a number")
             series = num
         arr = series.to_numpy(dtype="float64", na_value=np.nan)
         infinite = np.isinf(arr)
         flag(infinite, f"{col}: infinite value")
         arr = np.where(infinite, np.nan, arr)
-        shown = pd.Series(arr).map("{:g}".format)
-        flag(arr < 0, f"{col}: negative value " + shown)
-        flag(arr > IMPLAUSIBLE_VALUE, f"{col}: implausibly large value " + shown)
+        def shown(m: np.ndarray, arr: np.ndarray = arr) -> pd.Series:
+            return pd.Series(arr[m]).map("{:g}".format)
+
+        flag(arr < 0, lambda m, col=col, shown=shown: f"{col}: negative value " + shown(m))
+        flag(arr > IMPLAUSIBLE_VALUE, lambda m, col=col, shown=shown: f"{col}: implausibly large value " + shown(m))
         if col == "store_rating":
-            flag(arr > 5, "store_rating " + shown + " is above 5")
+            flag(arr > 5, lambda m, shown=shown: "store_rating " + shown(m) + " is above 5")
         values[col] = arr
 
     # Neither copy of a duplicated brand/day can be trusted over the other: both go.
@@ -296,6 +321,12 @@ def validate(raw: pd.DataFrame, *, as_of: date, today: date, start: date | None 
 def load_metrics(source: MetricsSource, *, as_of: date, today: date, start: date | None = None) -> MetricsBatch:
     """Read and validate the rows from start (if given) up to as_of."""
     raw, sources, all_columns = read_raw(source, start, as_of)
-    batch = validate(raw, as_of=as_of, today=today, start=start, all_columns=all_columns)
+    try:
+        batch = validate(raw, as_of=as_of, today=today, start=start, all_columns=all_columns)
+    except MetricsReadError as exc:
+        hint = ""
+        if any(h in str(c) for c in all_columns for h in _KUAISHOU_HINTS):
+            hint = " (this looks like a Kuaishou 生意通 export: convert it with `brandsteps import-kuaishou FILE --brand ID`)"
+        raise MetricsReadError(f"{', '.join(sources)}: {exc}{hint}") from None
     batch.sources = sources
     return batch

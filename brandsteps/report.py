@@ -140,11 +140,9 @@ def brand_report_markdown(decision: dict[str, Any], name: str, history: pd.DataF
             f"{show_value(c['metric'], c['threshold'])} | {c['result']} | {c['reason']} |"
         )
     factors = _factors(decision)
+    lines += shadow_lines(factors, markdown=True)
     if factors:
-        lines += ["", "## GMV = UV × watch time × conversion × repurchase × AOV", "", "| factor | value |", "|---|---:|"]
-        for f in GMV_FACTORS:
-            lines.append(f"| {FACTOR_LABELS[f]} | {show_value(f, factors.get(f))} |")
-        lines.append(f"| **window GMV** | **{show_value('gmv', factors.get('gmv'))}** |")
+        lines += factor_tree_markdown(factors)
     if len(history):
         lines += ["", "## Stage history", "", "| day | from | to | action | by | reason |", "|---|---|---|---|---|---|"]
         for r in history.itertuples():
@@ -166,18 +164,16 @@ def explain_text(decision: dict[str, Any], name: str, history: pd.DataFrame) -> 
     if crit:
         out.append("  criteria")
         for c in crit:
-            tag = "" if c["role"] == "criterion" else f" [guardrail {c['source_stage']}]"
+            tag = ("" if c["role"] == "criterion" else f" [guardrail {c['source_stage']}]") + (f" [shadow: would {c['result']}]" if c.get("shadow") else "")
             mark = {"pass": "ok  ", "fail": "FAIL", "no_value": "n/a "}[c["result"]]
             out.append(
                 f"    {mark} {c['kind']:<6} {c['metric']:<28} {show_value(c['metric'], c['value']):>14} "
                 f"{c['op']:>2} {show_value(c['metric'], c['threshold']):<12}{tag}"
             )
     factors = _factors(decision)
+    out += shadow_lines(factors, markdown=False)
     if factors:
-        out.append("  GMV factors")
-        for f in GMV_FACTORS:
-            out.append(f"    {FACTOR_LABELS[f]:<28} {show_value(f, factors.get(f)):>16}")
-        out.append(f"    {'window GMV':<28} {show_value('gmv', factors.get('gmv')):>16}")
+        out += factor_tree_text(factors)
     if len(history):
         out.append("  stage history")
         for r in history.itertuples():
@@ -189,3 +185,77 @@ def explain_text(decision: dict[str, Any], name: str, history: pd.DataFrame) -> 
 def stage_sort_key(stage: str) -> int:
     order = (*STAGE_IDS, GRADUATED, EXITED)
     return order.index(stage) if stage in order else len(order)
+
+
+def _share(v: float | None) -> str:
+    return "–" if v is None or v != v else f"{v * 100:.1f}%"
+
+
+def _factor_rows(factors: dict[str, Any]) -> list[dict[str, str]]:
+    """Each GMV factor with its value, cohort median (UV per day), target and shortfalls, as display strings."""
+    diag = factors.get("diagnosis") or {}
+    per = diag.get("factors") or {}
+    rows = []
+    for f in GMV_FACTORS:
+        d = per.get(f) or {}
+        per_day = f == "uv"
+        basis, median = d.get("basis"), d.get("median")
+        shown = show_value(f, factors.get(f)) + (f" ({show_value(f, basis)}/day)" if per_day and basis is not None else "")
+        med = (show_value(f, median) + ("/day" if per_day else "")) if median is not None else "–"
+        target = f"{d['op']} {show_value(f, d.get('target'))}" if d.get("target") is not None else "–"
+        rows.append({
+            "factor": FACTOR_LABELS[f], "value": shown, "median": med, "vs_median": _share(d.get("vs_median")),
+            "target": target, "vs_target": _share(d.get("vs_target")), "limiting": "◀ limiting" if diag.get("limiting_factor") == f else "",
+        })
+    return rows
+
+
+def _limiting_sentence(diag: dict[str, Any]) -> str:
+    if not diag:
+        return ""
+    cohort = f"{diag.get('cohort')} · {diag.get('tier')} tier · {diag.get('cohort_brands')} brands"
+    if not diag.get("limiting_factor"):
+        return f"No factor is below its cohort median or stage target (cohort {cohort})."
+    f = diag["limiting_factor"]
+    return (
+        f"Limiting factor: **{FACTOR_LABELS.get(f, f)}**, {_share(diag.get('limiting_shortfall'))} short (cohort {cohort}). "
+        f"Lever: {diag.get('lever')}. Playbook ({diag.get('action_stage')}): {diag.get('action')}"
+    )
+
+
+def factor_tree_markdown(factors: dict[str, Any]) -> list[str]:
+    """The GMV factor tree with cohort medians, targets, shortfalls and the limiting factor, as markdown lines."""
+    lines = [
+        "", "## GMV = UV × watch time × conversion × repurchase × AOV", "",
+        f"Factor tree: **window GMV {show_value('gmv', factors.get('gmv'))}** = UV × watch min per visitor × buyers per watch min × orders per buyer × AOV",
+        "",
+        "| factor | value | cohort median | short of median | stage target | short of target | |",
+        "|---|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in _factor_rows(factors):  # five factors
+        lines.append(f"| {r['factor']} | {r['value']} | {r['median']} | {r['vs_median']} | {r['target']} | {r['vs_target']} | {r['limiting']} |")
+    sentence = _limiting_sentence(factors.get("diagnosis") or {})
+    return lines + (["", sentence] if sentence else [])
+
+
+def factor_tree_text(factors: dict[str, Any]) -> list[str]:
+    """The same factor tree for a terminal."""
+    out = [f"  GMV factor tree: window GMV {show_value('gmv', factors.get('gmv'))} = product of"]
+    rows = _factor_rows(factors)
+    for i, r in enumerate(rows):
+        branch = "└─" if i == len(rows) - 1 else "├─"
+        out.append(
+            f"    {branch} {r['factor']:<28} {r['value']:>24}  median {r['median']:>14} short {r['vs_median']:>6}"
+            f"  target {r['target']:>12} short {r['vs_target']:>6} {r['limiting']}"
+        )
+    sentence = _limiting_sentence(factors.get("diagnosis") or {}).replace("**", "")
+    return out + ([f"    {sentence}"] if sentence else [])
+
+
+def shadow_lines(factors: dict[str, Any], markdown: bool) -> list[str]:
+    """The would-be verdict with the shadow criteria deciding too (recorded with the decision)."""
+    shadow = factors.get("shadow")
+    if not shadow:
+        return []
+    text = f"With its {shadow.get('criteria')} shadow criteria deciding, the verdict would be {shadow.get('verdict')} ({shadow.get('reason')})"
+    return ["", f"**Shadow:** {text}"] if markdown else [f"  shadow   {text}"]

@@ -17,7 +17,8 @@ def _db_hiccup(_task: object, _run: object, state: object) -> bool:
     try:
         state.result()  # type: ignore[attr-defined]
     except Exception as exc:
-        return type(exc).__name__ in {"OperationalError", "InterfaceError", "DisconnectionError", "TimeoutError"}
+        # the core already retried a few seconds (LedgerError.transient); a longer outage gets these retries too
+        return bool(getattr(exc, "transient", False)) or type(exc).__name__ in {"OperationalError", "InterfaceError", "DisconnectionError", "TimeoutError"}
     return False
 
 
@@ -38,3 +39,9 @@ def record_decisions(ledger: Ledger, decisions: pd.DataFrame, cohorts: pd.DataFr
         result.written, result.already_decided, result.conflicts,
     )
     return result
+
+
+@task(name="read-day-decisions", cache_policy=NONE, retries=3, retry_delay_seconds=[1, 4, 10], retry_condition_fn=_db_hiccup)
+def read_day_decisions(ledger: Ledger, as_of: date) -> pd.DataFrame:
+    """Every decision the ledger holds for as_of (a rerun shows the day as recorded, not an empty day)."""
+    return ledger.decisions_for(as_of)

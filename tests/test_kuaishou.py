@@ -404,3 +404,100 @@ def test_gbk_and_utf8_read_alike(tmp_path: Path) -> None:
     assert utf8 is not None
     pd.testing.assert_frame_equal(gbk, utf8)
     assert gbk["gmv"].tolist() == [1234.5]
+
+
+# --- the import-kuaishou command ----------------------------------------------------------
+
+
+def _cli(*args: str) -> int:
+    from brandsteps.cli import main
+
+    return main(list(args))
+
+
+def test_cli_import_to_new_csv_checks_every_number(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "out.csv"
+    assert _cli("import-kuaishou", str(DAILY_WEEK), str(SAMPLE_MONTH), "--brand", "shanye-tea", "--out", str(out)) == 0
+    printed = capsys.readouterr().out
+    assert "unknown columns, not imported: 支付转化率" in printed and "period 2025-07-01 to 2025-07-31" in printed
+    assert "not measured (left missing, never 0): uv_private" in printed
+    rows = pd.read_csv(out)
+    assert list(rows.columns) == ["brand_id", "date", *DAILY_FIXTURE_COLUMNS]
+    # the same figures test_daily_week_conversions reads from the file, now in the written table
+    expected = {
+        "gmv": [15200, 18350, 9876, 21000, 34567, 28800, 12000],
+        "orders": [402, 455, 260, 530, 861, 720, 300],
+        "product_clicks": [9870, 10412, 7015, 12020, 18004, 15115, 6100],
+        "refund_amount": [6080.5, 7340.0, 3950.4, 8400.0, 13826.8, 11520.0, 4800.0],
+        "gmv_self": [215.6, 0.0, 876.0, 1000.0, 567.0, 880.0, 400.0],
+        "commission": [3496.0, 4220.5, 2271.48, 4830.0, 7950.41, 6624.0, 2760.0],
+    }
+    for column, values in expected.items():
+        assert rows[column].tolist() == values, column
+    assert rows["product_impressions"].isna().tolist() == [False, False, False, True, False, False, False]  # "-" stays missing
+    assert rows["date"].tolist() == [f"2025-07-0{d}" for d in range(1, 8)]
+    # the sample month (DOMAIN.md) is one period record, not 31 invented days
+    periods = pd.read_json(tmp_path / "out.periods.jsonl", lines=True, dtype={"start": str, "end": str})
+    assert len(periods) == 1
+    p = periods.iloc[0]
+    assert (p["start"], p["end"], p["days"]) == ("2025-07-01", "2025-07-31", 31)
+    assert (p["gmv"], p["orders"], p["buyers"], p["refund_amount"]) == (472278.3, 13848, 11739, 271796.2)
+    assert (p["product_impressions"], p["product_clicks"]) == (4438463, 355077)
+    assert p["gmv_self"] == pytest.approx(6659.12) and p["gmv_affiliate"] == pytest.approx(465619.18)  # 1.41% and 98.59% of ¥472,278.3, to the fen
+
+
+def test_cli_import_xlsx_to_parquet(tmp_path: Path) -> None:
+    out = tmp_path / "x.parquet"
+    assert _cli("import-kuaishou", str(DAILY_XLSX), "--brand", "shanye-tea", "--out", str(out)) == 0
+    rows = pd.read_parquet(out)
+    assert rows["date"].dt.strftime("%Y-%m-%d").tolist() == ["2025-08-01", "2025-08-02", "2025-08-03"]
+    assert rows["gmv_self"].tolist() == [1200.0, 1875.0, 790.12]
+
+
+def _configs(tmp_path: Path, metrics: str) -> Path:
+    from tests.conftest import write_configs
+
+    return write_configs(tmp_path, {"shanye-tea": {}}, onboarding={"metrics": metrics, "ledger": "sqlite:///data/ledger.sqlite"})
+
+
+@pytest.mark.parametrize("metrics", ["data/metrics", "data/metrics.csv", "data/metrics.parquet"])
+def test_cli_import_appends_to_configured_metrics_and_refuses_duplicates(tmp_path: Path, metrics: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from brandsteps.metrics_source import MetricsSource, load_metrics
+
+    configs = _configs(tmp_path, metrics)
+    target = tmp_path / metrics
+    if target.suffix:  # an existing file with another brand's row
+        target.parent.mkdir(parents=True)
+        other = pd.DataFrame({"brand_id": ["other"], "date": ["2025-07-01"], "gmv": [1.0]})
+        other.to_csv(target, index=False) if target.suffix == ".csv" else other.to_parquet(target)
+    assert _cli("import-kuaishou", str(DAILY_WEEK), "--brand", "shanye-tea", "--configs", str(configs)) == 0
+    batch = load_metrics(MetricsSource(path=target), as_of=date(2025, 7, 31), today=date(2025, 8, 1))
+    mine = batch.daily[batch.daily["brand_id"] == "shanye-tea"]
+    assert mine["gmv"].tolist() == [15200.0, 18350.0, 9876.0, 21000.0, 34567.0, 28800.0, 12000.0]
+    assert batch.quarantine.empty
+    capsys.readouterr()
+    # the same week again: refused with the days named, nothing written
+    assert _cli("import-kuaishou", str(DAILY_WEEK), "--brand", "shanye-tea", "--configs", str(configs)) == 2
+    err = capsys.readouterr().err
+    assert "already has rows for shanye-tea on 2025-07-01, 2025-07-02" in err and "nothing written" in err
+    again = load_metrics(MetricsSource(path=target), as_of=date(2025, 7, 31), today=date(2025, 8, 1))
+    assert len(again.daily) == len(batch.daily)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--brand", "Bad Id"], "is not a brand id"),
+        (["--brand", "ok", "--out", "x.txt"], "use a .csv or .parquet file name"),
+    ],
+)
+def test_cli_import_usage_errors(tmp_path: Path, args: list[str], message: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert _cli("import-kuaishou", str(DAILY_WEEK), *args) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_cli_import_bad_file_names_file_row_and_column(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert _cli("import-kuaishou", str(FIXTURES / "bad_number.csv"), "--brand", "x", "--out", str(tmp_path / "o.csv")) == 2
+    assert "bad_number.csv: row 5, 成交金额: cannot read '12,3a4' as a number" in capsys.readouterr().err
+    assert not (tmp_path / "o.csv").exists()

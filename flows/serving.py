@@ -1,0 +1,101 @@
+"""Serving prefect.yaml's deployments from one process, with the overdue-brand automation (not a flow)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from prefect import serve
+from prefect.automations import Automation
+from prefect.blocks.notifications import CustomWebhookNotificationBlock
+from prefect.deployments.runner import RunnerDeployment
+from prefect.events.actions import DoNothing, SendNotification
+from prefect.events.schemas.automations import EventTrigger, Posture
+from prefect.flows import load_flow_from_entrypoint
+from prefect.schedules import Cron
+
+from brandsteps.config import Portfolio
+from brandsteps.deploy_spec import CYCLE_DEPLOYMENT, DeploymentSpec, read_deployment_specs
+from brandsteps.events import EVENT_PREFIX, OVERDUE_EVENT, RESOURCE_PREFIX
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+OVERDUE_AUTOMATION = "brandsteps-brand-overdue"
+WEBHOOK_BLOCK = "brandsteps-overdue-webhook"
+
+
+def _schedules(spec: DeploymentSpec, portfolio: Portfolio) -> list[Any]:
+    if spec.name != CYCLE_DEPLOYMENT:
+        return [Cron(s.cron, timezone=s.timezone, slug=s.slug, active=s.active) for s in spec.schedules]
+    slug = spec.schedules[0].slug if spec.schedules else "daily-onboarding-cycle"
+    # onboarding.yaml is the operators' one place for when the cycle runs.
+    return [Cron(portfolio.onboarding.schedule, timezone=portfolio.onboarding.timezone, slug=slug, active=True)]
+
+
+def runner_deployments(portfolio: Portfolio, configs: Path, prefect_yaml: Path | None = None) -> list[RunnerDeployment]:
+    """The deployments of prefect.yaml as served deployments, parameters pointing at this configs folder."""
+    specs = read_deployment_specs(prefect_yaml or PROJECT_ROOT / "prefect.yaml")
+    out = []
+    for spec in specs:
+        path, _, func = spec.entrypoint.partition(":")
+        flow = load_flow_from_entrypoint(f"{PROJECT_ROOT / path}:{func}")
+        parameters = {**spec.parameters, "configs": str(configs)}
+        out.append(
+            flow.to_deployment(
+                name=spec.name,
+                description=spec.description,
+                tags=list(spec.tags),
+                parameters=parameters,
+                schedules=_schedules(spec, portfolio),
+            )
+        )
+    return out
+
+
+def overdue_automation(block_id: Any | None) -> Automation:
+    """Notify when a brand crosses max_days_in_stage (one event per brand, the day it becomes overdue)."""
+    trigger = EventTrigger(
+        expect={f"{EVENT_PREFIX}.{OVERDUE_EVENT}"},
+        match={"prefect.resource.id": f"{RESOURCE_PREFIX}.*"},
+        posture=Posture.Reactive,
+        threshold=1,
+    )
+    body = (
+        "{{ event.resource.name }} ({{ event.payload.brand_id }}) is overdue in {{ event.payload.stage }}: "
+        "day {{ event.payload.days_in_stage }} in stage on {{ event.payload.as_of }}. {{ event.payload.reason }}"
+    )
+    actions: list[Any] = (
+        [SendNotification(block_document_id=block_id, subject="Brand overdue: {{ event.resource.name }}", body=body)] if block_id else [DoNothing()]
+    )
+    return Automation(
+        name=OVERDUE_AUTOMATION,
+        description="A brand passed max_days_in_stage. Point it at a webhook with `brandsteps serve --overdue-webhook URL`.",
+        trigger=trigger,
+        actions=actions,
+    )
+
+
+def ensure_overdue_automation(webhook_url: str | None) -> Automation:
+    """Create or replace the overdue automation (and its webhook block when a URL is given)."""
+    block_id = None
+    if webhook_url:
+        block = CustomWebhookNotificationBlock(
+            name="brandsteps overdue", url=webhook_url, json_data={"subject": "{{subject}}", "text": "{{body}}"}
+        )
+        block_id = block.save(WEBHOOK_BLOCK, overwrite=True)
+    wanted = overdue_automation(block_id)
+    try:
+        existing = Automation.read(name=OVERDUE_AUTOMATION)
+    except ValueError:
+        return wanted.create()
+    existing.trigger, existing.actions, existing.description = wanted.trigger, wanted.actions, wanted.description
+    existing.update()
+    return existing
+
+
+def serve_all(portfolio: Portfolio, configs: Path, webhook_url: str | None = None, limit: int | None = None) -> None:
+    """Serve every deployment from this process until stopped; schedules stay active on shutdown."""
+    os.chdir(PROJECT_ROOT)  # entrypoints in prefect.yaml are relative to the project
+    deployments = runner_deployments(portfolio, configs)
+    ensure_overdue_automation(webhook_url)
+    serve(*deployments, pause_on_shutdown=False, limit=limit)
