@@ -116,7 +116,8 @@ def portfolio_dir(work: Path, n: int, days: int) -> Path:
         text = yaml.dump(config, Dumper=dumper, allow_unicode=True, sort_keys=False, default_flow_style=False)
         (brands_dir / f"{brand.brand_id}.yaml").write_text(text, encoding="utf-8")
     shutil.copyfile(playbook_source(), folder / "configs" / "steps.yaml")
-    (folder / "configs" / "onboarding.yaml").write_text("metrics: data/metrics\nledger: sqlite:///data/ledger.sqlite\ntimezone: Asia/Shanghai\n", encoding="utf-8")
+    onboarding = "metrics: data/metrics\nledger: sqlite:///data/ledger.sqlite\ntimezone: Asia/Shanghai\n"
+    (folder / "configs" / "onboarding.yaml").write_text(onboarding, encoding="utf-8")
     metrics = generate_daily_metrics(brands, start, days, SEED)
     metrics.to_parquet(folder / "data" / "metrics" / "daily_metrics.parquet", index=False, row_group_size=1_000_000)
     apparel = int(np.sum([b.config["category"] == "apparel" for b in brands]))
@@ -195,3 +196,245 @@ def _fresh_ledger(url: str, folder: Path) -> str:
     metadata.drop_all(engine)
     engine.dispose()
     return url
+
+
+def flow_run(folder: Path, ledger_url: str) -> dict[str, Any]:
+    """One whole onboarding-cycle flow run (configs to artifacts) on the running Prefect server."""
+    from brandsteps.cli import quiet_prefect_defaults
+
+    quiet_prefect_defaults()
+    from flows.onboarding_cycle import onboarding_cycle
+
+    target = _fresh_ledger(ledger_url, folder)
+    meter = Meter()
+    with meter.phase("whole onboarding-cycle flow"):
+        state = onboarding_cycle(as_of=END, configs=str(folder / "configs"), metrics=str(folder / "data" / "metrics"), ledger=target, return_state=True)
+    summary = state.result()
+    return {"phases": meter.close(), "decided": summary["decided"], "task_runs": _task_run_names(str(state.state_details.flow_run_id))}
+
+
+def _task_run_names(flow_run_id: str) -> list[str]:
+    import asyncio
+
+    from prefect.client.orchestration import get_client
+
+    async def names() -> list[str]:
+        async with get_client() as client:
+            response = await client._client.post("/task_runs/filter", json={"flow_runs": {"id": {"any_": [flow_run_id]}}, "limit": 200, "offset": 0})
+            response.raise_for_status()
+            return sorted(r["name"].rsplit("-", 1)[0] for r in response.json())
+
+    return asyncio.run(names())
+
+
+def naive_run(folder: Path, n: int) -> dict[str, Any]:
+    """The design we did not build: the same gate logic once per brand, each call a Prefect task (.map)."""
+    from brandsteps.cli import quiet_prefect_defaults
+
+    quiet_prefect_defaults()
+    from prefect import flow, task
+    from prefect.cache_policies import NONE
+
+    from brandsteps.config import load_portfolio
+    from brandsteps.cycle import cohort_for, data_errors, metrics_start, prepare_cohorts, window_metrics_for
+    from brandsteps.gates import decide_stage
+    from brandsteps.ledger import Ledger
+    from brandsteps.metrics_source import MetricsSource, load_metrics
+
+    portfolio = load_portfolio(folder / "configs", apply_env=False)
+    batch = load_metrics(MetricsSource(path=folder / "data" / "metrics"), as_of=END, today=END + timedelta(days=1), start=metrics_start(portfolio, END))
+    empty = Ledger("sqlite://")
+    empty.create()
+    cohorts = prepare_cohorts(portfolio, empty.read_state(), END)
+    window, errors = window_metrics_for(batch, cohorts), data_errors(batch, cohorts)
+    ids = list(cohorts.index[:n])
+
+    @task(name="decide-one-brand", cache_policy=NONE)
+    def decide_one(brand_id: str, stage: str) -> int:
+        one = cohort_for(cohorts.loc[[brand_id]], stage, errors)
+        return len(decide_stage(portfolio, stage, one, window.loc[[brand_id]], END))
+
+    @flow(name="naive-per-brand-tasks")
+    def naive() -> int:
+        return sum(f.result() for f in decide_one.map(ids, [cohorts.at[b, "stage"] for b in ids]))
+
+    meter = Meter()
+    with meter.phase("naive: one task per brand"):
+        decided = naive()
+    return {"phases": meter.close(), "decided": decided, "brands": len(ids)}
+
+
+def ledger_reads(folder: Path, ledger_url: str, history: int) -> dict[str, Any]:
+    """Fill the ledger with `history` days of decisions (copies of the last cycle's), then time status and explain reads."""
+    import sqlalchemy as sa
+
+    from brandsteps.cli import main as cli_main
+    from brandsteps.config import load_portfolio
+    from brandsteps.ledger import Ledger
+    from brandsteps.status import portfolio_status
+
+    url = ledger_url if not ledger_url.startswith("sqlite") else f"sqlite:///{folder / 'data' / 'bench-ledger.sqlite'}"
+    ledger = Ledger(url)
+    cols = [c for c in ("cycle_id", "brand_id", "stage", "verdict", "action", "to_stage", "score", "reason", "action_reason", "overdue", "days_in_stage",
+                        "pass_streak", "policy_version", "criteria", "gmv_factors", "flow_run_id", "decided_at")]
+    meter = Meter()
+    with meter.phase(f"fill ledger to {history} days"), ledger.engine.begin() as conn:
+        have = conn.execute(sa.text("SELECT COUNT(DISTINCT as_of) FROM decisions")).scalar_one()
+        for back in range(int(have), history):
+            day = END - timedelta(days=back)
+            names = ", ".join(cols)
+            conn.execute(sa.text(f"INSERT INTO decisions (as_of, {names}) SELECT :day, {names} FROM decisions WHERE as_of = :last"),  # noqa: S608 - fixed names
+                         {"day": day, "last": END})
+    portfolio = load_portfolio(folder / "configs", apply_env=False)
+    brand = sorted(portfolio.brands)[len(portfolio.brands) // 2]
+    for _ in range(3):
+        with meter.phase("status: ledger read + table"):
+            portfolio_status(portfolio, ledger)
+        with meter.phase("explain: ledger read"):
+            ledger.decision(brand)
+            ledger.decision(brand, END - timedelta(days=history // 2))
+            ledger.history(brand)
+    import contextlib
+    import io
+
+    for command in (["status", "--format", "json"], ["explain", brand, "--format", "json"]):
+        with meter.phase(f"brandsteps {command[0]} (whole command)"), contextlib.redirect_stdout(io.StringIO()):
+            cli_main([*command, "--configs", str(folder / "configs"), "--ledger", url])
+    with ledger.engine.connect() as conn:
+        rows = conn.execute(sa.text("SELECT COUNT(*) FROM decisions")).scalar_one()
+    return {"phases": meter.close(), "decision_rows": rows}
+
+
+# ---------------------------------------------------------------- driver
+
+
+def _child(kind: str, folder: Path, args: argparse.Namespace, env: dict[str, str]) -> dict[str, Any]:
+    """Run one measurement in a fresh Python process and read back its JSON."""
+    cmd = [sys.executable, __file__, "--child", kind, "--folder", str(folder), "--ledger", args.ledger, "--repeat", str(args.repeat),
+           "--naive", str(args.naive), "--history", str(args.history)]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)  # noqa: S603 - this interpreter and this script
+    if done.returncode != 0:
+        raise SystemExit(f"{kind} on {folder} failed:\n{done.stderr[-4000:]}")
+    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def _start_prefect(home: Path) -> tuple[Any, float]:
+    """One Prefect server for the whole benchmark (children reach it through PREFECT_API_URL)."""
+    os.environ["PREFECT_HOME"] = str(home)
+    from brandsteps.cli import quiet_prefect_defaults
+
+    quiet_prefect_defaults()
+    started = time.perf_counter()
+    from prefect.server.api.server import SubprocessASGIServer
+
+    server = SubprocessASGIServer()
+    server.start(timeout=300)
+    return server, time.perf_counter() - started
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default="1000,10000,100000", help="brand counts, comma-separated")
+    parser.add_argument("--days", type=int, default=35)
+    parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "brandsteps-bench", help="data folder, reused between runs")
+    parser.add_argument("--ledger", default="sqlite", help="sqlite (a file per N) or a PostgreSQL URL whose database the benchmark may empty")
+    parser.add_argument("--repeat", type=int, default=1, help="core phases: best of this many runs")
+    parser.add_argument("--naive", type=int, default=1000, help="brands in the naive per-brand-task reference (0: skip)")
+    parser.add_argument("--history", type=int, default=35, help="days of decisions for the status/explain timing at the largest N (0: skip)")
+    parser.add_argument("--no-flow", action="store_true", help="skip the Prefect flow runs")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--folder", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args.child:
+        runners = {
+            "core": lambda: core_phases(args.folder, args.ledger, args.repeat),
+            "flow": lambda: flow_run(args.folder, args.ledger),
+            "naive": lambda: naive_run(args.folder, args.naive),
+            "reads": lambda: ledger_reads(args.folder, args.ledger, args.history),
+        }
+        print(json.dumps(runners[args.child]()))
+        return 0
+
+    sizes = [int(s) for s in args.sizes.split(",") if s]
+    print(f"brandsteps scale benchmark: N = {', '.join(f'{n:,}' for n in sizes)} brands x {args.days} days; ledger {args.ledger}; "
+          f"load {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f} on {os.cpu_count()} CPUs", flush=True)
+    folders = {n: portfolio_dir(args.work, n, args.days) for n in sizes}
+    env = dict(os.environ)
+    server = None
+    if not args.no_flow or args.naive:
+        home = Path(tempfile.mkdtemp(prefix="prefect-home-", dir=args.work))
+        server, startup = _start_prefect(home)
+        env.update(PREFECT_API_URL=server.api_url, PREFECT_HOME=str(home))
+        print(f"Prefect server start-up (once, not in any figure below): {startup:.1f} s", flush=True)
+    try:
+        results: dict[int, dict[str, Any]] = {}
+        for n in sizes:
+            core = _child("core", folders[n], args, env)
+            results[n] = {"core": core}
+            if not args.no_flow:
+                results[n]["flow"] = _child("flow", folders[n], args, env)
+            print(f"  N = {n:,} measured (load now {os.getloadavg()[0]:.2f})", file=sys.stderr, flush=True)
+        naive = _child("naive", portfolio_dir(args.work, max(args.naive, 1000), args.days), args, env) if args.naive else None
+        reads = _child("reads", folders[sizes[-1]], args, env) if args.history else None
+    finally:
+        if server is not None:
+            server.stop()
+    report(sizes, results, naive, reads, args)
+    return 0
+
+
+PHASES = ("load configs", "load + validate metrics", "ledger read + cohorts", "window metrics", "gates", "GMV diagnosis", "ledger write")
+
+
+def report(sizes: list[int], results: dict[int, dict[str, Any]], naive: dict[str, Any] | None, reads: dict[str, Any] | None, args: argparse.Namespace) -> None:
+    def cell(p: dict[str, float] | None) -> str:
+        return f"{p['wall']:7.2f} s {p['rss'] / 2**20:6.0f} MB" if p else f"{'-':>17}"
+
+    print()
+    print("| phase (wall, peak RSS) | " + " | ".join(f"N = {n:,}" for n in sizes) + " |")
+    print("|---|" + "---|" * len(sizes))
+    rows = [*PHASES, "window metrics + gates", "floor: group-by window sums", "whole onboarding-cycle flow"]
+    for name in rows:
+        cells = []
+        for n in sizes:
+            ph = results[n]["core"]["phases"]
+            if name == "window metrics + gates":
+                p = {"wall": ph["window metrics"]["wall"] + ph["gates"]["wall"], "rss": max(ph["window metrics"]["rss"], ph["gates"]["rss"])}
+            elif name == "whole onboarding-cycle flow":
+                p = results[n].get("flow", {}).get("phases", {}).get(name)
+            else:
+                p = ph.get(name)
+            cells.append(cell(p))
+        print(f"| {name} | " + " | ".join(cells) + " |")
+    print()
+    for n in sizes:
+        ph = results[n]["core"]["phases"]
+        wg = ph["window metrics"]["wall"] + ph["gates"]["wall"]
+        line = f"N = {n:,}: window metrics + gates = {wg / ph['floor: group-by window sums']['wall']:.1f}x the pandas floor"
+        flow = results[n].get("flow")
+        if flow:
+            wall = flow["phases"]["whole onboarding-cycle flow"]["wall"]
+            line += f"; whole flow {wall:.1f} s = {wall / n * 1e3:.3f} ms per brand"
+            line += f", {len(flow['task_runs'])} task runs"
+        print(line)
+    flows = [tuple(results[n]["flow"]["task_runs"]) for n in sizes if "flow" in results[n]]
+    if flows:
+        print(f"task runs per cycle identical for every N: {len(set(flows)) == 1} ({', '.join(flows[0])})")
+    if naive:
+        per = naive["phases"]["naive: one task per brand"]["wall"] / naive["brands"]
+        print(f"naive design: {naive['brands']:,} brands, one Prefect task each: {per * naive['brands']:.1f} s = {per * 1e3:.2f} ms per brand")
+        for n in sizes:
+            flow = results[n].get("flow")
+            if flow:
+                ours = flow["phases"]["whole onboarding-cycle flow"]["wall"] / n
+                print(f"  vs the whole cycle at N = {n:,}: {per / ours:.0f}x faster per brand")
+    if reads:
+        print(f"ledger with {reads['decision_rows']:,} decisions ({args.history} days x N = {sizes[-1]:,}):")
+        for name, p in reads["phases"].items():
+            if name != "process":
+                print(f"  {name}: {p['wall']:.2f} s")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

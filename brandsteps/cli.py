@@ -341,6 +341,17 @@ def cmd_report(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_deploy(args: argparse.Namespace) -> int:
+    portfolio = _load(args)
+    if _local_server_mode():
+        raise UsageError("deploy needs a running Prefect server: set PREFECT_API_URL (e.g. http://127.0.0.1:4200/api)")
+    from flows.serving import register_deployments
+
+    ids = register_deployments(portfolio, Path(args.configs).resolve(), args.pool)
+    print(f"Registered {len(ids)} deployments for work pool {args.pool}; start workers with: prefect worker start --pool {args.pool}")
+    return EXIT_OK
+
+
 # ---------------------------------------------------------------- parser
 
 
@@ -390,6 +401,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--from", dest="date_from", type=_parse_date, help="first day (default: the ledger's first)")
     p.add_argument("--to", type=_parse_date, help="last day (default: the ledger's last)")
     p.add_argument("--out", required=True, help="folder for index.html and the PNGs")
+    p = add("deploy", cmd_deploy, "register the deployments of prefect.yaml for a process work pool (workers run them)")
+    p.add_argument("--pool", default="brandsteps", help="work pool name (default: brandsteps)")
     p = add("schema", cmd_schema, "write the JSON Schemas of the three config kinds")
     p.add_argument("--out", default="schemas")
     p = sub.add_parser("demo", help="generate a demo portfolio and run daily cycles over it")

@@ -420,9 +420,19 @@ class Portfolio:
     brands: dict[str, Brand]
     playbook_version: str
     brand_versions: dict[str, str] = field(default_factory=dict)
+    # Effective stages by (policy version, stage): brands with the same overrides share a version,
+    # so thousands of them cost one pydantic validation per stage instead of one each.
+    _effective: dict[tuple[str, str], Stage] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def effective_stage(self, brand: Brand, stage_id: str) -> Stage:
-        return effective_stage(self.playbook.stage(stage_id), brand)
+        version = self.brand_versions.get(brand.brand_id)
+        if version is None or self.brands.get(brand.brand_id) is not brand:
+            return effective_stage(self.playbook.stage(stage_id), brand)
+        key = (version, stage_id)
+        stage = self._effective.get(key)
+        if stage is None:
+            stage = self._effective[key] = effective_stage(self.playbook.stage(stage_id), brand)
+        return stage
 
     def policy_version(self, brand_id: str) -> str:
         return self.brand_versions.get(brand_id, self.playbook_version)
@@ -451,6 +461,11 @@ def effective_stage(stage: Stage, brand: Brand) -> Stage:
     if needs_approval:
         changes["requires_approval"] = True
     return stage.model_validate({**stage.model_dump(), **{k: v for k, v in changes.items()}})
+
+
+def _overrides_key(brand: Brand) -> str:
+    """The brand's overrides as canonical text: equal texts mean equal effective rules."""
+    return json.dumps(brand.model_dump(mode="json", include={"gates", "requires_approval"}), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
 
 
 def _digest(payload: Any) -> str:
@@ -526,6 +541,7 @@ def load_portfolio(configs_dir: Path | str, *, apply_env: bool = True) -> Portfo
             problems += exc.problems
 
     brands: dict[str, Brand] = {}
+    valid_overrides: set[str] = set()
     brands_dir = root / "brands"
     if not brands_dir.is_dir():
         problems.append(f"{_display(brands_dir, root)}: missing (one YAML file per brand)")
@@ -543,25 +559,27 @@ def load_portfolio(configs_dir: Path | str, *, apply_env: bool = True) -> Portfo
             if brand.brand_id in brands:
                 problems.append(f"{display}: brand_id: {brand.brand_id!r} is defined twice")
                 continue
-            if playbook is not None and brand.gates:
+            if playbook is not None and brand.gates and _overrides_key(brand) not in valid_overrides:
                 try:
                     for stage_id in brand.gates:
                         effective_stage(playbook.stage(stage_id), brand)
                 except ValidationError as exc:
                     problems += format_validation_error(f"{display}: gates.{stage_id}", exc)
                     continue
+                valid_overrides.add(_overrides_key(brand))  # only success is shared: an error names its own file
             brands[brand.brand_id] = brand
     if problems or playbook is None:
         raise ConfigError(problems)
 
     playbook_version = _digest(playbook.model_dump(mode="json"))
-    brand_versions = {
-        b.brand_id: _digest(
-            [playbook_version, b.model_dump(mode="json", include={"gates", "requires_approval"})]
-        )
-        for b in brands.values()
-        if b.has_overrides()
-    }
+    digests: dict[str, str] = {}  # brands with identical overrides share one digest
+    brand_versions = {}
+    for b in brands.values():
+        if b.has_overrides():
+            key = _overrides_key(b)
+            if key not in digests:
+                digests[key] = _digest([playbook_version, b.model_dump(mode="json", include={"gates", "requires_approval"})])
+            brand_versions[b.brand_id] = digests[key]
     return Portfolio(root, playbook, onboarding, brands, playbook_version, brand_versions)
 
 

@@ -74,7 +74,7 @@ def data_errors(batch: MetricsBatch, cohorts: pd.DataFrame) -> pd.Series:
     """brand_id → reasons of its quarantined rows inside its window (or of unknown date)."""
     q = batch.quarantine
     out = np.full(len(cohorts), "", dtype=object)
-    pos = cohorts.index.get_indexer(q["brand_id"]) if len(q) else np.empty(0, dtype=np.int64)
+    pos = cohorts.index.get_indexer(pd.Index(q["brand_id"])) if len(q) else np.empty(0, dtype=np.int64)
     if not (pos >= 0).any():
         return pd.Series(out, index=cohorts.index, dtype=object)
     q, pos = q[pos >= 0], pos[pos >= 0]

@@ -149,7 +149,7 @@ class Compiled:
         """The rule set of each brand in its stage (stage_codes index EVALUATED)."""
         codes = np.zeros(len(brand_ids), dtype=np.int64)
         if len(self.overridden):
-            pos = self.overridden.get_indexer(brand_ids)
+            pos = self.overridden.get_indexer(pd.Index(brand_ids))
             hit = pos >= 0
             codes[hit] = self.overridden_variant[pos[hit]]
         return np.asarray(stage_codes, dtype=np.int64) * self.variants + codes
@@ -321,7 +321,7 @@ def _values(metrics: pd.DataFrame, rows: np.ndarray, names: np.ndarray, column: 
 def evaluate_criteria(criteria: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
     """Attach value, result (pass/fail/no_value) and a reason like 'refund_rate 0.41 > 0.3'."""
     out = criteria.copy()
-    rows = metrics.index.get_indexer(out["brand_id"])
+    rows = metrics.index.get_indexer(pd.Index(out["brand_id"]))
     names, column = np.unique(out["metric"].to_numpy(dtype=str), return_inverse=True)
     value = _values(metrics, rows, names, column)
     thr = out["threshold"].to_numpy(dtype=float)
@@ -392,7 +392,8 @@ def _verdicts(
     least = params["pass_score"].astype(float)
     m_score = score < least - 1e-12
 
-    verdict = np.select([m_error, m_early, m_short, m_no_value, m_must, m_score], ["ERROR", "INCONCLUSIVE", "INCONCLUSIVE", "INCONCLUSIVE", "FAIL", "FAIL"], "PASS")
+    masks = [m_error, m_early, m_short, m_no_value, m_must, m_score]
+    verdict = np.select(masks, ["ERROR", "INCONCLUSIVE", "INCONCLUSIVE", "INCONCLUSIVE", "FAIL", "FAIL"], "PASS")
     # Reasons are built only for the brands whose verdict they explain.
     reason = np.full(n, "", dtype=object)
     first_error = m_error
@@ -478,10 +479,16 @@ _NEXT = np.array([_next_stage(s) if s != GRADUATED else s for s in EVALUATED], d
 _BACK = np.array([STAGE_IDS[max(STAGE_IDS.index(s) - 1, 0)] if s != GRADUATED else s for s in EVALUATED], dtype=object)
 _LAST = np.array([s == STAGE_IDS[-1] for s in EVALUATED])
 _GRAD = np.array([s == GRADUATED for s in EVALUATED])
-_WAITING = np.array(["awaiting approval to " + ("graduate" if s == STAGE_IDS[-1] else f"advance to {_next_stage(s)}") + " since " if s != GRADUATED else "" for s in EVALUATED], dtype=object)
+_WAITING = np.array(
+    ["" if s == GRADUATED else "awaiting approval to " + ("graduate" if s == STAGE_IDS[-1] else f"advance to {_next_stage(s)}") + " since " for s in EVALUATED],
+    dtype=object,
+)
 _RECYCLE = np.array([f"on_fail recycle: restart the {s} clock" for s in EVALUATED], dtype=object)
 _DEMOTE = np.array([f"on_fail demote: back to {b}" for b in _BACK], dtype=object)
-_APPROVAL = np.array([("; graduating" if s == STAGE_IDS[-1] else f"; advancing to {_next_stage(s)}") + " needs approval" if s != GRADUATED else "" for s in EVALUATED], dtype=object)
+_APPROVAL = np.array(
+    ["" if s == GRADUATED else ("; graduating" if s == STAGE_IDS[-1] else f"; advancing to {_next_stage(s)}") + " needs approval" for s in EVALUATED],
+    dtype=object,
+)
 _DEFAULT_WORD = np.array([f": advance to {_next_stage(s)}" if s != GRADUATED else ": guardrails hold" for s in EVALUATED], dtype=object)
 
 
@@ -509,7 +516,7 @@ def decide_brands(portfolio: Portfolio, cohort: pd.DataFrame, stages: np.ndarray
     s_value = _values(metrics, metric_rows[s_brand], comp.sample_names, comp.sample_id[s_sample])
     verdict, reason, brand_score = _verdicts(cohort, comp, rows, params, (s_brand, s_sample, s_value))
 
-    consecutive_by_stage = {s.id: s.consecutive_passes for s in portfolio.playbook.stages}
+    consecutive_by_stage: dict[str, int] = {s.id: s.consecutive_passes for s in portfolio.playbook.stages}
     guard_streaks, tripped, guard_reason = _guardrail_trips(comp, rows, cohort, consecutive_by_stage)
 
     graduated = _GRAD[code]
@@ -529,7 +536,7 @@ def decide_brands(portfolio: Portfolio, cohort: pd.DataFrame, stages: np.ndarray
     pass_word = "PASS " + _str(new_streak) + " of " + _str(need) + " in a row"
     waiting = np.full(n, "", dtype=object)
     if (awaiting & live).any():
-        waiting = (_WAITING[code] + cohort["awaiting_since"].astype(str)).to_numpy(dtype=object)
+        waiting = pd.Series(_WAITING[code], index=cohort.index).add(cohort["awaiting_since"].astype(str)).to_numpy(dtype=object)
     action_rules: list[tuple[np.ndarray, str, object]] = [
         (paused, "hold", "brand is paused"),
         (trip, "demote", guard_reason),
@@ -618,7 +625,7 @@ def criteria_json(evaluated: pd.DataFrame, index: pd.Index) -> np.ndarray:
     if evaluated.empty:
         return np.full(len(index), "[]", dtype=object)
     lines = np.array(evaluated[JSON_COLUMNS].to_json(orient="records", lines=True, force_ascii=False).splitlines(), dtype=object)
-    pos = index.get_indexer(evaluated["brand_id"])
+    pos = index.get_indexer(pd.Index(evaluated["brand_id"]))
     keep = pos >= 0
     return "[" + join_groups(pos[keep], lines[keep], len(index), ",") + "]"
 

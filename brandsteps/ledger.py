@@ -339,6 +339,11 @@ class Ledger:
             row = conn.execute(sa.select(cycles).order_by(cycles.c.as_of.desc(), cycles.c.recorded_at.desc()).limit(1)).mappings().first()
         return dict(row) if row else None
 
+    def cycles_of_runs(self, flow_run_ids: list[str]) -> pd.DataFrame:
+        """The cycles recorded by these flow runs (a sharded cycle's shards)."""
+        with self.engine.connect() as conn:
+            return pd.read_sql(sa.select(cycles).where(cycles.c.flow_run_id.in_(flow_run_ids)), conn)
+
     def count_decisions(self) -> int:
         with self.engine.connect() as conn:
             return int(conn.execute(sa.select(sa.func.count()).select_from(decisions)).scalar_one())
@@ -478,7 +483,7 @@ def _bulk_insert(conn: sa.Connection, table: sa.Table, values: dict[str, Any], n
     Table and column names come from the metadata above, never from data; values are parameters.
     """
     columns = list(values)
-    raw = conn.connection.driver_connection
+    raw: Any = conn.connection.driver_connection
     driver = conn.dialect.name == "sqlite" or (conn.dialect.name == "postgresql" and conn.dialect.driver == "psycopg")
     rows = list(zip(*(_column_values(conn, table.c[c], values[c], n, driver) for c in columns), strict=True))
     names = ", ".join(columns)

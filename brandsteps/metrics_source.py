@@ -36,6 +36,12 @@ class MetricsBatch:
     unknown_columns: list[str] = field(default_factory=list)
     sources: list[str] = field(default_factory=list)
 
+    @classmethod
+    def empty(cls) -> MetricsBatch:
+        """No rows at all (a sharded cycle's parent reads no metrics itself)."""
+        daily = pd.DataFrame({"brand_id": pd.Series(dtype=object), "date": pd.Series(dtype="datetime64[ns]")})
+        return cls(daily, _empty_quarantine())
+
 
 @dataclass(frozen=True)
 class MetricsSource:
@@ -239,10 +245,8 @@ def validate(raw: pd.DataFrame, *, as_of: date, today: date, start: date | None 
         nonlocal reasons
         if not mask.any():
             return
-        if callable(text):  # texts quoting values are built for the flagged rows only (millions of rows, few bad)
-            add = text(mask).to_numpy()
-        else:
-            add = text[mask].to_numpy() if isinstance(text, pd.Series) else text
+        # texts quoting values are built for the flagged rows only (millions of rows, few bad)
+        add = text(mask).to_numpy() if callable(text) else text[mask].to_numpy() if isinstance(text, pd.Series) else text
         reasons[mask] = reasons[mask] + add + "; "
 
     brand = raw["brand_id"].astype("string").str.strip()

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, replace
 from datetime import date
 from pathlib import Path
+from typing import Annotated
 from uuid import UUID
 
 import pandas as pd
 from prefect import flow
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.runtime import flow_run
+from prefect.utilities.annotations import quote
+from pydantic import Field
 
 from brandsteps.catalogue import GRADUATED, STAGE_IDS
 from brandsteps.config import Portfolio
@@ -19,12 +23,14 @@ from brandsteps.diagnosis import diagnose
 from brandsteps.ledger import Ledger, WriteResult
 from brandsteps.metrics_source import MetricsBatch
 from brandsteps.settings import targets, today_in, yesterday_in
+from brandsteps.shards import shard_portfolio
 from tasks.artifacts import publish_cycle, publish_visual_report
 from tasks.configs import load_configs
 from tasks.events import emit_brand_events, start_reviews
 from tasks.gates import STAGE_GATES
 from tasks.ledger import read_cohorts, read_day_decisions, record_decisions
 from tasks.metrics import compute_windows, load_daily_metrics
+from tasks.shards import merge_shards, run_shards
 
 
 class EveryBrandErrored(RuntimeError):
@@ -54,8 +60,15 @@ def _progress(artifact: UUID | None, done: int, total: int) -> None:
         update_progress_artifact(artifact_id=artifact, progress=100.0 * done / total)
 
 
-def run_cycle_steps(portfolio: Portfolio, as_of: date, metrics: str | None, ledger_url: str | None, show_progress: bool = False) -> CycleOutcome:
-    """The cycle's tasks in order; their number does not depend on the number of brands."""
+def run_cycle_steps(
+    portfolio: Portfolio, as_of: date, metrics: str | None, ledger_url: str | None, show_progress: bool = False, exclusive: bool = True
+) -> CycleOutcome:
+    """The cycle's tasks in order; their number does not depend on the number of brands.
+
+    exclusive: hold the ledger's cycle lock from reading the state to writing the decisions, so
+    cycles started at once apply one after another. Shards of one cycle decide disjoint brands
+    and skip it, or they would run one at a time (the write transaction still checks each brand's state).
+    """
     stages = (*STAGE_IDS, GRADUATED)
     steps = 4 + len(stages)
     progress = create_progress_artifact(progress=0.0, key="cycle-progress", description=f"Onboarding cycle {as_of}") if show_progress else None
@@ -63,16 +76,18 @@ def run_cycle_steps(portfolio: Portfolio, as_of: date, metrics: str | None, ledg
     ledger = where.open_ledger()
     batch = load_daily_metrics(where.metrics, as_of, today_in(where.timezone), metrics_start(portfolio, as_of))
     _progress(progress, 1, steps)
-    cohorts = read_cohorts(portfolio, ledger, as_of)
-    _progress(progress, 2, steps)
-    window, errors = compute_windows(batch, cohorts)
-    _progress(progress, 3, steps)
-    parts = []
-    for i, stage in enumerate(stages, start=4):
-        parts.append(STAGE_GATES[stage](portfolio, cohorts, errors, window, as_of))
-        _progress(progress, i, steps)
-    decisions = diagnose(combine(parts), cohorts, portfolio)
-    result = record_decisions(ledger, decisions, cohorts, as_of, flow_run.get_id(), len(batch.quarantine))
+    # quote: Prefect walks task inputs looking for futures, and through a portfolio that is every brand's model, per task
+    with ledger.cycle_lock() if exclusive else nullcontext():
+        cohorts = read_cohorts(quote(portfolio), ledger, as_of)
+        _progress(progress, 2, steps)
+        window, errors = compute_windows(batch, cohorts)
+        _progress(progress, 3, steps)
+        parts = []
+        for i, stage in enumerate(stages, start=4):
+            parts.append(STAGE_GATES[stage](quote(portfolio), cohorts, errors, window, as_of))
+            _progress(progress, i, steps)
+        decisions = diagnose(combine(parts), cohorts, portfolio)
+        result = record_decisions(ledger, decisions, cohorts, as_of, flow_run.get_id(), len(batch.quarantine))
     _progress(progress, steps, steps)
     return CycleOutcome(summarise(as_of, cohorts, decisions, batch, result), decisions, batch, ledger, cohorts, result)
 
@@ -86,12 +101,28 @@ def fail_if_every_brand_errored(summary: CycleSummary) -> None:
         )
 
 
+def _sharded_cycle(portfolio: Portfolio, day: date, configs: str, metrics: str | None, ledger: str | None, shards: int, deployment: str) -> dict[str, object]:
+    """The portfolio in shards on workers, then the portfolio artifacts from what they recorded."""
+    parameters: dict[str, object] = {"as_of": day.isoformat(), "configs": str(Path(configs).resolve()), "metrics": metrics, "ledger": ledger}
+    shard_runs = run_shards(deployment, shards, parameters, flow_run.get_id())
+    led = targets(portfolio, metrics, ledger).open_ledger()
+    summary, decisions, _ = merge_shards(portfolio, led, day, shard_runs)
+    names = pd.Series({b.brand_id: b.name for b in portfolio.brands.values()}, dtype=object)
+    publish_cycle(summary, decisions, MetricsBatch.empty(), names)
+    print(f"{shards} shards: " + summary.line())
+    fail_if_every_brand_errored(summary)
+    return asdict(summary)
+
+
 @flow(name="onboarding-cycle", log_prints=True)
 def onboarding_cycle(
     as_of: date | None = None,
     configs: str = "configs",
     metrics: str | None = None,
     ledger: str | None = None,
+    shards: Annotated[int, Field(ge=1, le=64)] = 1,
+    shard_index: Annotated[int | None, Field(ge=0, le=63)] = None,
+    shard_deployment: str = "onboarding-cycle/onboarding-cycle",
 ) -> dict[str, object]:
     """Decide every brand of the portfolio for one day and record the decisions.
 
@@ -103,15 +134,26 @@ def onboarding_cycle(
             or an SQLAlchemy URL followed by #table.
         ledger: Ledger SQLAlchemy URL overriding onboarding.yaml (no password: use
             BRANDSTEPS_LEDGER_PASSWORD).
+        shards: Split the portfolio into this many shards by a stable hash of brand_id, each
+            a run of shard_deployment picked up by workers (use a shared PostgreSQL ledger).
+        shard_index: Set by the sharded cycle on each shard run: decide only this shard.
+        shard_deployment: The deployment whose runs decide the shards.
     """
     portfolio = load_configs(configs)
     day = as_of or yesterday_in(portfolio.onboarding.timezone)
-    outcome = run_cycle_steps(portfolio, day, metrics, ledger, show_progress=True)
+    if shards > 1 and shard_index is None:
+        return _sharded_cycle(portfolio, day, configs, metrics, ledger, shards, shard_deployment)
+    prefix = ""
+    if shard_index is not None:
+        portfolio = shard_portfolio(portfolio, shard_index, shards)
+        prefix = f"shard-{shard_index + 1}-of-{shards}-"
+    outcome = run_cycle_steps(portfolio, day, metrics, ledger, show_progress=shard_index is None, exclusive=shard_index is None)
     names = pd.Series({b.brand_id: b.name for b in portfolio.brands.values()}, dtype=object)
-    shown = read_day_decisions(outcome.ledger, day) if outcome.summary.already_decided else outcome.decisions
-    publish_cycle(outcome.summary, shown, outcome.batch, names)
-    publish_visual_report(portfolio, outcome.ledger, day)
-    emit_brand_events(portfolio, outcome.decisions, outcome.cohorts, names, outcome.written)
+    shown = read_day_decisions(outcome.ledger, day) if outcome.summary.already_decided and shard_index is None else outcome.decisions
+    publish_cycle(outcome.summary, shown, outcome.batch, names, key_prefix=prefix)
+    if shard_index is None:
+        publish_visual_report(quote(portfolio), outcome.ledger, day)
+    emit_brand_events(quote(portfolio), outcome.decisions, outcome.cohorts, names, quote(outcome.written))
     start_reviews(outcome.decisions, outcome.written, str(Path(configs).resolve()), ledger)
     print(outcome.summary.line())
     fail_if_every_brand_errored(outcome.summary)

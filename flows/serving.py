@@ -1,4 +1,4 @@
-"""Serving prefect.yaml's deployments from one process, with the overdue-brand automation (not a flow)."""
+"""Serving (or registering for a work pool) prefect.yaml's deployments, with the overdue-brand automation (not a flow)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from prefect.blocks.notifications import CustomWebhookNotificationBlock
 from prefect.deployments.runner import RunnerDeployment
 from prefect.events.actions import DoNothing, SendNotification
 from prefect.events.schemas.automations import EventTrigger, Posture
-from prefect.flows import load_flow_from_entrypoint
+from prefect.flows import Flow, load_flow_from_entrypoint
 from prefect.schedules import Cron
 
 from brandsteps.config import Portfolio
@@ -32,13 +32,19 @@ def _schedules(spec: DeploymentSpec, portfolio: Portfolio) -> list[Any]:
     return [Cron(portfolio.onboarding.schedule, timezone=portfolio.onboarding.timezone, slug=slug, active=True)]
 
 
-def runner_deployments(portfolio: Portfolio, configs: Path, prefect_yaml: Path | None = None) -> list[RunnerDeployment]:
-    """The deployments of prefect.yaml as served deployments, parameters pointing at this configs folder."""
+def runner_deployments(portfolio: Portfolio, configs: Path, prefect_yaml: Path | None = None, for_workers: bool = False) -> list[RunnerDeployment]:
+    """The deployments of prefect.yaml, parameters pointing at this configs folder.
+
+    for_workers: the flow code is pulled from this checkout's folder (a worker's runs start elsewhere).
+    """
     specs = read_deployment_specs(prefect_yaml or PROJECT_ROOT / "prefect.yaml")
     out = []
     for spec in specs:
         path, _, func = spec.entrypoint.partition(":")
-        flow = load_flow_from_entrypoint(f"{PROJECT_ROOT / path}:{func}")
+        if for_workers:
+            flow = Flow.from_source(source=str(PROJECT_ROOT), entrypoint=spec.entrypoint)
+        else:
+            flow = load_flow_from_entrypoint(f"{PROJECT_ROOT / path}:{func}")
         parameters = {**spec.parameters, "configs": str(configs)}
         out.append(
             flow.to_deployment(
@@ -91,6 +97,17 @@ def ensure_overdue_automation(webhook_url: str | None) -> Automation:
     existing.trigger, existing.actions, existing.description = wanted.trigger, wanted.actions, wanted.description
     existing.update()
     return existing
+
+
+def register_deployments(portfolio: Portfolio, configs: Path, work_pool: str) -> list[str]:
+    """Register prefect.yaml's deployments for a work pool (what `prefect deploy --all` does), runs done by its workers.
+
+    Workers run the flows from this checkout's folder, so start them where it is (or a copy at the same path).
+    """
+    os.chdir(PROJECT_ROOT)
+    ids = [str(d.apply(work_pool_name=work_pool)) for d in runner_deployments(portfolio, configs, for_workers=True)]
+    ensure_overdue_automation(None)
+    return ids
 
 
 def serve_all(portfolio: Portfolio, configs: Path, webhook_url: str | None = None, limit: int | None = None) -> None:

@@ -57,7 +57,7 @@ def test_brand_errors_name_file_field_and_reason(tmp_path: Path, change: dict, e
         ("brand_id: acme\nbrand_id: acme\n", "configs/brands/acme.yaml: invalid YAML (line 2, column 1): duplicate key 'brand_id'"),
         ("a:\n\tb: 1\n", "indent with spaces, not tabs"),
         ("", "configs/brands/acme.yaml: the file is empty"),
-        ("- a\n- b\n", "configs/brands/acme.yaml: must be a mapping of keys to values, not list"),
+        ("- a\n- b\n", "configs/brands/acme.yaml: must be a mapping of keys to values, not a list"),
         ("name: [unclosed\n", "configs/brands/acme.yaml: invalid YAML"),
     ],
 )
