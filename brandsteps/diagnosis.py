@@ -61,13 +61,14 @@ def _action_texts(portfolio: Portfolio, brand_ids: np.ndarray, stages: np.ndarra
     """The playbook actions of each row's action stage (a brand's own override text where it has one)."""
     default = {s.id: s.actions.strip() for s in portfolio.playbook.stages}
     texts = pd.Series(stages, dtype=object).map(default).fillna("").to_numpy(dtype=object)
-    overridden = np.flatnonzero(np.isin(brand_ids, list(portfolio.brand_versions)) & pd.notna(stages))
+    # a hashed lookup: np.isin on text compares every pair, quadratic in the number of brands
+    overridden = np.flatnonzero(pd.Index(brand_ids).isin(list(portfolio.brand_versions)) & pd.notna(stages))
     for i in overridden:  # brands with their own gates overrides: configuration, a handful at most
         texts[i] = portfolio.effective_stage(portfolio.brands[brand_ids[i]], stages[i]).actions.strip()
     return texts
 
 
-def factor_diagnosis(decisions: pd.DataFrame, cohorts: pd.DataFrame, portfolio: Portfolio) -> pd.DataFrame:
+def factor_diagnosis(decisions: pd.DataFrame, cohorts: pd.DataFrame, portfolio: Portfolio, crit: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per decision: each factor's value, cohort median, target and shortfalls, the limiting factor and action.
 
     The cohort is the brands of the same stage and tier decided in the same cycle. UV is a
@@ -90,7 +91,7 @@ def factor_diagnosis(decisions: pd.DataFrame, cohorts: pd.DataFrame, portfolio: 
     medians = grouped.transform("median")
     peers = values["gmv"].notna().groupby(keys, dropna=False).transform("sum").to_numpy(dtype=int)
 
-    crit = criteria_frame(decisions)
+    crit = criteria_frame(decisions) if crit is None else crit
     targets = crit[(crit["role"] == "criterion") & ~crit["shadow"] & crit["metric"].isin(list(GMV_FACTORS))]
     thr = targets.pivot_table(index="row", columns="metric", values="threshold", aggfunc="first").reindex(index=np.arange(n), columns=list(GMV_FACTORS))
     ops = targets.pivot_table(index="row", columns="metric", values="op", aggfunc="first").reindex(index=np.arange(n), columns=list(GMV_FACTORS))
@@ -122,7 +123,7 @@ def factor_diagnosis(decisions: pd.DataFrame, cohorts: pd.DataFrame, portfolio: 
     return out
 
 
-def shadow_verdicts(decisions: pd.DataFrame, pass_score: pd.Series) -> pd.DataFrame:
+def shadow_verdicts(decisions: pd.DataFrame, pass_score: pd.Series, crit: pd.DataFrame | None = None) -> pd.DataFrame:
     """The verdict each decision would have had with its shadow criteria deciding too.
 
     pass_score: per decision row position. Verdicts decided before the criteria (ERROR, and
@@ -132,7 +133,7 @@ def shadow_verdicts(decisions: pd.DataFrame, pass_score: pd.Series) -> pd.DataFr
     else PASS. Rows without shadow criteria get no shadow verdict (None).
     """
     n = len(decisions)
-    crit = criteria_frame(decisions)
+    crit = criteria_frame(decisions) if crit is None else crit
     crit = crit[crit["role"] == "criterion"]
     shadow_rows = crit[crit["shadow"]]
     out = pd.DataFrame({"shadow_verdict": None, "shadow_reason": None, "shadow_criteria": 0}, index=np.arange(n))
@@ -173,7 +174,8 @@ def _pass_scores(decisions: pd.DataFrame, portfolio: Portfolio) -> pd.Series:
     ids = decisions["brand_id"].to_numpy(dtype=object)
     stages = decisions["stage"].to_numpy(dtype=object)
     scores = pd.Series(stages, dtype=object).map(stage_score).fillna(1.0).astype(float)
-    for i in np.flatnonzero(np.isin(ids, list(portfolio.brand_versions)) & np.isin(stages, list(stage_score))):  # overridden brands only
+    overridden = pd.Index(ids).isin(list(portfolio.brand_versions)) & pd.Index(stages).isin(list(stage_score))
+    for i in np.flatnonzero(overridden):  # overridden brands only
         scores.iloc[i] = portfolio.effective_stage(portfolio.brands[ids[i]], stages[i]).pass_score
     return scores
 
@@ -192,8 +194,9 @@ def diagnose(decisions: pd.DataFrame, cohorts: pd.DataFrame, portfolio: Portfoli
     """
     if decisions.empty or "gmv_factors" not in decisions:
         return decisions
-    diag = factor_diagnosis(decisions, cohorts, portfolio)
-    shadow = shadow_verdicts(decisions, _pass_scores(decisions, portfolio))
+    crit = criteria_frame(decisions)  # parsed once for both
+    diag = factor_diagnosis(decisions, cohorts, portfolio, crit)
+    shadow = shadow_verdicts(decisions, _pass_scores(decisions, portfolio), crit)
     factor_json = pd.Series("", index=diag.index, dtype=object)
     for j, f in enumerate(GMV_FACTORS):  # five factors
         part = diag[[f"{f}.{k}" for k in FIELDS]].set_axis(list(FIELDS), axis=1)

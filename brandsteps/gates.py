@@ -533,6 +533,10 @@ def decide_brands(portfolio: Portfolio, cohort: pd.DataFrame, stages: np.ndarray
     on_fail = params["on_fail"]
     approval = params["requires_approval"].astype(bool)
     trip = (tripped != "") & ~paused
+    # Only a FAIL moves a brand down (DESIGN §5: INCONCLUSIVE never moves one), so a tripped
+    # guardrail is the verdict, whatever the stage's own criteria said.
+    reason = np.where(trip & (verdict != "FAIL"), guard_reason, reason)
+    verdict = np.where(trip, "FAIL", verdict)
     pass_word = "PASS " + _str(new_streak) + " of " + _str(need) + " in a row"
     waiting = np.full(n, "", dtype=object)
     if (awaiting & live).any():

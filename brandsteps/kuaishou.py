@@ -682,10 +682,15 @@ def write_new_table(result: KuaishouImport, out: Path) -> list[str]:
         _write_atomically(result.rows, out)
         lines.append(f"wrote {len(result.rows)} rows to {out}")
     if result.periods:
-        target = periods_path(out)
-        write_periods(result.periods, target)
-        lines.append(f"recorded {len(result.periods)} period(s) in {target} (not spread over days)")
+        lines.append(_record_periods(result, out))
     return lines
+
+
+def _record_periods(result: KuaishouImport, beside: Path) -> str:
+    """Period totals go to their own file next to the daily rows, never spread over days."""
+    target = periods_path(beside)
+    write_periods(result.periods, target)
+    return f"recorded {len(result.periods)} period(s) in {target} (not spread over days)"
 
 
 def _clash_message(where: str, brand_id: str, days: pd.Series) -> str:
@@ -727,9 +732,7 @@ def append_to_source(result: KuaishouImport, source: MetricsSource) -> list[str]
             _append_file(rows, path)
             lines.append(f"added {len(rows)} rows to {path}")
     if result.periods:
-        target = periods_path(path)
-        write_periods(result.periods, target)
-        lines.append(f"recorded {len(result.periods)} period(s) in {target} (not spread over days)")
+        lines.append(_record_periods(result, path))
     return lines
 
 

@@ -366,7 +366,7 @@ class Ledger:
             decided = {r[0] for r in conn.execute(sa.select(decisions.c.brand_id).where(decisions.c.as_of == as_of))}
             current = dict(conn.execute(sa.select(brand_state.c.brand_id, brand_state.c.last_as_of)).all()) if len(frame) else {}
             ids = frame["brand_id"].to_numpy(dtype=object) if len(frame) else np.array([], dtype=object)
-            already = np.isin(ids, list(decided)) if decided else np.zeros(len(ids), bool)
+            already = pd.Index(ids).isin(list(decided)) if decided else np.zeros(len(ids), bool)  # hashed, not np.isin's pairwise text compare
             now_last = pd.Series(current, dtype=object).reindex(ids)
             expect = expected_last.reindex(ids)
             same = (now_last.isna() & expect.isna()) | (pd.to_datetime(now_last) == pd.to_datetime(expect))

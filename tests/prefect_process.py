@@ -10,7 +10,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -47,11 +47,18 @@ def stop(proc: subprocess.Popen[bytes], grace: float = 10.0) -> None:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=grace)
     except (ProcessLookupError, subprocess.TimeoutExpired):
-        try:
+        with suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         proc.wait(timeout=grace)
+
+
+def drain_prefect_workers() -> None:
+    """Send this process's queued logs and events while their server still runs (a later drain would wait on a dead one)."""
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+
+    APILogWorker.drain_all()
+    EventsWorker.drain_all()
 
 
 def wait_healthy(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 90.0) -> None:

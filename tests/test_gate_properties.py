@@ -116,13 +116,12 @@ def test_inconclusive_and_error_never_move_a_brand(cases) -> None:
     assert (error["to_stage"] == "public_traffic").all() and not error["action"].isin(list(MOVING_ACTIONS)).any()
     assert (error["pass_streak"] == cohort.loc[error.index, "pass_streak"]).all()  # the streak stands still
     inconclusive = out[out["verdict"] == "INCONCLUSIVE"]
-    # INCONCLUSIVE: no move by the stage's own criteria; the one move the README allows is a tripped
-    # guardrail of an earlier stage (guardrails have their own evidence), and it always says so
-    moved = inconclusive[inconclusive["action"].isin(list(MOVING_ACTIONS))]
-    assert (moved["action"] == "demote").all() and moved["action_reason"].str.startswith("guardrail affiliate_trial failed").all()
-    still = inconclusive.drop(moved.index)
-    assert (still["to_stage"] == "public_traffic").all()
-    assert (still["pass_streak"] == cohort.loc[still.index, "pass_streak"]).all()
+    # INCONCLUSIVE: no move at all (DESIGN §5); a tripped guardrail makes the verdict FAIL instead
+    assert not inconclusive["action"].isin(list(MOVING_ACTIONS)).any()
+    assert (inconclusive["to_stage"] == "public_traffic").all()
+    assert (inconclusive["pass_streak"] == cohort.loc[inconclusive.index, "pass_streak"]).all()
+    tripped = out[out["action_reason"].str.startswith("guardrail affiliate_trial failed")]
+    assert (tripped["verdict"] == "FAIL").all() and (tripped["action"] == "demote").all()
 
 
 @SETTINGS

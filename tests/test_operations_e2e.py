@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 
 from tests.conftest import simple_playbook, write_configs
-from tests.prefect_process import BIN, background, free_port, prefect_server, quiet_env
+from tests.prefect_process import BIN, background, drain_prefect_workers, free_port, prefect_server, quiet_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -277,4 +277,5 @@ def test_operator_desk_end_to_end(stack: Stack) -> None:
         artifact_page = _chromium(f"{ui}/artifacts/artifact/{changes['id']}", shots / "decision-changes.png")
         assert "快手美妆 Riser" in artifact_page and "advance" in artifact_page and "public_traffic" in artifact_page
         assert (shots / "decision-changes.png").stat().st_size > 10_000  # a real picture, not an empty page
+        drain_prefect_workers()
     assert proc.poll() is not None  # serve and its runs are gone

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from tests.conftest import simple_playbook, write_configs
-from tests.prefect_process import BIN, REPO, background, prefect_server, quiet_env
+from tests.prefect_process import BIN, REPO, background, drain_prefect_workers, prefect_server, quiet_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 PG = "postgres@127.0.0.1:5432"
@@ -113,6 +113,7 @@ def test_sharded_cycle_on_workers_equals_the_single_cycle(databases: dict[str, s
                     assert sum(summary["funnel"].values()) == N_BRANDS
                 for day in DAYS:  # the same cycles without shards, into another ledger
                     assert onboarding_cycle(as_of=day, configs=str(configs), ledger=single, return_state=True).is_completed()
+                drain_prefect_workers()
             with SyncPrefectClient(api) as client:
                 response = client._client.post("/flow_runs/filter", json={"offset": 0, "limit": 50, "sort": "START_TIME_DESC"})
                 shard_runs = [r for r in response.json() if r["name"].startswith("shard-")]
