@@ -93,33 +93,43 @@ def factor_diagnosis(decisions: pd.DataFrame, cohorts: pd.DataFrame, portfolio: 
 
     crit = criteria_frame(decisions) if crit is None else crit
     targets = crit[(crit["role"] == "criterion") & ~crit["shadow"] & crit["metric"].isin(list(GMV_FACTORS))]
-    thr = targets.pivot_table(index="row", columns="metric", values="threshold", aggfunc="first").reindex(index=np.arange(n), columns=list(GMV_FACTORS))
-    ops = targets.pivot_table(index="row", columns="metric", values="op", aggfunc="first").reindex(index=np.arange(n), columns=list(GMV_FACTORS))
+    # the first target per decision and factor, as two n × 5 grids (reversed so the first written last wins)
+    thr_grid = np.full((n, len(GMV_FACTORS)), np.nan)
+    op_grid = np.full((n, len(GMV_FACTORS)), None, dtype=object)
+    t_row = targets["row"].to_numpy(dtype=int)[::-1]
+    t_col = pd.Index(GMV_FACTORS).get_indexer(targets["metric"])[::-1]
+    thr_grid[t_row, t_col] = targets["threshold"].to_numpy(dtype=float)[::-1]
+    op_grid[t_row, t_col] = targets["op"].to_numpy(dtype=object)[::-1]
 
-    out = pd.DataFrame(index=np.arange(n))
+    # columns gathered in a dict and made a frame once: inserting 45 columns one by one costs more than the arithmetic
+    cols: dict[str, Any] = {}
     short = np.full((n, len(GMV_FACTORS)), np.nan)
     for j, f in enumerate(GMV_FACTORS):  # five factors, each vectorised over all brands
         v, b, m = values[f].to_numpy(dtype=float), basis[f].to_numpy(dtype=float), medians[f].to_numpy(dtype=float)
-        t, op = thr[f].to_numpy(dtype=float), ops[f].astype(object).to_numpy()
+        t, op = thr_grid[:, j], op_grid[:, j]
         vs_m = _shortfall_vs(b, m, np.ones(n, dtype=bool))
-        vs_t = _shortfall_vs(v, t, ~np.isin(op, ["<=", "<"]))
+        vs_t = _shortfall_vs(v, t, (op != "<=") & (op != "<"))
         short[:, j] = np.fmax(vs_m, vs_t)
-        out[f"{f}.value"], out[f"{f}.basis"], out[f"{f}.median"], out[f"{f}.target"] = v, b, m, t
-        out[f"{f}.op"] = pd.Series(op, dtype=object).where(pd.notna(op), None).to_numpy(dtype=object)
-        out[f"{f}.vs_median"], out[f"{f}.vs_target"], out[f"{f}.shortfall"] = vs_m, vs_t, short[:, j]
+        cols.update({f"{f}.value": v, f"{f}.basis": b, f"{f}.median": m, f"{f}.target": t, f"{f}.op": op})
+        cols.update({f"{f}.vs_median": vs_m, f"{f}.vs_target": vs_t, f"{f}.shortfall": short[:, j]})
     has = (np.nan_to_num(short, nan=0.0) > 0).any(axis=1)
     pick = np.argmax(np.nan_to_num(short, nan=-1.0), axis=1)
     limiting = np.where(has, np.asarray(GMV_FACTORS, dtype=object)[pick], None)
     action_stage = pd.Series(limiting, dtype=object).map(FACTOR_STAGE).to_numpy(dtype=object)
-    out["gmv"] = values["gmv"].to_numpy(dtype=float)
-    out["cohort_brands"] = peers
-    out["tier"] = tier
-    out["limiting_factor"] = limiting
-    out["limiting_shortfall"] = np.where(has, short[np.arange(n), pick], np.nan)
-    out["lever"] = pd.Series(limiting, dtype=object).map(FACTOR_LEVER).to_numpy(dtype=object)
-    out["action_stage"] = action_stage
-    out["action"] = np.where(has, _action_texts(portfolio, ids, action_stage), None)
-    out["measured"] = values["gmv"].notna().to_numpy() | values[list(GMV_FACTORS)].notna().any(axis=1).to_numpy()
+    cols.update(
+        {
+            "gmv": values["gmv"].to_numpy(dtype=float),
+            "cohort_brands": peers,
+            "tier": tier,
+            "limiting_factor": limiting,
+            "limiting_shortfall": np.where(has, short[np.arange(n), pick], np.nan),
+            "lever": pd.Series(limiting, dtype=object).map(FACTOR_LEVER).to_numpy(dtype=object),
+            "action_stage": action_stage,
+            "action": np.where(has, _action_texts(portfolio, ids, action_stage), None),
+            "measured": values["gmv"].notna().to_numpy() | values[list(GMV_FACTORS)].notna().any(axis=1).to_numpy(),
+        }
+    )
+    out = pd.DataFrame(cols, index=np.arange(n))
     return out
 
 

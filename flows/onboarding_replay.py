@@ -9,7 +9,7 @@ from datetime import date, timedelta
 from prefect import flow, task
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.cache_policies import NONE
-from prefect.runtime import flow_run
+from prefect.runtime import flow_run, task_run
 from prefect.utilities.annotations import quote
 
 from brandsteps.config import Portfolio
@@ -20,10 +20,25 @@ from brandsteps.settings import targets, today_in
 from tasks.configs import load_configs
 from tasks.metrics import load_daily_metrics
 
+DAYS_PER_TASK = 10
 
-@task(name="cycle-day", cache_policy=NONE, task_run_name="cycle-{as_of}")
-def decide_day(portfolio: Portfolio, history: MetricsBatch, ledger: Ledger, as_of: date, brands: object) -> CycleSummary:
-    return run_day(portfolio, history, ledger, as_of, flow_run.get_id(), brands)  # type: ignore[arg-type]
+
+def _chunk_name() -> str:
+    days = task_run.parameters["days"]
+    return f"cycle-{days[0]}-to-{days[-1]}"
+
+
+@task(name="cycle-days", cache_policy=NONE, task_run_name=_chunk_name)
+def decide_days(
+    portfolio: Portfolio, history: MetricsBatch, ledger: Ledger, days: list[date], brands: object, show: bool, done_before: int, total: int
+) -> list[CycleSummary]:
+    """Several days in date order, each its own ledger transaction (a failure keeps the days before it)."""
+    summaries = []
+    for i, day in enumerate(days, start=done_before + 1):
+        summaries.append(run_day(portfolio, history, ledger, day, flow_run.get_id(), brands))  # type: ignore[arg-type]
+        if show:
+            _show(i, total, summaries[-1].line())
+    return summaries
 
 
 def _show(done: int, total: int, line: str) -> None:
@@ -64,18 +79,14 @@ def onboarding_replay(
     brands = brand_table(portfolio)
     days = [start + timedelta(days=i) for i in range((end - start).days + 1)]
     progress = create_progress_artifact(progress=0.0, key="replay-progress", description=f"Replay {start} to {end}")
-    summaries = []
-    # An artifact update is an API write that costs more than deciding a small portfolio's day,
-    # so the UI's progress bar moves in steps of 10% rather than every day.
-    step = max(1, len(days) // 10)
-    for i, day in enumerate(days, start=1):
-        # quote: Prefect would otherwise walk every brand model and frame of these inputs on every
-        # day's task, looking for futures they cannot contain (most of a small replay's time).
-        summary = decide_day(quote(portfolio), quote(history), led, day, quote(brands))
-        summaries.append(asdict(summary))
-        if i % step == 0 or i == len(days):
-            update_progress_artifact(artifact_id=progress, progress=100.0 * i / len(days))
-        if show_progress:
-            _show(i, len(days), summary.line())
+    summaries: list[dict[str, object]] = []
+    # A task run and an artifact update each cost more than deciding a small portfolio's day,
+    # so days go in chunks of DAYS_PER_TASK: the task count grows with days, never with brands.
+    for first in range(0, len(days), DAYS_PER_TASK):
+        chunk = days[first : first + DAYS_PER_TASK]
+        # quote: Prefect would otherwise walk every brand model and frame of these inputs looking for futures
+        done = decide_days(quote(portfolio), quote(history), led, chunk, quote(brands), show_progress, first, len(days))
+        summaries.extend(asdict(s) for s in done)
+        update_progress_artifact(artifact_id=progress, progress=100.0 * len(summaries) / len(days))
     print(f"Replayed {len(days)} days from {start} to {end}")
     return summaries
