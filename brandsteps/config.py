@@ -56,7 +56,7 @@ class _UniqueKeyLoader(yaml.CSafeLoader if hasattr(yaml, "CSafeLoader") else yam
 def _construct_unique_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
     seen: set[Any] = set()
     for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+        key = loader.construct_object(key_node, deep=deep)
         if key in seen:
             raise yaml.constructor.ConstructorError(
                 None, None, f"duplicate key {key!r}", key_node.start_mark
@@ -446,7 +446,7 @@ def _merge_by_metric(base: list[Criterion], changes: list[Criterion]) -> list[Cr
 
 def effective_stage(stage: Stage, brand: Brand) -> Stage:
     """The playbook stage with the brand's overrides applied (criteria replace by metric name)."""
-    override = brand.gates.get(stage.id)  # type: ignore[call-overload]
+    override = brand.gates.get(stage.id)
     needs_approval = stage.id in brand.requires_approval
     if override is None and not needs_approval:
         return stage

@@ -116,7 +116,7 @@ def brand_events(
         fields = [c for c in PAYLOAD_FIELDS if c in rows.columns]
         # Events are emitted one by one by Prefect's client, so this loop runs over changed brands only.
         for record in rows[fields].to_dict("records"):
-            payload = {k: _json_safe(v) for k, v in record.items()}
+            payload = {str(k): _json_safe(v) for k, v in record.items()}
             brand_id = str(payload["brand_id"])
             suffix = ACTION_EVENTS[str(payload["action"])] if kind == "action" else OVERDUE_EVENT
             resource = {"prefect.resource.id": f"{RESOURCE_PREFIX}.{brand_id}", "prefect.resource.name": str(names.get(brand_id, brand_id))}

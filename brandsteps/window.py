@@ -74,7 +74,7 @@ def compute_window_metrics(daily: pd.DataFrame, windows: pd.DataFrame) -> pd.Dat
     if n == 0:
         columns = ["days_with_data", *(f"sum_{c}" for c in (*BASE_COLUMNS, "uv")), *METRICS]
         return pd.DataFrame(columns=list(dict.fromkeys(columns)), index=index, dtype=float)
-    codes_all = index.get_indexer(daily["brand_id"])
+    codes_all = index.get_indexer(pd.Index(daily["brand_id"]))
     known = codes_all >= 0
     dates_ns = daily["date"].to_numpy(dtype="datetime64[ns]")
     start = windows["window_start"].to_numpy(dtype="datetime64[ns]")

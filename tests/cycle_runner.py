@@ -2,14 +2,17 @@
 
     python -m tests.cycle_runner CONFIGS METRICS LEDGER_URL DAY [DAY ...]
 
-Prints one JSON line per decided day, and `write-start`/`write-end` around each ledger write so
-a test can kill the process in the middle of one. Also builds the test portfolio (make_portfolio).
+Prints one JSON line per decided day, and `write-start`/`write-mid`/`write-end` around and inside
+each ledger write so a test can kill the process in the middle of one (CYCLE_RUNNER_MID_WRITE_PAUSE
+holds the transaction open that long at write-mid). Also builds the test portfolio (make_portfolio).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
+import time
 from datetime import date
 from pathlib import Path
 
@@ -72,6 +75,16 @@ def main(argv: list[str]) -> int:
         return result
 
     Ledger._record_cycle = traced  # type: ignore[method-assign]
+    upsert = Ledger._upsert_state
+    pause = float(os.environ.get("CYCLE_RUNNER_MID_WRITE_PAUSE", "0"))
+
+    def marked_upsert(self: Ledger, *args: object, **kw: object) -> object:
+        # inside the open transaction: decisions inserted, states not yet written
+        print("write-mid", flush=True)
+        time.sleep(pause)  # bulk writes are fast; the pause lets a test's kill land right here
+        return upsert(self, *args, **kw)  # type: ignore[arg-type]
+
+    Ledger._upsert_state = marked_upsert  # type: ignore[method-assign,assignment]
     portfolio = load_portfolio(configs, apply_env=False)
     ledger = Ledger(url)
     ledger.create()

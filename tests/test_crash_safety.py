@@ -27,7 +27,8 @@ DAYS = [START + timedelta(days=i) for i in range(N_DAYS)]
 def start_runner(configs: Path, metrics: Path, url: str, days: list[date]) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "tests.cycle_runner", str(configs), str(metrics), url, *map(str, days)],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(REPO)},
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO), "CYCLE_RUNNER_MID_WRITE_PAUSE": "0.2"},
     )
 
 
@@ -48,17 +49,20 @@ def kill_during_run(proc: subprocess.Popen[str], rng: random.Random, mid_write: 
             proc.send_signal(signal.SIGKILL)
             killed.set()
 
+    armed = False
     threading.Thread(target=timer, daemon=True).start()
     assert proc.stdout is not None
     for line in proc.stdout:
         lines.append(line.strip())
         if mid_write and line.startswith("write-start") and line.strip() != "write-start 0":
-            if writes_to_skip == 0:
-                time.sleep(rng.uniform(0.0, 0.08))  # a write of 1000 brands takes 0.15–0.4 s here
-                proc.send_signal(signal.SIGKILL)
-                killed.set()
-                break
+            armed = writes_to_skip == 0
             writes_to_skip -= 1
+        if mid_write and line.startswith("write-mid") and armed:
+            # the runner holds its open transaction (decisions in, states not yet) for a moment here
+            time.sleep(rng.uniform(0.0, 0.05))
+            proc.send_signal(signal.SIGKILL)
+            killed.set()
+            break
     killed.set()
     proc.wait(timeout=60)
     rest = proc.stdout.read() if proc.stdout else ""
