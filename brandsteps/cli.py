@@ -7,6 +7,7 @@ import json
 import os
 import re
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from datetime import date, timedelta
@@ -209,6 +210,43 @@ def cmd_approve(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _start_local_server() -> threading.Thread | None:
+    """Start Prefect's local server in the background, so its ~10 s start overlaps the demo's replay."""
+    if not _local_server_mode():
+        return None
+
+    def start() -> None:
+        from prefect.server.api.server import SubprocessASGIServer
+
+        SubprocessASGIServer().start()
+
+    thread = threading.Thread(target=start, name="prefect-local-server", daemon=True)
+    thread.start()
+    return thread
+
+
+def _replay_in_process(configs: str, first: date, last: date) -> None:
+    """The demo's history, day by day, with the cycle's own functions (run_day), printing progress.
+
+    The same days through Prefect are `brandsteps run --as-of FIRST --to LAST` (the onboarding-replay
+    flow); the demo decides them here while Prefect's server starts, then runs the last day as a flow.
+    """
+    from brandsteps.config import load_portfolio
+    from brandsteps.cycle import brand_table, metrics_start, run_day
+    from brandsteps.metrics_source import load_metrics
+    from brandsteps.settings import targets, today_in
+    from flows.onboarding_replay import _show
+
+    portfolio = load_portfolio(configs)
+    where = targets(portfolio, None, None)
+    ledger = where.open_ledger()
+    history = load_metrics(where.metrics, as_of=last, today=today_in(where.timezone), start=metrics_start(portfolio, first))
+    brands = brand_table(portfolio)
+    days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
+    for i, day in enumerate(days, start=1):
+        _show(i, len(days), run_day(portfolio, history, ledger, day, None, brands).line())
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from brandsteps.demo_data import write_demo_folder
     from brandsteps.settings import yesterday_in
@@ -225,11 +263,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
     configs = str(folder / "configs")
     start = end - timedelta(days=args.days - 1)
     _announce_prefect()
-    from flows.onboarding_cycle import onboarding_cycle
-    from flows.onboarding_replay import onboarding_replay
-
+    server = _start_local_server()
     print(f"Running daily cycles from {start} to {end - timedelta(days=1)} …", file=sys.stderr)
-    onboarding_replay(start=start, end=end - timedelta(days=1), configs=configs, show_progress=True)
+    _replay_in_process(configs, start, end - timedelta(days=1))
+    if server is not None:
+        server.join()
+    from flows.onboarding_cycle import onboarding_cycle
+
     print(f"Running the onboarding-cycle flow for {end} …", file=sys.stderr)
     result = onboarding_cycle(as_of=end, configs=configs)
     _settle_prefect()

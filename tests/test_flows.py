@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from datetime import date
 from pathlib import Path
 
@@ -95,3 +96,30 @@ def test_unreadable_metrics_fail_the_run_and_leave_the_ledger_alone(prefect_serv
     ledger = Ledger(f"sqlite:///{tmp_path / 'data' / 'ledger.sqlite'}")
     ledger.create()
     assert ledger.count_decisions() == 0
+
+
+def test_replay_decides_every_day_in_chunks_of_days(prefect_server: None, tmp_path: Path) -> None:
+    from brandsteps.ledger import Ledger
+    from flows.onboarding_replay import DAYS_PER_TASK, onboarding_replay
+
+    configs = portfolio_dir(tmp_path, 5)
+    state = onboarding_replay(start=date(2026, 1, 1), end=AS_OF, configs=str(configs), return_state=True)
+    summaries = state.result()
+    assert [s["decided"] for s in summaries] == [5] * 5  # 5 brands on each of the 5 days
+    ledger = Ledger(f"sqlite:///{tmp_path / 'data' / 'ledger.sqlite'}")
+    assert ledger.count_decisions() == 25
+    # one task per DAYS_PER_TASK days (5 days: one chunk), plus loading configs and metrics
+    runs = asyncio.run(_post("/task_runs/filter", {"flow_runs": {"id": {"any_": [str(state.state_details.flow_run_id)]}}, "sort": "EXPECTED_START_TIME_ASC"}))
+    assert DAYS_PER_TASK >= 5 and [r["name"] for r in runs if r["name"].startswith("cycle-")] == ["cycle-2026-01-01-to-2026-01-05"]
+    keys = asyncio.run(_artifact_keys(str(state.state_details.flow_run_id)))
+    assert "replay-progress" in keys
+
+
+def test_demo_command_runs_a_small_portfolio(prefect_server: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from brandsteps.cli import main
+
+    assert main(["demo", "--dir", str(tmp_path / "demo"), "--brands", "12", "--days", "40", "--end", "2026-03-01"]) == 0
+    out = capsys.readouterr().out
+    assert "Demo portfolio on 2026-03-01: 12 brands" in out and "Brands per stage:" in out
+    days = sqlite3.connect(tmp_path / "demo" / "data" / "ledger.sqlite").execute("SELECT count(DISTINCT as_of), count(*) FROM cycles").fetchone()
+    assert days == (40, 40)  # one cycle for each day of the period: 39 replayed in process, the last by the flow
