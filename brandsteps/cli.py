@@ -235,7 +235,7 @@ def _replay_in_process(configs: str, first: date, last: date) -> None:
     from brandsteps.cycle import brand_table, metrics_start, run_day
     from brandsteps.metrics_source import load_metrics
     from brandsteps.settings import targets, today_in
-    from flows.onboarding_replay import _show
+    from flows.onboarding_replay import print_progress
 
     portfolio = load_portfolio(configs)
     where = targets(portfolio, None, None)
@@ -244,7 +244,7 @@ def _replay_in_process(configs: str, first: date, last: date) -> None:
     brands = brand_table(portfolio)
     days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
     for i, day in enumerate(days, start=1):
-        _show(i, len(days), run_day(portfolio, history, ledger, day, None, brands).line())
+        print_progress(i, len(days), run_day(portfolio, history, ledger, day, None, brands).line())
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

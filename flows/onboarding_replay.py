@@ -37,11 +37,12 @@ def decide_days(
     for i, day in enumerate(days, start=done_before + 1):
         summaries.append(run_day(portfolio, history, ledger, day, flow_run.get_id(), brands))  # type: ignore[arg-type]
         if show:
-            _show(i, total, summaries[-1].line())
+            print_progress(i, total, summaries[-1].line())
     return summaries
 
 
-def _show(done: int, total: int, line: str) -> None:
+def print_progress(done: int, total: int, line: str) -> None:
+    """Progress of a multi-day run on stderr: one line rewritten in place on a terminal, every tenth day in a log."""
     if sys.stderr.isatty():
         sys.stderr.write(f"\r  [{done:>4}/{total}] {line[:110]:<110}")
         if done == total:
