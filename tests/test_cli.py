@@ -74,3 +74,18 @@ def test_bad_arguments_exit_2() -> None:
     with pytest.raises(SystemExit) as info:
         main(["run", "--as-of", "yesterday"])
     assert info.value.code == 2
+
+
+def test_a_reader_that_leaves_early_is_not_an_error(decided: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    # `brandsteps status | head -1` after head has gone: every write raises BrokenPipeError; exit 0, no message
+    import os
+    import sys
+
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    gone = os.fdopen(write_end, "w", buffering=1)  # line-buffered, like a terminal: each line is written at once
+    with capsys.disabled():
+        monkeypatch.setattr(sys, "stdout", gone)
+        assert main(["status", "--configs", str(decided)]) == 0
+        monkeypatch.undo()
+    assert capsys.readouterr().err == ""
