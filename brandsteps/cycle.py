@@ -179,6 +179,18 @@ def funnel(cohorts: pd.DataFrame, decisions: pd.DataFrame) -> dict[str, int]:
     return {s: int(found.get(s, 0)) for s in FUNNEL_ORDER}
 
 
+def count_decisions(summary: CycleSummary, decisions: pd.DataFrame) -> None:
+    """Verdict and action counts, overdue and ERROR brands of a day's decisions, into the summary."""
+    if decisions.empty:
+        return
+    v = decisions["verdict"].value_counts()
+    a = decisions["action"].value_counts()
+    summary.verdicts = {k: int(v.get(k, 0)) for k in ("PASS", "FAIL", "INCONCLUSIVE", "ERROR")}
+    summary.actions = {k: int(a.get(k, 0)) for k in ("advance", "graduate", "await_approval", "demote", "recycle", "exit", "hold")}
+    summary.overdue = sorted(decisions.loc[decisions["overdue"].astype(bool), "brand_id"])
+    summary.errors = sorted(decisions.loc[decisions["verdict"] == "ERROR", "brand_id"])
+
+
 def summarise(as_of: date, cohorts: pd.DataFrame, decisions: pd.DataFrame, batch: MetricsBatch, written: WriteResult) -> CycleSummary:
     """What the cycle did, from its cohorts, decisions, metrics and what the ledger accepted."""
     summary = CycleSummary(as_of=as_of, decided=written.written, conflicts=written.conflicts, cycle_id=written.cycle_id)
@@ -186,13 +198,7 @@ def summarise(as_of: date, cohorts: pd.DataFrame, decisions: pd.DataFrame, batch
     summary.not_started = int(status.get("not_started", 0))
     summary.later_decided = int(status.get("later_decided", 0))
     summary.already_decided = int(status.get("already_decided", 0)) + written.already_decided
-    if len(decisions):
-        v = decisions["verdict"].value_counts()
-        a = decisions["action"].value_counts()
-        summary.verdicts = {k: int(v.get(k, 0)) for k in ("PASS", "FAIL", "INCONCLUSIVE", "ERROR")}
-        summary.actions = {k: int(a.get(k, 0)) for k in ("advance", "graduate", "await_approval", "demote", "recycle", "exit", "hold")}
-        summary.overdue = sorted(decisions.loc[decisions["overdue"], "brand_id"])
-        summary.errors = sorted(decisions.loc[decisions["verdict"] == "ERROR", "brand_id"])
+    count_decisions(summary, decisions)
     summary.funnel = funnel(cohorts, decisions)
     summary.quarantined_rows = len(batch.quarantine)
     summary.unknown_brands_rows = int((~batch.daily["brand_id"].isin(cohorts.index)).sum())

@@ -10,6 +10,7 @@ import pandas as pd
 
 from brandsteps.catalogue import GMV_FACTORS
 from brandsteps.config import Portfolio
+from brandsteps.gates import stage_param_for
 
 # The playbook stage whose actions work on each lever of GMV = UV × watch × conversion × repurchase × AOV.
 FACTOR_STAGE: dict[str, str] = {
@@ -180,14 +181,8 @@ def shadow_verdicts(decisions: pd.DataFrame, pass_score: pd.Series, crit: pd.Dat
 
 
 def _pass_scores(decisions: pd.DataFrame, portfolio: Portfolio) -> pd.Series:
-    stage_score = {s.id: s.pass_score for s in portfolio.playbook.stages}
     ids = decisions["brand_id"].to_numpy(dtype=object)
-    stages = decisions["stage"].to_numpy(dtype=object)
-    scores = pd.Series(stages, dtype=object).map(stage_score).fillna(1.0).astype(float)
-    overridden = pd.Index(ids).isin(list(portfolio.brand_versions)) & pd.Index(stages).isin(list(stage_score))
-    for i in np.flatnonzero(overridden):  # overridden brands only
-        scores.iloc[i] = portfolio.effective_stage(portfolio.brands[ids[i]], stages[i]).pass_score
-    return scores
+    return pd.Series(stage_param_for(portfolio, ids, decisions["stage"].to_numpy(dtype=object), "pass_score").astype(float))
 
 
 def _json_objects(frame: pd.DataFrame) -> pd.Series:

@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from brandsteps.catalogue import STAGE_IDS
 from brandsteps.config import Portfolio
+from brandsteps.gates import stage_param_for
 
 EVENT_PREFIX = "brandsteps.brand"
 RESOURCE_PREFIX = "brandsteps.brand"
@@ -83,15 +83,7 @@ def newly_overdue(decisions: pd.DataFrame, last_as_of: pd.Series, max_days: pd.S
 
 def max_days_by_brand(portfolio: Portfolio, stages: pd.Series) -> pd.Series:
     """Each brand's max_days_in_stage for its current stage (NaN: no limit), overrides included."""
-    limits = {s.id: s.max_days_in_stage for s in portfolio.playbook.stages}
-    out = stages.map(limits).astype(float)
-    # Only brands with overrides can differ from the playbook; there are few of them.
-    for brand_id in out.index.intersection(list(portfolio.brand_versions)):
-        stage = stages[brand_id]
-        if stage in STAGE_IDS:
-            limit = portfolio.effective_stage(portfolio.brands[brand_id], stage).max_days_in_stage
-            out[brand_id] = np.nan if limit is None else float(limit)
-    return out
+    return pd.Series(stage_param_for(portfolio, stages.index, stages.to_numpy(dtype=object), "max_days").astype(float), index=stages.index)
 
 
 def brand_events(

@@ -256,12 +256,20 @@ def compiled(portfolio: Portfolio) -> Compiled:
     return entry[1]
 
 
-def window_days_for(portfolio: Portfolio, brand_ids: pd.Index | np.ndarray, stages: np.ndarray) -> np.ndarray:
-    """Each brand's window length in its stage (overrides included; exited brands get graduated's)."""
+def stage_param_for(portfolio: Portfolio, brand_ids: pd.Index | np.ndarray, stages: np.ndarray, name: str) -> np.ndarray:
+    """Each brand's value of one stage parameter (window_days, max_days, pass_score, ...) in its stage.
+
+    Brand overrides included, no loop over brands; exited brands get graduated's value.
+    """
     codes = pd.Categorical(np.asarray(stages, dtype=object), categories=list(EVALUATED)).codes.astype(np.int64)
     codes = np.where(codes < 0, EVALUATED.index(GRADUATED), codes)
     comp = compiled(portfolio)
-    return np.asarray(comp.params["window_days"][comp.rule_sets(brand_ids, codes)], dtype=np.int64)
+    return np.asarray(comp.params[name][comp.rule_sets(brand_ids, codes)])
+
+
+def window_days_for(portfolio: Portfolio, brand_ids: pd.Index | np.ndarray, stages: np.ndarray) -> np.ndarray:
+    """Each brand's window length in its stage (overrides included; exited brands get graduated's)."""
+    return stage_param_for(portfolio, brand_ids, stages, "window_days").astype(np.int64)
 
 
 # ---------------------------------------------------------------- criteria

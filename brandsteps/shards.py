@@ -9,10 +9,7 @@ import numpy as np
 import pandas as pd
 
 from brandsteps.config import Portfolio
-from brandsteps.cycle import CycleSummary, funnel
-
-VERDICT_ORDER = ("PASS", "FAIL", "INCONCLUSIVE", "ERROR")
-ACTION_ORDER = ("advance", "graduate", "await_approval", "demote", "recycle", "exit", "hold")
+from brandsteps.cycle import CycleSummary, count_decisions, funnel
 
 
 def shard_of(brand_ids: list[str] | pd.Index, count: int) -> np.ndarray:
@@ -47,12 +44,7 @@ def merged_summary(as_of: date, cohorts: pd.DataFrame, decisions: pd.DataFrame, 
     summary.not_started = int(status.get("not_started", 0))
     summary.later_decided = int(status.get("later_decided", 0))
     summary.already_decided = max(0, int(status.get("already_decided", 0)) - summary.decided)
-    if len(decisions):
-        v, a = decisions["verdict"].value_counts(), decisions["action"].value_counts()
-        summary.verdicts = {k: int(v.get(k, 0)) for k in VERDICT_ORDER}
-        summary.actions = {k: int(a.get(k, 0)) for k in ACTION_ORDER}
-        summary.overdue = sorted(decisions.loc[decisions["overdue"].astype(bool), "brand_id"])
-        summary.errors = sorted(decisions.loc[decisions["verdict"] == "ERROR", "brand_id"])
+    count_decisions(summary, decisions)
     summary.funnel = funnel(cohorts, pd.DataFrame())  # cohorts read after the shards already stand where decisions put them
     # every shard validates the whole metrics table, so each saw the same quarantined rows
     summary.quarantined_rows = int(shard_cycles["quarantined"].max()) if len(shard_cycles) else 0
