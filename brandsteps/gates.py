@@ -261,7 +261,7 @@ def stage_param_for(portfolio: Portfolio, brand_ids: pd.Index | np.ndarray, stag
 
     Brand overrides included, no loop over brands; exited brands get graduated's value.
     """
-    codes = pd.Categorical(np.asarray(stages, dtype=object), categories=list(EVALUATED)).codes.astype(np.int64)
+    codes = pd.Index(EVALUATED).get_indexer(pd.Index(np.asarray(stages, dtype=object))).astype(np.int64)  # -1: exited
     codes = np.where(codes < 0, EVALUATED.index(GRADUATED), codes)
     comp = compiled(portfolio)
     return np.asarray(comp.params[name][comp.rule_sets(brand_ids, codes)])
