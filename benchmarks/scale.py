@@ -10,12 +10,16 @@ evenly over the five stages, one YAML file per brand, D days of metrics in one P
 cycle decides the last day. Each N runs in a fresh process, so one size's memory does not carry into
 the next; peak RSS is the process's resident memory sampled every 2 ms during the phase.
 
-Phases: load configs (every brand YAML) → load + validate metrics (Parquet, projected, date-filtered)
-→ ledger read + cohorts → window metrics → gates (one call per stage, as the flow's tasks) → GMV
-diagnosis → ledger write (one transaction); then the whole onboarding-cycle flow run on one Prefect
-server started once (its start-up is reported apart). References on the same data: the floor (bare
-pandas group-by sums of the base columns over the window, no gates) and the naive design (the same
-gate logic once per brand in a Prefect task via .map) at --naive brands. At the largest N it also fills
+Phases: load configs (every brand YAML; "cold": with the parse cache emptied first, so every file
+is parsed) → load + validate metrics (Parquet, projected, date-filtered)
+→ ledger read + cohorts → window metrics → gates (one call per stage, as the flow's tasks: verdicts,
+actions and reasons, criteria as arrays) → GMV diagnosis → evidence JSON (criteria and factors as the
+ledger's text) → ledger write (one transaction); then the whole onboarding-cycle flow run on one Prefect
+server started once (its start-up is reported apart), first with an empty parse cache, then again
+(the daily case: configs mostly unchanged). References on the same data: the floor (bare pandas
+group-by sums of the base columns over the window, no gates) and the naive design (the same gate
+logic once per brand in a Prefect task via .map) at --naive brands. Both designs also run over one
+brand, so the cost per brand can be compared with and without each design's fixed cost per cycle. At the largest N it also fills
 the ledger with --history days of decisions and times the ledger reads behind `status` and `explain`.
 This is a measurement, not a test: it prints figures and checks nothing but the task-run count.
 """
@@ -137,15 +141,19 @@ def core_phases(folder: Path, ledger_url: str, repeat: int) -> dict[str, Any]:
 
     from brandsteps.catalogue import BASE_COLUMNS, EXITED, GRADUATED, STAGE_IDS
     from brandsteps.config import load_portfolio
-    from brandsteps.cycle import cohort_for, combine, data_errors, expected_versions, metrics_start, prepare_cohorts, window_metrics_for
+    from brandsteps.cycle import cohort_for, data_errors, expected_versions, metrics_start, prepare_cohorts, window_metrics_for
     from brandsteps.diagnosis import diagnose
-    from brandsteps.gates import decide_stage, exited_decisions
+    from brandsteps.evidence import combine, render
+    from brandsteps.gates import gate_exited, gate_stage
     from brandsteps.ledger import Ledger
     from brandsteps.metrics_source import MetricsSource, load_metrics
 
     meter = Meter()
     out: dict[str, Any] = {}
     for _ in range(repeat):
+        _clear_parse_cache()
+        with meter.phase("load configs (cold)"):
+            load_portfolio(folder / "configs", apply_env=False)
         with meter.phase("load configs"):
             portfolio = load_portfolio(folder / "configs", apply_env=False)
         source = MetricsSource(path=folder / "data" / "metrics")
@@ -160,11 +168,13 @@ def core_phases(folder: Path, ledger_url: str, repeat: int) -> dict[str, Any]:
             window = window_metrics_for(batch, cohorts)
             errors = data_errors(batch, cohorts)
         with meter.phase("gates"):
-            parts = [decide_stage(portfolio, s, cohort_for(cohorts, s, errors), window, END) for s in (*STAGE_IDS, GRADUATED)]
-            parts.append(exited_decisions(cohort_for(cohorts, EXITED, errors), END))
+            parts = [gate_stage(portfolio, s, cohort_for(cohorts, s, errors), window, END) for s in (*STAGE_IDS, GRADUATED)]
+            parts.append(gate_exited(cohort_for(cohorts, EXITED, errors), END))
             decided = combine(parts)
         with meter.phase("GMV diagnosis"):
-            decisions = diagnose(decided, cohorts, portfolio)
+            diagnosed = diagnose(decided, cohorts, portfolio)
+        with meter.phase("evidence JSON"):
+            decisions = render(diagnosed)
         with meter.phase("ledger write"):
             written = ledger.record_cycle(decisions, END, None, expected_versions(cohorts), len(batch.quarantine))
         ledger.dispose()
@@ -175,10 +185,17 @@ def core_phases(folder: Path, ledger_url: str, repeat: int) -> dict[str, Any]:
             recent.groupby("brand_id", sort=False)[list(BASE_COLUMNS)].sum(min_count=1)
         out.update(brands=len(portfolio.brands), rows=len(daily), decided=written.written, criteria_rows=int(decisions["criteria"].str.count('"role"').sum()))
         out["stages"] = {str(k): int(v) for k, v in decisions["stage"].value_counts().items()}
-        del portfolio, batch, cohorts, window, decided, decisions, daily, recent, parts
+        del portfolio, batch, cohorts, window, decided, diagnosed, decisions, daily, recent, parts
         np.zeros(1)
     out["phases"] = meter.close()
     return out
+
+
+def _clear_parse_cache() -> None:
+    """Empty the config parse cache (BRANDSTEPS_CACHE_DIR, set per benchmark run), so the next load parses every file."""
+    folder = os.environ.get("BRANDSTEPS_CACHE_DIR")
+    if folder and Path(folder).is_dir():
+        shutil.rmtree(folder)
 
 
 def _fresh_ledger(url: str, folder: Path) -> str:
@@ -198,13 +215,18 @@ def _fresh_ledger(url: str, folder: Path) -> str:
     return url
 
 
-def flow_run(folder: Path, ledger_url: str) -> dict[str, Any]:
-    """One whole onboarding-cycle flow run (configs to artifacts) on the running Prefect server."""
+def flow_run(folder: Path, ledger_url: str, cold: bool) -> dict[str, Any]:
+    """One whole onboarding-cycle flow run (configs to artifacts) on the running Prefect server.
+
+    cold: with an empty config parse cache (the first cycle ever); else with the cache an earlier run left.
+    """
     from brandsteps.cli import quiet_prefect_defaults
 
     quiet_prefect_defaults()
     from flows.onboarding_cycle import onboarding_cycle
 
+    if cold:
+        _clear_parse_cache()
     target = _fresh_ledger(ledger_url, folder)
     meter = Meter()
     with meter.phase("whole onboarding-cycle flow"):
@@ -308,10 +330,10 @@ def ledger_reads(folder: Path, ledger_url: str, history: int) -> dict[str, Any]:
 # ---------------------------------------------------------------- driver
 
 
-def _child(kind: str, folder: Path, args: argparse.Namespace, env: dict[str, str]) -> dict[str, Any]:
+def _child(kind: str, folder: Path, args: argparse.Namespace, env: dict[str, str], naive: int | None = None) -> dict[str, Any]:
     """Run one measurement in a fresh Python process and read back its JSON."""
     cmd = [sys.executable, __file__, "--child", kind, "--folder", str(folder), "--ledger", args.ledger, "--repeat", str(args.repeat),
-           "--naive", str(args.naive), "--history", str(args.history)]
+           "--naive", str(args.naive if naive is None else naive), "--history", str(args.history)]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)  # noqa: S603 - this interpreter and this script
     if done.returncode != 0:
         raise SystemExit(f"{kind} on {folder} failed:\n{done.stderr[-4000:]}")
@@ -349,7 +371,8 @@ def main() -> int:
     if args.child:
         runners = {
             "core": lambda: core_phases(args.folder, args.ledger, args.repeat),
-            "flow": lambda: flow_run(args.folder, args.ledger),
+            "flow": lambda: flow_run(args.folder, args.ledger, cold=False),
+            "flow-cold": lambda: flow_run(args.folder, args.ledger, cold=True),
             "naive": lambda: naive_run(args.folder, args.naive),
             "reads": lambda: ledger_reads(args.folder, args.ledger, args.history),
         }
@@ -360,7 +383,7 @@ def main() -> int:
     print(f"brandsteps scale benchmark: N = {', '.join(f'{n:,}' for n in sizes)} brands x {args.days} days; ledger {args.ledger}; "
           f"load {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f} on {os.cpu_count()} CPUs", flush=True)
     folders = {n: portfolio_dir(args.work, n, args.days) for n in sizes}
-    env = dict(os.environ)
+    env = dict(os.environ, BRANDSTEPS_CACHE_DIR=str(args.work / "parse-cache"))
     server = None
     if not args.no_flow or args.naive:
         home = Path(tempfile.mkdtemp(prefix="prefect-home-", dir=args.work))
@@ -373,9 +396,16 @@ def main() -> int:
             core = _child("core", folders[n], args, env)
             results[n] = {"core": core}
             if not args.no_flow:
+                results[n]["flow-cold"] = _child("flow-cold", folders[n], args, env)
                 results[n]["flow"] = _child("flow", folders[n], args, env)
             print(f"  N = {n:,} measured (load now {os.getloadavg()[0]:.2f})", file=sys.stderr, flush=True)
-        naive = _child("naive", portfolio_dir(args.work, max(args.naive, 1000), args.days), args, env) if args.naive else None
+        naive = None
+        if args.naive:
+            # each design over one brand: its fixed cost per cycle, taken off to compare the cost per brand
+            naive_folder = portfolio_dir(args.work, max(args.naive, 1000), args.days)
+            naive = {"many": _child("naive", naive_folder, args, env), "one": _child("naive", naive_folder, args, env, naive=1)}
+            if not args.no_flow:
+                naive["ours-one"] = _child("flow", portfolio_dir(args.work, 1, args.days), args, env)
         reads = _child("reads", folders[sizes[-1]], args, env) if args.history else None
     finally:
         if server is not None:
@@ -384,7 +414,7 @@ def main() -> int:
     return 0
 
 
-PHASES = ("load configs", "load + validate metrics", "ledger read + cohorts", "window metrics", "gates", "GMV diagnosis", "ledger write")
+PHASES = ("load configs", "load + validate metrics", "ledger read + cohorts", "window metrics", "gates", "GMV diagnosis", "evidence JSON", "ledger write")
 
 
 def report(sizes: list[int], results: dict[int, dict[str, Any]], naive: dict[str, Any] | None, reads: dict[str, Any] | None, args: argparse.Namespace) -> None:
@@ -394,7 +424,8 @@ def report(sizes: list[int], results: dict[int, dict[str, Any]], naive: dict[str
     print()
     print("| phase (wall, peak RSS) | " + " | ".join(f"N = {n:,}" for n in sizes) + " |")
     print("|---|" + "---|" * len(sizes))
-    rows = [*PHASES, "window metrics + gates", "floor: group-by window sums", "whole onboarding-cycle flow"]
+    rows = ["load configs (cold)", *PHASES, "window metrics + gates", "floor: group-by window sums"]
+    rows += ["whole flow (cold parse cache)", "whole onboarding-cycle flow"]
     for name in rows:
         cells = []
         for n in sizes:
@@ -403,6 +434,8 @@ def report(sizes: list[int], results: dict[int, dict[str, Any]], naive: dict[str
                 p = {"wall": ph["window metrics"]["wall"] + ph["gates"]["wall"], "rss": max(ph["window metrics"]["rss"], ph["gates"]["rss"])}
             elif name == "whole onboarding-cycle flow":
                 p = results[n].get("flow", {}).get("phases", {}).get(name)
+            elif name == "whole flow (cold parse cache)":
+                p = results[n].get("flow-cold", {}).get("phases", {}).get("whole onboarding-cycle flow")
             else:
                 p = ph.get(name)
             cells.append(cell(p))
@@ -422,13 +455,26 @@ def report(sizes: list[int], results: dict[int, dict[str, Any]], naive: dict[str
     if flows:
         print(f"task runs per cycle identical for every N: {len(set(flows)) == 1} ({', '.join(flows[0])})")
     if naive:
-        per = naive["phases"]["naive: one task per brand"]["wall"] / naive["brands"]
-        print(f"naive design: {naive['brands']:,} brands, one Prefect task each: {per * naive['brands']:.1f} s = {per * 1e3:.2f} ms per brand")
+        wall = naive["many"]["phases"]["naive: one task per brand"]["wall"]
+        one = naive["one"]["phases"]["naive: one task per brand"]["wall"]
+        brands = naive["many"]["brands"]
+        per = wall / brands
+        marginal = (wall - one) / (brands - 1)
+        print(f"naive design: {brands:,} brands, one Prefect task each: {wall:.1f} s = {per * 1e3:.2f} ms per brand; "
+              f"over one brand {one:.2f} s, so {marginal * 1e3:.2f} ms per added brand")
+        ours_one = naive.get("ours-one")
         for n in sizes:
             flow = results[n].get("flow")
-            if flow:
-                ours = flow["phases"]["whole onboarding-cycle flow"]["wall"] / n
-                print(f"  vs the whole cycle at N = {n:,}: {per / ours:.0f}x faster per brand")
+            if not flow:
+                continue
+            ours = flow["phases"]["whole onboarding-cycle flow"]["wall"]
+            line = f"  vs the whole cycle at N = {n:,}: {per / (ours / n):.0f}x faster per brand, fixed costs included"
+            if ours_one:
+                fixed = ours_one["phases"]["whole onboarding-cycle flow"]["wall"]
+                ours_marginal = (ours - fixed) / (n - 1)
+                line += f"; {marginal / ours_marginal:.0f}x per added brand (our cycle over one brand: {fixed:.2f} s; "
+                line += f"{ours_marginal * 1e3:.3f} ms per added brand)"
+            print(line)
     if reads:
         print(f"ledger with {reads['decision_rows']:,} decisions ({args.history} days x N = {sizes[-1]:,}):")
         for name, p in reads["phases"].items():

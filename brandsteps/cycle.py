@@ -11,7 +11,8 @@ import pandas as pd
 from brandsteps.catalogue import EXITED, GRADUATED, STAGE_IDS
 from brandsteps.config import Portfolio
 from brandsteps.diagnosis import diagnose
-from brandsteps.gates import GUARD_COLUMNS, compiled, decide_brands, exited_decisions, join_groups, window_days_for
+from brandsteps.evidence import combine, join_groups, render
+from brandsteps.gates import GUARD_COLUMNS, compiled, gate_cohort, gate_exited, window_days_for
 from brandsteps.ledger import Ledger, WriteResult
 from brandsteps.metrics_source import MetricsBatch
 from brandsteps.window import compute_window_metrics
@@ -123,13 +124,8 @@ def decide_all(portfolio: Portfolio, cohorts: pd.DataFrame, batch: MetricsBatch,
     due = due.assign(data_error=errors.reindex(due.index).fillna("").to_numpy(dtype=object))
     exited = due["stage"].to_numpy() == EXITED
     live = due[~exited]
-    parts = [decide_brands(portfolio, live, live["stage"].to_numpy(dtype=object), metrics, as_of), exited_decisions(due[exited], as_of)]
-    return diagnose(combine(parts), cohorts, portfolio)
-
-
-def combine(parts: list[pd.DataFrame]) -> pd.DataFrame:
-    parts = [p for p in parts if len(p)]
-    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+    parts = [gate_cohort(portfolio, live, live["stage"].to_numpy(dtype=object), metrics, as_of), gate_exited(due[exited], as_of)]
+    return render(diagnose(combine(parts), cohorts, portfolio))
 
 
 @dataclass
@@ -191,8 +187,23 @@ def count_decisions(summary: CycleSummary, decisions: pd.DataFrame) -> None:
     summary.errors = sorted(decisions.loc[decisions["verdict"] == "ERROR", "brand_id"])
 
 
-def summarise(as_of: date, cohorts: pd.DataFrame, decisions: pd.DataFrame, batch: MetricsBatch, written: WriteResult) -> CycleSummary:
-    """What the cycle did, from its cohorts, decisions, metrics and what the ledger accepted."""
+def unknown_brand_rows(batch: MetricsBatch, cohorts: pd.DataFrame) -> int:
+    """Valid metric rows of brands that have no config (counted, then left out)."""
+    return int((~batch.daily["brand_id"].isin(cohorts.index)).sum())
+
+
+def without_rows(batch: MetricsBatch) -> MetricsBatch:
+    """The batch without its daily rows, once the windows are computed: at 100,000 brands they are most of a cycle's memory."""
+    return MetricsBatch(batch.daily.iloc[:0], batch.quarantine, batch.missing_columns, batch.unknown_columns, batch.sources)
+
+
+def summarise(
+    as_of: date, cohorts: pd.DataFrame, decisions: pd.DataFrame, batch: MetricsBatch, written: WriteResult, unknown_rows: int | None = None
+) -> CycleSummary:
+    """What the cycle did, from its cohorts, decisions, metrics and what the ledger accepted.
+
+    unknown_rows: unknown_brand_rows of the batch, when its rows were already released.
+    """
     summary = CycleSummary(as_of=as_of, decided=written.written, conflicts=written.conflicts, cycle_id=written.cycle_id)
     status = cohorts["status"].value_counts()
     summary.not_started = int(status.get("not_started", 0))
@@ -201,7 +212,7 @@ def summarise(as_of: date, cohorts: pd.DataFrame, decisions: pd.DataFrame, batch
     count_decisions(summary, decisions)
     summary.funnel = funnel(cohorts, decisions)
     summary.quarantined_rows = len(batch.quarantine)
-    summary.unknown_brands_rows = int((~batch.daily["brand_id"].isin(cohorts.index)).sum())
+    summary.unknown_brands_rows = unknown_brand_rows(batch, cohorts) if unknown_rows is None else unknown_rows
     return summary
 
 

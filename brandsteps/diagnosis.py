@@ -10,6 +10,7 @@ import pandas as pd
 
 from brandsteps.catalogue import GMV_FACTORS
 from brandsteps.config import Portfolio
+from brandsteps.evidence import CRITERIA_KEYS, FACTOR_COLUMNS, FAIL_, NO_VALUE, PASS_, RESULTS, Decided, Evidence, join_groups, json_members, json_records
 from brandsteps.gates import stage_param_for
 
 # The playbook stage whose actions work on each lever of GMV = UV × watch × conversion × repurchase × AOV.
@@ -28,7 +29,6 @@ FACTOR_LEVER: dict[str, str] = {
     "aov": "higher order value: bundles and channel-exclusive SKUs",
 }
 FIELDS = ("value", "basis", "median", "target", "op", "vs_median", "vs_target", "shortfall")
-CRITERIA_FIELDS = ["role", "source_stage", "metric", "op", "threshold", "kind", "weight", "shadow", "value", "result", "reason"]
 
 
 def parse_json_column(column: pd.Series, empty: str) -> list[Any]:
@@ -41,13 +41,27 @@ def criteria_frame(decisions: pd.DataFrame) -> pd.DataFrame:
     """Every decision's evaluated criteria as one long frame with the decision's row position in `row`."""
     lists = pd.Series(parse_json_column(decisions["criteria"], "[]"), index=np.arange(len(decisions)), dtype=object).explode().dropna()
     if lists.empty:
-        return pd.DataFrame(columns=["row", *CRITERIA_FIELDS])
-    frame = pd.DataFrame.from_records(lists.tolist(), columns=CRITERIA_FIELDS)
+        return pd.DataFrame(columns=["row", *list(CRITERIA_KEYS)])
+    frame = pd.DataFrame.from_records(lists.tolist(), columns=list(CRITERIA_KEYS))
     frame.insert(0, "row", lists.index.to_numpy(dtype=int))
     frame["shadow"] = frame["shadow"].fillna(False).astype(bool)
     for c in ("threshold", "value", "weight"):
         frame[c] = pd.to_numeric(frame[c], errors="coerce")
     return frame
+
+
+def from_records(decisions: pd.DataFrame) -> Decided:
+    """Recorded decisions (criteria and gmv_factors as JSON text) back as arrays, to diagnose them again."""
+    crit = criteria_frame(decisions)
+    text = {k: crit[k].to_numpy(dtype=object) for k in ("role", "source_stage", "metric", "op", "kind")}
+    evidence = Evidence(
+        row=crit["row"].to_numpy(dtype=np.int64), threshold=crit["threshold"].to_numpy(dtype=float), weight=crit["weight"].to_numpy(dtype=float),
+        shadow=crit["shadow"].to_numpy(dtype=bool), value=crit["value"].to_numpy(dtype=float),
+        result=pd.Index(RESULTS).get_indexer(crit["result"]).astype(np.int64), **text,
+    )
+    records = parse_json_column(decisions["gmv_factors"], "{}")
+    factors = pd.DataFrame.from_records(records, columns=list(FACTOR_COLUMNS), index=np.arange(len(decisions))).apply(pd.to_numeric, errors="coerce")
+    return Decided(decisions.drop(columns=["criteria", "gmv_factors"]).reset_index(drop=True), evidence, factors)
 
 
 def _shortfall_vs(value: np.ndarray, ref: np.ndarray, higher_is_better: np.ndarray) -> np.ndarray:
@@ -69,7 +83,18 @@ def _action_texts(portfolio: Portfolio, brand_ids: np.ndarray, stages: np.ndarra
     return texts
 
 
-def factor_diagnosis(decisions: pd.DataFrame, cohorts: pd.DataFrame, portfolio: Portfolio, crit: pd.DataFrame | None = None) -> pd.DataFrame:
+def _first_targets(evidence: Evidence, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per decision and factor (n × 5): the threshold and op of the first live stage criterion on that factor."""
+    thr_grid = np.full((n, len(GMV_FACTORS)), np.nan)
+    op_grid = np.full((n, len(GMV_FACTORS)), None, dtype=object)
+    col = pd.Index(GMV_FACTORS).get_indexer(pd.Index(evidence.metric, dtype=object)) if len(evidence) else np.empty(0, dtype=np.int64)
+    pick = np.flatnonzero((evidence.role == "criterion") & ~evidence.shadow & (col >= 0))[::-1]  # reversed: the first written last wins
+    thr_grid[evidence.row[pick], col[pick]] = evidence.threshold[pick]
+    op_grid[evidence.row[pick], col[pick]] = evidence.op[pick]
+    return thr_grid, op_grid
+
+
+def factor_diagnosis(decided: Decided, cohorts: pd.DataFrame, portfolio: Portfolio) -> pd.DataFrame:
     """One row per decision: each factor's value, cohort median, target and shortfalls, the limiting factor and action.
 
     The cohort is the brands of the same stage and tier decided in the same cycle. UV is a
@@ -78,12 +103,13 @@ def factor_diagnosis(decisions: pd.DataFrame, cohorts: pd.DataFrame, portfolio: 
     a target is the stage criterion on that factor (already tiered and with brand overrides,
     as recorded). The limiting factor has the largest shortfall; ties go to the earlier factor.
     """
+    decisions = decided.decisions
     n = len(decisions)
     ids = decisions["brand_id"].to_numpy(dtype=object)
-    records = parse_json_column(decisions["gmv_factors"], "{}")
-    values = pd.DataFrame.from_records(records, columns=["gmv", *GMV_FACTORS], index=np.arange(n)).apply(pd.to_numeric, errors="coerce")
-    tier = cohorts["tier"].reindex(ids).to_numpy(dtype=object)
-    window_len = cohorts["window_len"].reindex(ids).to_numpy(dtype=float) if "window_len" in cohorts else np.full(n, np.nan)
+    values = decided.factors.reindex(columns=["gmv", *GMV_FACTORS]).reset_index(drop=True).astype(float)
+    pos = cohorts.index.get_indexer(pd.Index(ids, dtype=object))
+    tier = np.where(pos >= 0, cohorts["tier"].to_numpy(dtype=object)[pos], None)
+    window_len = np.where(pos >= 0, cohorts["window_len"].to_numpy(dtype=float)[pos], np.nan) if "window_len" in cohorts else np.full(n, np.nan)
     basis = values[list(GMV_FACTORS)].copy()
     with np.errstate(divide="ignore", invalid="ignore"):
         basis["uv"] = np.where(window_len > 0, values["uv"].to_numpy(dtype=float) / window_len, np.nan)
@@ -91,16 +117,7 @@ def factor_diagnosis(decisions: pd.DataFrame, cohorts: pd.DataFrame, portfolio: 
     grouped = basis.groupby(keys, dropna=False)
     medians = grouped.transform("median")
     peers = values["gmv"].notna().groupby(keys, dropna=False).transform("sum").to_numpy(dtype=int)
-
-    crit = criteria_frame(decisions) if crit is None else crit
-    targets = crit[(crit["role"] == "criterion") & ~crit["shadow"] & crit["metric"].isin(list(GMV_FACTORS))]
-    # the first target per decision and factor, as two n × 5 grids (reversed so the first written last wins)
-    thr_grid = np.full((n, len(GMV_FACTORS)), np.nan)
-    op_grid = np.full((n, len(GMV_FACTORS)), None, dtype=object)
-    t_row = targets["row"].to_numpy(dtype=int)[::-1]
-    t_col = pd.Index(GMV_FACTORS).get_indexer(targets["metric"])[::-1]
-    thr_grid[t_row, t_col] = targets["threshold"].to_numpy(dtype=float)[::-1]
-    op_grid[t_row, t_col] = targets["op"].to_numpy(dtype=object)[::-1]
+    thr_grid, op_grid = _first_targets(decided.evidence, n)
 
     # columns gathered in a dict and made a frame once: inserting 45 columns one by one costs more than the arithmetic
     cols: dict[str, Any] = {}
@@ -130,11 +147,10 @@ def factor_diagnosis(decisions: pd.DataFrame, cohorts: pd.DataFrame, portfolio: 
             "measured": values["gmv"].notna().to_numpy() | values[list(GMV_FACTORS)].notna().any(axis=1).to_numpy(),
         }
     )
-    out = pd.DataFrame(cols, index=np.arange(n))
-    return out
+    return pd.DataFrame(cols, index=np.arange(n))
 
 
-def shadow_verdicts(decisions: pd.DataFrame, pass_score: pd.Series, crit: pd.DataFrame | None = None) -> pd.DataFrame:
+def shadow_verdicts(decisions: pd.DataFrame, evidence: Evidence, pass_score: np.ndarray) -> pd.DataFrame:
     """The verdict each decision would have had with its shadow criteria deciding too.
 
     pass_score: per decision row position. Verdicts decided before the criteria (ERROR, and
@@ -144,77 +160,76 @@ def shadow_verdicts(decisions: pd.DataFrame, pass_score: pd.Series, crit: pd.Dat
     else PASS. Rows without shadow criteria get no shadow verdict (None).
     """
     n = len(decisions)
-    crit = criteria_frame(decisions) if crit is None else crit
-    crit = crit[crit["role"] == "criterion"]
-    shadow_rows = crit[crit["shadow"]]
     out = pd.DataFrame({"shadow_verdict": None, "shadow_reason": None, "shadow_criteria": 0}, index=np.arange(n))
-    if shadow_rows.empty:
+    crit = evidence.take(evidence.role == "criterion")
+    if n == 0 or not crit.shadow.any():
         return out
-    index = pd.Index(np.arange(n))
-    count = shadow_rows.groupby("row").size().reindex(index).fillna(0).astype(int)
-    no_value = crit[crit["result"] == "no_value"].groupby("row").size().reindex(index).fillna(0) > 0
-    must_fail = crit[(crit["kind"] == "must") & (crit["result"] == "fail")].groupby("row").size().reindex(index).fillna(0) > 0
-    should = crit[crit["kind"] == "should"]
-    total = should.groupby("row")["weight"].sum().reindex(index)
-    passed = should[should["result"] == "pass"].groupby("row")["weight"].sum().reindex(index).fillna(0.0)
-    score = (passed / total).where(total > 0, 1.0)
+    row, result = crit.row, crit.result
+
+    def per_row(mask: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+        return np.bincount(row[mask], weights=None if weights is None else weights[mask], minlength=n)
+
+    count = per_row(crit.shadow)
+    no_value = per_row(result == NO_VALUE) > 0
+    must_fail = per_row((crit.kind == "must") & (result == FAIL_)) > 0
+    should = crit.kind == "should"
+    total = per_row(should, crit.weight)
+    passed = per_row(should & (result == PASS_), crit.weight)
+    has_should = per_row(should) > 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        score = np.where(has_should & (total > 0), passed / np.where(total > 0, total, 1.0), 1.0)
     live = decisions["verdict"].to_numpy(dtype=object)
     live_reason = decisions["reason"].fillna("").astype(str).to_numpy(dtype=object)
-    before_criteria = (live == "ERROR") | ((live == "INCONCLUSIVE") & ~pd.Series(live_reason).str.startswith("no value").to_numpy())
-    least = pass_score.reindex(index).to_numpy(dtype=float)
-    verdict = np.select(
-        [before_criteria, no_value.to_numpy(), must_fail.to_numpy(), score.to_numpy() < least - 1e-12],
-        [live, "INCONCLUSIVE", "FAIL", "FAIL"],
-        default="PASS",
-    )
-    failing = shadow_rows[shadow_rows["result"] != "pass"].groupby("row")["reason"].agg("; ".join).reindex(index).fillna("")
-    reason = np.select(
-        [before_criteria, failing.to_numpy() != ""],
-        ["decided before the criteria: " + pd.Series(live_reason, dtype=object), "shadow: " + failing],
-        default="every shadow criterion passes; score with shadow " + pd.Series(score).map("{:.4g}".format),
-    )
-    has = (count > 0).to_numpy()
+    before_criteria = (live == "ERROR") | ((live == "INCONCLUSIVE") & ~pd.Series(live_reason, dtype=object).str.startswith("no value").to_numpy(dtype=bool))
+    least = np.asarray(pass_score, dtype=float)
+    verdict = np.select([before_criteria, no_value, must_fail, score < least - 1e-12], [live, "INCONCLUSIVE", "FAIL", "FAIL"], default="PASS")
+    failing_rows = crit.shadow & (result != PASS_)
+    failing = join_groups(row[failing_rows], crit.take(failing_rows).reasons(), n, "; ")
+    has = count > 0
+    scored = np.array(["every shadow criterion passes; score with shadow " + f"{v:.4g}" for v in score[has].tolist()], dtype=object)
+    reason = np.full(n, None, dtype=object)
+    explained = np.where(failing[has] != "", "shadow: " + failing[has], scored)
+    reason[has] = np.where(before_criteria[has], "decided before the criteria: " + live_reason[has], explained)
     out["shadow_verdict"] = np.where(has, verdict, None)
-    out["shadow_reason"] = np.where(has, reason, None)
-    out["shadow_criteria"] = count.to_numpy()
+    out["shadow_reason"] = reason
+    out["shadow_criteria"] = count.astype(int)
     return out
 
 
-def _pass_scores(decisions: pd.DataFrame, portfolio: Portfolio) -> pd.Series:
+def _pass_scores(decisions: pd.DataFrame, portfolio: Portfolio) -> np.ndarray:
     ids = decisions["brand_id"].to_numpy(dtype=object)
-    return pd.Series(stage_param_for(portfolio, ids, decisions["stage"].to_numpy(dtype=object), "pass_score").astype(float))
+    stages = decisions["stage"].to_numpy(dtype=object)
+    return np.asarray(stage_param_for(portfolio, ids, stages, "pass_score"), dtype=float)
 
 
-def _json_objects(frame: pd.DataFrame) -> pd.Series:
-    return pd.Series(frame.to_json(orient="records", lines=True, force_ascii=False).splitlines(), index=frame.index, dtype=object)
-
-
-def diagnose(decisions: pd.DataFrame, cohorts: pd.DataFrame, portfolio: Portfolio) -> pd.DataFrame:
-    """The decisions with the diagnosis and shadow verdict added to their gmv_factors JSON (same columns, same rows).
+def diagnose(decided: Decided, cohorts: pd.DataFrame, portfolio: Portfolio) -> Decided:
+    """The decisions with their diagnosis and shadow verdict, to be recorded inside gmv_factors.
 
     gmv_factors keeps its keys (gmv and the five factors) and gains "diagnosis":
     {cohort, tier, cohort_brands, factors: {factor: {value, basis, median, target, op,
     vs_median, vs_target, shortfall}}, limiting_factor, limiting_shortfall, lever,
     action_stage, action} and, when the stage has shadow criteria, "shadow": {verdict, reason, criteria}.
+    Exited brands (no factors, no criteria) get neither.
     """
-    if decisions.empty or "gmv_factors" not in decisions:
-        return decisions
-    crit = criteria_frame(decisions)  # parsed once for both
-    diag = factor_diagnosis(decisions, cohorts, portfolio, crit)
-    shadow = shadow_verdicts(decisions, _pass_scores(decisions, portfolio), crit)
-    factor_json = pd.Series("", index=diag.index, dtype=object)
-    for j, f in enumerate(GMV_FACTORS):  # five factors
-        part = diag[[f"{f}.{k}" for k in FIELDS]].set_axis(list(FIELDS), axis=1)
-        factor_json = factor_json + ("," if j else "") + f'"{f}":' + _json_objects(part)
-    head = diag[["cohort_brands", "tier", "limiting_factor", "limiting_shortfall", "lever", "action_stage", "action"]].copy()
-    head.insert(0, "cohort", decisions["stage"].to_numpy(dtype=object))
-    body = _json_objects(head).str.slice(0, -1) + ',"factors":{' + factor_json + "}}"
-    shadow_part = _json_objects(shadow.rename(columns={"shadow_verdict": "verdict", "shadow_reason": "reason", "shadow_criteria": "criteria"}))
+    decisions = decided.decisions
+    if decisions.empty:
+        return decided
+    diag = factor_diagnosis(decided, cohorts, portfolio)
+    shadow = shadow_verdicts(decisions, decided.evidence, _pass_scores(decisions, portfolio))
     with_shadow = shadow["shadow_verdict"].notna().to_numpy()
-    original = decisions["gmv_factors"].fillna("{}").astype(str).reset_index(drop=True)
-    stem = original.str.replace(r"\}\s*$", "", regex=True)
-    sep = np.where(original.str.strip() == "{}", "", ",")
-    merged = stem + sep + '"diagnosis":' + body + np.where(with_shadow, ',"shadow":' + shadow_part, "") + "}"
-    out = decisions.copy()
-    out["gmv_factors"] = np.where(diag["measured"].to_numpy() | with_shadow, merged.to_numpy(dtype=object), original.to_numpy(dtype=object))
-    return out
+    noted = diag["measured"].to_numpy(dtype=bool) | with_shadow
+    diag = diag[noted]
+    head = diag[["cohort_brands", "tier", "limiting_factor", "limiting_shortfall", "lever", "action_stage", "action"]].copy()
+    head.insert(0, "cohort", decisions["stage"].to_numpy(dtype=object)[noted])
+    columns: list[list[str]] = [json_members(head)]
+    for f in GMV_FACTORS:  # five factors, each one encoder call over all brands
+        columns.append(json_members(diag[[f"{f}.{k}" for k in FIELDS]].set_axis(list(FIELDS), axis=1)))
+    # one join per brand: adding the pieces column by column would copy each brand's growing text again and again
+    keys = ['"diagnosis":{', ',"factors":{' + f'"{GMV_FACTORS[0]}":{{', *(f'}},"{f}":{{' for f in GMV_FACTORS[1:])]
+    texts = ["".join(item for pair in zip(keys, row, strict=True) for item in pair) + "}}}" for row in zip(*columns, strict=True)]
+    notes = np.full(len(decisions), None, dtype=object)
+    notes[noted] = np.asarray(texts, dtype=object)
+    if with_shadow.any():
+        shadow_part = json_records(shadow[with_shadow].rename(columns={"shadow_verdict": "verdict", "shadow_reason": "reason", "shadow_criteria": "criteria"}))
+        notes[with_shadow] = notes[with_shadow] + ',"shadow":' + shadow_part
+    return decided.with_notes(notes)

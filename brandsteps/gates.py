@@ -9,7 +9,6 @@ operations whatever the number of brands, and small cohorts (a replay's day) sta
 from __future__ import annotations
 
 import weakref
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
@@ -17,8 +16,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from brandsteps.catalogue import EXITED, GMV_FACTORS, GRADUATED, STAGE_IDS, TIERS
+from brandsteps.catalogue import EXITED, GRADUATED, STAGE_IDS, TIERS
 from brandsteps.config import Criterion, Portfolio, Stage
+from brandsteps.evidence import FACTOR_COLUMNS, FAIL_, NO_VALUE, PASS_, RESULTS, Decided, Evidence, fmt, join_groups, render
 
 # Severity order, most severe first; a cycle's worst verdict is the first of these it contains.
 VERDICTS: tuple[str, ...] = ("ERROR", "INCONCLUSIVE", "FAIL", "PASS")
@@ -26,23 +26,6 @@ ACTIONS: tuple[str, ...] = ("advance", "hold", "recycle", "demote", "exit", "awa
 MOVING_ACTIONS = frozenset({"advance", "recycle", "demote", "exit", "graduate"})
 GUARD_COLUMNS: tuple[str, ...] = tuple(f"g_{s}" for s in STAGE_IDS)
 OPS: tuple[str, ...] = (">=", ">", "<=", "<")
-_NEGATED = {">=": "<", ">": "<=", "<=": ">", "<": ">="}
-CRITERIA_COLUMNS = ["brand_id", "role", "source_stage", "metric", "op", "threshold", "kind", "weight", "shadow"]
-JSON_COLUMNS = ["role", "source_stage", "metric", "op", "threshold", "kind", "weight", "shadow", "value", "result", "reason"]
-RESULTS = np.array(["pass", "fail", "no_value"], dtype=object)
-PASS_, FAIL_, NO_VALUE = 0, 1, 2
-
-
-def _fmt_one(v: float) -> str:
-    return "n/a" if v != v else f"{v:.4g}" if abs(v) < 1e4 else f"{v:,.0f}"
-
-
-def fmt(values: np.ndarray | pd.Series | Sequence[float]) -> np.ndarray:
-    """Numbers for people (4 significant digits, thousands separators) as an object array."""
-    arr = np.asarray(values, dtype=float)
-    out = np.empty(arr.shape, dtype=object)
-    out[...] = np.asarray([_fmt_one(v) for v in arr.ravel().tolist()] or [], dtype=object).reshape(arr.shape)
-    return out
 
 
 def _str(values: np.ndarray) -> np.ndarray:
@@ -53,22 +36,6 @@ def _str(values: np.ndarray) -> np.ndarray:
 def _datetimes(values: pd.Series) -> np.ndarray:
     series = values if pd.api.types.is_datetime64_any_dtype(values) else pd.to_datetime(values)
     return np.asarray(series.to_numpy(dtype="datetime64[ns]"))
-
-
-def join_groups(groups: np.ndarray, text: np.ndarray, n: int, sep: str) -> np.ndarray:
-    """text joined with sep per group position 0..n-1, rows kept in their order; '' for no rows."""
-    out = np.full(n, "", dtype=object)
-    if len(groups) == 0:
-        return out
-    if len(groups) > 1 and (groups[1:] < groups[:-1]).any():
-        order = np.argsort(groups, kind="stable")
-        groups, text = groups[order], text[order]
-    new = np.r_[True, groups[1:] != groups[:-1]]
-    last = np.r_[new[1:], True]
-    starts = np.flatnonzero(new)
-    # ufunc add on object arrays concatenates strings in C; groups hold a handful of rows
-    out[groups[starts]] = np.add.reduceat(np.where(last, text, text + sep), starts)
-    return out
 
 
 # ---------------------------------------------------------------- compiled rules
@@ -127,17 +94,12 @@ class Compiled:
     op: np.ndarray
     op_code: np.ndarray
     thr: np.ndarray  # criteria × tiers
-    thr_text: np.ndarray  # criteria × tiers, formatted
     kind: np.ndarray
     must: np.ndarray
     weight: np.ndarray
     shadow: np.ndarray
     deciding: np.ndarray  # non-shadow and (a stage criterion, or any guardrail for graduated brands)
     guard: np.ndarray  # a non-shadow guardrail
-    head_pass: np.ndarray  # "prefix metric " before the value, per criterion
-    tail_pass: np.ndarray  # " op " after the value when the relation holds
-    tail_fail: np.ndarray  # " negated-op " when it does not
-    no_value_text: np.ndarray  # "prefix metric has no value"
     sample_start: np.ndarray
     sample_key: np.ndarray
     sample_names: np.ndarray  # window-sum columns (sum_<key> or days_with_data)
@@ -196,8 +158,6 @@ def _compile(portfolio: Portfolio) -> Compiled:
     role = arr([r for _, r, _, _ in items])
     source = arr([s for _, _, s, _ in items])
     shadow = arr([c.shadow for c, _, _, _ in items], bool)
-    prefix = np.where(role == "guardrail", "guardrail " + source + ": ", "")
-    prefix = np.where(shadow, "shadow " + prefix, prefix)
     metric = arr([c.metric for c, _, _, _ in items])
     op = arr([c.op for c, _, _, _ in items])
     thr = np.array([[c.threshold_for(t) for t in TIERS] for c, _, _, _ in items], dtype=float).reshape(len(items), len(TIERS))
@@ -222,17 +182,12 @@ def _compile(portfolio: Portfolio) -> Compiled:
         op=op,
         op_code=arr([OPS.index(o) for o in op], np.int64),
         thr=thr,
-        thr_text=fmt(thr),
         kind=kind,
         must=kind == "must",
         weight=arr([c.weight for c, _, _, _ in items], float),
         shadow=shadow,
         deciding=~shadow & ((role == "criterion") | for_graduated),
         guard=~shadow & (role == "guardrail"),
-        head_pass=prefix + metric + " ",
-        tail_pass=" " + op + " ",
-        tail_fail=" " + arr([_NEGATED[o] for o in op]) + " ",
-        no_value_text=prefix + metric + " has no value",
         sample_start=np.array(sample_start),
         sample_key=sample_key,
         sample_names=sample_names,
@@ -277,14 +232,26 @@ def window_days_for(portfolio: Portfolio, brand_ids: pd.Index | np.ndarray, stag
 
 @dataclass(frozen=True)
 class Rows:
-    """Criteria rows of a cohort as arrays: brand position, compiled criterion, tier, value, result."""
+    """Criteria rows of a cohort as arrays: brand position, compiled criterion, tier threshold, value, result."""
 
     brand: np.ndarray
     crit: np.ndarray
     threshold: np.ndarray
     value: np.ndarray
     result: np.ndarray  # PASS_ | FAIL_ | NO_VALUE
-    reason: np.ndarray
+
+    def evidence(self, comp: Compiled, pick: np.ndarray | slice = slice(None)) -> Evidence:
+        """The rows (all, or those picked) as the ledger records them."""
+        c = self.crit[pick]
+        return Evidence(
+            row=self.brand[pick], role=comp.role[c], source_stage=comp.source[c], metric=comp.metric[c], op=comp.op[c],
+            threshold=self.threshold[pick], kind=comp.kind[c], weight=comp.weight[c], shadow=comp.shadow[c],
+            value=self.value[pick], result=self.result[pick],
+        )
+
+    def reasons(self, comp: Compiled, pick: np.ndarray) -> np.ndarray:
+        """Reason texts of the picked rows only: a verdict quotes a few of a cohort's criteria."""
+        return self.evidence(comp, pick).reasons()
 
 
 def _compare(value: np.ndarray, thr: np.ndarray, op_code: np.ndarray) -> np.ndarray:
@@ -309,11 +276,8 @@ def _cohort_rows(comp: Compiled, rule_set: np.ndarray, tier_code: np.ndarray, me
     tier = tier_code[brand]
     threshold = comp.thr[crit, tier]
     value = _values(metrics, metric_rows[brand], comp.metric_names, comp.metric_id[crit])
-    ok = _compare(value, threshold, comp.op_code[crit])
-    result = _results(value, ok)
-    text = comp.head_pass[crit] + fmt(value) + np.where(ok, comp.tail_pass[crit], comp.tail_fail[crit]) + comp.thr_text[crit, tier]
-    reason = np.where(result == NO_VALUE, comp.no_value_text[crit], text)
-    return Rows(brand, crit, threshold, value, result, reason)
+    result = _results(value, _compare(value, threshold, comp.op_code[crit]))
+    return Rows(brand, crit, threshold, value, result)
 
 
 def _values(metrics: pd.DataFrame, rows: np.ndarray, names: np.ndarray, column: np.ndarray) -> np.ndarray:
@@ -334,16 +298,13 @@ def evaluate_criteria(criteria: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataF
     value = _values(metrics, rows, names, column)
     thr = out["threshold"].to_numpy(dtype=float)
     op = out["op"].to_numpy(dtype=object)
-    ok = _compare(value, thr, np.array([OPS.index(o) for o in op], dtype=np.int64))
-    result = _results(value, ok)
-    metric = out["metric"].to_numpy(dtype=object)
-    prefix = np.where(out["role"].to_numpy(dtype=object) == "guardrail", "guardrail " + out["source_stage"].to_numpy(dtype=object) + ": ", "")
-    prefix = np.where(out["shadow"].to_numpy(dtype=bool), "shadow " + prefix, prefix)
-    shown = np.where(ok, op, np.array([_NEGATED[o] for o in op], dtype=object))
-    body = metric + " " + fmt(value) + " " + shown + " " + fmt(thr)
+    result = _results(value, _compare(value, thr, np.array([OPS.index(o) for o in op], dtype=np.int64)))
+    text = {k: out[k].to_numpy(dtype=object) for k in ("role", "source_stage", "metric", "op", "kind")}
+    evidence = Evidence(row=np.arange(len(out)), threshold=thr, weight=out["weight"].to_numpy(dtype=float), shadow=out["shadow"].to_numpy(dtype=bool),
+                        value=value, result=result, **text)
     out["value"] = value
     out["result"] = RESULTS[result]
-    out["reason"] = prefix + np.where(result == NO_VALUE, metric + " has no value", body)
+    out["reason"] = evidence.reasons()
     return out
 
 
@@ -422,11 +383,11 @@ def _verdicts(
     must_now = m_must & ~m_error & ~m_early & ~m_short & ~m_no_value
     if must_now.any():
         pick = must_fail & must_now[d_brand]
-        reason[must_now] = join_groups(d_brand[pick], rows.reason[deciding][pick], n, "; ")[must_now]
+        reason[must_now] = join_groups(d_brand[pick], rows.reasons(comp, np.flatnonzero(deciding)[pick]), n, "; ")[must_now]
     score_now = (verdict == "FAIL") & ~m_must
     if score_now.any():
         pick = should & (d_result == FAIL_) & score_now[d_brand]
-        failed = join_groups(d_brand[pick], rows.reason[deciding][pick], n, "; ")
+        failed = join_groups(d_brand[pick], rows.reasons(comp, np.flatnonzero(deciding)[pick]), n, "; ")
         reason[score_now] = "score " + fmt(score[score_now]) + " < pass_score " + fmt(least[score_now]) + " (" + failed[score_now] + ")"
     pass_now = verdict == "PASS"
     if pass_now.any():
@@ -464,22 +425,27 @@ def _guardrail_trips(
         hit = f & (streaks[col] >= consecutive_by_stage[stage_id]) & (tripped == "")
         if hit.any():
             pick = (comp.source_code[crit] == j) & (result == FAIL_) & hit[brand]
-            why = join_groups(brand[pick], rows.reason[g][pick], n, "; ")
+            why = join_groups(brand[pick], rows.reasons(comp, np.flatnonzero(g)[pick]), n, "; ")
             detail = np.array([w.replace(f"guardrail {stage_id}: ", "") for w in why[hit]], dtype=object)
             tripped[hit] = stage_id
             reasons[hit] = "guardrail " + stage_id + " failed " + _str(streaks[col][hit]) + " evaluations in a row (" + detail + ")"
     return streaks, tripped, reasons
 
 
-def decide_stage(portfolio: Portfolio, stage_id: str, cohort: pd.DataFrame, metrics: pd.DataFrame, as_of: date) -> pd.DataFrame:
+def gate_stage(portfolio: Portfolio, stage_id: str, cohort: pd.DataFrame, metrics: pd.DataFrame, as_of: date) -> Decided:
     """One decision per brand of the cohort (all brands currently in `stage_id`), vectorised.
 
     cohort: index brand_id; tier, paused, awaiting, awaiting_since, days_in_stage, pass_streak,
     stage_entered_on, g_<stage> streaks, data_error, policy_version.
     """
     if cohort.empty:
-        return pd.DataFrame()
-    return decide_brands(portfolio, cohort, np.full(len(cohort), stage_id, dtype=object), metrics, as_of)
+        return Decided.empty()
+    return gate_cohort(portfolio, cohort, np.full(len(cohort), stage_id, dtype=object), metrics, as_of)
+
+
+def decide_stage(portfolio: Portfolio, stage_id: str, cohort: pd.DataFrame, metrics: pd.DataFrame, as_of: date) -> pd.DataFrame:
+    """gate_stage's decisions as the ledger records them (criteria and GMV factors as JSON, no diagnosis)."""
+    return render(gate_stage(portfolio, stage_id, cohort, metrics, as_of))
 
 
 # Per evaluated stage (index as in EVALUATED): the words of its action reasons.
@@ -500,15 +466,16 @@ _APPROVAL = np.array(
 _DEFAULT_WORD = np.array([f": advance to {_next_stage(s)}" if s != GRADUATED else ": guardrails hold" for s in EVALUATED], dtype=object)
 
 
-def decide_brands(portfolio: Portfolio, cohort: pd.DataFrame, stages: np.ndarray, metrics: pd.DataFrame, as_of: date) -> pd.DataFrame:
+def gate_cohort(portfolio: Portfolio, cohort: pd.DataFrame, stages: np.ndarray, metrics: pd.DataFrame, as_of: date) -> Decided:
     """One decision per brand of a cohort whose brands may sit in different stages (stages: one per brand).
 
-    Each brand follows exactly the rules decide_stage applies to its stage; deciding a whole day in
+    Each brand follows exactly the rules gate_stage applies to its stage; deciding a whole day in
     one call saves the fixed cost of one call per stage (a replay decides hundreds of days).
+    Reasons are texts from the start; the criteria stay arrays until the ledger records them.
     """
     n = len(cohort)
     if n == 0:
-        return pd.DataFrame()
+        return Decided.empty()
     comp = compiled(portfolio)
     stage = np.asarray(stages, dtype=object)
     code = pd.Categorical(stage, categories=list(EVALUATED)).codes.astype(np.int64)
@@ -600,59 +567,17 @@ def decide_brands(portfolio: Portfolio, cohort: pd.DataFrame, stages: np.ndarray
             ),
             "policy_version": cohort["policy_version"].to_numpy(),
             **{col: np.where(moved, 0, np.where(paused, cohort[col].to_numpy(), guard_streaks[col])).astype(int) for col in GUARD_COLUMNS},
-            "criteria": _criteria_json(comp, rows, n),
-            "gmv_factors": factors_json(metrics, cohort.index),
         }
     )
-    return frame
+    factors = metrics.reindex(index=cohort.index, columns=list(FACTOR_COLUMNS)).reset_index(drop=True)
+    return Decided(frame, rows.evidence(comp), factors)
 
 
-def _criteria_json(comp: Compiled, rows: Rows, n: int) -> np.ndarray:
-    """Each brand's evaluated criteria as one JSON array, built without a loop over brands."""
-    if len(rows.brand) == 0:
-        return np.full(n, "[]", dtype=object)
-    c = rows.crit
-    table = pd.DataFrame(
-        {
-            "role": pd.Series(comp.role[c], dtype=object),
-            "source_stage": pd.Series(comp.source[c], dtype=object),
-            "metric": pd.Series(comp.metric[c], dtype=object),
-            "op": pd.Series(comp.op[c], dtype=object),
-            "threshold": rows.threshold,
-            "kind": pd.Series(comp.kind[c], dtype=object),
-            "weight": comp.weight[c],
-            "shadow": comp.shadow[c],
-            "value": rows.value,
-            "result": pd.Series(RESULTS[rows.result], dtype=object),
-            "reason": pd.Series(rows.reason, dtype=object),
-        },
-        copy=False,
-    )
-    lines = np.array(table.to_json(orient="records", lines=True, force_ascii=False).splitlines(), dtype=object)
-    return "[" + join_groups(rows.brand, lines, n, ",") + "]"
-
-
-def criteria_json(evaluated: pd.DataFrame, index: pd.Index) -> np.ndarray:
-    """Evaluated criteria rows (evaluate_criteria's frame) as one JSON array per brand of index."""
-    if evaluated.empty:
-        return np.full(len(index), "[]", dtype=object)
-    lines = np.array(evaluated[JSON_COLUMNS].to_json(orient="records", lines=True, force_ascii=False).splitlines(), dtype=object)
-    pos = index.get_indexer(pd.Index(evaluated["brand_id"]))
-    keep = pos >= 0
-    return "[" + join_groups(pos[keep], lines[keep], len(index), ",") + "]"
-
-
-def factors_json(metrics: pd.DataFrame, index: pd.Index) -> np.ndarray:
-    cols = ["gmv", *GMV_FACTORS]
-    frame = metrics[cols].reindex(index)
-    return np.array(frame.to_json(orient="records", lines=True).splitlines(), dtype=object)
-
-
-def exited_decisions(cohort: pd.DataFrame, as_of: date) -> pd.DataFrame:
+def gate_exited(cohort: pd.DataFrame, as_of: date) -> Decided:
     """Brands that left the programme keep one record per day saying so, and are not evaluated."""
     if cohort.empty:
-        return pd.DataFrame()
-    return pd.DataFrame(
+        return Decided.empty()
+    frame = pd.DataFrame(
         {
             "brand_id": cohort.index.to_numpy(),
             "as_of": pd.Timestamp(as_of),
@@ -671,7 +596,6 @@ def exited_decisions(cohort: pd.DataFrame, as_of: date) -> pd.DataFrame:
             "awaiting_since": None,
             "policy_version": cohort["policy_version"].to_numpy(),
             **dict.fromkeys(GUARD_COLUMNS, 0),
-            "criteria": "[]",
-            "gmv_factors": "{}",
         }
     )
+    return Decided(frame, Evidence.empty(), pd.DataFrame(np.nan, index=np.arange(len(frame)), columns=list(FACTOR_COLUMNS)))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from brandsteps.catalogue import EXITED, GMV_FACTORS, GRADUATED, METRICS, STAGE_IDS
@@ -81,23 +82,32 @@ def summary_markdown(summary: CycleSummary) -> str:
     )
 
 
-def changes_rows(decisions: pd.DataFrame, names: pd.Series) -> list[dict[str, Any]]:
-    """Decisions that changed something (a move, an approval wait, or an overdue flag)."""
+TABLE_ROWS = 1000  # a Prefect table artifact is read by people: beyond this many rows, the ledger is the place
+
+
+def changes_rows(decisions: pd.DataFrame, names: pd.Series, limit: int = TABLE_ROWS) -> list[dict[str, Any]]:
+    """Decisions that changed something (a move, an approval wait, or an overdue flag), the first `limit` of them."""
     if decisions.empty:
         return []
-    changed = decisions[(decisions["action"] != "hold") | decisions["overdue"]]
-    return [
+    changed = decisions[(decisions["action"] != "hold") | decisions["overdue"].astype(bool)].head(limit)
+    ids = changed["brand_id"].astype(str)
+    table = pd.DataFrame(
         {
-            "brand": f"{r.brand_id} {names.get(r.brand_id, '')}".strip(),
-            "from": r.stage,
-            "action": r.action,
-            "to": r.to_stage,
-            "verdict": r.verdict,
-            "overdue": "yes" if r.overdue else "",
-            "why": r.action_reason if r.action != "hold" else r.reason,
+            "brand": (ids + " " + names.reindex(ids.to_numpy()).fillna("").astype(str).to_numpy()).str.strip(),
+            "from": changed["stage"],
+            "action": changed["action"],
+            "to": changed["to_stage"],
+            "verdict": changed["verdict"],
+            "overdue": np.where(changed["overdue"].astype(bool), "yes", ""),
+            "why": np.where(changed["action"] != "hold", changed["action_reason"], changed["reason"]),
         }
-        for r in changed.itertuples()
-    ]
+    )
+    return list(table.astype(object).to_dict("records"))
+
+
+def changed_count(decisions: pd.DataFrame) -> int:
+    """How many decisions changed something (changes_rows shows at most TABLE_ROWS of them)."""
+    return 0 if decisions.empty else int(((decisions["action"] != "hold") | decisions["overdue"].astype(bool)).sum())
 
 
 def quarantine_rows(quarantine: pd.DataFrame, limit: int = 500) -> list[dict[str, Any]]:

@@ -12,59 +12,105 @@ BURST_MIN_DAYS = 5  # a 7-day mean needs at least 5 measured days to be a mean o
 
 
 def _ratio(num: np.ndarray, den: np.ndarray, scale: float = 1.0) -> np.ndarray:
-    """num / den, missing (NaN) where the denominator is 0 or unmeasured: never 0, never inf."""
-    with np.errstate(divide="ignore", invalid="ignore"):
+    """num / den, missing (NaN) where the denominator is 0 or unmeasured: never 0, never inf.
+
+    A quotient too large for a float (1e300 over 1e-10) is no measurement either: missing too.
+    """
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         out = np.where(den > 0, num / np.where(den > 0, den, 1.0) * scale, np.nan)
-    return np.where(np.isnan(num) | np.isnan(den), np.nan, out)
+    result: np.ndarray = np.where(np.isnan(num) | np.isnan(den) | np.isinf(out), np.nan, out)
+    return result
 
 
-def _last_per_group(codes: np.ndarray, order_key: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
-    """The value on the latest day that has one, per group code."""
+def _last_per_group(
+    codes: np.ndarray, order_key: np.ndarray, values: np.ndarray, n: int, slots: np.ndarray | None = None, width: int = 0
+) -> np.ndarray:
+    """The value on the latest day that has one, per group code.
+
+    slots: each row's place in an n × width grid of (group, day), given when no two rows share a
+    place; reading each grid row's last measured place then replaces sorting every row.
+    """
     out = np.full(n, np.nan)
     has = ~np.isnan(values)
     if not has.any():
         return out
+    if slots is not None:
+        grid = np.full(n * width, np.nan)
+        grid[slots[has]] = values[has]
+        rows = grid.reshape(n, width)
+        # the first measured place reading each row backwards; a row with none reads its NaN last place
+        last = width - 1 - np.argmax(~np.isnan(rows[:, ::-1]), axis=1)
+        result: np.ndarray = rows[np.arange(n), last]
+        return result
     c, k, v = codes[has], order_key[has], values[has]
     order = np.lexsort((k, c))
     c, v = c[order], v[order]
-    last = np.r_[c[1:] != c[:-1], True]
-    out[c[last]] = v[last]
+    last_of_group = np.r_[c[1:] != c[:-1], True]
+    out[c[last_of_group]] = v[last_of_group]
     return out
+
+
+def _median_per_row(grid: np.ndarray, count: np.ndarray) -> np.ndarray:
+    """np.nanmedian(grid, axis=1), given each row's count of measured (non-NaN) values.
+
+    The same arithmetic as NumPy's nanmedian for short rows (a masked median): (low + high) / 2
+    of the two middle measured values, the middle one twice for an odd count; one sort of the
+    grid puts NaN after the measured values. A row with none reads NaN at its end.
+    """
+    ordered = np.sort(grid, axis=1)
+    high = count // 2
+    low = np.where(count % 2 == 1, high, high - 1)
+    rows = np.arange(len(grid))
+    with np.errstate(invalid="ignore"):  # -inf and inf in the middle: NaN, as nanmedian
+        result: np.ndarray = (ordered[rows, low] + ordered[rows, high]) / 2.0
+    return result
 
 
 def _burst_coefficient(codes: np.ndarray, offset: np.ndarray, values: np.ndarray, n: int, width: int) -> np.ndarray:
     """Peak 7-day rolling mean of daily values over the window / median daily value.
 
     codes: brand position per row; offset: days from the window's first possible day (0..width-1).
+    One n × width grid is reused for every step (100,000 brands × 28 days is 22 MB a copy).
     """
     if width < BURST_ROLLING_DAYS or n == 0:
         return np.full(n, np.nan)
     grid = np.full((n, width), np.nan)
     grid[codes, offset] = values
-    measured = ~np.isnan(grid)
-    filled = np.where(measured, grid, 0.0)
-    csum = np.concatenate([np.zeros((n, 1)), np.cumsum(filled, axis=1)], axis=1)
-    ccnt = np.concatenate([np.zeros((n, 1)), np.cumsum(measured, axis=1)], axis=1)
+    missing = np.isnan(grid)
+    # running counts of measured days, from 0 before the first day (small integers: exact)
+    ccnt = np.zeros((n, width + 1), dtype=np.int32)
+    np.cumsum(~missing, axis=1, out=ccnt[:, 1:])
+    median = _median_per_row(grid, ccnt[:, -1])
+    np.copyto(grid, 0.0, where=missing)  # now the filled grid: unmeasured days add nothing
+    csum = np.zeros((n, width + 1))
+    np.cumsum(grid, axis=1, out=csum[:, 1:])
     k = BURST_ROLLING_DAYS
     sums = csum[:, k:] - csum[:, :-k]
     counts = ccnt[:, k:] - ccnt[:, :-k]
     with np.errstate(divide="ignore", invalid="ignore"):
         means = np.where(counts >= BURST_MIN_DAYS, sums / np.maximum(counts, 1), np.nan)
-    all_nan_rows = np.isnan(means).all(axis=1)
-    peak = np.full(n, np.nan)
-    if (~all_nan_rows).any():
-        peak[~all_nan_rows] = np.nanmax(means[~all_nan_rows], axis=1)
-    median = np.full(n, np.nan)
-    any_measured = measured.any(axis=1)
-    if any_measured.any():
-        median[any_measured] = np.nanmedian(grid[any_measured], axis=1)
+    # nanmax is fmax.reduce; fmax leaves NaN only for a row without any 7-day mean
+    peak = np.fmax.reduce(means, axis=1)
     return _ratio(peak, median)
+
+
+def _brand_positions(brand: pd.Series, index: pd.Index) -> np.ndarray:
+    """Each row's position in index, -1 where the brand is not there.
+
+    A Categorical column (what load_metrics gives) maps its distinct ids and takes the row codes:
+    hashing 100,000 ids instead of 3.5 million row strings.
+    """
+    if isinstance(brand.dtype, pd.CategoricalDtype):
+        per_category = index.get_indexer(brand.cat.categories)
+        positions: np.ndarray = np.append(per_category, -1)[brand.cat.codes.to_numpy()]  # code -1: a missing id
+        return positions
+    return index.get_indexer(pd.Index(brand))
 
 
 def compute_window_metrics(daily: pd.DataFrame, windows: pd.DataFrame) -> pd.DataFrame:
     """Window sums and every derived metric of DOMAIN.md, one row per brand of `windows`.
 
-    daily: brand_id, date (datetime64), base columns and uv (NaN = not measured).
+    daily: brand_id (text or Categorical), date (datetime64), base columns and uv (NaN = not measured).
     windows: index brand_id; columns window_start, window_end (Timestamps), window_len (days).
     A window sum over days where a column was never measured is missing, not 0.
     """
@@ -74,26 +120,46 @@ def compute_window_metrics(daily: pd.DataFrame, windows: pd.DataFrame) -> pd.Dat
     if n == 0:
         columns = ["days_with_data", *(f"sum_{c}" for c in (*BASE_COLUMNS, "uv")), *METRICS]
         return pd.DataFrame(columns=list(dict.fromkeys(columns)), index=index, dtype=float)
-    codes_all = index.get_indexer(pd.Index(daily["brand_id"]))
+    codes_all = _brand_positions(daily["brand_id"], index)
     known = codes_all >= 0
     dates_ns = daily["date"].to_numpy(dtype="datetime64[ns]")
     start = windows["window_start"].to_numpy(dtype="datetime64[ns]")
     end = windows["window_end"].to_numpy(dtype="datetime64[ns]")
     safe_codes = np.where(known, codes_all, 0)
     in_window = known & (dates_ns >= start[safe_codes]) & (dates_ns <= end[safe_codes])
-    codes = codes_all[in_window]
-    rows = daily.loc[in_window]
+    # Rows are gathered per column by position, not copied whole with .loc (26 columns).
+    rows = np.flatnonzero(in_window)
+    codes = codes_all[rows]
+    days = dates_ns[rows]
 
-    out["days_with_data"] = np.bincount(codes, minlength=n).astype(float)
+    def gathered(col: str) -> np.ndarray:
+        values: np.ndarray = daily[col].to_numpy(dtype=float).take(rows)
+        return values
+
+    days_with_data = np.bincount(codes, minlength=n)
+    out["days_with_data"] = days_with_data.astype(float)
+    kept: dict[str, np.ndarray] = {}
+    needed = {spec.numerator for spec in METRICS.values() if spec.kind == "last"} | {"gmv_affiliate"}
     for col in (*BASE_COLUMNS, "uv"):
-        v = rows[col].to_numpy(dtype=float)
-        has = ~np.isnan(v)
-        total = np.bincount(codes[has], weights=v[has], minlength=n)
-        count = np.bincount(codes[has], minlength=n)
+        v = gathered(col)
+        # Every row summed first: a NaN total means a brand has an unmeasured day (or inf met
+        # -inf), and only then are the measured rows picked out and summed again, in the same order.
+        total = np.bincount(codes, weights=v, minlength=n)
+        count = days_with_data
+        if np.isnan(total).any():
+            has = ~np.isnan(v)
+            total = np.bincount(codes[has], weights=v[has], minlength=n)
+            count = np.bincount(codes[has], minlength=n)
         out[f"sum_{col}"] = np.where(count > 0, total, np.nan)
         out[f"n_{col}"] = count.astype(float)
+        if col in needed:
+            kept[col] = v
 
-    day_key = dates_ns[in_window].astype("int64")
+    window_len = windows["window_len"].to_numpy(dtype=float)
+    width = max(int(windows["window_len"].max()), 0)
+    offset = ((days - start[codes]) // np.timedelta64(1, "D")).astype(int)
+    day_key = days.astype("int64")
+    slots = _day_slots(codes, offset, n, width)
     for name, spec in METRICS.items():
         if spec.kind == "sum":
             out[name] = out[f"sum_{spec.numerator}"]
@@ -102,16 +168,26 @@ def compute_window_metrics(daily: pd.DataFrame, windows: pd.DataFrame) -> pd.Dat
         elif spec.kind == "mean":
             out[name] = _ratio(out[f"sum_{spec.numerator}"], out[f"n_{spec.numerator}"])
         elif spec.kind == "last":
-            out[name] = _last_per_group(codes, day_key, rows[spec.numerator].to_numpy(dtype=float), n)
-    window_len = windows["window_len"].to_numpy(dtype=float)
+            out[name] = _last_per_group(codes, day_key, kept[spec.numerator], n, slots, width)
     out["live_hours_per_day"] = _ratio(out["sum_live_minutes"], window_len * 60.0)
-    width = int(windows["window_len"].max()) if n else 0
-    offset = ((dates_ns[in_window] - start[codes]) // np.timedelta64(1, "D")).astype(int)
-    out["burst_coefficient"] = _burst_coefficient(
-        codes, offset, rows["gmv_affiliate"].to_numpy(dtype=float), n, max(width, 0)
-    )
+    out["burst_coefficient"] = _burst_coefficient(codes, offset, kept["gmv_affiliate"], n, width)
     frame = pd.DataFrame({k: v for k, v in out.items() if not k.startswith("n_")}, index=index)
     return frame
+
+
+def _day_slots(codes: np.ndarray, offset: np.ndarray, n: int, width: int) -> np.ndarray | None:
+    """Each row's place in an n × width grid of (brand, day), or None when a grid cannot stand in for a sort.
+
+    Validated metrics have one row per brand and day; a hand-built frame may hold two rows of one
+    day (two times of day), and then only sorting by the exact timestamp says which is last. With
+    one row per place, a later place is a later timestamp (whole days from the same window start).
+    """
+    if len(codes) == 0 or width <= 0 or offset.min() < 0 or offset.max() >= width or n * width > 4 * len(codes) + (1 << 22):
+        return None
+    slots: np.ndarray = codes.astype(np.int64) * width + offset
+    if np.bincount(slots, minlength=n * width).max() > 1:
+        return None
+    return slots
 
 
 def gmv_factor_product(metrics: pd.DataFrame) -> pd.Series:

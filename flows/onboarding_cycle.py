@@ -18,8 +18,9 @@ from pydantic import Field
 
 from brandsteps.catalogue import GRADUATED, STAGE_IDS
 from brandsteps.config import Portfolio
-from brandsteps.cycle import CycleSummary, combine, metrics_start, summarise
+from brandsteps.cycle import CycleSummary, metrics_start, summarise, unknown_brand_rows, without_rows
 from brandsteps.diagnosis import diagnose
+from brandsteps.evidence import combine, render
 from brandsteps.ledger import Ledger, WriteResult
 from brandsteps.metrics_source import MetricsBatch
 from brandsteps.settings import targets, today_in, yesterday_in
@@ -81,15 +82,17 @@ def run_cycle_steps(
         cohorts = read_cohorts(quote(portfolio), ledger, as_of)
         _progress(progress, 2, steps)
         window, errors = compute_windows(batch, cohorts)
+        unknown_rows = unknown_brand_rows(batch, cohorts)
+        batch = without_rows(batch)
         _progress(progress, 3, steps)
         parts = []
         for i, stage in enumerate(stages, start=4):
             parts.append(STAGE_GATES[stage](quote(portfolio), cohorts, errors, window, as_of))
             _progress(progress, i, steps)
-        decisions = diagnose(combine(parts), cohorts, portfolio)
+        decisions = render(diagnose(combine(parts), cohorts, portfolio))
         result = record_decisions(ledger, decisions, cohorts, as_of, flow_run.get_id(), len(batch.quarantine))
     _progress(progress, steps, steps)
-    return CycleOutcome(summarise(as_of, cohorts, decisions, batch, result), decisions, batch, ledger, cohorts, result)
+    return CycleOutcome(summarise(as_of, cohorts, decisions, batch, result, unknown_rows), decisions, batch, ledger, cohorts, result)
 
 
 def fail_if_every_brand_errored(summary: CycleSummary) -> None:

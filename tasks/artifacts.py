@@ -15,7 +15,11 @@ from brandsteps.config import Portfolio
 from brandsteps.cycle import CycleSummary
 from brandsteps.ledger import Ledger
 from brandsteps.metrics_source import MetricsBatch
-from brandsteps.report import changes_rows, funnel_rows, quarantine_rows, summary_markdown
+from brandsteps.report import TABLE_ROWS, changed_count, changes_rows, funnel_rows, quarantine_rows, summary_markdown
+
+
+def _shown(total: int) -> str:
+    return f"; the first {TABLE_ROWS:,} of {total:,} shown, all are in the ledger (`brandsteps status`)" if total > TABLE_ROWS else ""
 
 
 @task(name="publish-artifacts", cache_policy=NONE)
@@ -28,7 +32,7 @@ def publish_cycle(summary: CycleSummary, decisions: pd.DataFrame, batch: Metrics
     create_table_artifact(
         key=f"{key_prefix}decision-changes",
         table=changes or [{"brand": "", "from": "", "action": "no changes today", "to": "", "verdict": "", "overdue": "", "why": ""}],
-        description=f"Decisions of {day} that moved a brand, await approval or are overdue",
+        description=f"Decisions of {day} that moved a brand, await approval or are overdue{_shown(changed_count(decisions))}",
     )
     for key, wanted, what in (
         ("overdue-brands", "overdue", "Brands past max_days_in_stage"),
@@ -38,7 +42,7 @@ def publish_cycle(summary: CycleSummary, decisions: pd.DataFrame, batch: Metrics
         create_table_artifact(
             key=f"{key_prefix}{key}",
             table=changes_rows(rows, names) or [{"brand": "", "from": "", "action": "none today", "to": "", "verdict": "", "overdue": "", "why": ""}],
-            description=f"{what} on {day} ({len(rows)})",
+            description=f"{what} on {day} ({len(rows)}){_shown(len(rows))}",
         )
     create_table_artifact(
         key=f"{key_prefix}quarantined-rows",

@@ -89,3 +89,30 @@ def test_a_reader_that_leaves_early_is_not_an_error(decided: Path, monkeypatch: 
         assert main(["status", "--configs", str(decided)]) == 0
         monkeypatch.undo()
     assert capsys.readouterr().err == ""
+
+
+def test_explain_reads_only_its_brand_file(decided: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # another brand's broken file: status (the whole portfolio) refuses it, explain (one brand) never reads it
+    (decided / "brands" / "zz.yaml").write_text("tier: [\n", encoding="utf-8")
+    assert main(["explain", "a", "--configs", str(decided), "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["brand_id"] == "a"
+    assert main(["status", "--configs", str(decided)]) == 2
+    assert "configs/brands/zz.yaml: invalid YAML" in capsys.readouterr().err
+
+
+def test_status_json_has_one_line_per_brand(decided: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["status", "--configs", str(decided), "--format", "json"]) == 0
+    out = capsys.readouterr().out
+    status = json.loads(out)
+    brand_lines = [line.strip().rstrip(",") for line in out.splitlines() if line.startswith('    {"brand_id"')]
+    assert [json.loads(line) for line in brand_lines] == status["brands"]  # each brand's row is one line
+    assert status["funnel"] == {"affiliate_trial": 1, "public_traffic": 1, "self_broadcast": 0, "private_repurchase": 0,
+                                "channel_exclusive": 0, "graduated": 0, "exited": 0}
+    # a passed on days 2 and 3 (day 1 was before the 2-day minimum) and advanced on day 3: its new stage starts on day 4
+    assert status["brands"][1] == {
+        "brand_id": "a", "name": "山野茶社", "tier": "small", "owner": None, "stage": "public_traffic", "stage_entered_on": "2026-01-04",
+        "last_as_of": "2026-01-03", "verdict": "PASS", "action": "advance", "reason": "all must criteria pass; score 1 >= pass_score 1",
+        "awaiting": False, "overdue": False, "paused": False,
+    }
+    # c earned the same passes but its first stage requires approval: it waits, still in affiliate_trial (sorted first)
+    assert (status["brands"][0]["brand_id"], status["brands"][0]["stage"], status["brands"][0]["awaiting"]) == ("c", "affiliate_trial", True)

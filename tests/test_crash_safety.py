@@ -20,7 +20,7 @@ from tests.ledger_checks import check_invariants, comparable, reference
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 REPO = Path(__file__).resolve().parents[1]
-N_BRANDS, N_DAYS, TRIALS = 1000, 6, 10
+N_BRANDS, N_DAYS, TRIALS = 1000, 12, 10  # enough days that every trial still finds a cycle to interrupt
 DAYS = [START + timedelta(days=i) for i in range(N_DAYS)]
 
 
@@ -39,7 +39,7 @@ def kill_during_run(proc: subprocess.Popen[str], rng: random.Random, mid_write: 
     """
     lines: list[str] = []
     writes_to_skip = rng.randrange(2) if mid_write else -1  # kill in the 1st or 2nd write that has decisions to write
-    deadline = time.monotonic() + rng.uniform(0.3, 5.0)
+    deadline = time.monotonic() + rng.uniform(0.3, 2.0)  # within a day or two of a run: start-up takes about 1 s
     killed = threading.Event()
 
     def timer() -> None:

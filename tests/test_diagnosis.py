@@ -11,7 +11,8 @@ import pytest
 
 from brandsteps.catalogue import BASE_COLUMNS, GMV_FACTORS
 from brandsteps.config import load_portfolio
-from brandsteps.diagnosis import diagnose, factor_diagnosis, shadow_verdicts
+from brandsteps.diagnosis import diagnose, factor_diagnosis, from_records, shadow_verdicts
+from brandsteps.evidence import render
 from brandsteps.window import compute_window_metrics
 from tests.conftest import REPO
 
@@ -82,7 +83,7 @@ THREE = {
 def test_limiting_factor_against_cohort_median_and_targets(brand: str, limiting: str, shortfall: float, action_stage: str) -> None:
     decisions = _decisions(THREE, criteria={b: SMALL_TARGETS for b in THREE})
     cohorts = pd.DataFrame({"tier": "small", "window_len": 14}, index=pd.Index(list(THREE), name="brand_id"))
-    diag = factor_diagnosis(decisions, cohorts, PORTFOLIO).set_index(decisions["brand_id"])
+    diag = factor_diagnosis(from_records(decisions), cohorts, PORTFOLIO).set_index(decisions["brand_id"])
     assert diag.at[brand, "limiting_factor"] == limiting
     assert diag.at[brand, "limiting_shortfall"] == pytest.approx(shortfall)
     assert diag.at[brand, "action_stage"] == action_stage
@@ -95,7 +96,7 @@ def test_target_shortfall_counts_when_the_brand_is_its_own_cohort() -> None:
     # one mid-tier brand: each median is its own value (no shortfall), but watch 0.45 is half the 0.9 target
     decisions = _decisions({"m": (280000, 0.45, 0.02, 1.2, 120.0)}, criteria={"m": [_criterion("watch_minutes_per_uv", 0.9)]})
     cohorts = pd.DataFrame({"tier": "mid", "window_len": 14}, index=pd.Index(["m"], name="brand_id"))
-    diag = factor_diagnosis(decisions, cohorts, PORTFOLIO)
+    diag = factor_diagnosis(from_records(decisions), cohorts, PORTFOLIO)
     assert diag.at[0, "limiting_factor"] == "watch_minutes_per_uv"
     assert diag.at[0, "limiting_shortfall"] == pytest.approx(0.5)
     assert diag.at[0, "watch_minutes_per_uv.vs_median"] == 0.0
@@ -105,7 +106,7 @@ def test_no_limiting_factor_when_nothing_is_short() -> None:
     # two identical brands: every factor equals the median and there are no targets
     decisions = _decisions({"x": (1400, 1.0, 0.01, 1.0, 50.0), "y": (1400, 1.0, 0.01, 1.0, 50.0)}, stage="affiliate_trial")
     cohorts = pd.DataFrame({"tier": "small", "window_len": 14}, index=pd.Index(["x", "y"], name="brand_id"))
-    diag = factor_diagnosis(decisions, cohorts, PORTFOLIO)
+    diag = factor_diagnosis(from_records(decisions), cohorts, PORTFOLIO)
     assert diag["limiting_factor"].isna().all()
 
 
@@ -113,7 +114,7 @@ def test_tiers_are_separate_cohorts() -> None:
     # same stage, different tiers: each brand is alone in its cohort, so no shortfall vs a median
     decisions = _decisions({"s": (1400, 0.3, 0.01, 1.0, 50.0), "l": (2_800_000, 1.5, 0.02, 1.3, 200.0)}, stage="affiliate_trial")
     cohorts = pd.DataFrame({"tier": ["small", "large"], "window_len": 14}, index=pd.Index(["s", "l"], name="brand_id"))
-    diag = factor_diagnosis(decisions, cohorts, PORTFOLIO)
+    diag = factor_diagnosis(from_records(decisions), cohorts, PORTFOLIO)
     assert list(diag["cohort_brands"]) == [1, 1]
     assert diag["limiting_factor"].isna().all()
 
@@ -123,8 +124,8 @@ def test_diagnose_extends_gmv_factors_and_leaves_exited_alone() -> None:
     exited = pd.DataFrame([{"brand_id": "gone", "stage": "exited", "verdict": "INCONCLUSIVE", "reason": "exited", "gmv_factors": "{}", "criteria": "[]"}])
     frame = pd.concat([decisions, exited], ignore_index=True)
     cohorts = pd.DataFrame({"tier": "small", "window_len": 14}, index=pd.Index([*THREE, "gone"], name="brand_id"))
-    out = diagnose(frame, cohorts, PORTFOLIO)
-    assert list(out.columns) == list(frame.columns)  # same ledger columns
+    out = render(diagnose(from_records(frame), cohorts, PORTFOLIO))
+    assert sorted(out.columns) == sorted(frame.columns)  # same ledger columns
     first = json.loads(out.at[0, "gmv_factors"])
     assert first["uv"] == 14000 and first["gmv"] == pytest.approx(14000 * 0.6 * 0.01 * 1.2 * 80)  # original keys kept
     assert first["diagnosis"]["limiting_factor"] == "uv"
@@ -153,7 +154,8 @@ def test_diagnose_extends_gmv_factors_and_leaves_exited_alone() -> None:
 )
 def test_shadow_verdicts(verdict: str, reason: str, criteria: list[dict], pass_score: float, expected: str | None) -> None:
     decisions = pd.DataFrame([{"brand_id": "b", "stage": "self_broadcast", "verdict": verdict, "reason": reason, "criteria": json.dumps(criteria), "gmv_factors": "{}"}])
-    out = shadow_verdicts(decisions, pd.Series([pass_score]))
+    recorded = from_records(decisions)
+    out = shadow_verdicts(recorded.decisions, recorded.evidence, np.array([pass_score]))
     assert out.at[0, "shadow_verdict"] == expected
 
 

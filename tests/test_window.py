@@ -104,3 +104,19 @@ def test_gmv_factors_multiply_back_to_window_gmv(days: list[tuple[float, ...]]) 
     m = compute_window_metrics(frame, windows({"a": ("2026-01-01", "2026-01-31")}))
     assert gmv_factor_product(m).loc["a"] == pytest.approx(frame["gmv"].sum(), rel=1e-9)
     assert all(m.loc["a", f] > 0 for f in GMV_FACTORS)
+
+
+@pytest.mark.parametrize(
+    ("num", "den", "expected"),
+    [
+        (3.0, 2.0, 1.5),
+        (3.0, 0.0, None),  # nothing to divide by: missing, not inf
+        (float("nan"), 2.0, None),  # numerator not measured
+        (1e300, 1e-10, None),  # beyond a float: no measurement, not inf
+    ],
+)
+def test_ratio_is_a_number_or_missing(num: float, den: float, expected: float | None) -> None:
+    from brandsteps.window import _ratio
+
+    out = float(_ratio(np.array([num]), np.array([den]))[0])
+    assert (np.isnan(out) if expected is None else out == expected)

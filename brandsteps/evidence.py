@@ -1,0 +1,233 @@
+"""What a gate decided on, as arrays, and its rendering as the ledger's criteria and gmv_factors JSON."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, fields, replace
+
+import numpy as np
+import pandas as pd
+
+from brandsteps.catalogue import EXITED, GMV_FACTORS
+
+RESULTS = np.array(["pass", "fail", "no_value"], dtype=object)
+PASS_, FAIL_, NO_VALUE = 0, 1, 2
+NEGATED = {">=": "<", ">": "<=", "<=": ">", "<": ">="}
+FACTOR_COLUMNS: tuple[str, ...] = ("gmv", *GMV_FACTORS)
+CRITERIA_KEYS: tuple[str, ...] = ("role", "source_stage", "metric", "op", "threshold", "kind", "weight", "shadow", "value", "result", "reason")
+
+
+def fmt(values: np.ndarray | pd.Series | Sequence[float]) -> np.ndarray:
+    """Numbers for people (4 significant digits, thousands separators; n/a for missing) as an object array."""
+    arr = np.asarray(values, dtype=float)
+    out = np.empty(arr.shape, dtype=object)
+    # one inline expression per number: a function call each would cost a third more on a million criteria
+    texts = ["n/a" if v != v else f"{v:.4g}" if -1e4 < v < 1e4 else f"{v:,.0f}" for v in arr.ravel().tolist()]
+    out[...] = np.asarray(texts or [], dtype=object).reshape(arr.shape)
+    return out
+
+
+def fmt_repeated(values: np.ndarray) -> np.ndarray:
+    """fmt for values with few distinct numbers (thresholds): each distinct number is formatted once."""
+    distinct, inverse = np.unique(np.asarray(values, dtype=float), return_inverse=True)
+    return np.asarray(fmt(distinct)[inverse.reshape(-1)], dtype=object)
+
+
+def json_members(frame: pd.DataFrame) -> list[str]:
+    """Each row of frame as the members of a JSON object, without its braces ('"a":1,"b":"x"').
+
+    pandas' C encoder writes the records; str.split cuts the array apart, which is much faster
+    than pandas' own line splitter, unless a text value itself holds the separator.
+    """
+    if frame.empty:
+        return []
+    pieces = frame.to_json(orient="records", force_ascii=False)[2:-2].split("},{")
+    if len(pieces) != len(frame):
+        pieces = [line[1:-1] for line in frame.to_json(orient="records", lines=True, force_ascii=False).splitlines()]
+    return pieces
+
+
+def json_records(frame: pd.DataFrame) -> np.ndarray:
+    """One JSON object text per row of frame."""
+    return np.asarray(["{" + m + "}" for m in json_members(frame)], dtype=object)
+
+
+def join_groups(groups: np.ndarray, text: np.ndarray, n: int, sep: str) -> np.ndarray:
+    """text joined with sep per group position 0..n-1, rows kept in their order; '' for no rows."""
+    out = np.full(n, "", dtype=object)
+    if len(groups) == 0:
+        return out
+    if len(groups) > 1 and (groups[1:] < groups[:-1]).any():
+        order = np.argsort(groups, kind="stable")
+        groups, text = groups[order], text[order]
+    new = np.r_[True, groups[1:] != groups[:-1]]
+    last = np.r_[new[1:], True]
+    starts = np.flatnonzero(new)
+    # ufunc add on object arrays concatenates strings in C; groups hold a handful of rows
+    out[groups[starts]] = np.add.reduceat(np.where(last, text, text + sep), starts)
+    return out
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """Every evaluated criterion of a set of decisions, one array element per criterion.
+
+    row is the position of the criterion's decision; the others are the criterion as the
+    ledger records it (role criterion|guardrail, the stage it comes from, metric, op,
+    threshold for the brand's tier, kind, weight, shadow) with its value and result code.
+    """
+
+    row: np.ndarray
+    role: np.ndarray
+    source_stage: np.ndarray
+    metric: np.ndarray
+    op: np.ndarray
+    threshold: np.ndarray
+    kind: np.ndarray
+    weight: np.ndarray
+    shadow: np.ndarray
+    value: np.ndarray
+    result: np.ndarray  # PASS_ | FAIL_ | NO_VALUE
+
+    @classmethod
+    def empty(cls) -> Evidence:
+        text = np.empty(0, dtype=object)
+        number = np.empty(0, dtype=float)
+        return cls(np.empty(0, dtype=np.int64), text, text, text, text, number, text, number, np.empty(0, dtype=bool), number, np.empty(0, dtype=np.int64))
+
+    def __len__(self) -> int:
+        return len(self.row)
+
+    def take(self, pick: np.ndarray) -> Evidence:
+        """The criteria selected by a mask or positions (rows keep their decision positions)."""
+        return Evidence(**{f.name: getattr(self, f.name)[pick] for f in fields(self)})
+
+    def reasons(self) -> np.ndarray:
+        """'refund_rate 0.41 > 0.3', 'guardrail public_traffic: roi 1.2 < 1.5', 'shadow aov has no value'."""
+        if len(self) == 0:
+            return np.empty(0, dtype=object)
+        prefix = np.where(self.role == "guardrail", "guardrail " + self.source_stage + ": ", "")
+        prefix = np.where(self.shadow, "shadow " + prefix, prefix)
+        ops, codes = np.unique(self.op.astype(str), return_inverse=True)
+        negated = np.array([NEGATED[o] for o in ops], dtype=object)[codes]
+        shown = np.where(self.result == PASS_, self.op, negated)
+        body = self.metric + " " + fmt(self.value) + " " + shown + " " + fmt_repeated(self.threshold)
+        return np.asarray(prefix + np.where(self.result == NO_VALUE, self.metric + " has no value", body), dtype=object)
+
+
+def concat_evidence(parts: Sequence[Evidence], offsets: Sequence[int]) -> Evidence:
+    """Parts of several decision frames as one, their rows shifted by each frame's offset."""
+    if not parts:
+        return Evidence.empty()
+    names = [f.name for f in fields(Evidence)]
+    columns = {n: np.concatenate([getattr(p, n) for p in parts]) for n in names if n != "row"}
+    row = np.concatenate([p.row + off for p, off in zip(parts, offsets, strict=True)])
+    return Evidence(row=row, **columns)
+
+
+@dataclass(frozen=True)
+class Decided:
+    """Decisions before they are recorded: one row per brand, the criteria behind them, GMV factors.
+
+    decisions: the ledger's columns except criteria and gmv_factors (positional index).
+    factors: gmv and the five GMV factors per decision (NaN = not measured).
+    factor_notes: per decision, JSON members added to gmv_factors (the diagnosis), or None.
+    """
+
+    decisions: pd.DataFrame
+    evidence: Evidence
+    factors: pd.DataFrame
+    factor_notes: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.decisions)
+
+    @classmethod
+    def empty(cls) -> Decided:
+        return cls(pd.DataFrame(), Evidence.empty(), pd.DataFrame(columns=list(FACTOR_COLUMNS), dtype=float))
+
+    def with_notes(self, notes: np.ndarray) -> Decided:
+        return replace(self, factor_notes=notes)
+
+
+def combine(parts: Sequence[Decided]) -> Decided:
+    """Several cohorts' decisions as one, in order (criteria rows follow their decisions)."""
+    parts = [p for p in parts if len(p)]
+    if not parts:
+        return Decided.empty()
+    if len(parts) == 1:
+        return parts[0]
+    sizes = [len(p) for p in parts]
+    offsets = np.r_[0, np.cumsum(sizes)[:-1]].tolist()
+    notes = None
+    if any(p.factor_notes is not None for p in parts):
+        notes = np.concatenate([p.factor_notes if p.factor_notes is not None else np.full(len(p), None, dtype=object) for p in parts])
+    return Decided(
+        pd.concat([p.decisions for p in parts], ignore_index=True),
+        concat_evidence([p.evidence for p in parts], offsets),
+        pd.concat([p.factors for p in parts], ignore_index=True),
+        notes,
+    )
+
+
+RENDER_CHUNK = 200_000  # criteria per encoder call: bounds the transient texts of a 100,000-brand cycle
+
+
+def criteria_json(evidence: Evidence, n: int) -> np.ndarray:
+    """Each decision's criteria as one JSON array (keys CRITERIA_KEYS), without a loop over decisions.
+
+    Encoded a chunk of whole decisions at a time: the texts in flight stay a few tens of MB.
+    """
+    out = np.full(n, "[]", dtype=object)
+    if len(evidence) == 0:
+        return out
+    if len(evidence) > 1 and (evidence.row[1:] < evidence.row[:-1]).any():
+        evidence = evidence.take(np.argsort(evidence.row, kind="stable"))
+    cuts = np.searchsorted(evidence.row, evidence.row[::RENDER_CHUNK][1:], side="left")
+    for part in np.split(np.arange(len(evidence)), cuts):  # a handful of chunks, not decisions
+        chunk = evidence.take(part)
+        has = np.unique(chunk.row)
+        out[has] = _criteria_arrays(chunk, n)[has]
+    return out
+
+
+def _criteria_arrays(evidence: Evidence, n: int) -> np.ndarray:
+    table = pd.DataFrame(
+        {
+            "role": pd.Series(evidence.role, dtype=object),
+            "source_stage": pd.Series(evidence.source_stage, dtype=object),
+            "metric": pd.Series(evidence.metric, dtype=object),
+            "op": pd.Series(evidence.op, dtype=object),
+            "threshold": evidence.threshold,
+            "kind": pd.Series(evidence.kind, dtype=object),
+            "weight": evidence.weight,
+            "shadow": evidence.shadow,
+            "value": evidence.value,
+            "result": pd.Series(RESULTS[evidence.result], dtype=object),
+            "reason": pd.Series(evidence.reasons(), dtype=object),
+        },
+        copy=False,
+    )
+    return np.asarray("[" + join_groups(evidence.row, json_records(table), n, ",") + "]", dtype=object)
+
+
+def factors_json(decided: Decided) -> np.ndarray:
+    """Each decision's gmv_factors JSON: gmv and the five factors, plus its notes; '{}' for exited brands."""
+    frame = decided.factors.reindex(columns=list(FACTOR_COLUMNS)).reset_index(drop=True)
+    lines = json_records(frame)
+    if decided.factor_notes is not None:
+        noted = pd.notna(decided.factor_notes)
+        lines[noted] = pd.Series(lines[noted], dtype=object).str.slice(0, -1).to_numpy(dtype=object) + "," + decided.factor_notes[noted] + "}"
+    exited = decided.decisions["stage"].to_numpy(dtype=object) == EXITED
+    lines[exited] = "{}"
+    return lines
+
+
+def render(decided: Decided) -> pd.DataFrame:
+    """The decisions as the ledger records them: with criteria and gmv_factors as JSON text."""
+    if len(decided) == 0:
+        return pd.DataFrame()
+    out = decided.decisions.copy()
+    out["criteria"] = criteria_json(decided.evidence, len(decided))
+    out["gmv_factors"] = factors_json(decided)
+    return out

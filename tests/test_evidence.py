@@ -1,0 +1,95 @@
+"""Tests of the evidence arrays and their rendering as the ledger's JSON."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import brandsteps.evidence as evidence_module
+from brandsteps.evidence import (
+    FAIL_,
+    NO_VALUE,
+    PASS_,
+    Decided,
+    Evidence,
+    combine,
+    criteria_json,
+    fmt,
+    fmt_repeated,
+    json_members,
+    render,
+)
+
+
+def _evidence(rows: list[int], values: list[float], results: list[int], thresholds: list[float] | None = None) -> Evidence:
+    n = len(rows)
+    text = lambda v: np.array([v] * n, dtype=object)  # noqa: E731 - one constant column
+    return Evidence(
+        row=np.array(rows, dtype=np.int64), role=text("criterion"), source_stage=text("public_traffic"), metric=text("roi"), op=text(">="),
+        threshold=np.array(thresholds or [1.5] * n), kind=text("must"), weight=np.ones(n), shadow=np.zeros(n, dtype=bool),
+        value=np.array(values), result=np.array(results, dtype=np.int64),
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "result", "reason"),
+    [
+        (2.0, PASS_, "roi 2 >= 1.5"),  # the relation holds: the op as configured
+        (1.2, FAIL_, "roi 1.2 < 1.5"),  # it does not: the negated op says why
+        (float("nan"), NO_VALUE, "roi has no value"),
+        (123456.7, PASS_, "roi 123,457 >= 1.5"),  # large numbers get thousands separators, no decimals
+    ],
+)
+def test_reasons(value: float, result: int, reason: str) -> None:
+    assert list(_evidence([0], [value], [result]).reasons()) == [reason]
+
+
+def test_guardrail_and_shadow_reasons_name_their_role() -> None:
+    ev = _evidence([0, 0], [1.0, 1.0], [FAIL_, FAIL_])
+    ev = Evidence(**{**ev.__dict__, "role": np.array(["guardrail", "criterion"], dtype=object), "shadow": np.array([False, True])})
+    assert list(ev.reasons()) == ["guardrail public_traffic: roi 1 < 1.5", "shadow roi 1 < 1.5"]
+
+
+def test_fmt_repeated_equals_fmt() -> None:
+    values = np.array([0.3, 1.5, 0.3, np.nan, 20000.0, 1.5])
+    assert list(fmt_repeated(values)) == list(fmt(values)) == ["0.3", "1.5", "0.3", "n/a", "20,000", "1.5"]
+
+
+@pytest.mark.parametrize(
+    ("texts", "expected"),
+    [
+        (["a", "b"], ['"t":"a"', '"t":"b"']),
+        # a text holding the separator between objects: pandas' own line splitter takes over
+        (["x},{y", "b"], ['"t":"x},{y"', '"t":"b"']),
+    ],
+)
+def test_json_members(texts: list[str], expected: list[str]) -> None:
+    assert json_members(pd.DataFrame({"t": pd.Series(texts, dtype=object)})) == expected
+
+
+def test_criteria_json_in_chunks_equals_one_pass(monkeypatch: pytest.MonkeyPatch) -> None:
+    # 7 decisions with 0..3 criteria each; chunks of 4 criteria must never split a decision
+    rows = [0, 0, 1, 2, 2, 2, 4, 5, 5, 6]
+    ev = _evidence(rows, [float(i) for i in range(len(rows))], [PASS_] * len(rows))
+    whole = criteria_json(ev, 7)
+    monkeypatch.setattr(evidence_module, "RENDER_CHUNK", 4)
+    assert list(criteria_json(ev, 7)) == list(whole)
+    assert whole[3] == "[]"  # decision 3 had no criteria
+    assert [len(json.loads(t)) for t in whole] == [2, 1, 3, 0, 1, 2, 1]
+
+
+def test_combine_shifts_criteria_to_their_decisions() -> None:
+    def part(ids: list[str], rows: list[int]) -> Decided:
+        frame = pd.DataFrame({"brand_id": ids, "stage": "public_traffic"})
+        factors = pd.DataFrame({"gmv": [100.0] * len(ids)})
+        return Decided(frame, _evidence(rows, [2.0] * len(rows), [PASS_] * len(rows)), factors)
+
+    both = combine([part(["a", "b"], [0, 1, 1]), Decided.empty(), part(["c"], [0])])
+    assert list(both.decisions["brand_id"]) == ["a", "b", "c"]
+    assert list(both.evidence.row) == [0, 1, 1, 2]  # c's criterion follows c to position 2
+    out = render(both)
+    assert [len(json.loads(t)) for t in out["criteria"]] == [1, 2, 1]
+    assert json.loads(out.at[2, "gmv_factors"])["gmv"] == 100.0
