@@ -194,7 +194,22 @@ def unknown_brand_rows(batch: MetricsBatch, cohorts: pd.DataFrame) -> int:
 
 def without_rows(batch: MetricsBatch) -> MetricsBatch:
     """The batch without its daily rows, once the windows are computed: at 100,000 brands they are most of a cycle's memory."""
-    return MetricsBatch(batch.daily.iloc[:0], batch.quarantine, batch.missing_columns, batch.unknown_columns, batch.sources)
+    # a copy: an empty slice would be a view keeping every column of the full frame alive
+    return MetricsBatch(batch.daily.iloc[:0].copy(), batch.quarantine, batch.missing_columns, batch.unknown_columns, batch.sources)
+
+
+def return_free_memory() -> None:
+    """Give freed heap pages back to the system (glibc), so what a phase released is not counted again.
+
+    The daily columns (tens of MB each) come from the heap, not their own mappings, once glibc has
+    raised its mmap threshold; freed, they stay resident until trimmed. Elsewhere this does nothing.
+    """
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 def summarise(

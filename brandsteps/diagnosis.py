@@ -12,6 +12,7 @@ from brandsteps.catalogue import GMV_FACTORS
 from brandsteps.config import Portfolio
 from brandsteps.evidence import CRITERIA_KEYS, FACTOR_COLUMNS, FAIL_, NO_VALUE, PASS_, RESULTS, Decided, Evidence, join_groups, json_members, json_records
 from brandsteps.gates import stage_param_for
+from brandsteps.ids import among
 
 # The playbook stage whose actions work on each lever of GMV = UV × watch × conversion × repurchase × AOV.
 FACTOR_STAGE: dict[str, str] = {
@@ -77,7 +78,7 @@ def _action_texts(portfolio: Portfolio, brand_ids: np.ndarray, stages: np.ndarra
     default = {s.id: s.actions.strip() for s in portfolio.playbook.stages}
     texts = pd.Series(stages, dtype=object).map(default).fillna("").to_numpy(dtype=object)
     # a hashed lookup: np.isin on text compares every pair, quadratic in the number of brands
-    overridden = np.flatnonzero(pd.Index(brand_ids).isin(list(portfolio.brand_versions)) & pd.notna(stages))
+    overridden = np.flatnonzero(among(brand_ids, portfolio.brand_versions.keys()) & pd.notna(stages))
     for i in overridden:  # brands with their own gates overrides: configuration, a handful at most
         texts[i] = portfolio.effective_stage(portfolio.brands[brand_ids[i]], stages[i]).actions.strip()
     return texts
@@ -147,7 +148,9 @@ def factor_diagnosis(decided: Decided, cohorts: pd.DataFrame, portfolio: Portfol
             "measured": values["gmv"].notna().to_numpy() | values[list(GMV_FACTORS)].notna().any(axis=1).to_numpy(),
         }
     )
-    return pd.DataFrame(cols, index=np.arange(n))
+    # texts stay object columns: inferred as pandas' Arrow strings they would be converted in and back out for the JSON
+    kept = {k: pd.Series(v, dtype=object) if isinstance(v, np.ndarray) and v.dtype.kind == "O" else v for k, v in cols.items()}
+    return pd.DataFrame(kept, index=np.arange(n))
 
 
 def shadow_verdicts(decisions: pd.DataFrame, evidence: Evidence, pass_score: np.ndarray) -> pd.DataFrame:
@@ -224,9 +227,12 @@ def diagnose(decided: Decided, cohorts: pd.DataFrame, portfolio: Portfolio) -> D
     columns: list[list[str]] = [json_members(head)]
     for f in GMV_FACTORS:  # five factors, each one encoder call over all brands
         columns.append(json_members(diag[[f"{f}.{k}" for k in FIELDS]].set_axis(list(FIELDS), axis=1)))
-    # one join per brand: adding the pieces column by column would copy each brand's growing text again and again
-    keys = ['"diagnosis":{', ',"factors":{' + f'"{GMV_FACTORS[0]}":{{', *(f'}},"{f}":{{' for f in GMV_FACTORS[1:])]
-    texts = ["".join(item for pair in zip(keys, row, strict=True) for item in pair) + "}}}" for row in zip(*columns, strict=True)]
+    # one f-string per brand: adding the pieces column by column would copy each brand's growing text again and again
+    uv, watch, conversion, repurchase, aov = GMV_FACTORS
+    texts = [
+        f'"diagnosis":{{{h},"factors":{{"{uv}":{{{a}}},"{watch}":{{{b}}},"{conversion}":{{{c}}},"{repurchase}":{{{d}}},"{aov}":{{{e}}}}}}}'
+        for h, a, b, c, d, e in zip(*columns, strict=True)
+    ]
     notes = np.full(len(decisions), None, dtype=object)
     notes[noted] = np.asarray(texts, dtype=object)
     if with_shadow.any():

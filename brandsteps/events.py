@@ -11,6 +11,7 @@ import pandas as pd
 
 from brandsteps.config import Portfolio
 from brandsteps.gates import stage_param_for
+from brandsteps.ids import among
 
 EVENT_PREFIX = "brandsteps.brand"
 RESOURCE_PREFIX = "brandsteps.brand"
@@ -58,8 +59,13 @@ def _json_safe(value: Any) -> Any:
 
 def newly_awaiting(decisions: pd.DataFrame) -> pd.Series:
     """Brands that went to await_approval on this very day (a wait that began earlier is not news)."""
-    day = pd.to_datetime(decisions["as_of"]).dt.strftime("%Y-%m-%d")
-    return (decisions["action"] == "await_approval") & (decisions["awaiting_since"].astype(object) == day.astype(object))
+    waiting = decisions["action"] == "await_approval"
+    out = pd.Series(False, index=decisions.index)
+    if waiting.any():  # dates formatted for the waiting brands only: a handful of 100,000
+        rows = decisions[waiting]
+        day = pd.to_datetime(rows["as_of"]).dt.strftime("%Y-%m-%d")
+        out[waiting] = (rows["awaiting_since"].astype(object) == day.astype(object)).to_numpy(dtype=bool)
+    return out
 
 
 def newly_overdue(decisions: pd.DataFrame, last_as_of: pd.Series, max_days: pd.Series) -> pd.Series:
@@ -95,7 +101,7 @@ def brand_events(
     """
     if decisions.empty:
         return []
-    d = decisions if written is None else decisions[decisions["brand_id"].isin(list(written))]
+    d = decisions if written is None else decisions[among(decisions["brand_id"], written)]
     if d.empty:
         return []
     moving = d["action"].isin([a for a in ACTION_EVENTS if a != "await_approval"])

@@ -18,7 +18,7 @@ import pandas as pd
 
 from brandsteps.catalogue import EXITED, GRADUATED, STAGE_IDS, TIERS
 from brandsteps.config import Criterion, Portfolio, Stage
-from brandsteps.evidence import FACTOR_COLUMNS, FAIL_, NO_VALUE, PASS_, RESULTS, Decided, Evidence, fmt, join_groups, render
+from brandsteps.evidence import FACTOR_COLUMNS, FAIL_, NO_VALUE, PASS_, RESULTS, Decided, Evidence, fmt, fmt_repeated, join_groups, render
 
 # Severity order, most severe first; a cycle's worst verdict is the first of these it contains.
 VERDICTS: tuple[str, ...] = ("ERROR", "INCONCLUSIVE", "FAIL", "PASS")
@@ -29,8 +29,15 @@ OPS: tuple[str, ...] = (">=", ">", "<=", "<")
 
 
 def _str(values: np.ndarray) -> np.ndarray:
-    """Integers as text, as an object array (for reasons)."""
-    return np.asarray(np.asarray(values).astype(str), dtype=object)
+    """Integers as text, as an object array (for reasons); each distinct number is formatted once."""
+    distinct, inverse = np.unique(np.asarray(values), return_inverse=True)
+    return np.asarray(np.asarray([str(v) for v in distinct.tolist()], dtype=object)[inverse.reshape(-1)], dtype=object)
+
+
+def _text_frame(columns: dict[str, Any]) -> pd.DataFrame:
+    """A frame whose text columns stay object columns (pandas would copy them into Arrow strings, and the ledger back out)."""
+    kept = {k: pd.Series(v, dtype=object) if isinstance(v, np.ndarray) and v.dtype.kind in "OU" else v for k, v in columns.items()}
+    return pd.DataFrame(kept)
 
 
 def _datetimes(values: pd.Series) -> np.ndarray:
@@ -388,10 +395,10 @@ def _verdicts(
     if score_now.any():
         pick = should & (d_result == FAIL_) & score_now[d_brand]
         failed = join_groups(d_brand[pick], rows.reasons(comp, np.flatnonzero(deciding)[pick]), n, "; ")
-        reason[score_now] = "score " + fmt(score[score_now]) + " < pass_score " + fmt(least[score_now]) + " (" + failed[score_now] + ")"
+        reason[score_now] = "score " + fmt_repeated(score[score_now]) + " < pass_score " + fmt_repeated(least[score_now]) + " (" + failed[score_now] + ")"
     pass_now = verdict == "PASS"
     if pass_now.any():
-        reason[pass_now] = "all must criteria pass; score " + fmt(score[pass_now]) + " >= pass_score " + fmt(least[pass_now])
+        reason[pass_now] = "all must criteria pass; score " + fmt_repeated(score[pass_now]) + " >= pass_score " + fmt_repeated(least[pass_now])
     return verdict, reason, score
 
 
@@ -544,7 +551,7 @@ def gate_cohort(portfolio: Portfolio, cohort: pd.DataFrame, stages: np.ndarray, 
     entered = _datetimes(cohort["stage_entered_on"])
     max_days = params["max_days"].astype(float)
     days = cohort["days_in_stage"].to_numpy(dtype=int)
-    frame = pd.DataFrame(
+    frame = _text_frame(
         {
             "brand_id": cohort.index.to_numpy(),
             "as_of": pd.Timestamp(as_of),
@@ -577,7 +584,7 @@ def gate_exited(cohort: pd.DataFrame, as_of: date) -> Decided:
     """Brands that left the programme keep one record per day saying so, and are not evaluated."""
     if cohort.empty:
         return Decided.empty()
-    frame = pd.DataFrame(
+    frame = _text_frame(
         {
             "brand_id": cohort.index.to_numpy(),
             "as_of": pd.Timestamp(as_of),

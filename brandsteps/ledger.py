@@ -20,6 +20,7 @@ from sqlalchemy.engine import URL, Engine, make_url
 
 from brandsteps.catalogue import GRADUATED, STAGE_IDS
 from brandsteps.gates import GUARD_COLUMNS, MOVING_ACTIONS
+from brandsteps.ids import among
 
 metadata = sa.MetaData()
 
@@ -360,20 +361,22 @@ class Ledger:
         return with_retries(lambda: self._record_cycle(frame, as_of, flow_run_id, expected_last, quarantined), "write", self.display_url, self.retry_delays)
 
     def _record_cycle(self, frame: pd.DataFrame, as_of: date, flow_run_id: str | None, expected_last: pd.Series, quarantined: int) -> WriteResult:
+        if len(frame) and (pd.to_datetime(frame["as_of"]) != pd.Timestamp(as_of)).any():
+            raise ValueError(f"decisions of another day than {as_of} in one cycle's write")
         cycle_id = str(uuid.uuid4())
         now = datetime.now(UTC)
         with self._write() as conn:
             decided = {r[0] for r in conn.execute(sa.select(decisions.c.brand_id).where(decisions.c.as_of == as_of))}
             current = dict(conn.execute(sa.select(brand_state.c.brand_id, brand_state.c.last_as_of)).all()) if len(frame) else {}
             ids = frame["brand_id"].to_numpy(dtype=object) if len(frame) else np.array([], dtype=object)
-            already = pd.Index(ids).isin(list(decided)) if decided else np.zeros(len(ids), bool)  # hashed, not np.isin's pairwise text compare
+            already = among(ids, decided)
             now_last = pd.Series(current, dtype=object).reindex(ids)
             expect = expected_last.reindex(ids)
             same = (now_last.isna() & expect.isna()) | (pd.to_datetime(now_last) == pd.to_datetime(expect))
             conflict = ~already & ~same.to_numpy(dtype=bool)
             todo = frame[~already & ~conflict]
             if len(todo):
-                self._insert_decisions(conn, todo, cycle_id, flow_run_id, now)
+                self._insert_decisions(conn, todo, as_of, cycle_id, flow_run_id, now)
                 self._upsert_state(conn, todo, as_of, now)
                 self._insert_changes(conn, todo, as_of, cycle_id, now)
             conn.execute(
@@ -384,9 +387,9 @@ class Ledger:
             )
         return WriteResult(cycle_id, len(todo), int(already.sum()), int(conflict.sum()), frozenset(todo["brand_id"]) if len(todo) else frozenset())
 
-    def _insert_decisions(self, conn: sa.Connection, todo: pd.DataFrame, cycle_id: str, flow_run_id: str | None, now: datetime) -> None:
+    def _insert_decisions(self, conn: sa.Connection, todo: pd.DataFrame, as_of: date, cycle_id: str, flow_run_id: str | None, now: datetime) -> None:
         values: dict[str, Any] = {c: todo[c] for c in DECISION_COLUMNS if c in todo.columns}
-        values.update(cycle_id=cycle_id, flow_run_id=flow_run_id, decided_at=now, as_of=pd.to_datetime(todo["as_of"]).dt.date)
+        values.update(cycle_id=cycle_id, flow_run_id=flow_run_id, decided_at=now, as_of=as_of)
         _bulk_insert(conn, decisions, values, len(todo))
 
     def _upsert_state(self, conn: sa.Connection, todo: pd.DataFrame, as_of: date, now: datetime) -> None:
@@ -470,10 +473,21 @@ def _column_values(conn: sa.Connection, column: sa.Column[Any], value: Any, n: i
     """One column's values as Python scalars, None for missing; for the driver, after SQLAlchemy's own conversions."""
     process = column.type.bind_processor(conn.dialect) if driver else None
     if not isinstance(value, pd.Series | np.ndarray):  # one value for every row: converted once
+        if process is None and conn.dialect.name == "sqlite":
+            value = _sqlite_text(value)
         return [process(value) if process and value is not None else value] * n
     series = pd.Series(value, copy=False)
     items = series.astype(object).where(series.notna(), None).tolist() if series.hasnans or series.dtype == object else series.tolist()
     return [process(v) if v is not None else None for v in items] if process else items
+
+
+def _sqlite_text(value: Any) -> Any:
+    """A date or datetime as sqlite3's default adapters write it (done once here, not once per row by the driver)."""
+    if isinstance(value, datetime):
+        return value.isoformat(" ")
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
 
 
 def _bulk_insert(conn: sa.Connection, table: sa.Table, values: dict[str, Any], n: int, replace_key: str | None = None) -> None:

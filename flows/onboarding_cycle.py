@@ -18,7 +18,7 @@ from pydantic import Field
 
 from brandsteps.catalogue import GRADUATED, STAGE_IDS
 from brandsteps.config import Portfolio
-from brandsteps.cycle import CycleSummary, metrics_start, summarise, unknown_brand_rows, without_rows
+from brandsteps.cycle import CycleSummary, metrics_start, return_free_memory, summarise, unknown_brand_rows, without_rows
 from brandsteps.diagnosis import diagnose
 from brandsteps.evidence import combine, render
 from brandsteps.ledger import Ledger, WriteResult
@@ -84,6 +84,7 @@ def run_cycle_steps(
         window, errors = compute_windows(batch, cohorts)
         unknown_rows = unknown_brand_rows(batch, cohorts)
         batch = without_rows(batch)
+        return_free_memory()
         _progress(progress, 3, steps)
         parts = []
         for i, stage in enumerate(stages, start=4):
@@ -157,7 +158,7 @@ def onboarding_cycle(
     if shard_index is None:
         publish_visual_report(quote(portfolio), outcome.ledger, day)
     emit_brand_events(quote(portfolio), outcome.decisions, outcome.cohorts, names, quote(outcome.written))
-    start_reviews(outcome.decisions, outcome.written, str(Path(configs).resolve()), ledger)
+    start_reviews(outcome.decisions, quote(outcome.written), str(Path(configs).resolve()), ledger)
     print(outcome.summary.line())
     fail_if_every_brand_errored(outcome.summary)
     return asdict(outcome.summary)

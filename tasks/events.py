@@ -11,6 +11,7 @@ from prefect.exceptions import ObjectNotFound
 
 from brandsteps.config import Portfolio
 from brandsteps.events import brand_events, max_days_by_brand, newly_awaiting
+from brandsteps.ids import among
 from brandsteps.ledger import WriteResult
 from brandsteps.review import review_key, review_run_name
 
@@ -37,7 +38,7 @@ def start_reviews(decisions: pd.DataFrame, written: WriteResult, configs: str, l
     logger = get_run_logger()
     if decisions.empty or not written.written_ids:
         return []
-    new = decisions[newly_awaiting(decisions) & decisions["brand_id"].isin(list(written.written_ids))]
+    new = decisions[newly_awaiting(decisions).to_numpy(dtype=bool) & among(decisions["brand_id"], written.written_ids)]
     if new.empty:
         return []
     started: list[str] = []
