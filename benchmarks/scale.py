@@ -215,22 +215,25 @@ def _fresh_ledger(url: str, folder: Path) -> str:
     return url
 
 
-def flow_run(folder: Path, ledger_url: str, cold: bool) -> dict[str, Any]:
-    """One whole onboarding-cycle flow run (configs to artifacts) on the running Prefect server.
+def flow_run(folder: Path, ledger_url: str, cold: bool, repeat: int) -> dict[str, Any]:
+    """Whole onboarding-cycle flow runs (configs to artifacts) on the running Prefect server, the best of `repeat`.
 
     cold: with an empty config parse cache (the first cycle ever); else with the cache an earlier run left.
+    A run's fixed cost (about a second of Prefect calls) varies by a second between runs: small
+    portfolios repeat to see through it.
     """
     from brandsteps.cli import quiet_prefect_defaults
 
     quiet_prefect_defaults()
     from flows.onboarding_cycle import onboarding_cycle
 
-    if cold:
-        _clear_parse_cache()
-    target = _fresh_ledger(ledger_url, folder)
     meter = Meter()
-    with meter.phase("whole onboarding-cycle flow"):
-        state = onboarding_cycle(as_of=END, configs=str(folder / "configs"), metrics=str(folder / "data" / "metrics"), ledger=target, return_state=True)
+    for _ in range(repeat):
+        if cold:
+            _clear_parse_cache()
+        target = _fresh_ledger(ledger_url, folder)
+        with meter.phase("whole onboarding-cycle flow"):
+            state = onboarding_cycle(as_of=END, configs=str(folder / "configs"), metrics=str(folder / "data" / "metrics"), ledger=target, return_state=True)
     summary = state.result()
     return {"phases": meter.close(), "decided": summary["decided"], "task_runs": _task_run_names(str(state.state_details.flow_run_id))}
 
@@ -320,8 +323,10 @@ def ledger_reads(folder: Path, ledger_url: str, history: int) -> dict[str, Any]:
     import io
 
     for command in (["status", "--format", "json"], ["explain", brand, "--format", "json"]):
-        with meter.phase(f"brandsteps {command[0]} (whole command)"), contextlib.redirect_stdout(io.StringIO()):
-            cli_main([*command, "--configs", str(folder / "configs"), "--ledger", url])
+        with meter.phase(f"brandsteps {command[0]} (whole command, in this process)"), contextlib.redirect_stdout(io.StringIO()) as out:
+            code = cli_main([*command, "--configs", str(folder / "configs"), "--ledger", url])
+        if code != 0 or not out.getvalue():
+            raise SystemExit(f"brandsteps {command[0]} failed with exit code {code}")
     with ledger.engine.connect() as conn:
         rows = conn.execute(sa.text("SELECT COUNT(*) FROM decisions")).scalar_one()
     return {"phases": meter.close(), "decision_rows": rows}
@@ -330,9 +335,10 @@ def ledger_reads(folder: Path, ledger_url: str, history: int) -> dict[str, Any]:
 # ---------------------------------------------------------------- driver
 
 
-def _child(kind: str, folder: Path, args: argparse.Namespace, env: dict[str, str], naive: int | None = None) -> dict[str, Any]:
+def _child(kind: str, folder: Path, args: argparse.Namespace, env: dict[str, str], naive: int | None = None, repeat: int | None = None) -> dict[str, Any]:
     """Run one measurement in a fresh Python process and read back its JSON."""
-    cmd = [sys.executable, __file__, "--child", kind, "--folder", str(folder), "--ledger", args.ledger, "--repeat", str(args.repeat),
+    times = args.repeat if repeat is None else repeat
+    cmd = [sys.executable, __file__, "--child", kind, "--folder", str(folder), "--ledger", args.ledger, "--repeat", str(times),
            "--naive", str(args.naive if naive is None else naive), "--history", str(args.history)]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)  # noqa: S603 - this interpreter and this script
     if done.returncode != 0:
@@ -371,8 +377,8 @@ def main() -> int:
     if args.child:
         runners = {
             "core": lambda: core_phases(args.folder, args.ledger, args.repeat),
-            "flow": lambda: flow_run(args.folder, args.ledger, cold=False),
-            "flow-cold": lambda: flow_run(args.folder, args.ledger, cold=True),
+            "flow": lambda: flow_run(args.folder, args.ledger, cold=False, repeat=args.repeat),
+            "flow-cold": lambda: flow_run(args.folder, args.ledger, cold=True, repeat=args.repeat),
             "naive": lambda: naive_run(args.folder, args.naive),
             "reads": lambda: ledger_reads(args.folder, args.ledger, args.history),
         }
@@ -396,16 +402,19 @@ def main() -> int:
             core = _child("core", folders[n], args, env)
             results[n] = {"core": core}
             if not args.no_flow:
-                results[n]["flow-cold"] = _child("flow-cold", folders[n], args, env)
-                results[n]["flow"] = _child("flow", folders[n], args, env)
+                small = max(args.repeat, 3) if n <= 10_000 else args.repeat  # see flow_run
+                results[n]["flow-cold"] = _child("flow-cold", folders[n], args, env, repeat=small)
+                results[n]["flow"] = _child("flow", folders[n], args, env, repeat=small)
             print(f"  N = {n:,} measured (load now {os.getloadavg()[0]:.2f})", file=sys.stderr, flush=True)
         naive = None
         if args.naive:
             # each design over one brand: its fixed cost per cycle, taken off to compare the cost per brand
+            # the one-brand runs first: after 1,000 task runs the server is still busy taking in their events for a while
             naive_folder = portfolio_dir(args.work, max(args.naive, 1000), args.days)
-            naive = {"many": _child("naive", naive_folder, args, env), "one": _child("naive", naive_folder, args, env, naive=1)}
+            naive = {"one": _child("naive", naive_folder, args, env, naive=1)}
             if not args.no_flow:
-                naive["ours-one"] = _child("flow", portfolio_dir(args.work, 1, args.days), args, env)
+                naive["ours-one"] = _child("flow", portfolio_dir(args.work, 1, args.days), args, env, repeat=max(args.repeat, 3))
+            naive["many"] = _child("naive", naive_folder, args, env)
         reads = _child("reads", folders[sizes[-1]], args, env) if args.history else None
     finally:
         if server is not None:
@@ -472,8 +481,11 @@ def report(sizes: list[int], results: dict[int, dict[str, Any]], naive: dict[str
             if ours_one:
                 fixed = ours_one["phases"]["whole onboarding-cycle flow"]["wall"]
                 ours_marginal = (ours - fixed) / (n - 1)
-                line += f"; {marginal / ours_marginal:.0f}x per added brand (our cycle over one brand: {fixed:.2f} s; "
-                line += f"{ours_marginal * 1e3:.3f} ms per added brand)"
+                if ours_marginal > 0:
+                    line += f"; {marginal / ours_marginal:.0f}x per added brand (our cycle over one brand: {fixed:.2f} s; "
+                    line += f"{ours_marginal * 1e3:.3f} ms per added brand)"
+                else:  # the run-to-run spread of the fixed cost is larger than what the brands add
+                    line += f"; per added brand: too small to see (our cycle over one brand took {fixed:.2f} s, over {n:,} {ours:.2f} s)"
             print(line)
     if reads:
         print(f"ledger with {reads['decision_rows']:,} decisions ({args.history} days x N = {sizes[-1]:,}):")

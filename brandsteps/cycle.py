@@ -12,7 +12,7 @@ from brandsteps.catalogue import EXITED, GRADUATED, STAGE_IDS
 from brandsteps.config import Portfolio
 from brandsteps.diagnosis import diagnose
 from brandsteps.evidence import combine, join_groups, render
-from brandsteps.gates import GUARD_COLUMNS, compiled, gate_cohort, gate_exited, window_days_for
+from brandsteps.gates import GUARD_COLUMNS, compiled, gate_cohort, gate_exited, uses_metric, window_days_for
 from brandsteps.ledger import Ledger, WriteResult
 from brandsteps.metrics_source import MetricsBatch
 from brandsteps.window import compute_window_metrics
@@ -68,6 +68,7 @@ def prepare_cohorts(portfolio: Portfolio, state: pd.DataFrame, as_of: date, bran
     frame["window_start"] = np.maximum(earliest, frame["stage_entered_on"])
     frame["window_end"] = day
     frame["window_len"] = (day - frame["window_start"]).dt.days + 1
+    frame["burst"] = uses_metric(portfolio, frame.index, frame["stage"].to_numpy(dtype=object), "burst_coefficient")
     return frame
 
 
@@ -102,7 +103,7 @@ def data_errors(batch: MetricsBatch, cohorts: pd.DataFrame) -> pd.Series:
 
 def window_metrics_for(batch: MetricsBatch, cohorts: pd.DataFrame) -> pd.DataFrame:
     due = cohorts[(cohorts["status"] == "due") & (cohorts["stage"] != EXITED)]
-    return compute_window_metrics(batch.daily, due[["window_start", "window_end", "window_len"]])
+    return compute_window_metrics(batch.daily, due[["window_start", "window_end", "window_len", "burst"]])
 
 
 def cohort_for(cohorts: pd.DataFrame, stage_id: str, errors: pd.Series) -> pd.DataFrame:

@@ -229,6 +229,16 @@ def stage_param_for(portfolio: Portfolio, brand_ids: pd.Index | np.ndarray, stag
     return np.asarray(comp.params[name][comp.rule_sets(brand_ids, codes)])
 
 
+def uses_metric(portfolio: Portfolio, brand_ids: pd.Index | np.ndarray, stages: np.ndarray, metric: str) -> np.ndarray:
+    """Whether each brand's rules in its stage read `metric` (criteria, shadow or not, and guardrails)."""
+    codes = pd.Index(EVALUATED).get_indexer(pd.Index(np.asarray(stages, dtype=object), dtype=object)).astype(np.int64)
+    codes = np.where(codes < 0, EVALUATED.index(GRADUATED), codes)
+    comp = compiled(portfolio)
+    reads = np.r_[0, np.cumsum(comp.metric == metric)]
+    per_rule_set = reads[comp.crit_start[1:]] > reads[comp.crit_start[:-1]]
+    return np.asarray(per_rule_set[comp.rule_sets(brand_ids, codes)], dtype=bool)
+
+
 def window_days_for(portfolio: Portfolio, brand_ids: pd.Index | np.ndarray, stages: np.ndarray) -> np.ndarray:
     """Each brand's window length in its stage (overrides included; exited brands get graduated's)."""
     return stage_param_for(portfolio, brand_ids, stages, "window_days").astype(np.int64)

@@ -111,7 +111,9 @@ def compute_window_metrics(daily: pd.DataFrame, windows: pd.DataFrame) -> pd.Dat
     """Window sums and every derived metric of DOMAIN.md, one row per brand of `windows`.
 
     daily: brand_id (text or Categorical), date (datetime64), base columns and uv (NaN = not measured).
-    windows: index brand_id; columns window_start, window_end (Timestamps), window_len (days).
+    windows: index brand_id; columns window_start, window_end (Timestamps), window_len (days), and
+    optionally burst (bool): only these brands' rules read burst_coefficient, the one metric that needs
+    a day-by-day grid; the others get it missing.
     A window sum over days where a column was never measured is missing, not 0.
     """
     n = len(windows)
@@ -170,7 +172,14 @@ def compute_window_metrics(daily: pd.DataFrame, windows: pd.DataFrame) -> pd.Dat
         elif spec.kind == "last":
             out[name] = _last_per_group(codes, day_key, kept[spec.numerator], n, slots, width)
     out["live_hours_per_day"] = _ratio(out["sum_live_minutes"], window_len * 60.0)
-    out["burst_coefficient"] = _burst_coefficient(codes, offset, kept["gmv_affiliate"], n, width)
+    out["burst_coefficient"] = np.full(n, np.nan)
+    wanted = windows["burst"].to_numpy(dtype=bool) if "burst" in windows else np.ones(n, dtype=bool)
+    if wanted.any():
+        brands = np.flatnonzero(wanted)
+        compact = np.full(n, -1, dtype=np.int64)
+        compact[brands] = np.arange(len(brands))
+        rows = wanted[codes]
+        out["burst_coefficient"][brands] = _burst_coefficient(compact[codes[rows]], offset[rows], kept["gmv_affiliate"][rows], len(brands), width)
     frame = pd.DataFrame({k: v for k, v in out.items() if not k.startswith("n_")}, index=index)
     return frame
 

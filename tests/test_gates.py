@@ -195,3 +195,23 @@ def test_all_stages_decide_many_brands_at_once(tmp_path: Path) -> None:
         # even brands pass, odd fail: exactly half each, one decision per brand
         assert out["verdict"].value_counts().to_dict() == {"PASS": 500, "FAIL": 500}
         assert out["brand_id"].is_unique and len(out) == n
+
+
+@pytest.mark.parametrize(
+    ("stage", "guardrail", "brand", "expected"),
+    [
+        ("affiliate_trial", False, {}, True),  # the stage's own should criterion
+        ("public_traffic", False, {}, False),  # not read there: the window skips its day-by-day grid
+        ("public_traffic", False, {"gates": {"public_traffic": {"criteria": [{"metric": "burst_coefficient", "op": "<=", "threshold": 3}]}}}, True),
+        ("self_broadcast", True, {}, True),  # an affiliate guardrail watches every later stage
+        ("graduated", True, {}, True),  # and graduated brands
+        ("graduated", False, {}, False),
+    ],
+)
+def test_uses_metric(tmp_path: Path, stage: str, guardrail: bool, brand: dict, expected: bool) -> None:
+    from brandsteps.gates import uses_metric
+
+    burst = {"metric": "burst_coefficient", "op": ">=", "threshold": 1.5, "kind": "should"}
+    affiliate = {"criteria": [{"metric": "gmv", "op": ">=", "threshold": 300}, burst], "guardrails": [burst] if guardrail else []}
+    p = portfolio(tmp_path, simple_playbook(affiliate_trial=affiliate), brand)
+    assert uses_metric(p, pd.Index(["b"]), np.array([stage], dtype=object), "burst_coefficient").tolist() == [expected]

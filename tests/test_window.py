@@ -120,3 +120,13 @@ def test_ratio_is_a_number_or_missing(num: float, den: float, expected: float | 
 
     out = float(_ratio(np.array([num]), np.array([den]))[0])
     assert (np.isnan(out) if expected is None else out == expected)
+
+
+def test_burst_only_for_the_brands_whose_rules_read_it() -> None:
+    # the same 14 days for a and b; only a's rules read burst_coefficient (windows' burst column)
+    values = [100] * 7 + [400] * 5 + [100] * 2
+    rows = [{"brand_id": b, "date": f"2026-01-{d + 1:02d}", "gmv_affiliate": v} for b in ("a", "b") for d, v in enumerate(values)]
+    w = windows({"a": ("2026-01-01", "2026-01-14"), "b": ("2026-01-01", "2026-01-14")}).assign(burst=[True, False])
+    m = compute_window_metrics(daily(rows), w)
+    assert m.loc["a", "burst_coefficient"] == pytest.approx((5 * 400 + 2 * 100) / 7 / 100)  # as when computed for all
+    assert np.isnan(m.loc["b", "burst_coefficient"]) and m.loc["b", "sum_gmv_affiliate"] == m.loc["a", "sum_gmv_affiliate"]  # the rest is unchanged
