@@ -91,6 +91,7 @@ def run_cycle_steps(
             parts.append(STAGE_GATES[stage](quote(portfolio), cohorts, errors, window, as_of))
             _progress(progress, i, steps)
         decisions = render(diagnose(combine(parts), cohorts, portfolio))
+        parts.clear()  # the stages' arrays are in the decisions' text now: not kept through the write
         result = record_decisions(ledger, decisions, cohorts, as_of, flow_run.get_id(), len(batch.quarantine))
     _progress(progress, steps, steps)
     return CycleOutcome(summarise(as_of, cohorts, decisions, batch, result, unknown_rows), decisions, batch, ledger, cohorts, result)
