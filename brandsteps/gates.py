@@ -223,20 +223,22 @@ def stage_param_for(portfolio: Portfolio, brand_ids: pd.Index | np.ndarray, stag
 
     Brand overrides included, no loop over brands; exited brands get graduated's value.
     """
-    codes = pd.Index(EVALUATED).get_indexer(pd.Index(np.asarray(stages, dtype=object))).astype(np.int64)  # -1: exited
-    codes = np.where(codes < 0, EVALUATED.index(GRADUATED), codes)
     comp = compiled(portfolio)
-    return np.asarray(comp.params[name][comp.rule_sets(brand_ids, codes)])
+    return np.asarray(comp.params[name][_rule_sets_in_stage(comp, brand_ids, stages)])
+
+
+def _rule_sets_in_stage(comp: Compiled, brand_ids: pd.Index | np.ndarray, stages: np.ndarray) -> np.ndarray:
+    """Each brand's rule set in its current stage; exited brands (not evaluated) get graduated's."""
+    codes = pd.Index(EVALUATED).get_indexer(pd.Index(np.asarray(stages, dtype=object), dtype=object)).astype(np.int64)  # -1: exited
+    return comp.rule_sets(brand_ids, np.where(codes < 0, EVALUATED.index(GRADUATED), codes))
 
 
 def uses_metric(portfolio: Portfolio, brand_ids: pd.Index | np.ndarray, stages: np.ndarray, metric: str) -> np.ndarray:
     """Whether each brand's rules in its stage read `metric` (criteria, shadow or not, and guardrails)."""
-    codes = pd.Index(EVALUATED).get_indexer(pd.Index(np.asarray(stages, dtype=object), dtype=object)).astype(np.int64)
-    codes = np.where(codes < 0, EVALUATED.index(GRADUATED), codes)
     comp = compiled(portfolio)
     reads = np.r_[0, np.cumsum(comp.metric == metric)]
     per_rule_set = reads[comp.crit_start[1:]] > reads[comp.crit_start[:-1]]
-    return np.asarray(per_rule_set[comp.rule_sets(brand_ids, codes)], dtype=bool)
+    return np.asarray(per_rule_set[_rule_sets_in_stage(comp, brand_ids, stages)], dtype=bool)
 
 
 def window_days_for(portfolio: Portfolio, brand_ids: pd.Index | np.ndarray, stages: np.ndarray) -> np.ndarray:
