@@ -251,8 +251,8 @@ def _replay_in_process(configs: str, first: date, last: date) -> None:
     from brandsteps.config import load_portfolio
     from brandsteps.cycle import brand_table, metrics_start, run_day
     from brandsteps.metrics_source import load_metrics
+    from brandsteps.report import print_progress
     from brandsteps.settings import targets, today_in
-    from flows.onboarding_replay import print_progress
 
     portfolio = load_portfolio(configs)
     where = targets(portfolio, None, None)
@@ -324,15 +324,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _progress_line(done: int, total: int, line: str) -> None:
-    """Progress on stderr: one rewritten line on a terminal, every tenth step otherwise."""
-    if sys.stderr.isatty():
-        sys.stderr.write(f"\r  [{done:>4}/{total}] {line[:110]:<110}" + ("\n" if done == total else ""))
-    elif done == total or done % max(1, total // 10) == 0:
-        sys.stderr.write(f"  [{done:>4}/{total}] {line}\n")
-    sys.stderr.flush()
-
-
 def cmd_import_kuaishou(args: argparse.Namespace) -> int:
     from brandsteps.config import BRAND_ID_PATTERN
     from brandsteps.kuaishou import KuaishouFormatError, append_to_source, import_kuaishou, write_new_table
@@ -360,6 +351,7 @@ def cmd_import_kuaishou(args: argparse.Namespace) -> int:
 
 
 def cmd_backtest(args: argparse.Namespace) -> int:
+    from brandsteps.report import print_progress
     portfolio = _load(args)
     if args.to < args.date_from:
         raise UsageError(f"--to {args.to} is before --from {args.date_from}")
@@ -377,7 +369,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     runs = []
     for label, policy in policies:
         print(f"Replaying {label} from {args.date_from} to {args.to} into a scratch ledger …", file=sys.stderr)
-        runs.append(replay(policy, history, args.date_from, args.to, label, lambda i, n, s: _progress_line(i, n, s.line())))
+        runs.append(replay(policy, history, args.date_from, args.to, label, lambda i, n, s: print_progress(i, n, s.line())))
     diff = differences(runs[0], runs[1]) if args.compare else None
     print(report_text(runs, diff))
     if args.markdown:
@@ -387,13 +379,14 @@ def cmd_backtest(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from brandsteps.report import print_progress
     portfolio = _load(args)
     if args.date_from and args.to and args.to < args.date_from:
         raise UsageError(f"--to {args.to} is before --from {args.date_from}")
     from brandsteps.visual_report import write_report
 
     ledger = _ledger(args, portfolio)
-    page = write_report(portfolio, ledger, Path(args.out), args.date_from, args.to, progress=_progress_line)
+    page = write_report(portfolio, ledger, Path(args.out), args.date_from, args.to, progress=print_progress)
     print(f"Report: {page}")
     return EXIT_OK
 

@@ -725,10 +725,9 @@ _CACHE_FORMAT = 1  # bump whenever the loaders' results or this layout change: o
 _DATE_TAG = "$date"
 
 
-def cache_enabled(environ: Mapping[str, str] | None = None) -> bool:
+def cache_enabled() -> bool:
     """The parse cache is on unless BRANDSTEPS_CONFIG_CACHE=off."""
-    env = os.environ if environ is None else environ
-    return env.get("BRANDSTEPS_CONFIG_CACHE", "").strip().lower() not in {"off", "0", "false", "no"}
+    return os.environ.get("BRANDSTEPS_CONFIG_CACHE", "").strip().lower() not in {"off", "0", "false", "no"}
 
 
 def cache_file(configs_root: Path, environ: Mapping[str, str] | None = None) -> Path:
@@ -963,9 +962,9 @@ def _assemble(
 
 
 def _load(
-    configs_dir: Path | str, apply_env: bool, files: Callable[[Path, Path], tuple[list[str], Path | None]], parallel_min: int
+    configs_dir: Path | str, apply_env: bool, files: Callable[[Path], list[str]], cache: bool, parallel_min: int = PARALLEL_MIN_FILES
 ) -> Portfolio:
-    """Settings, then the brand files `files(root, brands_dir)` names (with the parse cache it gives, if any)."""
+    """Settings, then the brand files `files(brands_dir)` names (through the parse cache if cache)."""
     root, playbook, onboarding, problems = _load_settings(configs_dir, apply_env)
     brands: dict[str, Brand] = {}
     override_keys: dict[str, str] = {}
@@ -973,8 +972,8 @@ def _load(
     if not brands_dir.is_dir():
         problems.append(f"{_display(brands_dir, root)}: missing (one YAML file per brand)")
     else:
-        names, cache_path = files(root, brands_dir)
-        brands, override_keys, brand_problems = _load_brands(root, names, playbook, cache_path, parallel_min)
+        cache_path = cache_file(root) if cache else None
+        brands, override_keys, brand_problems = _load_brands(root, files(brands_dir), playbook, cache_path, parallel_min)
         problems += brand_problems
     return _assemble(root, playbook, onboarding, brands, override_keys, problems)
 
@@ -987,8 +986,7 @@ def load_portfolio(
     cache: use the parse cache of brand files (default: unless BRANDSTEPS_CONFIG_CACHE=off).
     parallel_min: parse brand files in worker processes when at least this many need parsing.
     """
-    use_cache = cache_enabled() if cache is None else cache
-    return _load(configs_dir, apply_env, lambda root, brands_dir: (_brand_files(brands_dir), cache_file(root) if use_cache else None), parallel_min)
+    return _load(configs_dir, apply_env, _brand_files, cache_enabled() if cache is None else cache, parallel_min)
 
 
 def load_brand_only(configs_dir: Path | str, brand_id: str, *, apply_env: bool = True) -> Portfolio:
@@ -998,12 +996,12 @@ def load_brand_only(configs_dir: Path | str, brand_id: str, *, apply_env: bool =
     their problems are not reported); brands is empty when the brand has no file.
     """
 
-    def only_this_brand(_root: Path, brands_dir: Path) -> tuple[list[str], Path | None]:
+    def only_this_brand(brands_dir: Path) -> list[str]:
         # Only a slug can name a brand (and a file of brands/): anything else has no file to read.
         names = [f"{brand_id}{suffix}" for suffix in (".yaml", ".yml")] if re.fullmatch(BRAND_ID_PATTERN, brand_id) else []
-        return [n for n in names if os.path.lexists(brands_dir / n)], None  # both: "defined twice", as in a full load
+        return [n for n in names if os.path.lexists(brands_dir / n)]  # both: "defined twice", as in a full load
 
-    return _load(configs_dir, apply_env, only_this_brand, PARALLEL_MIN_FILES)
+    return _load(configs_dir, apply_env, only_this_brand, cache=False)
 
 
 ENV_KEYS = {

@@ -176,6 +176,14 @@ def funnel(cohorts: pd.DataFrame, decisions: pd.DataFrame) -> dict[str, int]:
     return {s: int(found.get(s, 0)) for s in FUNNEL_ORDER}
 
 
+def count_statuses(summary: CycleSummary, cohorts: pd.DataFrame) -> int:
+    """Brands not started and skipped (a later day decided) into the summary; returns how many were already decided."""
+    status = cohorts["status"].value_counts()
+    summary.not_started = int(status.get("not_started", 0))
+    summary.later_decided = int(status.get("later_decided", 0))
+    return int(status.get("already_decided", 0))
+
+
 def count_decisions(summary: CycleSummary, decisions: pd.DataFrame) -> None:
     """Verdict and action counts, overdue and ERROR brands of a day's decisions, into the summary."""
     if decisions.empty:
@@ -221,10 +229,7 @@ def summarise(
     unknown_rows: unknown_brand_rows of the batch, when its rows were already released.
     """
     summary = CycleSummary(as_of=as_of, decided=written.written, conflicts=written.conflicts, cycle_id=written.cycle_id)
-    status = cohorts["status"].value_counts()
-    summary.not_started = int(status.get("not_started", 0))
-    summary.later_decided = int(status.get("later_decided", 0))
-    summary.already_decided = int(status.get("already_decided", 0)) + written.already_decided
+    summary.already_decided = count_statuses(summary, cohorts) + written.already_decided
     count_decisions(summary, decisions)
     summary.funnel = funnel(cohorts, decisions)
     summary.quarantined_rows = len(batch.quarantine)

@@ -10,7 +10,20 @@ import pandas as pd
 
 from brandsteps.catalogue import GMV_FACTORS
 from brandsteps.config import Portfolio
-from brandsteps.evidence import CRITERIA_KEYS, FACTOR_COLUMNS, FAIL_, NO_VALUE, PASS_, RESULTS, Decided, Evidence, join_groups, json_members, json_records
+from brandsteps.evidence import (
+    CRITERIA_KEYS,
+    FACTOR_COLUMNS,
+    FAIL_,
+    NO_VALUE,
+    PASS_,
+    RESULTS,
+    Decided,
+    Evidence,
+    join_groups,
+    json_members,
+    json_records,
+    text_frame,
+)
 from brandsteps.gates import stage_param_for
 from brandsteps.ids import among
 
@@ -148,9 +161,7 @@ def factor_diagnosis(decided: Decided, cohorts: pd.DataFrame, portfolio: Portfol
             "measured": values["gmv"].notna().to_numpy() | values[list(GMV_FACTORS)].notna().any(axis=1).to_numpy(),
         }
     )
-    # texts stay object columns: inferred as pandas' Arrow strings they would be converted in and back out for the JSON
-    kept = {k: pd.Series(v, dtype=object) if isinstance(v, np.ndarray) and v.dtype.kind == "O" else v for k, v in cols.items()}
-    return pd.DataFrame(kept, index=np.arange(n))
+    return text_frame(cols, index=pd.RangeIndex(n))
 
 
 def shadow_verdicts(decisions: pd.DataFrame, evidence: Evidence, pass_score: np.ndarray) -> pd.DataFrame:

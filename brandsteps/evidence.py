@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields, replace
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -27,10 +28,21 @@ def fmt(values: np.ndarray | pd.Series | Sequence[float]) -> np.ndarray:
     return out
 
 
+def each_distinct(values: np.ndarray, to_text: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """to_text(values) as an object array, computed once per distinct value (scores, thresholds, streaks repeat)."""
+    distinct, inverse = np.unique(np.asarray(values), return_inverse=True)
+    return np.asarray(np.asarray(to_text(distinct), dtype=object)[inverse.reshape(-1)], dtype=object)
+
+
 def fmt_repeated(values: np.ndarray) -> np.ndarray:
-    """fmt for values with few distinct numbers (thresholds): each distinct number is formatted once."""
-    distinct, inverse = np.unique(np.asarray(values, dtype=float), return_inverse=True)
-    return np.asarray(fmt(distinct)[inverse.reshape(-1)], dtype=object)
+    """fmt for values with few distinct numbers (thresholds, scores)."""
+    return each_distinct(np.asarray(values, dtype=float), fmt)
+
+
+def text_frame(columns: dict[str, Any], index: pd.Index | None = None) -> pd.DataFrame:
+    """A frame whose text columns stay object columns: pandas would copy them into Arrow strings, and JSON or the ledger back out."""
+    kept = {k: pd.Series(v, dtype=object) if isinstance(v, np.ndarray) and v.dtype.kind in "OU" else v for k, v in columns.items()}
+    return pd.DataFrame(kept, index=index)
 
 
 def json_members(frame: pd.DataFrame) -> list[str]:

@@ -18,7 +18,21 @@ import pandas as pd
 
 from brandsteps.catalogue import EXITED, GRADUATED, STAGE_IDS, TIERS
 from brandsteps.config import Criterion, Portfolio, Stage
-from brandsteps.evidence import FACTOR_COLUMNS, FAIL_, NO_VALUE, PASS_, RESULTS, Decided, Evidence, fmt, fmt_repeated, join_groups, render
+from brandsteps.evidence import (
+    FACTOR_COLUMNS,
+    FAIL_,
+    NO_VALUE,
+    PASS_,
+    RESULTS,
+    Decided,
+    Evidence,
+    each_distinct,
+    fmt,
+    fmt_repeated,
+    join_groups,
+    render,
+    text_frame,
+)
 
 # Severity order, most severe first; a cycle's worst verdict is the first of these it contains.
 VERDICTS: tuple[str, ...] = ("ERROR", "INCONCLUSIVE", "FAIL", "PASS")
@@ -29,15 +43,8 @@ OPS: tuple[str, ...] = (">=", ">", "<=", "<")
 
 
 def _str(values: np.ndarray) -> np.ndarray:
-    """Integers as text, as an object array (for reasons); each distinct number is formatted once."""
-    distinct, inverse = np.unique(np.asarray(values), return_inverse=True)
-    return np.asarray(np.asarray([str(v) for v in distinct.tolist()], dtype=object)[inverse.reshape(-1)], dtype=object)
-
-
-def _text_frame(columns: dict[str, Any]) -> pd.DataFrame:
-    """A frame whose text columns stay object columns (pandas would copy them into Arrow strings, and the ledger back out)."""
-    kept = {k: pd.Series(v, dtype=object) if isinstance(v, np.ndarray) and v.dtype.kind in "OU" else v for k, v in columns.items()}
-    return pd.DataFrame(kept)
+    """Integers as text, as an object array (for reasons)."""
+    return each_distinct(values, lambda distinct: np.array([str(v) for v in distinct.tolist()], dtype=object))
 
 
 def _datetimes(values: pd.Series) -> np.ndarray:
@@ -563,7 +570,7 @@ def gate_cohort(portfolio: Portfolio, cohort: pd.DataFrame, stages: np.ndarray, 
     entered = _datetimes(cohort["stage_entered_on"])
     max_days = params["max_days"].astype(float)
     days = cohort["days_in_stage"].to_numpy(dtype=int)
-    frame = _text_frame(
+    frame = text_frame(
         {
             "brand_id": cohort.index.to_numpy(),
             "as_of": pd.Timestamp(as_of),
@@ -596,7 +603,7 @@ def gate_exited(cohort: pd.DataFrame, as_of: date) -> Decided:
     """Brands that left the programme keep one record per day saying so, and are not evaluated."""
     if cohort.empty:
         return Decided.empty()
-    frame = _text_frame(
+    frame = text_frame(
         {
             "brand_id": cohort.index.to_numpy(),
             "as_of": pd.Timestamp(as_of),

@@ -44,8 +44,7 @@ class MetricsBatch:
     @classmethod
     def empty(cls) -> MetricsBatch:
         """No rows at all (a sharded cycle's parent reads no metrics itself)."""
-        daily = pd.DataFrame({"brand_id": pd.Series(dtype=object), "date": pd.Series(dtype="datetime64[ns]")})
-        return cls(daily, _empty_quarantine())
+        return cls(_empty_daily(), _empty_quarantine())
 
 
 @dataclass(frozen=True)
@@ -80,7 +79,6 @@ class MetricsSource:
 
 
 def _read_parquet(path: Path, start: date | None, end: date | None) -> pd.DataFrame:
-    import pyarrow as pa
     import pyarrow.dataset as ds
     import pyarrow.parquet as pq
 
@@ -91,7 +89,7 @@ def _read_parquet(path: Path, start: date | None, end: date | None) -> pd.DataFr
     except Exception as exc:  # pyarrow raises several types for corrupt files
         raise MetricsReadError(f"{path}: not a readable Parquet file ({exc})") from None
     wanted = [c for c in (*KEY_COLUMNS, *BASE_COLUMNS) if c in schema.names]
-    text_ids = "brand_id" in schema.names and (pa.types.is_string(schema.field("brand_id").type) or pa.types.is_large_string(schema.field("brand_id").type))
+    text_ids = "brand_id" in schema.names and _is_text(schema.field("brand_id").type)
     # Brand ids as dictionary codes: a few distinct ids repeat on every day, and validate() and the
     # window metrics work on the distinct ids. Without pre-buffering, the scan holds one row group's
     # pages at a time rather than whole row groups ahead (about 300 MB less at 3.5M rows).
@@ -132,6 +130,12 @@ def _arrow_to_frame(holder: list[pa.Table]) -> pd.DataFrame:
     return pd.DataFrame(columns, columns=names, copy=False)
 
 
+def _is_text(arrow_type: pa.DataType) -> bool:
+    import pyarrow as pa
+
+    return bool(pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type))
+
+
 def _date_filter(date_type: object, start: date | None, end: date | None) -> object:
     """Push the date range down to Parquet when the column's type allows a safe comparison."""
     import pyarrow as pa
@@ -150,7 +154,7 @@ def _date_filter(date_type: object, start: date | None, end: date | None) -> obj
         else:
             expr_hi = field_ <= hi if hi is not None else None
         expr_lo = field_ >= lo if lo is not None else None
-    elif pa.types.is_string(date_type) or pa.types.is_large_string(date_type):
+    elif _is_text(date_type):
         # ISO dates compare as text; a malformed date must still reach validation, so keep
         # anything that does not look like YYYY-MM-DD (it sorts outside the digit range).
         expr_lo = (field_ >= start.isoformat()) if start else None
@@ -225,8 +229,7 @@ def read_raw(source: MetricsSource, start: date | None = None, end: date | None 
     if source.url is not None:
         frame = _read_sql(source.url, source.table, start, end)
         label = source.describe()
-        frame["_source"] = pd.Categorical.from_codes(np.zeros(len(frame), dtype=np.int8), categories=pd.Index([label]))
-        frame["_row"] = np.arange(1, len(frame) + 1)
+        _number_rows(frame, [label], [len(frame)], [1])
         return frame, [label], frame.attrs.get("all_columns", [])
     assert source.path is not None
     path = source.path
@@ -252,11 +255,16 @@ def read_raw(source: MetricsSource, start: date | None = None, end: date | None 
     lengths = [len(f) for f in frames]
     out = _concat(frames) if len(frames) > 1 else frames[0]
     del frames
-    # One category per file rather than the path repeated on millions of rows.
-    file_codes = np.repeat(np.arange(len(files), dtype=np.min_scalar_type(-len(files))), lengths)
-    out["_source"] = pd.Categorical.from_codes(file_codes, categories=pd.Index([str(f) for f in files]))
-    out["_row"] = np.concatenate([np.arange(first, first + k) for first, k in zip(first_rows, lengths, strict=True)])
-    return out, [str(f) for f in files], all_columns
+    labels = [str(f) for f in files]
+    _number_rows(out, labels, lengths, first_rows)
+    return out, labels, all_columns
+
+
+def _number_rows(frame: pd.DataFrame, labels: list[str], lengths: list[int], first_rows: list[int]) -> None:
+    """_source and _row of the stacked parts (lengths rows each): one category per part rather than its label on millions of rows."""
+    codes = np.repeat(np.arange(len(labels), dtype=np.min_scalar_type(-len(labels))), lengths)
+    frame["_source"] = pd.Categorical.from_codes(codes, categories=pd.Index(labels))
+    frame["_row"] = np.concatenate([np.arange(first, first + k) for first, k in zip(first_rows, lengths, strict=True)])
 
 
 def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
@@ -277,6 +285,13 @@ def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
 
 
 # ---------------------------------------------------------------- validation
+
+
+def _empty_daily() -> pd.DataFrame:
+    empty = pd.DataFrame({"brand_id": pd.Series(dtype=object), "date": pd.Series(dtype="datetime64[ns]")})
+    for col in (*BASE_COLUMNS, "uv"):
+        empty[col] = pd.Series(dtype="float64")
+    return empty
 
 
 def _empty_quarantine() -> pd.DataFrame:
@@ -368,10 +383,7 @@ def _validate(
     known = {*KEY_COLUMNS, *BASE_COLUMNS, "_source", "_row"}
     unknown = [c for c in all_columns if c not in known]
     if n == 0:
-        empty = pd.DataFrame({"brand_id": pd.Series(dtype=object), "date": pd.Series(dtype="datetime64[ns]")})
-        for col in (*BASE_COLUMNS, "uv"):
-            empty[col] = pd.Series(dtype="float64")
-        return MetricsBatch(empty, _empty_quarantine(), missing_columns, unknown)
+        return MetricsBatch(_empty_daily(), _empty_quarantine(), missing_columns, unknown)
     reasons: np.ndarray | None = None  # made on the first problem: most batches have none
     bad = np.zeros(n, dtype=bool)
 

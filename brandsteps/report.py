@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from typing import Any
 
 import numpy as np
@@ -89,7 +90,7 @@ def changes_rows(decisions: pd.DataFrame, names: pd.Series, limit: int = TABLE_R
     """Decisions that changed something (a move, an approval wait, or an overdue flag), the first `limit` of them."""
     if decisions.empty:
         return []
-    changed = decisions[(decisions["action"] != "hold") | decisions["overdue"].astype(bool)].head(limit)
+    changed = decisions[_changed(decisions)].head(limit)
     ids = changed["brand_id"].astype(str)
     table = pd.DataFrame(
         {
@@ -107,7 +108,11 @@ def changes_rows(decisions: pd.DataFrame, names: pd.Series, limit: int = TABLE_R
 
 def changed_count(decisions: pd.DataFrame) -> int:
     """How many decisions changed something (changes_rows shows at most TABLE_ROWS of them)."""
-    return 0 if decisions.empty else int(((decisions["action"] != "hold") | decisions["overdue"].astype(bool)).sum())
+    return 0 if decisions.empty else int(_changed(decisions).sum())
+
+
+def _changed(decisions: pd.DataFrame) -> pd.Series:
+    return (decisions["action"] != "hold") | decisions["overdue"].astype(bool)
 
 
 def quarantine_rows(quarantine: pd.DataFrame, limit: int = 500) -> list[dict[str, Any]]:
@@ -269,3 +274,12 @@ def shadow_lines(factors: dict[str, Any], markdown: bool) -> list[str]:
         return []
     text = f"With its {shadow.get('criteria')} shadow criteria deciding, the verdict would be {shadow.get('verdict')} ({shadow.get('reason')})"
     return ["", f"**Shadow:** {text}"] if markdown else [f"  shadow   {text}"]
+
+
+def print_progress(done: int, total: int, line: str) -> None:
+    """Progress of a long run on stderr: one line rewritten in place on a terminal, every tenth step in a log."""
+    if sys.stderr.isatty():
+        sys.stderr.write(f"\r  [{done:>4}/{total}] {line[:110]:<110}" + ("\n" if done == total else ""))
+    elif done == total or done % max(1, total // 10) == 0:
+        sys.stderr.write(f"  [{done:>4}/{total}] {line}\n")
+    sys.stderr.flush()

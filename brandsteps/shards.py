@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from brandsteps.config import Portfolio
-from brandsteps.cycle import CycleSummary, count_decisions, funnel
+from brandsteps.cycle import CycleSummary, count_decisions, count_statuses, funnel
 
 
 def shard_of(brand_ids: list[str] | pd.Index, count: int) -> np.ndarray:
@@ -40,10 +40,7 @@ def merged_summary(as_of: date, cohorts: pd.DataFrame, decisions: pd.DataFrame, 
     ledger's decisions for as_of, shard_cycles: the shards' rows of the cycles table.
     """
     summary = CycleSummary(as_of=as_of, decided=int(shard_cycles["decided"].sum()) if len(shard_cycles) else 0)
-    status = cohorts["status"].value_counts()
-    summary.not_started = int(status.get("not_started", 0))
-    summary.later_decided = int(status.get("later_decided", 0))
-    summary.already_decided = max(0, int(status.get("already_decided", 0)) - summary.decided)
+    summary.already_decided = max(0, count_statuses(summary, cohorts) - summary.decided)
     count_decisions(summary, decisions)
     summary.funnel = funnel(cohorts, pd.DataFrame())  # cohorts read after the shards already stand where decisions put them
     # every shard validates the whole metrics table, so each saw the same quarantined rows

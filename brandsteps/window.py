@@ -133,17 +133,12 @@ def compute_window_metrics(daily: pd.DataFrame, windows: pd.DataFrame) -> pd.Dat
     rows = np.flatnonzero(in_window)
     codes = codes_all[rows]
     days = dates_ns[rows]
-
-    def gathered(col: str) -> np.ndarray:
-        values: np.ndarray = daily[col].to_numpy(dtype=float).take(rows)
-        return values
-
     days_with_data = np.bincount(codes, minlength=n)
     out["days_with_data"] = days_with_data.astype(float)
     kept: dict[str, np.ndarray] = {}
     needed = {spec.numerator for spec in METRICS.values() if spec.kind == "last"} | {"gmv_affiliate"}
     for col in (*BASE_COLUMNS, "uv"):
-        v = gathered(col)
+        v = daily[col].to_numpy(dtype=float).take(rows)
         # Every row summed first: a NaN total means a brand has an unmeasured day (or inf met
         # -inf), and only then are the measured rows picked out and summed again, in the same order.
         total = np.bincount(codes, weights=v, minlength=n)
@@ -160,7 +155,7 @@ def compute_window_metrics(daily: pd.DataFrame, windows: pd.DataFrame) -> pd.Dat
     window_len = windows["window_len"].to_numpy(dtype=float)
     width = max(int(windows["window_len"].max()), 0)
     offset = ((days - start[codes]) // np.timedelta64(1, "D")).astype(int)
-    day_key = days.astype("int64")
+    day_key = days.view(np.int64)  # the exact timestamps, for the sort when no grid stands in
     slots = _day_slots(codes, offset, n, width)
     for name, spec in METRICS.items():
         if spec.kind == "sum":
@@ -178,8 +173,10 @@ def compute_window_metrics(daily: pd.DataFrame, windows: pd.DataFrame) -> pd.Dat
         brands = np.flatnonzero(wanted)
         compact = np.full(n, -1, dtype=np.int64)
         compact[brands] = np.arange(len(brands))
-        rows = wanted[codes]
-        out["burst_coefficient"][brands] = _burst_coefficient(compact[codes[rows]], offset[rows], kept["gmv_affiliate"][rows], len(brands), width)
+        burst_rows = wanted[codes]
+        out["burst_coefficient"][brands] = _burst_coefficient(
+            compact[codes[burst_rows]], offset[burst_rows], kept["gmv_affiliate"][burst_rows], len(brands), width
+        )
     frame = pd.DataFrame({k: v for k, v in out.items() if not k.startswith("n_")}, index=index)
     return frame
 

@@ -56,6 +56,11 @@ def only_brand(portfolio: Portfolio, brand_id: str) -> Portfolio:
     return replace(portfolio, brands={brand_id: portfolio.brands[brand_id]}, brand_versions=versions)
 
 
+def brand_names(portfolio: Portfolio) -> pd.Series:
+    """brand_id → name, for artifacts and events."""
+    return pd.Series({b.brand_id: b.name for b in portfolio.brands.values()}, dtype=object)
+
+
 def _progress(artifact: UUID | None, done: int, total: int) -> None:
     if artifact is not None:
         update_progress_artifact(artifact_id=artifact, progress=100.0 * done / total)
@@ -112,7 +117,7 @@ def _sharded_cycle(portfolio: Portfolio, day: date, configs: str, metrics: str |
     shard_runs = run_shards(deployment, shards, parameters, flow_run.get_id())
     led = targets(portfolio, metrics, ledger).open_ledger()
     summary, decisions, _ = merge_shards(portfolio, led, day, shard_runs)
-    names = pd.Series({b.brand_id: b.name for b in portfolio.brands.values()}, dtype=object)
+    names = brand_names(portfolio)
     publish_cycle(summary, decisions, MetricsBatch.empty(), names)
     print(f"{shards} shards: " + summary.line())
     fail_if_every_brand_errored(summary)
@@ -153,7 +158,7 @@ def onboarding_cycle(
         portfolio = shard_portfolio(portfolio, shard_index, shards)
         prefix = f"shard-{shard_index + 1}-of-{shards}-"
     outcome = run_cycle_steps(portfolio, day, metrics, ledger, show_progress=shard_index is None, exclusive=shard_index is None)
-    names = pd.Series({b.brand_id: b.name for b in portfolio.brands.values()}, dtype=object)
+    names = brand_names(portfolio)
     shown = read_day_decisions(outcome.ledger, day) if outcome.summary.already_decided and shard_index is None else outcome.decisions
     publish_cycle(outcome.summary, shown, outcome.batch, names, key_prefix=prefix)
     if shard_index is None:

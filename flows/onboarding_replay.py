@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from dataclasses import asdict
 from datetime import date, timedelta
 
@@ -16,6 +15,7 @@ from brandsteps.config import Portfolio
 from brandsteps.cycle import CycleSummary, brand_table, metrics_start, run_day
 from brandsteps.ledger import Ledger
 from brandsteps.metrics_source import MetricsBatch
+from brandsteps.report import print_progress
 from brandsteps.settings import targets, today_in
 from tasks.configs import load_configs
 from tasks.metrics import load_daily_metrics
@@ -39,17 +39,6 @@ def decide_days(
         if show:
             print_progress(i, total, summaries[-1].line())
     return summaries
-
-
-def print_progress(done: int, total: int, line: str) -> None:
-    """Progress of a multi-day run on stderr: one line rewritten in place on a terminal, every tenth day in a log."""
-    if sys.stderr.isatty():
-        sys.stderr.write(f"\r  [{done:>4}/{total}] {line[:110]:<110}")
-        if done == total:
-            sys.stderr.write("\n")
-    elif done == total or done % max(1, total // 10) == 0:
-        sys.stderr.write(f"  [{done:>4}/{total}] {line}\n")
-    sys.stderr.flush()
 
 
 @flow(name="onboarding-replay", log_prints=True)

@@ -52,13 +52,9 @@ def simple_playbook(**stage_overrides: object) -> dict:
 @pytest.fixture(scope="session", autouse=True)
 def _config_cache_in_tmp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """Config parse caches go to a temporary folder (inherited by subprocesses), never the real ~/.cache."""
-    before = os.environ.get("BRANDSTEPS_CACHE_DIR")
-    os.environ["BRANDSTEPS_CACHE_DIR"] = str(tmp_path_factory.mktemp("brandsteps-cache"))
-    yield
-    if before is None:
-        os.environ.pop("BRANDSTEPS_CACHE_DIR", None)
-    else:
-        os.environ["BRANDSTEPS_CACHE_DIR"] = before
+    with pytest.MonkeyPatch.context() as patch:  # restores the variable (or its absence) afterwards
+        patch.setenv("BRANDSTEPS_CACHE_DIR", str(tmp_path_factory.mktemp("brandsteps-cache")))
+        yield
 
 
 @pytest.fixture(scope="session")
