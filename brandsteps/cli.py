@@ -141,11 +141,12 @@ def _print_funnel(funnel: dict[str, int]) -> None:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    portfolio = _load(args)
-    ledger = _ledger(args, portfolio)
+    from brandsteps.roster import load_roster
     from brandsteps.status import portfolio_status
 
-    status = portfolio_status(portfolio, ledger)
+    roster = load_roster(args.configs)
+    ledger = _ledger(args, roster)
+    status = portfolio_status(roster.brands, ledger)
     if args.format == "json":
         print(_status_json(status))
     else:

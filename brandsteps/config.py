@@ -581,7 +581,7 @@ def _brand_files(brands_dir: Path) -> list[str]:
     return names
 
 
-def _display(path: Path, root: Path) -> str:
+def display_path(path: Path, root: Path) -> str:
     try:
         return str(path.relative_to(root.parent))
     except ValueError:
@@ -797,12 +797,15 @@ def _read_cache(path: Path) -> dict[str, Any] | None:
 
 
 def _write_cache(path: Path, entries: dict[str, Any]) -> None:
-    """Replace the cache file atomically (temp file + os.replace); a cache that cannot be written is skipped."""
-    doc = {"format": _CACHE_FORMAT, "pyyaml": yaml.__version__, "entries": entries}
+    write_cache_file(path, {"format": _CACHE_FORMAT, "pyyaml": yaml.__version__, "entries": entries})
+
+
+def write_cache_file(path: Path, doc: dict[str, Any]) -> None:
+    """Replace a cache file with doc as JSON atomically (temp file + os.replace); a cache that cannot be written is skipped."""
     try:
         text = json.dumps(doc, default=_tag_date, separators=(",", ":"))  # ASCII: a lone surrogate from a YAML escape survives
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".brand-yaml.", suffix=".tmp", dir=path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=path.parent)
     except (OSError, TypeError, ValueError):
         return  # a read-only or full disk: the next load parses again
     try:
@@ -814,12 +817,16 @@ def _write_cache(path: Path, entries: dict[str, Any]) -> None:
             os.unlink(tmp)
 
 
-def _load_brands(
-    root: Path, names: list[str], playbook: Playbook | None, cache_path: Path | None, parallel_min: int
+def load_brand_files(
+    root: Path, names: list[str], playbook: Playbook | None, cache_path: Path | None, parallel_min: int, every_file: bool = True
 ) -> tuple[dict[str, Brand], dict[str, str], list[str]]:
-    """Brands of these files in brands/ (sorted names), the raw text of each one's overrides, and every problem in file order."""
+    """Brands of these files in brands/ (sorted names), the raw text of each one's overrides, and every problem in file order.
+
+    every_file: names lists every brand file, so the parse cache is pruned to them; else (some of
+    the files) the cache only gains entries.
+    """
     brands_dir = root / "brands"
-    prefix = _display(brands_dir, root)
+    prefix = display_path(brands_dir, root)
     folder = str(brands_dir)
     outcome: list[_Parsed | None] = [None] * len(names)
     digests: list[str | None] = [None] * len(names)
@@ -896,12 +903,15 @@ def _load_brands(
         file_digest = digests[i]
         if file_digest is not None and exact:
             keep[file_digest] = data
-    if cache_path is not None and (cached is None or keep.keys() != cached.keys()):
+    if cache_path is not None and not every_file:
+        if cached is None or not keep.keys() <= cached.keys():
+            _write_cache(cache_path, {**(cached or {}), **keep})
+    elif cache_path is not None and (cached is None or keep.keys() != cached.keys()):
         _write_cache(cache_path, keep)  # new files parsed, or files gone: pruned to the files present
     return brands, override_keys, problems
 
 
-def _load_settings(configs_dir: Path | str, apply_env: bool) -> tuple[Path, Playbook | None, Onboarding, list[str]]:
+def load_settings(configs_dir: Path | str, apply_env: bool) -> tuple[Path, Playbook | None, Onboarding, list[str]]:
     """The resolved configs folder, its playbook and deployment settings, and their problems."""
     root = Path(configs_dir).resolve()
     problems: list[str] = []
@@ -911,10 +921,10 @@ def _load_settings(configs_dir: Path | str, apply_env: bool) -> tuple[Path, Play
     playbook: Playbook | None = None
     steps_path = root / "steps.yaml"
     if not steps_path.exists():
-        problems.append(f"{_display(steps_path, root)}: missing (the STEPS playbook)")
+        problems.append(f"{display_path(steps_path, root)}: missing (the STEPS playbook)")
     else:
         try:
-            playbook = load_model(Playbook, steps_path, _display(steps_path, root))
+            playbook = load_model(Playbook, steps_path, display_path(steps_path, root))
         except ConfigError as exc:
             problems += exc.problems
 
@@ -922,17 +932,17 @@ def _load_settings(configs_dir: Path | str, apply_env: bool) -> tuple[Path, Play
     onboarding_path = root / "onboarding.yaml"
     if onboarding_path.exists():
         try:
-            onboarding = load_model(Onboarding, onboarding_path, _display(onboarding_path, root))
+            onboarding = load_model(Onboarding, onboarding_path, display_path(onboarding_path, root))
             if _PASSWORD_IN_URL.match(onboarding.ledger):
                 problems.append(
-                    f"{_display(onboarding_path, root)}: ledger: must not contain a password; "
+                    f"{display_path(onboarding_path, root)}: ledger: must not contain a password; "
                     "set BRANDSTEPS_LEDGER_PASSWORD instead"
                 )
             metrics_url = onboarding.metrics.url if isinstance(onboarding.metrics, SqlMetrics) else onboarding.metrics
             if _PASSWORD_IN_URL.match(metrics_url):
                 field_path = "metrics.url" if isinstance(onboarding.metrics, SqlMetrics) else "metrics"
                 problems.append(
-                    f"{_display(onboarding_path, root)}: {field_path}: must not contain a password; "
+                    f"{display_path(onboarding_path, root)}: {field_path}: must not contain a password; "
                     "set BRANDSTEPS_METRICS (the whole URL) in the environment instead"
                 )
         except ConfigError as exc:
@@ -965,15 +975,15 @@ def _load(
     configs_dir: Path | str, apply_env: bool, files: Callable[[Path], list[str]], cache: bool, parallel_min: int = PARALLEL_MIN_FILES
 ) -> Portfolio:
     """Settings, then the brand files `files(brands_dir)` names (through the parse cache if cache)."""
-    root, playbook, onboarding, problems = _load_settings(configs_dir, apply_env)
+    root, playbook, onboarding, problems = load_settings(configs_dir, apply_env)
     brands: dict[str, Brand] = {}
     override_keys: dict[str, str] = {}
     brands_dir = root / "brands"
     if not brands_dir.is_dir():
-        problems.append(f"{_display(brands_dir, root)}: missing (one YAML file per brand)")
+        problems.append(f"{display_path(brands_dir, root)}: missing (one YAML file per brand)")
     else:
         cache_path = cache_file(root) if cache else None
-        brands, override_keys, brand_problems = _load_brands(root, files(brands_dir), playbook, cache_path, parallel_min)
+        brands, override_keys, brand_problems = load_brand_files(root, files(brands_dir), playbook, cache_path, parallel_min)
         problems += brand_problems
     return _assemble(root, playbook, onboarding, brands, override_keys, problems)
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import Protocol
 from zoneinfo import ZoneInfo
 
-from brandsteps.config import Portfolio
+from brandsteps.config import Onboarding
 from brandsteps.ledger import Ledger
 from brandsteps.metrics_source import MetricsSource
 
@@ -27,7 +28,17 @@ class RunTargets:
         return ledger
 
 
-def targets(portfolio: Portfolio, metrics: str | None = None, ledger: str | None = None) -> RunTargets:
+class ConfigsFolder(Protocol):
+    """What a run's targets come from: a loaded portfolio, or the roster `status` reads."""
+
+    @property
+    def root(self) -> Path: ...
+
+    @property
+    def onboarding(self) -> Onboarding: ...
+
+
+def targets(portfolio: ConfigsFolder, metrics: str | None = None, ledger: str | None = None) -> RunTargets:
     project_root = portfolio.root.parent
     spec = metrics if metrics else portfolio.onboarding.metrics
     return RunTargets(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, replace
 from datetime import date
@@ -61,9 +62,28 @@ def brand_names(portfolio: Portfolio) -> pd.Series:
     return pd.Series({b.brand_id: b.name for b in portfolio.brands.values()}, dtype=object)
 
 
-def _progress(artifact: UUID | None, done: int, total: int) -> None:
-    if artifact is not None:
-        update_progress_artifact(artifact_id=artifact, progress=100.0 * done / total)
+class CycleProgress:
+    """The cycle's progress artifact, updated at most once a second and at the end.
+
+    Each update is a call to the Prefect API (tens of ms): a small portfolio's cycle, over in about
+    a second, would spend a third of its time reporting progress nobody has time to watch.
+    """
+
+    MIN_INTERVAL_S = 1.0
+
+    def __init__(self, as_of: date, total: int, show: bool) -> None:
+        self.total = total
+        self.artifact: UUID | None = (
+            create_progress_artifact(progress=0.0, key="cycle-progress", description=f"Onboarding cycle {as_of}") if show else None
+        )
+        self.last = time.monotonic()
+
+    def step(self, done: int) -> None:
+        now = time.monotonic()
+        if self.artifact is None or (done < self.total and now - self.last < self.MIN_INTERVAL_S):
+            return
+        update_progress_artifact(artifact_id=self.artifact, progress=100.0 * done / self.total)
+        self.last = now
 
 
 def run_cycle_steps(
@@ -76,29 +96,28 @@ def run_cycle_steps(
     and skip it, or they would run one at a time (the write transaction still checks each brand's state).
     """
     stages = (*STAGE_IDS, GRADUATED)
-    steps = 4 + len(stages)
-    progress = create_progress_artifact(progress=0.0, key="cycle-progress", description=f"Onboarding cycle {as_of}") if show_progress else None
+    progress = CycleProgress(as_of, 4 + len(stages), show_progress)
     where = targets(portfolio, metrics, ledger_url)
     ledger = where.open_ledger()
     batch = load_daily_metrics(where.metrics, as_of, today_in(where.timezone), metrics_start(portfolio, as_of))
-    _progress(progress, 1, steps)
+    progress.step(1)
     # quote: Prefect walks task inputs looking for futures, and through a portfolio that is every brand's model, per task
     with ledger.cycle_lock() if exclusive else nullcontext():
         cohorts = read_cohorts(quote(portfolio), ledger, as_of)
-        _progress(progress, 2, steps)
+        progress.step(2)
         window, errors = compute_windows(batch, cohorts)
         unknown_rows = unknown_brand_rows(batch, cohorts)
         batch = without_rows(batch)
         return_free_memory()
-        _progress(progress, 3, steps)
+        progress.step(3)
         parts = []
         for i, stage in enumerate(stages, start=4):
             parts.append(STAGE_GATES[stage](quote(portfolio), cohorts, errors, window, as_of))
-            _progress(progress, i, steps)
+            progress.step(i)
         decisions = render(diagnose(combine(parts), cohorts, portfolio))
         parts.clear()  # the stages' arrays are in the decisions' text now: not kept through the write
         result = record_decisions(ledger, decisions, cohorts, as_of, flow_run.get_id(), len(batch.quarantine))
-    _progress(progress, steps, steps)
+    progress.step(progress.total)
     return CycleOutcome(summarise(as_of, cohorts, decisions, batch, result, unknown_rows), decisions, batch, ledger, cohorts, result)
 
 

@@ -123,3 +123,26 @@ def test_demo_command_runs_a_small_portfolio(prefect_server: None, tmp_path: Pat
     assert "Demo portfolio on 2026-03-01: 12 brands" in out and "Brands per stage:" in out
     days = sqlite3.connect(tmp_path / "demo" / "data" / "ledger.sqlite").execute("SELECT count(DISTINCT as_of), count(*) FROM cycles").fetchone()
     assert days == (40, 40)  # one cycle for each day of the period: 39 replayed in process, the last by the flow
+
+
+@pytest.mark.parametrize(
+    ("clock", "expected"),
+    [
+        # every step within the first second: only the end is reported (one call, not ten)
+        ([0.0, 0.1, 0.2, 0.3, 0.4], [100.0]),
+        # a step 1.5 s after the start is reported; the next, 0.5 s after that one, is not; the end always is
+        ([0.0, 1.5, 2.0, 2.1, 2.2], [25.0, 100.0]),
+    ],
+)
+def test_cycle_progress_reports_at_most_once_a_second_and_always_the_end(monkeypatch: pytest.MonkeyPatch, clock: list[float], expected: list[float]) -> None:
+    import flows.onboarding_cycle as module
+
+    ticks = iter(clock)
+    reported: list[float] = []
+    monkeypatch.setattr(module.time, "monotonic", lambda: next(ticks))
+    monkeypatch.setattr(module, "create_progress_artifact", lambda **_: "artifact-id")
+    monkeypatch.setattr(module, "update_progress_artifact", lambda artifact_id, progress: reported.append(progress))
+    progress = module.CycleProgress(AS_OF, total=4, show=True)  # clock[0]: created
+    for done in (1, 2, 3, 4):  # clock[1..4]: one reading per step
+        progress.step(done)
+    assert reported == expected

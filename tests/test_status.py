@@ -9,6 +9,7 @@ from brandsteps.config import Portfolio, load_portfolio
 from brandsteps.cycle import run_day
 from brandsteps.ledger import Ledger
 from brandsteps.metrics_source import validate
+from brandsteps.roster import load_roster
 from brandsteps.status import portfolio_status
 from tests.conftest import simple_playbook, write_configs
 from tests.test_ledger import history
@@ -28,7 +29,7 @@ def _three_days(tmp_path: Path) -> tuple[Portfolio, Ledger]:
 def test_status_counts_every_configured_brand(tmp_path: Path) -> None:
     write_configs(tmp_path, {"a": {}, "b": {}, "late": {"start_date": "2026-02-01", "stage": "self_broadcast"}}, playbook=simple_playbook())
     portfolio, ledger = _three_days(tmp_path)
-    status = portfolio_status(portfolio, ledger)
+    status = portfolio_status(load_roster(tmp_path / "configs", apply_env=False).brands, ledger)
     # a and b advanced on day 3 (2 passes after the 2-day minimum); "late" has no decision and sits in its configured stage
     assert status["funnel"]["public_traffic"] == 2 and status["funnel"]["self_broadcast"] == 1
     rows = {r["brand_id"]: r for r in status["brands"]}
@@ -50,7 +51,7 @@ def test_status_and_explain_reads_use_indexes(tmp_path: Path) -> None:
             selects.append((sql, params))
 
     sa.event.listen(ledger.engine, "before_cursor_execute", record)
-    portfolio_status(portfolio, ledger)  # status
+    portfolio_status(load_roster(tmp_path / "configs", apply_env=False).brands, ledger)  # status
     ledger.decision("a"), ledger.decision("a", date(2026, 1, 2)), ledger.history("a")  # explain: latest, one day, history
     sa.event.remove(ledger.engine, "before_cursor_execute", record)
     plans = []
