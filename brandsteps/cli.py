@@ -17,15 +17,15 @@ from typing import Any
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
 
+_QUIET_ALWAYS = {"PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1", "PREFECT_SERVER_UI_SHOW_PROMOTIONAL_CONTENT": "false"}
+_QUIET_UNLESS_VERBOSE = {"PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL": "CRITICAL", "PREFECT_LOGGING_LEVEL": "WARNING", "PREFECT_SERVER_LOGGING_LEVEL": "CRITICAL"}
+QUIET_PREFECT_VARIABLES = (*_QUIET_ALWAYS, *_QUIET_UNLESS_VERBOSE)
+
+
 def quiet_prefect_defaults(verbose: bool = False) -> None:
     """Local server mode without telemetry noise; our own lines report progress."""
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    os.environ.setdefault("DO_NOT_TRACK", "1")
-    os.environ.setdefault("PREFECT_SERVER_UI_SHOW_PROMOTIONAL_CONTENT", "false")
-    if not verbose:
-        os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
-        os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
-        os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "CRITICAL")
+    for key, value in (_QUIET_ALWAYS if verbose else {**_QUIET_ALWAYS, **_QUIET_UNLESS_VERBOSE}).items():
+        os.environ.setdefault(key, value)
 
 
 def _local_server_mode() -> bool:

@@ -197,8 +197,15 @@ def resolve_ledger_url(url: str, root: Path | None = None) -> URL:
     return parsed
 
 
+_WRITER = "brandsteps_writer"  # execution option of the connections that write
+
+
 def _sqlite_begin_immediate(engine: Engine) -> None:
-    """Writers take SQLite's write lock at BEGIN and wait for it instead of failing 'locked'."""
+    """Writers take SQLite's write lock at BEGIN and wait for it instead of failing 'locked'.
+
+    Readers begin a plain transaction: in WAL mode a reader sees the last committed state and
+    neither waits for a writer nor holds one up (`status` during a cycle's write).
+    """
 
     @sa.event.listens_for(engine, "connect")
     def _connect(dbapi_conn: Any, _record: Any) -> None:
@@ -211,7 +218,7 @@ def _sqlite_begin_immediate(engine: Engine) -> None:
 
     @sa.event.listens_for(engine, "begin")
     def _begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(_WRITER) else "BEGIN")
 
 
 @dataclass
@@ -246,6 +253,10 @@ class Ledger:
         """Create missing tables; cycles that start at once serialise here instead of racing on CREATE."""
 
         def create_tables() -> None:
+            # Looked up first without the write lock: a reader (status, explain) of a ledger that has
+            # its tables does not wait for a cycle's write to end.
+            if set(metadata.tables) <= set(sa.inspect(self.engine).get_table_names()):
+                return
             with self._write() as conn:
                 metadata.create_all(conn)
 
@@ -291,7 +302,7 @@ class Ledger:
 
     @contextmanager
     def _write(self) -> Iterator[sa.Connection]:
-        with self.engine.begin() as conn:
+        with self.engine.connect() as conn, conn.execution_options(**{_WRITER: True}).begin():
             if self.backend == "postgresql":
                 # One writer at a time per ledger; released at commit or when the process dies.
                 conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": 0x5E795})

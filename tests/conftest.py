@@ -57,6 +57,20 @@ def _config_cache_in_tmp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[N
         yield
 
 
+@pytest.fixture(autouse=True)
+def _cli_quiet_defaults_end_with_the_test() -> Iterator[None]:
+    """The CLI quiets Prefect's logging through the environment; a test that ran it must not silence the next test's flow logs."""
+    from brandsteps.cli import QUIET_PREFECT_VARIABLES
+
+    before = {k: os.environ.get(k) for k in QUIET_PREFECT_VARIABLES}
+    yield
+    for key, value in before.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
 @pytest.fixture(scope="session")
 def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """One temporary Prefect API for every integration test (it takes ~12 s to start)."""

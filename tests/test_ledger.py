@@ -88,3 +88,28 @@ def test_failed_write_leaves_no_partial_cycle(setup, monkeypatch: pytest.MonkeyP
 
 def test_passwords_are_masked() -> None:
     assert mask_url("postgresql://app:s3cret@db:5432/ledger") == "postgresql://app:***@db:5432/ledger"
+
+
+def test_readers_neither_wait_for_a_write_nor_see_it_before_it_commits(setup) -> None:
+    import sqlite3
+    import threading
+
+    portfolio, ledger, batch = setup
+    run_day(portfolio, batch, ledger, date(2026, 1, 2), "run-1")
+    writer = sqlite3.connect(ledger.url.database, isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")  # a cycle's write in progress: SQLite's write lock is held
+    writer.execute("UPDATE brand_state SET stage = 'public_traffic' WHERE brand_id = 'a'")
+    seen: list[object] = []
+
+    def read() -> None:
+        other = Ledger(ledger.url)  # what `status` does: open (tables exist), then read
+        other.create()
+        seen.append(other.read_state().loc["a", "stage"])
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    reader.join(timeout=10)  # before: BEGIN IMMEDIATE on every transaction, so this waited up to the 120 s busy timeout
+    writer.execute("ROLLBACK")
+    writer.close()
+    assert not reader.is_alive()
+    assert seen == ["affiliate_trial"]  # the last committed state, not the write in progress
