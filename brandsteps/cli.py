@@ -204,9 +204,11 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 
 def cmd_approve(args: argparse.Namespace) -> int:
-    portfolio = _load(args)
+    from brandsteps.config import load_brand_only
+
+    portfolio = load_brand_only(args.configs, args.brand)  # one brand file, not the whole portfolio
     if args.brand not in portfolio.brands:
-        raise UsageError(f"unknown brand {args.brand!r}")
+        raise UsageError(f"unknown brand {args.brand!r}: no {args.configs}/brands/{args.brand}.yaml")
     from pydantic import ValidationError
 
     from brandsteps.ledger import LedgerError

@@ -61,6 +61,7 @@ def test_approve_then_reject_is_a_usage_error(decided: Path, capsys: pytest.Capt
     ("argv", "message"),
     [
         (["explain", "nobody"], "unknown brand 'nobody'"),
+        (["approve", "nobody", "--by", "王敏", "--reason", "numbers hold"], "unknown brand 'nobody'"),
         (["run", "--as-of", "2999-01-01"], "is in the future"),
         (["explain", "a", "--as-of", "2025-01-01"], "a has no decision on 2025-01-01"),
     ],
