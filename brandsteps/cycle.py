@@ -102,13 +102,19 @@ def data_errors(batch: MetricsBatch, cohorts: pd.DataFrame) -> pd.Series:
 
 
 def window_metrics_for(batch: MetricsBatch, cohorts: pd.DataFrame) -> pd.DataFrame:
-    due = cohorts[(cohorts["status"] == "due") & (cohorts["stage"] != EXITED)]
-    return compute_window_metrics(batch.daily, due[["window_start", "window_end", "window_len", "burst"]])
+    due = ((cohorts["status"] == "due") & (cohorts["stage"] != EXITED)).to_numpy(dtype=bool)
+    windows = cohorts[["window_start", "window_end", "window_len", "burst"]]  # the four columns taken, not all of them
+    return compute_window_metrics(batch.daily, windows if due.all() else windows[due])
 
 
 def cohort_for(cohorts: pd.DataFrame, stage_id: str, errors: pd.Series) -> pd.DataFrame:
-    cohort = cohorts[(cohorts["status"] == "due") & (cohorts["stage"] == stage_id)].copy()
-    cohort["data_error"] = errors.reindex(cohort.index).fillna("")
+    mask = (cohorts["status"] == "due") & (cohorts["stage"] == stage_id)
+    cohort = cohorts[mask]  # a new frame: the column added below does not reach cohorts
+    if errors.index.equals(cohorts.index):  # as data_errors gives them: by position, without looking ids up
+        error = errors.iloc[np.flatnonzero(mask.to_numpy(dtype=bool))].set_axis(cohort.index)
+    else:
+        error = errors.reindex(cohort.index)
+    cohort["data_error"] = error.fillna("")
     return cohort
 
 

@@ -9,6 +9,7 @@ operations whatever the number of brands, and small cohorts (a replay's day) sta
 from __future__ import annotations
 
 import weakref
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
@@ -297,13 +298,32 @@ def _expand(start: np.ndarray, rule_set: np.ndarray) -> tuple[np.ndarray, np.nda
     return brand, start[:-1][rule_set][brand] + np.arange(len(brand)) - first[brand]
 
 
-def _cohort_rows(comp: Compiled, rule_set: np.ndarray, tier_code: np.ndarray, metric_rows: np.ndarray, metrics: pd.DataFrame) -> Rows:
+def _cohort_rows(comp: Compiled, rule_set: np.ndarray, tier_code: np.ndarray, table: np.ndarray) -> Rows:
+    """Every criterion row of the cohort; table: the cohort's metrics (brand × comp.metric_names, see _metric_table)."""
     brand, crit = _expand(comp.crit_start, rule_set)
     tier = tier_code[brand]
     threshold = comp.thr[crit, tier]
-    value = _values(metrics, metric_rows[brand], comp.metric_names, comp.metric_id[crit])
+    value = table[brand, comp.metric_id[crit]] if table.size else np.full(len(brand), np.nan)
     result = _results(value, _compare(value, threshold, comp.op_code[crit]))
     return Rows(brand, crit, threshold, value, result)
+
+
+def _metric_table(metrics: pd.DataFrame, rows: np.ndarray, names: Sequence[str]) -> np.ndarray:
+    """metrics[names] at rows (one per brand), NaN for a row -1 (no metrics) or a column metrics does not have.
+
+    Only the cohort's rows of the named columns are read, column by column: the whole
+    100,000-brand frame is never copied for a stage of 20,000 brands.
+    """
+    table = np.full((len(rows), len(names)), np.nan)
+    has = rows >= 0
+    if not has.any():
+        return table
+    every = bool(has.all())
+    for j, name in enumerate(names):
+        if name in metrics.columns:
+            column = metrics[name].to_numpy(dtype=float)
+            table[:, j] = column.take(rows) if every else np.where(has, column.take(np.where(has, rows, 0)), np.nan)
+    return table
 
 
 def _values(metrics: pd.DataFrame, rows: np.ndarray, names: np.ndarray, column: np.ndarray) -> np.ndarray:
@@ -343,9 +363,9 @@ def _next_stage(stage_id: str) -> str:
 
 
 def _verdicts(
-    cohort: pd.DataFrame, comp: Compiled, rows: Rows, params: dict[str, np.ndarray], sample: tuple[np.ndarray, np.ndarray, np.ndarray]
+    cohort: pd.DataFrame, comp: Compiled, rows: Rows, params: dict[str, np.ndarray], sample: tuple[np.ndarray, np.ndarray, np.ndarray], err: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The verdict, its reason and the score of every brand of the cohort.
+    """The verdict (its index in VERDICTS), its reason and the score of every brand of the cohort.
 
     Aggregation rule, in this order (the first rule that matches decides):
     1. ERROR        if the brand's rows in the window failed validation;
@@ -356,9 +376,9 @@ def _verdicts(
     6. FAIL         if the weighted share of passing should criteria < pass_score;
     7. PASS         otherwise.
     Shadow criteria are evaluated and recorded but never decide.
+    err: each brand's data_error text ('' for none).
     """
     n = len(cohort)
-    err = cohort["data_error"].fillna("").astype(str).to_numpy(dtype=object)
     m_error = err != ""
     days = cohort["days_in_stage"].to_numpy()
     least_days = params["min_days"]
@@ -388,13 +408,14 @@ def _verdicts(
     m_score = score < least - 1e-12
 
     masks = [m_error, m_early, m_short, m_no_value, m_must, m_score]
-    verdict = np.select(masks, ["ERROR", "INCONCLUSIVE", "INCONCLUSIVE", "INCONCLUSIVE", "FAIL", "FAIL"], "PASS")
+    verdict = np.select(masks, [_ERROR, _INCONCLUSIVE, _INCONCLUSIVE, _INCONCLUSIVE, _FAIL, _FAIL], _PASS)
     # Reasons are built only for the brands whose verdict they explain.
     reason = np.full(n, "", dtype=object)
     first_error = m_error
     reason[first_error] = "data failed validation: " + err[first_error]
     early = m_early & ~m_error
-    reason[early] = _str(days[early]) + " days in stage < min_days_in_stage " + _str(least_days[early].astype(int))
+    if early.any():
+        reason[early] = _per_distinct(lambda d, m: _str(d) + " days in stage < min_days_in_stage " + _str(m), days[early], least_days[early].astype(int))
     short_now = m_short & ~m_error & ~m_early
     if short_now.any():
         pick = short & short_now[s_brand]
@@ -410,24 +431,25 @@ def _verdicts(
     if must_now.any():
         pick = must_fail & must_now[d_brand]
         reason[must_now] = join_groups(d_brand[pick], rows.reasons(comp, np.flatnonzero(deciding)[pick]), n, "; ")[must_now]
-    score_now = (verdict == "FAIL") & ~m_must
+    score_now = (verdict == _FAIL) & ~m_must
     if score_now.any():
         pick = should & (d_result == FAIL_) & score_now[d_brand]
         failed = join_groups(d_brand[pick], rows.reasons(comp, np.flatnonzero(deciding)[pick]), n, "; ")
         reason[score_now] = "score " + fmt_repeated(score[score_now]) + " < pass_score " + fmt_repeated(least[score_now]) + " (" + failed[score_now] + ")"
-    pass_now = verdict == "PASS"
+    pass_now = verdict == _PASS
     if pass_now.any():
-        reason[pass_now] = "all must criteria pass; score " + fmt_repeated(score[pass_now]) + " >= pass_score " + fmt_repeated(least[pass_now])
+        reason[pass_now] = _per_distinct(lambda s, p: "all must criteria pass; score " + fmt(s) + " >= pass_score " + fmt(p), score[pass_now], least[pass_now])
     return verdict, reason, score
 
 
 def _guardrail_trips(
-    comp: Compiled, rows: Rows, cohort: pd.DataFrame, consecutive_by_stage: dict[str, int]
+    comp: Compiled, rows: Rows, cohort: pd.DataFrame, consecutive_by_stage: dict[str, int], valid: np.ndarray
 ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
     """New guardrail streaks per earlier stage, the earliest stage tripped, and its reasons.
 
     A guardrail stage FAILS an evaluation when any of its guardrails fails with a value; it
     passes when all have values and pass; with a value missing its streak stands still.
+    valid: the brands without a data error.
     """
     n = len(cohort)
     streaks = {c: cohort[c].to_numpy().copy() for c in GUARD_COLUMNS}
@@ -437,23 +459,24 @@ def _guardrail_trips(
     if not g.any():
         return streaks, tripped, reasons
     brand, crit, result = rows.brand[g], rows.crit[g], rows.result[g]
-    valid = (cohort["data_error"].fillna("").astype(str) == "").to_numpy()
     code = brand * len(STAGE_IDS) + comp.source_code[crit]
     size = n * len(STAGE_IDS)
     seen = np.bincount(code, minlength=size).reshape(n, len(STAGE_IDS)) > 0
     failed = np.bincount(code[result == FAIL_], minlength=size).reshape(n, len(STAGE_IDS)) > 0
     missing = np.bincount(code[result == NO_VALUE], minlength=size).reshape(n, len(STAGE_IDS)) > 0
+    untripped = np.ones(n, dtype=bool)
     for j, stage_id in enumerate(STAGE_IDS):  # five fixed stages, not brands
         col = f"g_{stage_id}"
         f = failed[:, j] & valid
         ok = seen[:, j] & ~missing[:, j] & ~f & valid
         streaks[col] = np.where(f, streaks[col] + 1, np.where(ok, 0, streaks[col]))
-        hit = f & (streaks[col] >= consecutive_by_stage[stage_id]) & (tripped == "")
+        hit = f & (streaks[col] >= consecutive_by_stage[stage_id]) & untripped
         if hit.any():
             pick = (comp.source_code[crit] == j) & (result == FAIL_) & hit[brand]
             why = join_groups(brand[pick], rows.reasons(comp, np.flatnonzero(g)[pick]), n, "; ")
             detail = np.array([w.replace(f"guardrail {stage_id}: ", "") for w in why[hit]], dtype=object)
             tripped[hit] = stage_id
+            untripped &= ~hit
             reasons[hit] = "guardrail " + stage_id + " failed " + _str(streaks[col][hit]) + " evaluations in a row (" + detail + ")"
     return streaks, tripped, reasons
 
@@ -466,7 +489,11 @@ def gate_stage(portfolio: Portfolio, stage_id: str, cohort: pd.DataFrame, metric
     """
     if cohort.empty:
         return Decided.empty()
-    return gate_cohort(portfolio, cohort, np.full(len(cohort), stage_id, dtype=object), metrics, as_of)
+    if stage_id not in EVALUATED:
+        raise ValueError(f"not an evaluated stage: {[stage_id]}")
+    n = len(cohort)
+    # one stage: its code is known, no brand's stage name needs looking up
+    return _gate(portfolio, cohort, np.full(n, stage_id, dtype=object), np.full(n, EVALUATED.index(stage_id), dtype=np.int64), metrics, as_of)
 
 
 def decide_stage(portfolio: Portfolio, stage_id: str, cohort: pd.DataFrame, metrics: pd.DataFrame, as_of: date) -> pd.DataFrame:
@@ -490,6 +517,11 @@ _APPROVAL = np.array(
     dtype=object,
 )
 _DEFAULT_WORD = np.array([f": advance to {_next_stage(s)}" if s != GRADUATED else ": guardrails hold" for s in EVALUATED], dtype=object)
+_ACTION = np.array(ACTIONS, dtype=object)
+_VERDICT = np.array(VERDICTS, dtype=object)
+_NO_MOVE = np.array([f"no move on {v}" for v in VERDICTS], dtype=object)
+_ERROR, _INCONCLUSIVE, _FAIL, _PASS = range(len(VERDICTS))
+_ADVANCE, _HOLD, _RECYCLE_, _DEMOTE_, _EXIT, _AWAIT, _GRADUATE = range(len(ACTIONS))
 
 
 def gate_cohort(portfolio: Portfolio, cohort: pd.DataFrame, stages: np.ndarray, metrics: pd.DataFrame, as_of: date) -> Decided:
@@ -499,32 +531,38 @@ def gate_cohort(portfolio: Portfolio, cohort: pd.DataFrame, stages: np.ndarray, 
     one call saves the fixed cost of one call per stage (a replay decides hundreds of days).
     Reasons are texts from the start; the criteria stay arrays until the ledger records them.
     """
-    n = len(cohort)
-    if n == 0:
+    if len(cohort) == 0:
         return Decided.empty()
-    comp = compiled(portfolio)
     stage = np.asarray(stages, dtype=object)
     code = pd.Categorical(stage, categories=list(EVALUATED)).codes.astype(np.int64)
     if (code < 0).any():
         raise ValueError(f"not an evaluated stage: {sorted(set(stage[code < 0]))}")
+    return _gate(portfolio, cohort, stage, code, metrics, as_of)
+
+
+def _gate(portfolio: Portfolio, cohort: pd.DataFrame, stage: np.ndarray, code: np.ndarray, metrics: pd.DataFrame, as_of: date) -> Decided:
+    """gate_cohort with each brand's stage (names, and codes indexing EVALUATED) known."""
+    n = len(cohort)
+    comp = compiled(portfolio)
     rule_set = comp.rule_sets(cohort.index, code)
-    tier_code = np.asarray(pd.Categorical(cohort["tier"].to_numpy(), categories=list(TIERS)).codes, dtype=np.int64)
+    tier_code = _codes(cohort["tier"], TIERS)
     metric_rows = metrics.index.get_indexer(cohort.index)
-    rows = _cohort_rows(comp, rule_set, tier_code, metric_rows, metrics)
+    rows = _cohort_rows(comp, rule_set, tier_code, _metric_table(metrics, metric_rows, comp.metric_names.tolist()))
     params = {k: v[rule_set] for k, v in comp.params.items()}
 
     s_brand, s_sample = _expand(comp.sample_start, rule_set)
-    s_value = _values(metrics, metric_rows[s_brand], comp.sample_names, comp.sample_id[s_sample])
-    verdict, reason, brand_score = _verdicts(cohort, comp, rows, params, (s_brand, s_sample, s_value))
+    s_value = _metric_table(metrics, metric_rows, comp.sample_names.tolist())[s_brand, comp.sample_id[s_sample]]
+    err = _texts(cohort["data_error"])
+    verdict, reason, brand_score = _verdicts(cohort, comp, rows, params, (s_brand, s_sample, s_value), err)
 
     consecutive_by_stage: dict[str, int] = {s.id: s.consecutive_passes for s in portfolio.playbook.stages}
-    guard_streaks, tripped, guard_reason = _guardrail_trips(comp, rows, cohort, consecutive_by_stage)
+    guard_streaks, tripped, guard_reason = _guardrail_trips(comp, rows, cohort, consecutive_by_stage, err == "")
 
     graduated = _GRAD[code]
     live = ~graduated  # graduated brands are only watched by guardrails: no stage rules move them
     last_stage = _LAST[code]
-    is_pass = verdict == "PASS"
-    is_fail = verdict == "FAIL"
+    is_pass = verdict == _PASS
+    is_fail = verdict == _FAIL
     paused = cohort["paused"].to_numpy(dtype=bool)
     awaiting = cohort["awaiting"].to_numpy(dtype=bool)
     streak = cohort["pass_streak"].to_numpy(dtype=int)
@@ -536,36 +574,45 @@ def gate_cohort(portfolio: Portfolio, cohort: pd.DataFrame, stages: np.ndarray, 
     trip = (tripped != "") & ~paused
     # Only a FAIL moves a brand down (DESIGN §5: INCONCLUSIVE never moves one), so a tripped
     # guardrail is the verdict, whatever the stage's own criteria said.
-    reason = np.where(trip & (verdict != "FAIL"), guard_reason, reason)
-    verdict = np.where(trip, "FAIL", verdict)
-    pass_word = "PASS " + _str(new_streak) + " of " + _str(need) + " in a row"
+    reason = np.where(trip & (verdict != _FAIL), guard_reason, reason)
+    verdict = np.where(trip, _FAIL, verdict)
     waiting = np.full(n, "", dtype=object)
     if (awaiting & live).any():
         waiting = pd.Series(_WAITING[code], index=cohort.index).add(cohort["awaiting_since"].astype(str)).to_numpy(dtype=object)
-    action_rules: list[tuple[np.ndarray, str, object]] = [
-        (paused, "hold", "brand is paused"),
-        (trip, "demote", guard_reason),
-        (live & awaiting, "await_approval", waiting),
-        (live & ~is_pass & ~is_fail, "hold", "no move on " + verdict.astype(object)),
-        (live & is_fail & (on_fail == "recycle"), "recycle", _RECYCLE[code]),
-        (live & is_fail & (on_fail == "demote"), "demote", _DEMOTE[code]),
-        (live & is_fail & (on_fail == "exit"), "exit", "on_fail exit: leave the programme"),
-        (live & is_fail, "hold", "on_fail hold"),
-        (live & ~earned, "hold", pass_word + " needed"),
-        (live & approval, "await_approval", pass_word + _APPROVAL[code]),
-        (live & last_stage, "graduate", pass_word + ": graduate"),
+    # The first rule that holds decides the action and its reason; a reason is a text per brand
+    # only where the rule quotes the brand (its streak, stage, guardrail), built for those brands alone.
+    rules: list[tuple[np.ndarray, int, Any]] = [
+        (paused, _HOLD, "brand is paused"),
+        (trip, _DEMOTE_, guard_reason),
+        (live & awaiting, _AWAIT, waiting),
+        (live & ~is_pass & ~is_fail, _HOLD, lambda pick: _NO_MOVE[verdict[pick]]),
+        (live & is_fail & (on_fail == "recycle"), _RECYCLE_, lambda pick: _RECYCLE[code[pick]]),
+        (live & is_fail & (on_fail == "demote"), _DEMOTE_, lambda pick: _DEMOTE[code[pick]]),
+        (live & is_fail & (on_fail == "exit"), _EXIT, "on_fail exit: leave the programme"),
+        (live & is_fail, _HOLD, "on_fail hold"),
+        (live & ~earned, _HOLD, lambda pick: _pass_words(new_streak[pick], need[pick], code[pick], " needed")),
+        (live & approval, _AWAIT, lambda pick: _pass_words(new_streak[pick], need[pick], code[pick], _APPROVAL)),
+        (live & last_stage, _GRADUATE, lambda pick: _pass_words(new_streak[pick], need[pick], code[pick], ": graduate")),
     ]
-    masks = [m for m, _, _ in action_rules]
-    action = np.select(masks, [a for _, a, _ in action_rules], default=np.where(graduated, "hold", "advance"))
-    action_reason = np.select(masks, [np.broadcast_to(np.asarray(r, dtype=object), n) for _, _, r in action_rules], default=pass_word + _DEFAULT_WORD[code])
+    rule = np.select([m for m, _, _ in rules], np.arange(len(rules)), default=len(rules))
+    action_code = np.append(np.array([a for _, a, _ in rules]), _ADVANCE)[rule]
+    action_code[(rule == len(rules)) & graduated] = _HOLD
+    action_reason = np.empty(n, dtype=object)
+    for r, (_, _, text) in enumerate([*rules, (None, 0, lambda pick: _pass_words(new_streak[pick], need[pick], code[pick], _DEFAULT_WORD))]):
+        pick = np.flatnonzero(rule == r)
+        if len(pick) == 0:
+            continue
+        action_reason[pick] = text(pick) if callable(text) else text[pick] if isinstance(text, np.ndarray) else text
+    action = _ACTION[action_code]
 
     demote_to = np.where(trip, tripped, _BACK[code])
-    to_stage = np.select(
-        [action == "advance", action == "graduate", action == "demote", action == "exit"],
-        [_NEXT[code], GRADUATED, demote_to, EXITED],
-        default=stage,
-    )
-    moved = (to_stage != stage) | (action == "recycle")
+    to_stage = stage.copy()
+    for a, target in ((_ADVANCE, _NEXT[code]), (_GRADUATE, GRADUATED), (_DEMOTE_, demote_to), (_EXIT, EXITED)):
+        moving = action_code == a
+        if moving.any():
+            to_stage[moving] = target[moving] if isinstance(target, np.ndarray) else target
+    moved = (to_stage != stage) | (action_code == _RECYCLE_)
+    awaits: np.ndarray = np.asarray(action_code == _AWAIT, dtype=bool)
     next_day = pd.Timestamp(as_of + timedelta(days=1))
     entered = _datetimes(cohort["stage_entered_on"])
     max_days = params["max_days"].astype(float)
@@ -575,7 +622,7 @@ def gate_cohort(portfolio: Portfolio, cohort: pd.DataFrame, stages: np.ndarray, 
             "brand_id": cohort.index.to_numpy(),
             "as_of": pd.Timestamp(as_of),
             "stage": stage,
-            "verdict": verdict,
+            "verdict": _VERDICT[verdict],
             "action": action,
             "to_stage": to_stage,
             "score": np.where(is_pass | is_fail, brand_score, np.nan),
@@ -585,18 +632,72 @@ def gate_cohort(portfolio: Portfolio, cohort: pd.DataFrame, stages: np.ndarray, 
             "days_in_stage": days,
             "pass_streak": np.where(moved, 0, new_streak),
             "stage_entered_on": np.where(moved, np.datetime64(next_day, "ns"), entered),
-            "awaiting": np.where(moved, False, action == "await_approval"),
+            "awaiting": np.where(moved, False, awaits),
             "awaiting_since": np.where(
-                action == "await_approval",
+                awaits,
                 np.where(awaiting, cohort["awaiting_since"].astype(object).to_numpy(), as_of.isoformat()),
-                None,
+                np.full(n, None, dtype=object),
             ),
-            "policy_version": cohort["policy_version"].to_numpy(),
+            "policy_version": _shared_texts(cohort["policy_version"]),
             **{col: np.where(moved, 0, np.where(paused, cohort[col].to_numpy(), guard_streaks[col])).astype(int) for col in GUARD_COLUMNS},
         }
     )
-    factors = metrics.reindex(index=cohort.index, columns=list(FACTOR_COLUMNS)).reset_index(drop=True)
-    return Decided(frame, rows.evidence(comp), factors)
+    return Decided(frame, rows.evidence(comp), _factors(metrics, metric_rows, cohort.index))
+
+
+def _pass_words(streak: np.ndarray, need: np.ndarray, code: np.ndarray, tail: str | np.ndarray) -> np.ndarray:
+    """'PASS 2 of 2 in a row' and the tail (a text, or one per stage code), built once per distinct streak, need and stage."""
+    def build(s: np.ndarray, k: np.ndarray, c: np.ndarray) -> np.ndarray:
+        return np.asarray("PASS " + _str(s) + " of " + _str(k) + " in a row" + (tail[c] if isinstance(tail, np.ndarray) else tail), dtype=object)
+
+    return _per_distinct(build, streak, need, code)
+
+
+def _factors(metrics: pd.DataFrame, rows: np.ndarray, brand_ids: pd.Index) -> pd.DataFrame:
+    """gmv and the GMV factors of each brand (NaN without metrics), positionally indexed."""
+    if all(c in metrics.columns and metrics[c].dtype == np.float64 for c in FACTOR_COLUMNS):
+        # the brands' rows are already known: gathered, not looked up by id again
+        return pd.DataFrame(_metric_table(metrics, rows, FACTOR_COLUMNS), columns=list(FACTOR_COLUMNS))
+    return metrics.reindex(index=brand_ids, columns=list(FACTOR_COLUMNS)).reset_index(drop=True)
+
+
+def _codes(values: pd.Series, categories: Sequence[str]) -> np.ndarray:
+    """Each value's position in categories, -1 for any other value: pd.Categorical(values, categories).codes,
+    with only the few distinct values looked up (tiers of 20,000 brands)."""
+    codes, distinct = values.factorize()
+    position = pd.Index(list(categories), dtype=object).get_indexer(pd.Index(np.asarray(distinct, dtype=object), dtype=object))
+    return np.asarray(np.append(position, -1)[codes], dtype=np.int64)  # code -1 (missing): -1
+
+
+def _shared_texts(values: pd.Series) -> np.ndarray:
+    """values.to_numpy() with one text object per distinct value: Arrow text would give a new object per brand."""
+    codes, distinct = values.factorize()
+    if (codes < 0).any():
+        return np.asarray(values.to_numpy())
+    return np.asarray(np.asarray(distinct, dtype=object)[codes], dtype=object)
+
+
+def _texts(values: pd.Series) -> np.ndarray:
+    """values.fillna('').astype(str) as an object array; text columns (object, all str) are read as they are."""
+    array = values.to_numpy(dtype=object)
+    if values.dtype == object and pd.api.types.infer_dtype(array, skipna=False) in ("string", "empty"):
+        return np.asarray(array, dtype=object)
+    return np.asarray(values.fillna("").astype(str).to_numpy(dtype=object), dtype=object)
+
+
+def _per_distinct(build: Callable[..., np.ndarray], *columns: np.ndarray) -> np.ndarray:
+    """build(*columns) row by row, computed once per distinct combination of the columns' values.
+
+    Verdict and action texts quote a brand's streak, score or stage: a handful of distinct
+    combinations among 20,000 brands, each text built once and shared.
+    """
+    key = np.zeros(len(columns[0]), dtype=np.int64)
+    for column in columns:
+        distinct, inverse = np.unique(column, return_inverse=True)
+        key = np.unique(key * len(distinct) + inverse.reshape(-1), return_inverse=True)[1].reshape(-1)
+    _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+    texts = np.asarray(build(*(np.asarray(c)[first] for c in columns)), dtype=object)
+    return np.asarray(texts[inverse.reshape(-1)], dtype=object)
 
 
 def gate_exited(cohort: pd.DataFrame, as_of: date) -> Decided:

@@ -98,13 +98,56 @@ def _brand_positions(brand: pd.Series, index: pd.Index) -> np.ndarray:
     """Each row's position in index, -1 where the brand is not there.
 
     A Categorical column (what load_metrics gives) maps its distinct ids and takes the row codes:
-    hashing 100,000 ids instead of 3.5 million row strings.
+    hashing 100,000 ids instead of 3.5 million row strings; when its categories are the index
+    itself (every brand due), comparing them in order is cheaper still than hashing them.
     """
     if isinstance(brand.dtype, pd.CategoricalDtype):
-        per_category = index.get_indexer(brand.cat.categories)
-        positions: np.ndarray = np.append(per_category, -1)[brand.cat.codes.to_numpy()]  # code -1: a missing id
+        codes = brand.cat.codes.to_numpy()
+        categories = brand.cat.categories
+        if len(categories) == len(index) and np.array_equal(np.asarray(categories, dtype=object), np.asarray(index, dtype=object)):
+            return codes.astype(np.int64)  # code -1 (a missing id) stays -1
+        per_category = index.get_indexer(categories)
+        positions: np.ndarray = np.append(per_category, -1)[codes]  # code -1: a missing id
         return positions
     return index.get_indexer(pd.Index(brand))
+
+
+def _in_date_order(codes: np.ndarray, day_key: np.ndarray) -> bool:
+    """Whether rows come brand by brand, each brand's days strictly increasing (how load_metrics sorts them).
+
+    Then each brand's last row is its latest day, and no two rows share a day: the 'last' metrics
+    read group ends instead of a grid or a sort.
+    """
+    if len(codes) < 2:
+        return True
+    later_brand = codes[1:] > codes[:-1]
+    return bool((later_brand | ((codes[1:] == codes[:-1]) & (day_key[1:] > day_key[:-1]))).all())
+
+
+def _last_in_order(codes: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
+    """_last_per_group for rows in date order per brand (see _in_date_order): each brand's last measured row."""
+    out = np.full(n, np.nan)
+    has = ~np.isnan(values)
+    if not has.all():
+        codes, values = codes[has], values[has]
+    if len(codes):
+        last = np.flatnonzero(np.r_[codes[1:] != codes[:-1], True])
+        out[codes[last]] = values[last]
+    return out
+
+
+_SUM_COLUMNS: tuple[str, ...] = (*BASE_COLUMNS, "uv")
+
+
+# The frame's columns: the counts and sums, the metrics computed from them, then the two that are not.
+_COLUMNS: list[str] = [
+    "days_with_data",
+    *(f"sum_{c}" for c in _SUM_COLUMNS),
+    *(name for name, spec in METRICS.items() if spec.kind in ("sum", "ratio", "mean", "last")),
+    "live_hours_per_day",
+    "burst_coefficient",
+]
+_EMPTY_COLUMNS: list[str] = list(dict.fromkeys(["days_with_data", *(f"sum_{c}" for c in _SUM_COLUMNS), *METRICS]))
 
 
 def compute_window_metrics(daily: pd.DataFrame, windows: pd.DataFrame) -> pd.DataFrame:
@@ -118,10 +161,12 @@ def compute_window_metrics(daily: pd.DataFrame, windows: pd.DataFrame) -> pd.Dat
     """
     n = len(windows)
     index = windows.index
-    out: dict[str, np.ndarray] = {}
     if n == 0:
-        columns = ["days_with_data", *(f"sum_{c}" for c in (*BASE_COLUMNS, "uv")), *METRICS]
-        return pd.DataFrame(columns=list(dict.fromkeys(columns)), index=index, dtype=float)
+        return pd.DataFrame(columns=_EMPTY_COLUMNS, index=index, dtype=float)
+    names = _COLUMNS
+    # Every output column is written into one block, which becomes the frame without a copy.
+    block = np.empty((len(names), n))
+    out: dict[str, np.ndarray] = {name: block[i] for i, name in enumerate(names)}
     codes_all = _brand_positions(daily["brand_id"], index)
     known = codes_all >= 0
     dates_ns = daily["date"].to_numpy(dtype="datetime64[ns]")
@@ -129,56 +174,81 @@ def compute_window_metrics(daily: pd.DataFrame, windows: pd.DataFrame) -> pd.Dat
     end = windows["window_end"].to_numpy(dtype="datetime64[ns]")
     safe_codes = np.where(known, codes_all, 0)
     in_window = known & (dates_ns >= start[safe_codes]) & (dates_ns <= end[safe_codes])
-    # Rows are gathered per column by position, not copied whole with .loc (26 columns).
+    # Rows are gathered per column by position, not copied whole with .loc (26 columns); when
+    # every row is in a window, the columns are read as they are.
     rows = np.flatnonzero(in_window)
-    codes = codes_all[rows]
-    days = dates_ns[rows]
+    every = len(rows) == len(codes_all)
+    codes = codes_all if every else codes_all[rows]
+    days = dates_ns if every else dates_ns[rows]
     days_with_data = np.bincount(codes, minlength=n)
-    out["days_with_data"] = days_with_data.astype(float)
+    out["days_with_data"][:] = days_with_data
+    counts: dict[str, np.ndarray] = {}
     kept: dict[str, np.ndarray] = {}
     needed = {spec.numerator for spec in METRICS.values() if spec.kind == "last"} | {"gmv_affiliate"}
-    for col in (*BASE_COLUMNS, "uv"):
-        v = daily[col].to_numpy(dtype=float).take(rows)
-        # Every row summed first: a NaN total means a brand has an unmeasured day (or inf met
-        # -inf), and only then are the measured rows picked out and summed again, in the same order.
-        total = np.bincount(codes, weights=v, minlength=n)
-        count = days_with_data
-        if np.isnan(total).any():
-            has = ~np.isnan(v)
-            total = np.bincount(codes[has], weights=v[has], minlength=n)
-            count = np.bincount(codes[has], minlength=n)
-        out[f"sum_{col}"] = np.where(count > 0, total, np.nan)
-        out[f"n_{col}"] = count.astype(float)
+    for col in _SUM_COLUMNS:
+        column = daily[col].to_numpy(dtype=float)
+        v = column if every else column.take(rows)
+        total, count = _bincount_sums(v, codes, days_with_data)
+        np.copyto(out[f"sum_{col}"], np.where(count > 0, total, np.nan))
+        counts[col] = count
         if col in needed:
             kept[col] = v
 
     window_len = windows["window_len"].to_numpy(dtype=float)
     width = max(int(windows["window_len"].max()), 0)
-    offset = ((days - start[codes]) // np.timedelta64(1, "D")).astype(int)
     day_key = days.view(np.int64)  # the exact timestamps, for the sort when no grid stands in
-    slots = _day_slots(codes, offset, n, width)
+    in_order = _in_date_order(codes, day_key)
+    offset: np.ndarray | None = None
+    slots: np.ndarray | None = None
+    if not in_order:
+        offset = _day_offsets(days, start, codes)
+        slots = _day_slots(codes, offset, n, width)
     for name, spec in METRICS.items():
         if spec.kind == "sum":
-            out[name] = out[f"sum_{spec.numerator}"]
+            out[name][:] = out[f"sum_{spec.numerator}"]
         elif spec.kind == "ratio":
-            out[name] = _ratio(out[f"sum_{spec.numerator}"], out[f"sum_{spec.denominator}"], spec.scale)
+            out[name][:] = _ratio(out[f"sum_{spec.numerator}"], out[f"sum_{spec.denominator}"], spec.scale)
         elif spec.kind == "mean":
-            out[name] = _ratio(out[f"sum_{spec.numerator}"], out[f"n_{spec.numerator}"])
+            out[name][:] = _ratio(out[f"sum_{spec.numerator}"], counts[spec.numerator].astype(float))
         elif spec.kind == "last":
-            out[name] = _last_per_group(codes, day_key, kept[spec.numerator], n, slots, width)
-    out["live_hours_per_day"] = _ratio(out["sum_live_minutes"], window_len * 60.0)
-    out["burst_coefficient"] = np.full(n, np.nan)
+            values = kept[spec.numerator]
+            out[name][:] = _last_in_order(codes, values, n) if in_order else _last_per_group(codes, day_key, values, n, slots, width)
+    out["live_hours_per_day"][:] = _ratio(out["sum_live_minutes"], window_len * 60.0)
+    out["burst_coefficient"][:] = np.nan
     wanted = windows["burst"].to_numpy(dtype=bool) if "burst" in windows else np.ones(n, dtype=bool)
     if wanted.any():
         brands = np.flatnonzero(wanted)
         compact = np.full(n, -1, dtype=np.int64)
         compact[brands] = np.arange(len(brands))
-        burst_rows = wanted[codes]
-        out["burst_coefficient"][brands] = _burst_coefficient(
-            compact[codes[burst_rows]], offset[burst_rows], kept["gmv_affiliate"][burst_rows], len(brands), width
-        )
-    frame = pd.DataFrame({k: v for k, v in out.items() if not k.startswith("n_")}, index=index)
-    return frame
+        burst_rows = np.flatnonzero(wanted[codes])
+        b_codes = codes[burst_rows]
+        b_offset = offset[burst_rows] if offset is not None else _day_offsets(days[burst_rows], start, b_codes)
+        out["burst_coefficient"][brands] = _burst_coefficient(compact[b_codes], b_offset, kept["gmv_affiliate"][burst_rows], len(brands), width)
+    return pd.DataFrame(block.T, index=index, columns=names, copy=False)
+
+
+def _bincount_sums(v: np.ndarray, codes: np.ndarray, days_with_data: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each brand's sum of v over its rows (in row order) and its count of measured rows.
+
+    Every row summed first: a NaN total means a brand has an unmeasured day (or inf met -inf),
+    and only then are the measured rows summed again, in the same order.
+    """
+    n = len(days_with_data)
+    total = np.bincount(codes, weights=v, minlength=n)
+    count = days_with_data
+    if np.isnan(total).any():
+        missing = np.isnan(v)
+        # an unmeasured day adds 0.0 in its place: a total started at 0.0 never is -0.0, so adding
+        # 0.0 leaves it as it is, and the totals are those of the measured rows, bit for bit
+        total = np.bincount(codes, weights=np.where(missing, 0.0, v), minlength=n)
+        count = days_with_data - np.bincount(codes[missing], minlength=n)
+    return total, count
+
+
+def _day_offsets(days: np.ndarray, start: np.ndarray, codes: np.ndarray) -> np.ndarray:
+    """Whole days from each row's window start (0 on the first day)."""
+    offset: np.ndarray = ((days - start[codes]) // np.timedelta64(1, "D")).astype(int)
+    return offset
 
 
 def _day_slots(codes: np.ndarray, offset: np.ndarray, n: int, width: int) -> np.ndarray | None:

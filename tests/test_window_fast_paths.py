@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from brandsteps.catalogue import BASE_COLUMNS, UV_COLUMNS
-from brandsteps.window import _last_per_group, _median_per_row, compute_window_metrics
+from brandsteps.window import _bincount_sums, _in_date_order, _last_in_order, _last_per_group, _median_per_row, compute_window_metrics
 
 
 def _daily(n_rows: int, seed: int) -> pd.DataFrame:
@@ -130,3 +130,97 @@ def test_a_brand_with_an_unmeasured_day_sums_only_its_measured_days() -> None:
     assert np.isnan(m.loc["b", "gmv"])  # inf + -inf has no value
     assert np.isnan(m.loc["c", "gmv"])  # never measured: missing, not 0
     assert m["sum_orders"].tolist() == [2.0, 2.0, 1.0]  # other columns untouched by gmv's re-sum
+
+
+def _complete_days(n_brands: int, days: int, seed: int) -> pd.DataFrame:
+    """Rows as load_metrics gives them: brand by brand, each brand's days in order, some values unmeasured."""
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame(
+        {
+            "brand_id": np.repeat([f"b{i}" for i in range(n_brands)], days),
+            "date": np.tile(pd.date_range("2026-01-01", periods=days, freq="D").to_numpy(), n_brands),
+        }
+    )
+    for col in BASE_COLUMNS:
+        values = rng.uniform(-50, 1e6, len(frame)) * 10.0 ** rng.integers(-3, 4, len(frame))
+        values[rng.random(len(frame)) < 0.15] = np.nan
+        frame[col] = values
+    frame["uv"] = frame[list(UV_COLUMNS)].sum(axis=1, min_count=3)
+    return frame
+
+
+def _varied_windows(n_brands: int, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    lens = rng.integers(1, 15, n_brands)
+    out = pd.DataFrame({"window_end": pd.Timestamp("2026-01-14"), "window_len": lens}, index=pd.Index([f"b{i}" for i in range(n_brands)], name="brand_id"))
+    out["window_start"] = out["window_end"] - pd.to_timedelta(out["window_len"] - 1, unit="D")
+    out["burst"] = rng.random(n_brands) < 0.5
+    return out[["window_start", "window_end", "window_len", "burst"]]
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_rows_in_date_order_give_the_bits_of_shuffled_rows(seed: int) -> None:
+    # in order (brand by brand, days increasing), the 'last' metrics read each brand's last row;
+    # shuffled, the same rows go through the grid and sort: every metric must be bit-identical
+    ordered = _complete_days(40, 14, seed)
+    shuffled = ordered.sample(frac=1.0, random_state=seed).reset_index(drop=True)
+    windows = _varied_windows(40, seed)
+    a = compute_window_metrics(ordered, windows)
+    b = compute_window_metrics(shuffled, windows)
+    # sums add rows in row order, so a shuffle may move their last bits; these never depend on it
+    by_day = ["store_rating", "exclusive_sku_count", "burst_coefficient", "days_with_data"]
+    assert np.array_equal(_bits(a[by_day]), _bits(b[by_day]))
+    assert a["store_rating"].notna().any() and a["burst_coefficient"].notna().any()
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_categories_equal_to_the_index_give_the_bits_of_hashed_ids(seed: int) -> None:
+    # every brand due: the Categorical's categories are the windows' index, and its codes are the
+    # positions; in another order (or with one more brand) the ids are looked up: same bits
+    daily = _complete_days(30, 14, seed)
+    windows = _varied_windows(30, seed)
+    same = daily.assign(brand_id=pd.Categorical(daily["brand_id"], categories=list(windows.index)))
+    other = daily.assign(brand_id=pd.Categorical(daily["brand_id"], categories=[*reversed(windows.index), "extra"]))
+    a = compute_window_metrics(same, windows)
+    b = compute_window_metrics(other, windows)
+    c = compute_window_metrics(daily, windows)
+    assert np.array_equal(_bits(a), _bits(b))
+    assert np.array_equal(_bits(a), _bits(c))
+
+
+def test_measured_rows_are_summed_as_if_the_unmeasured_were_not_there() -> None:
+    # the second sum adds 0.0 for an unmeasured day: the bits of summing only the measured rows
+    rng = np.random.default_rng(3)
+    codes = np.repeat(np.arange(200), 9)
+    v = rng.uniform(-1e6, 1e6, len(codes)) * 10.0 ** rng.integers(-8, 8, len(codes))
+    v[rng.random(len(v)) < 0.3] = np.nan
+    v[5] = -0.0
+    total, count = _bincount_sums(v, codes, np.bincount(codes, minlength=200))
+    has = ~np.isnan(v)
+    expected = np.bincount(codes[has], weights=v[has], minlength=200)
+    assert np.array_equal(total.view(np.int64), expected.view(np.int64))
+    assert np.array_equal(count, np.bincount(codes[has], minlength=200))
+
+
+@pytest.mark.parametrize(
+    ("codes", "days", "in_order"),
+    [
+        ([0, 0, 1, 1], [1, 2, 1, 2], True),
+        ([0, 0, 1], [2, 1, 5], False),  # a brand's days out of order
+        ([0, 1, 0], [1, 1, 2], False),  # a brand's rows apart
+        ([0, 0], [3, 3], False),  # one day twice
+        ([2], [7], True),
+    ],
+)
+def test_in_date_order(codes: list[int], days: list[int], in_order: bool) -> None:
+    assert _in_date_order(np.array(codes), np.array(days, dtype=np.int64)) is in_order
+
+
+@pytest.mark.parametrize(("rows", "expected"), [c for c in LAST_CASES if c[0][0][2] == 0 and len({(r[0], r[1]) for r in c[0]}) == len(c[0])])
+def test_last_in_order_agrees_with_the_sort(rows: list[tuple[int, int, int, float]], expected: list[float]) -> None:
+    ordered = sorted(rows)
+    codes = np.array([r[0] for r in ordered])
+    key = np.array([r[1] for r in ordered], dtype=np.int64)
+    values = np.array([r[3] for r in ordered])
+    assert np.array_equal(_last_in_order(codes, values, 2), expected, equal_nan=True)
+    assert np.array_equal(_last_in_order(codes, values, 2), _last_per_group(codes, key, values, 2), equal_nan=True)

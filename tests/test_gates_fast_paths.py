@@ -1,0 +1,163 @@
+"""Gate engine's fast paths give exactly what the plain computations give: one stage's code, text lookups, gathers."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import fields
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from brandsteps.catalogue import BASE_COLUMNS, GRADUATED, METRICS, STAGE_IDS, TIERS
+from brandsteps.config import load_portfolio
+from brandsteps.evidence import FACTOR_COLUMNS, fmt
+from brandsteps.gates import (
+    GUARD_COLUMNS,
+    _codes,
+    _factors,
+    _metric_table,
+    _per_distinct,
+    _shared_texts,
+    _str,
+    _texts,
+    _values,
+    gate_cohort,
+    gate_stage,
+)
+from tests.conftest import write_configs
+
+AS_OF = date(2026, 3, 10)
+
+
+def _cohort(ids: list[str], seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    n = len(ids)
+    awaiting = rng.random(n) < 0.2
+    return pd.DataFrame(
+        {
+            "tier": np.array([*TIERS, "unknown"], dtype=object)[rng.integers(0, 4, n)],
+            "paused": rng.random(n) < 0.1,
+            "awaiting": awaiting,
+            "awaiting_since": np.where(awaiting, "2026-03-01", None),
+            "days_in_stage": rng.integers(1, 40, n),
+            "pass_streak": rng.integers(0, 4, n),
+            "stage_entered_on": pd.Timestamp("2026-02-01") + pd.to_timedelta(rng.integers(0, 30, n), unit="D"),
+            "data_error": np.where(rng.random(n) < 0.1, "row 3 (2026-03-09): orders negative", ""),
+            "policy_version": np.array(["v1", "v2"], dtype=object)[rng.integers(0, 2, n)],
+            **{c: rng.integers(0, 3, n) for c in GUARD_COLUMNS},
+        },
+        index=pd.Index(ids, name="brand_id", dtype=object),
+    )
+
+
+def _metrics(ids: list[str], seed: int) -> pd.DataFrame:
+    """Every sample sum large (most samples met), metrics spread around the thresholds, a few missing."""
+    rng = np.random.default_rng(seed)
+    sums = {f"sum_{c}": rng.uniform(1e3, 1e7, len(ids)) for c in (*BASE_COLUMNS, "uv")}
+    values = {m: rng.uniform(0, 1.2, len(ids)) * 10.0 ** rng.integers(-1, 6, len(ids)) for m in METRICS}
+    frame = pd.DataFrame({**sums, **values, "days_with_data": 28.0}, index=pd.Index(ids, name="brand_id", dtype=object))
+    frame = frame.mask(rng.random(frame.shape) < 0.01)
+    return frame
+
+
+@pytest.fixture
+def portfolio(tmp_path: Path):
+    # the repository playbook; some brands with overrides (their own policy variants)
+    brands: dict[str, dict] = {f"b{i}": {} for i in range(60)}
+    for i in range(0, 60, 7):
+        brands[f"b{i}"] = {"gates": {"affiliate_trial": {"criteria": [{"metric": "gmv", "op": ">=", "threshold": 10}]}}}
+    for i in range(3, 60, 11):
+        brands[f"b{i}"] = {"requires_approval": ["public_traffic", "channel_exclusive"]}
+    write_configs(tmp_path, brands)
+    return load_portfolio(tmp_path / "configs", apply_env=False)
+
+
+def _same_decided(a, b) -> None:
+    pd.testing.assert_frame_equal(a.decisions, b.decisions, check_exact=True)
+    pd.testing.assert_frame_equal(a.factors, b.factors, check_exact=True)
+    for f in fields(a.evidence):
+        x, y = getattr(a.evidence, f.name), getattr(b.evidence, f.name)
+        assert x.dtype == y.dtype and np.array_equal(x, y, equal_nan=x.dtype.kind == "f"), f.name
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("stage", [*STAGE_IDS, GRADUATED])
+def test_one_stage_decides_as_a_cohort_of_that_stage(portfolio, stage: str, seed: int) -> None:
+    # gate_stage knows its one stage's code; gate_cohort looks each brand's stage up: same decisions
+    ids = [f"b{i}" for i in range(60)]
+    cohort, metrics = _cohort(ids, seed), _metrics(ids[:50], seed)  # ten brands without metrics
+    fast = gate_stage(portfolio, stage, cohort, metrics, AS_OF)
+    general = gate_cohort(portfolio, cohort, np.full(len(ids), stage, dtype=object), metrics, AS_OF)
+    _same_decided(fast, general)
+    assert "ERROR" in set(fast.decisions["verdict"]) and fast.decisions["verdict"].nunique() >= 3
+
+
+@pytest.mark.parametrize("as_text", [False, True])
+def test_codes_are_categorical_codes(as_text: bool) -> None:
+    values = pd.Series(["mid", "small", None, "large", "huge", "mid"], dtype="str" if as_text else object)
+    with warnings.catch_warnings():  # pandas deprecates values outside the categories, and still gives -1
+        warnings.simplefilter("ignore")
+        expected = pd.Categorical(values.to_numpy(), categories=list(TIERS)).codes
+    assert _codes(values, TIERS).tolist() == expected.astype(np.int64).tolist() == [1, 0, -1, 2, -1, 1]
+
+
+@pytest.mark.parametrize("missing_row", [False, True])
+def test_metric_table_gathers_what_values_gathers(missing_row: bool) -> None:
+    ids = [f"b{i}" for i in range(30)]
+    metrics = _metrics(ids, 4)
+    rows = np.arange(29, -1, -3)
+    if missing_row:
+        rows[2] = -1
+    names = ["gmv", "not_a_column", "refund_rate", "sum_orders"]
+    table = _metric_table(metrics, rows, names)
+    brand, column = np.repeat(np.arange(len(rows)), len(names)), np.tile(np.arange(len(names)), len(rows))
+    expected = _values(metrics, rows[brand], np.array(names, dtype=object), column)
+    assert np.array_equal(table[brand, column], expected, equal_nan=True)
+
+
+def test_factors_gathered_equal_factors_reindexed() -> None:
+    ids = [f"b{i}" for i in range(20)]
+    metrics = _metrics(ids, 5)
+    wanted = pd.Index([*ids[::-2], "stranger"], dtype=object)
+    rows = metrics.index.get_indexer(wanted)
+    reindexed = metrics.reindex(index=wanted, columns=list(FACTOR_COLUMNS)).reset_index(drop=True)
+    pd.testing.assert_frame_equal(_factors(metrics, rows, wanted), reindexed, check_exact=True)
+    # a factor column that is not float64 takes the plain path, dtype and all
+    as_int = metrics.assign(uv=np.arange(20))
+    pd.testing.assert_frame_equal(_factors(as_int, rows, wanted), as_int.reindex(index=wanted, columns=list(FACTOR_COLUMNS)).reset_index(drop=True))
+
+
+def test_per_distinct_builds_what_each_row_would_build() -> None:
+    rng = np.random.default_rng(6)
+    streak, need, score = rng.integers(0, 5, 500), rng.integers(1, 4, 500), rng.choice([0.5, 1.0, 2 / 3, np.nan], 500)
+
+    def build(s: np.ndarray, k: np.ndarray, x: np.ndarray) -> np.ndarray:
+        return np.asarray("PASS " + _str(s) + " of " + _str(k) + " score " + fmt(x), dtype=object)
+
+    assert _per_distinct(build, streak, need, score).tolist() == build(streak, need, score).tolist()
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        pd.Series(["", "row 1: bad", ""], dtype=object),
+        pd.Series(["", None, "x"], dtype=object),
+        pd.Series(["", np.nan, 3], dtype=object),
+        pd.Series(["", "x"], dtype="str"),
+        pd.Series([], dtype=object),
+    ],
+)
+def test_texts_equal_fillna_astype_str(values: pd.Series) -> None:
+    assert _texts(values).tolist() == values.fillna("").astype(str).to_numpy(dtype=object).tolist()
+
+
+@pytest.mark.parametrize("dtype", [object, "str"])
+def test_shared_texts_equal_to_numpy(dtype: object) -> None:
+    values = pd.Series(["v1", "v2", "v1", None], dtype=dtype)
+    got, expected = _shared_texts(values), values.to_numpy()
+    assert got.dtype == expected.dtype and [str(v) for v in got] == [str(v) for v in expected]
+    full = values.iloc[:3]
+    assert _shared_texts(full).tolist() == full.to_numpy().tolist() == ["v1", "v2", "v1"]
