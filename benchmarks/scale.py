@@ -19,8 +19,11 @@ server started once (its start-up is reported apart), first with an empty parse 
 (the daily case: configs mostly unchanged). References on the same data: the floor (bare pandas
 group-by sums of the base columns over the window, no gates) and the naive design (the same gate
 logic once per brand in a Prefect task via .map) at --naive brands. Both designs also run over one
-brand, so the cost per brand can be compared with and without each design's fixed cost per cycle. At the largest N it also fills
-the ledger with --history days of decisions and times the ledger reads behind `status` and `explain`.
+brand, so the cost per brand can be compared with and without each design's fixed cost per cycle; and
+like for like, the naive design against the same gate logic inside our flow (the window-metrics task
+to the last stage task, read from the flow run's task runs). At the largest N it also fills
+the ledger with --history days of decisions and times what `status` and `explain` do: the brand roster,
+the ledger reads, and each whole command in this process.
 This is a measurement, not a test: it prints figures and checks nothing but the task-run count.
 """
 

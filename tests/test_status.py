@@ -5,6 +5,9 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
+import pytest
+
+import brandsteps.status as status_module
 from brandsteps.config import Portfolio, load_portfolio
 from brandsteps.cycle import run_day
 from brandsteps.ledger import Ledger
@@ -12,6 +15,7 @@ from brandsteps.metrics_source import validate
 from brandsteps.roster import load_roster
 from brandsteps.status import portfolio_status
 from tests.conftest import simple_playbook, write_configs
+from tests.ledger_checks import pg_database  # noqa: F401 - a fixture
 from tests.test_ledger import history
 
 
@@ -38,10 +42,22 @@ def test_status_counts_every_configured_brand(tmp_path: Path) -> None:
     assert [r["brand_id"] for r in status["brands"]] == ["a", "b", "late"]  # by stage order, then id
 
 
-def test_status_and_explain_reads_use_indexes(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("day_read_min", "expected_scans", "as_of_searches", "brand_day_searches"),
+    [
+        # the daily case: both brands last decided on day 3, read through the as_of index; the unique
+        # (brand_id, as_of) index serves explain's two decision lookups
+        (1, ["SCAN brand_state", "SCAN cycles USING INDEX ix_cycles_as_of"], 1, 2),
+        # no day with enough brands: the state joined with one unique-index search per brand, and explain's two
+        (10_000, ["SCAN brand_state", "SCAN brand_state", "SCAN cycles USING INDEX ix_cycles_as_of"], 0, 3),
+    ],
+)
+def test_status_and_explain_reads_use_indexes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, day_read_min: int,
+                                              expected_scans: list[str], as_of_searches: int, brand_day_searches: int) -> None:
     # At 35 days x 100,000 brands a scan of decisions or stage_changes costs seconds; every lookup must be an index search.
     import sqlalchemy as sa
 
+    monkeypatch.setattr(status_module, "DAY_READ_MIN_BRANDS", day_read_min)
     write_configs(tmp_path, {"a": {}, "b": {}}, playbook=simple_playbook())
     portfolio, ledger = _three_days(tmp_path)
     selects: list[tuple[str, object]] = []
@@ -58,9 +74,34 @@ def test_status_and_explain_reads_use_indexes(tmp_path: Path) -> None:
     with ledger.engine.connect() as conn:
         for sql, params in selects:
             plans += [row[-1] for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", params).all()]
-    assert len(selects) == 5  # status: the join and the last cycle; explain: three lookups
-    scans = [p for p in plans if p.startswith("SCAN")]
-    # status reads every brand's state once (it shows every brand) and walks the cycles by their as_of index
-    assert scans == ["SCAN brand_state", "SCAN cycles USING INDEX ix_cycles_as_of"], plans
-    assert sum("decisions USING INDEX sqlite_autoindex_decisions_1" in p for p in plans) == 3  # the join and explain's two decision lookups
+    assert len(selects) == 6  # status: the states, the decisions (one day, or the join) and the last cycle; explain: three lookups
+    # status reads every brand's state (it shows every brand) and walks the cycles by their as_of index; nothing scans decisions
+    assert [p for p in plans if p.startswith("SCAN")] == expected_scans, plans
+    assert sum(p.startswith("SEARCH decisions USING INDEX ix_decisions_as_of") for p in plans) == as_of_searches
+    assert sum("decisions USING INDEX sqlite_autoindex_decisions_1" in p for p in plans) == brand_day_searches
     assert any(p.startswith("SEARCH stage_changes USING INDEX ix_stage_changes_brand") for p in plans)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
+@pytest.mark.parametrize("day_read_min", [1, 2, 10_000])  # days 3 and 4 read whole; day 4 whole and c joined; every brand joined
+def test_status_reads_each_brands_latest_decision_whatever_day_it_was(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                       request: pytest.FixtureRequest, day_read_min: int, backend: str) -> None:
+    from dataclasses import replace
+
+    monkeypatch.setattr(status_module, "DAY_READ_MIN_BRANDS", day_read_min)
+    write_configs(tmp_path, {"a": {}, "b": {}, "c": {}}, playbook=simple_playbook())
+    portfolio = load_portfolio(tmp_path / "configs", apply_env=False)
+    # dates come back as text from SQLite and as dates from PostgreSQL: both are bound back as dates
+    ledger = Ledger(request.getfixturevalue("pg_database") if backend == "postgresql" else f"sqlite:///{tmp_path / 'ledger.sqlite'}")
+    ledger.create()
+    batch = validate(history(["a", "b", "c"], 5), as_of=date(2026, 1, 5), today=date(2026, 2, 1))
+    for day in range(1, 4):
+        run_day(portfolio, batch, ledger, date(2026, 1, day), None)
+    a_and_b = replace(portfolio, brands={k: portfolio.brands[k] for k in ("a", "b")}, brand_versions={})
+    run_day(a_and_b, batch, ledger, date(2026, 1, 4), None)
+    rows = {r["brand_id"]: r for r in portfolio_status(load_roster(tmp_path / "configs", apply_env=False).brands, ledger)["brands"]}
+    # a and b were decided again on day 4 in public_traffic, entered that day (1 day in stage < min 2: held), so their
+    # day-3 advance (also among the day-3 rows read whole) is not their latest; c's latest is still day 3's advance
+    for brand in ("a", "b"):
+        assert (rows[brand]["last_as_of"], rows[brand]["verdict"], rows[brand]["action"]) == ("2026-01-04", "INCONCLUSIVE", "hold")
+    assert (rows["c"]["last_as_of"], rows["c"]["verdict"], rows["c"]["action"]) == ("2026-01-03", "PASS", "advance")
