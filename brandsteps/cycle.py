@@ -12,7 +12,7 @@ from brandsteps.catalogue import EXITED, GRADUATED, STAGE_IDS
 from brandsteps.config import Portfolio
 from brandsteps.diagnosis import diagnose
 from brandsteps.evidence import combine, join_groups, render
-from brandsteps.gates import GUARD_COLUMNS, compiled, gate_cohort, gate_exited, uses_metric, window_days_for
+from brandsteps.gates import COHORT_COLUMNS, GUARD_COLUMNS, compiled, gate_cohort, gate_exited, uses_metric, window_days_for
 from brandsteps.ledger import Ledger, WriteResult
 from brandsteps.metrics_source import MetricsBatch
 from brandsteps.window import compute_window_metrics
@@ -101,21 +101,36 @@ def data_errors(batch: MetricsBatch, cohorts: pd.DataFrame) -> pd.Series:
     return pd.Series(joined, index=cohorts.index, dtype=object)
 
 
+def _windowed(due: np.ndarray, cohorts: pd.DataFrame) -> np.ndarray:
+    """The cohorts rows window_metrics_for computes windows for: due brands, exited ones left out."""
+    return np.asarray(due & (cohorts["stage"] != EXITED).to_numpy(dtype=bool), dtype=bool)
+
+
 def window_metrics_for(batch: MetricsBatch, cohorts: pd.DataFrame) -> pd.DataFrame:
-    due = ((cohorts["status"] == "due") & (cohorts["stage"] != EXITED)).to_numpy(dtype=bool)
+    due = _windowed((cohorts["status"] == "due").to_numpy(dtype=bool), cohorts)
     windows = cohorts[["window_start", "window_end", "window_len", "burst"]]  # the four columns taken, not all of them
     return compute_window_metrics(batch.daily, windows if due.all() else windows[due])
 
 
 def cohort_for(cohorts: pd.DataFrame, stage_id: str, errors: pd.Series) -> pd.DataFrame:
-    mask = (cohorts["status"] == "due") & (cohorts["stage"] == stage_id)
-    cohort = cohorts[mask]  # a new frame: the column added below does not reach cohorts
-    if errors.index.equals(cohorts.index):  # as data_errors gives them: by position, without looking ids up
-        error = errors.iloc[np.flatnonzero(mask.to_numpy(dtype=bool))].set_axis(cohort.index)
-    else:
-        error = errors.reindex(cohort.index)
-    cohort["data_error"] = error.fillna("")
-    return cohort
+    """The due brands of stage_id with what the gates read of them: the COHORT_COLUMNS cohorts has,
+    data_error ('' for none), and window_row, each brand's row in window_metrics_for(batch, cohorts)
+    (-1 for none), a position the gates check before they use it instead of looking the brand up.
+
+    Only those columns are taken (not the names, owners, windows, ... of the whole cohorts frame):
+    six stages are cut from it every cycle.
+    """
+    due = (cohorts["status"] == "due").to_numpy(dtype=bool)
+    pos = np.flatnonzero(due & (cohorts["stage"] == stage_id).to_numpy(dtype=bool))
+    ids = cohorts.index[pos]
+    # as data_errors gives them (one per cohorts row), read by position, without looking ids up
+    error = errors.to_numpy(dtype=object)[pos] if errors.index.equals(cohorts.index) else errors.reindex(ids).to_numpy(dtype=object)
+    windowed = _windowed(due, cohorts)
+    columns: dict[str, object] = {c: cohorts[c].array.take(pos) for c in COHORT_COLUMNS if c in cohorts.columns}
+    # a Series on ids: pandas would make Arrow text of a bare object array
+    columns["data_error"] = pd.Series(np.where(pd.isna(error), "", error), index=ids, dtype=object)
+    columns["window_row"] = np.where(windowed, np.cumsum(windowed) - 1, -1)[pos]
+    return pd.DataFrame(columns, index=ids, copy=False)  # the arrays are new: kept, not copied into blocks
 
 
 def decide_all(portfolio: Portfolio, cohorts: pd.DataFrame, batch: MetricsBatch, metrics: pd.DataFrame, as_of: date) -> pd.DataFrame:

@@ -39,10 +39,14 @@ def fmt_repeated(values: np.ndarray) -> np.ndarray:
     return each_distinct(np.asarray(values, dtype=float), fmt)
 
 
-def text_frame(columns: dict[str, Any], index: pd.Index | None = None) -> pd.DataFrame:
-    """A frame whose text columns stay object columns: pandas would copy them into Arrow strings, and JSON or the ledger back out."""
-    kept = {k: pd.Series(v, dtype=object) if isinstance(v, np.ndarray) and v.dtype.kind in "OU" else v for k, v in columns.items()}
-    return pd.DataFrame(kept, index=index)
+def text_frame(columns: dict[str, Any], index: pd.Index | None = None, fresh: bool = False) -> pd.DataFrame:
+    """A frame whose text columns stay object columns: pandas would copy them into Arrow strings, and JSON or the ledger back out.
+
+    fresh: every array is new and the caller's alone, so the frame keeps them as they are instead
+    of copying same-typed columns into one block (a tenth of a 20,000-brand gate's time).
+    """
+    kept = {k: pd.Series(v, dtype=object, copy=not fresh) if isinstance(v, np.ndarray) and v.dtype.kind in "OU" else v for k, v in columns.items()}
+    return pd.DataFrame(kept, index=index, copy=not fresh)
 
 
 def json_members(frame: pd.DataFrame) -> list[str]:

@@ -96,6 +96,7 @@ class Compiled:
     """
 
     variants: int
+    versions: pd.Index  # the policy version of each variant (0: the playbook's)
     overridden: pd.Index  # brand ids with their own variant
     overridden_variant: np.ndarray  # their variant codes
     params: dict[str, np.ndarray]  # per rule set
@@ -130,6 +131,19 @@ class Compiled:
             hit = pos >= 0
             codes[hit] = self.overridden_variant[pos[hit]]
         return np.asarray(stage_codes, dtype=np.int64) * self.variants + codes
+
+    def rule_sets_by_version(self, brand_ids: pd.Index, versions: tuple[np.ndarray, Any], stage_codes: np.ndarray) -> np.ndarray:
+        """rule_sets, the variant read from each brand's policy version (a cohort's policy_version column, factorized).
+
+        A version names one set of overrides (a digest of the playbook's version and them), so a
+        cohort's few distinct versions are looked up instead of each of its brand ids. Should any
+        version not be one of this portfolio's, the brands are looked up by id.
+        """
+        codes, distinct = versions
+        variant = self.versions.get_indexer(pd.Index(np.asarray(distinct, dtype=object), dtype=object))
+        if (codes < 0).any() or (variant < 0).any():
+            return self.rule_sets(brand_ids, stage_codes)
+        return np.asarray(np.asarray(stage_codes, dtype=np.int64) * self.variants + variant[codes], dtype=np.int64)
 
 
 def _compile(portfolio: Portfolio) -> Compiled:
@@ -184,6 +198,7 @@ def _compile(portfolio: Portfolio) -> Compiled:
     for_graduated = arr([g for _, _, _, g in items], bool)
     return Compiled(
         variants=len(representative),
+        versions=_versions(portfolio.playbook_version, list(version_codes)),
         overridden=pd.Index(ids, dtype=object),
         overridden_variant=np.array(codes, dtype=np.int64),
         params={k: np.array(v, dtype=_PARAM_DTYPES[k]) for k, v in params.items()},
@@ -210,6 +225,12 @@ def _compile(portfolio: Portfolio) -> Compiled:
         sample_min=sample_min,
         sample_min_text=fmt(sample_min),
     )
+
+
+def _versions(playbook_version: str, overridden: list[str]) -> pd.Index:
+    """Each variant's policy version; none (brands then looked up by id) if the playbook's is also an override's."""
+    versions = pd.Index([playbook_version, *overridden], dtype=object)
+    return versions if versions.is_unique else pd.Index([], dtype=object)
 
 
 _COMPILED: dict[int, tuple[weakref.ref[Portfolio], Compiled]] = {}
@@ -314,16 +335,18 @@ def _metric_table(metrics: pd.DataFrame, rows: np.ndarray, names: Sequence[str])
     Only the cohort's rows of the named columns are read, column by column: the whole
     100,000-brand frame is never copied for a stage of 20,000 brands.
     """
-    table = np.full((len(rows), len(names)), np.nan)
+    # filled name by name as rows of a (names × brands) array, each written in one run, and handed
+    # back transposed: writing columns of a (brands × names) array strides through all of it
+    table = np.full((len(names), len(rows)), np.nan)
     has = rows >= 0
     if not has.any():
-        return table
+        return table.T
     every = bool(has.all())
     for j, name in enumerate(names):
         if name in metrics.columns:
             column = metrics[name].to_numpy(dtype=float)
-            table[:, j] = column.take(rows) if every else np.where(has, column.take(np.where(has, rows, 0)), np.nan)
-    return table
+            table[j] = column.take(rows) if every else np.where(has, column.take(np.where(has, rows, 0)), np.nan)
+    return table.T
 
 
 def _values(metrics: pd.DataFrame, rows: np.ndarray, names: np.ndarray, column: np.ndarray) -> np.ndarray:
@@ -481,11 +504,17 @@ def _guardrail_trips(
     return streaks, tripped, reasons
 
 
+# What the gates read of a brand besides its data_error (and window_row, where known).
+COHORT_COLUMNS: tuple[str, ...] = (
+    "tier", "paused", "awaiting", "awaiting_since", "days_in_stage", "pass_streak", "stage_entered_on", *GUARD_COLUMNS, "policy_version",
+)
+
+
 def gate_stage(portfolio: Portfolio, stage_id: str, cohort: pd.DataFrame, metrics: pd.DataFrame, as_of: date) -> Decided:
     """One decision per brand of the cohort (all brands currently in `stage_id`), vectorised.
 
-    cohort: index brand_id; tier, paused, awaiting, awaiting_since, days_in_stage, pass_streak,
-    stage_entered_on, g_<stage> streaks, data_error, policy_version.
+    cohort: index brand_id; the COHORT_COLUMNS, data_error, and optionally window_row (each
+    brand's row in metrics, as cohort_for gives it: checked, then used instead of a lookup by id).
     """
     if cohort.empty:
         return Decided.empty()
@@ -544,9 +573,10 @@ def _gate(portfolio: Portfolio, cohort: pd.DataFrame, stage: np.ndarray, code: n
     """gate_cohort with each brand's stage (names, and codes indexing EVALUATED) known."""
     n = len(cohort)
     comp = compiled(portfolio)
-    rule_set = comp.rule_sets(cohort.index, code)
+    versions = cohort["policy_version"].factorize()  # for the rule sets and the recorded texts
+    rule_set = comp.rule_sets_by_version(cohort.index, versions, code)
     tier_code = _codes(cohort["tier"], TIERS)
-    metric_rows = metrics.index.get_indexer(cohort.index)
+    metric_rows = _metric_rows(metrics, cohort)
     rows = _cohort_rows(comp, rule_set, tier_code, _metric_table(metrics, metric_rows, comp.metric_names.tolist()))
     params = {k: v[rule_set] for k, v in comp.params.items()}
 
@@ -616,12 +646,13 @@ def _gate(portfolio: Portfolio, cohort: pd.DataFrame, stage: np.ndarray, code: n
     next_day = pd.Timestamp(as_of + timedelta(days=1))
     entered = _datetimes(cohort["stage_entered_on"])
     max_days = params["max_days"].astype(float)
-    days = cohort["days_in_stage"].to_numpy(dtype=int)
+    days = cohort["days_in_stage"].to_numpy(dtype=int, copy=True)
+    # every array below is new (the cohort's are copied): the frame keeps them without copying
     frame = text_frame(
         {
-            "brand_id": cohort.index.to_numpy(),
+            "brand_id": cohort.index.to_numpy(copy=True),
             "as_of": pd.Timestamp(as_of),
-            "stage": stage,
+            "stage": stage.copy(),
             "verdict": _VERDICT[verdict],
             "action": action,
             "to_stage": to_stage,
@@ -638,11 +669,27 @@ def _gate(portfolio: Portfolio, cohort: pd.DataFrame, stage: np.ndarray, code: n
                 np.where(awaiting, cohort["awaiting_since"].astype(object).to_numpy(), as_of.isoformat()),
                 np.full(n, None, dtype=object),
             ),
-            "policy_version": _shared_texts(cohort["policy_version"]),
+            "policy_version": _shared_texts(cohort["policy_version"], versions),
             **{col: np.where(moved, 0, np.where(paused, cohort[col].to_numpy(), guard_streaks[col])).astype(int) for col in GUARD_COLUMNS},
-        }
+        },
+        fresh=True,
     )
     return Decided(frame, rows.evidence(comp), _factors(metrics, metric_rows, cohort.index))
+
+
+def _metric_rows(metrics: pd.DataFrame, cohort: pd.DataFrame) -> np.ndarray:
+    """Each cohort brand's row in metrics, -1 for none: metrics.index.get_indexer(cohort.index).
+
+    A cohort from cohort_for knows where window_metrics_for put its brands (window_row); those rows
+    are used when the ids there equal the cohort's (one elementwise comparison, where a lookup
+    hashes 20,000 ids a stage). Any other metrics frame, or any id that differs, is looked up by id.
+    """
+    if "window_row" in cohort.columns and len(cohort):
+        rows = cohort["window_row"].to_numpy(dtype=np.int64)
+        ids = metrics.index.to_numpy()
+        if rows.min() >= 0 and rows.max() < len(ids) and bool((ids[rows] == cohort.index.to_numpy()).all()):
+            return rows
+    return np.asarray(metrics.index.get_indexer(cohort.index), dtype=np.int64)
 
 
 def _pass_words(streak: np.ndarray, need: np.ndarray, code: np.ndarray, tail: str | np.ndarray) -> np.ndarray:
@@ -669,11 +716,14 @@ def _codes(values: pd.Series, categories: Sequence[str]) -> np.ndarray:
     return np.asarray(np.append(position, -1)[codes], dtype=np.int64)  # code -1 (missing): -1
 
 
-def _shared_texts(values: pd.Series) -> np.ndarray:
-    """values.to_numpy() with one text object per distinct value: Arrow text would give a new object per brand."""
-    codes, distinct = values.factorize()
+def _shared_texts(values: pd.Series, factorized: tuple[np.ndarray, Any]) -> np.ndarray:
+    """values.to_numpy() with one text object per distinct value: Arrow text would give a new object per brand.
+
+    factorized: values.factorize(), which the caller has already.
+    """
+    codes, distinct = factorized
     if (codes < 0).any():
-        return np.asarray(values.to_numpy())
+        return np.asarray(values.to_numpy(copy=True))
     return np.asarray(np.asarray(distinct, dtype=object)[codes], dtype=object)
 
 

@@ -172,8 +172,13 @@ def compute_window_metrics(daily: pd.DataFrame, windows: pd.DataFrame) -> pd.Dat
     dates_ns = daily["date"].to_numpy(dtype="datetime64[ns]")
     start = windows["window_start"].to_numpy(dtype="datetime64[ns]")
     end = windows["window_end"].to_numpy(dtype="datetime64[ns]")
-    safe_codes = np.where(known, codes_all, 0)
-    in_window = known & (dates_ns >= start[safe_codes]) & (dates_ns <= end[safe_codes])
+    every_known = bool(known.all())
+    safe_codes = codes_all if every_known else np.where(known, codes_all, 0)
+    # a cycle's windows all end on its day: one bound for every row, not one gathered per row
+    row_end = end[0] if bool((end == end[0]).all()) else end[safe_codes]
+    in_window = (dates_ns >= start[safe_codes]) & (dates_ns <= row_end)
+    if not every_known:
+        in_window &= known
     # Rows are gathered per column by position, not copied whole with .loc (26 columns); when
     # every row is in a window, the columns are read as they are.
     rows = np.flatnonzero(in_window)

@@ -35,3 +35,22 @@ def test_errors_by_position_equal_errors_looked_up(stage: str) -> None:
     assert by_position["data_error"].dtype == object
     assert by_position["data_error"].tolist() == errors.reindex(by_position.index).fillna("").tolist()
     assert "data_error" not in cohorts  # the cohorts frame itself is left as it was
+
+
+@pytest.mark.parametrize(
+    ("stage", "ids", "window_rows"),
+    [
+        # windows are computed for due, not exited brands: b1 b3 b6 b7 b9 b10, rows 0-5
+        ("affiliate_trial", ["b3", "b6", "b9"], [1, 2, 4]),
+        ("public_traffic", ["b1", "b7", "b10"], [0, 3, 5]),
+        ("exited", ["b2", "b5", "b11"], [-1, -1, -1]),
+        ("graduated", [], []),
+    ],
+)
+def test_cohort_holds_what_the_gates_read_and_each_brands_window_row(stage: str, ids: list[str], window_rows: list[int]) -> None:
+    cohorts = _cohorts()
+    cohort = cohort_for(cohorts, stage, pd.Series("", index=cohorts.index, dtype=object))
+    assert cohort.index.tolist() == ids and cohort.index.name == "brand_id"
+    assert list(cohort.columns) == ["tier", "data_error", "window_row"]  # of COHORT_COLUMNS, the one cohorts has
+    assert cohort["window_row"].tolist() == window_rows
+    assert cohort["tier"].tolist() == ["small"] * len(ids)

@@ -21,6 +21,7 @@ from brandsteps.evidence import (
     fmt_repeated,
     json_members,
     render,
+    text_frame,
 )
 
 
@@ -93,3 +94,15 @@ def test_combine_shifts_criteria_to_their_decisions() -> None:
     out = render(both)
     assert [len(json.loads(t)) for t in out["criteria"]] == [1, 2, 1]
     assert json.loads(out.at[2, "gmv_factors"])["gmv"] == 100.0
+
+
+def test_text_frame_of_fresh_arrays_equals_the_copied_frame() -> None:
+    def columns() -> dict[str, object]:
+        return {
+            "brand_id": np.array(["b1", "b2"], dtype=object), "verdict": np.array(["PASS", "FAIL"]), "score": np.array([0.5, np.nan]),
+            "days": np.array([3, 4]), "as_of": pd.Timestamp("2026-03-10"), "awaiting_since": np.array([None, "2026-03-01"], dtype=object),
+        }
+
+    kept, copied = text_frame(columns(), fresh=True), text_frame(columns())
+    pd.testing.assert_frame_equal(kept, copied, check_exact=True)
+    assert [str(t) for t in kept.dtypes] == ["object", "object", "float64", "int64", "datetime64[us]", "object"]

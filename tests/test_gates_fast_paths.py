@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import warnings
-from dataclasses import fields
+from dataclasses import fields, replace
 from datetime import date
 from pathlib import Path
 
@@ -15,15 +15,18 @@ from brandsteps.catalogue import BASE_COLUMNS, GRADUATED, METRICS, STAGE_IDS, TI
 from brandsteps.config import load_portfolio
 from brandsteps.evidence import FACTOR_COLUMNS, fmt
 from brandsteps.gates import (
+    EVALUATED,
     GUARD_COLUMNS,
     _codes,
     _factors,
+    _metric_rows,
     _metric_table,
     _per_distinct,
     _shared_texts,
     _str,
     _texts,
     _values,
+    compiled,
     gate_cohort,
     gate_stage,
 )
@@ -157,7 +160,44 @@ def test_texts_equal_fillna_astype_str(values: pd.Series) -> None:
 @pytest.mark.parametrize("dtype", [object, "str"])
 def test_shared_texts_equal_to_numpy(dtype: object) -> None:
     values = pd.Series(["v1", "v2", "v1", None], dtype=dtype)
-    got, expected = _shared_texts(values), values.to_numpy()
+    got, expected = _shared_texts(values, values.factorize()), values.to_numpy()
     assert got.dtype == expected.dtype and [str(v) for v in got] == [str(v) for v in expected]
     full = values.iloc[:3]
-    assert _shared_texts(full).tolist() == full.to_numpy().tolist() == ["v1", "v2", "v1"]
+    assert _shared_texts(full, full.factorize()).tolist() == full.to_numpy().tolist() == ["v1", "v2", "v1"]
+
+
+@pytest.mark.parametrize("stage", ["affiliate_trial", "public_traffic", GRADUATED])
+def test_rule_sets_read_from_policy_versions_equal_rule_sets_by_brand_id(portfolio, stage: str) -> None:
+    # the portfolio's own versions name the variants; versions it does not know fall back to the ids
+    comp = compiled(portfolio)
+    ids = pd.Index([f"b{i}" for i in range(60)], name="brand_id", dtype=object)
+    codes = np.full(len(ids), EVALUATED.index(stage), dtype=np.int64)
+    by_id = comp.rule_sets(ids, codes)
+    assert comp.variants == 3 and len(np.unique(by_id)) == 3
+    own = pd.Series([portfolio.policy_version(b) for b in ids], index=ids, dtype="str")
+    unknown = pd.Series(["v1", "v2"] * 30, index=ids, dtype=object)
+    assert np.array_equal(comp.rule_sets_by_version(ids, own.factorize(), codes), by_id)
+    assert np.array_equal(comp.rule_sets_by_version(ids, unknown.factorize(), codes), by_id)
+    # and the decisions: the same but for the version each one records
+    cohort, metrics = _cohort(list(ids), 0), _metrics(list(ids), 0)
+    by_version = gate_stage(portfolio, stage, cohort.assign(policy_version=own), metrics, AS_OF)
+    looked_up = gate_stage(portfolio, stage, cohort, metrics, AS_OF)
+    _same_decided(by_version, replace(looked_up, decisions=looked_up.decisions.assign(policy_version=by_version.decisions["policy_version"])))
+
+
+@pytest.mark.parametrize(
+    ("window_row", "expected"),
+    [
+        (None, [2, -1, 0]),  # no hint: looked up
+        ([2, 3, 0], [2, -1, 0]),  # a wrong hint (b9 is not at row 3): looked up
+        ([2, 1, 0], [2, 1, 0]),  # the ids there are the cohort's: used
+        ([2, -1, 0], [2, -1, 0]),  # a brand without a row: looked up
+    ],
+)
+def test_metric_rows_use_window_rows_only_where_the_ids_match(window_row: list[int] | None, expected: list[int]) -> None:
+    metrics = pd.DataFrame({"gmv": [1.0, 2.0, 3.0, 4.0]}, index=pd.Index(["b0", "b7", "b3", "b8"], dtype=object))
+    cohort = pd.DataFrame({"tier": ["small"] * 3}, index=pd.Index(["b3", "b9" if window_row != [2, 1, 0] else "b7", "b0"], dtype=object))
+    if window_row is not None:
+        cohort["window_row"] = window_row
+    rows = _metric_rows(metrics, cohort)
+    assert rows.tolist() == expected == metrics.index.get_indexer(cohort.index).tolist()
