@@ -224,3 +224,20 @@ def test_last_in_order_agrees_with_the_sort(rows: list[tuple[int, int, int, floa
     values = np.array([r[3] for r in ordered])
     assert np.array_equal(_last_in_order(codes, values, 2), expected, equal_nan=True)
     assert np.array_equal(_last_in_order(codes, values, 2), _last_per_group(codes, key, values, 2), equal_nan=True)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("known_only", [False, True])
+def test_windows_ending_on_one_day_give_the_bits_of_windows_ending_apart(seed: int, known_only: bool) -> None:
+    # windows ending on different days compare each row with its brand's end; one brand alone
+    # (all windows ending on one day) compares every row with that day: the same bits per brand
+    daily = _daily(400, seed)
+    if known_only:  # every row's brand among the windows: no unknown rows to leave out
+        daily = daily[daily["brand_id"].isin(["b0", "b1", "b2", "b3", "b4", "b5"])]
+    windows = _windows()
+    windows["window_end"] = windows["window_end"] - pd.to_timedelta([0, 2, 5, 0, 1, 3, 0], unit="D")
+    windows["window_start"] = windows["window_end"] - pd.to_timedelta(windows["window_len"] - 1, unit="D")
+    apart = compute_window_metrics(daily, windows)
+    for brand in windows.index:
+        alone = compute_window_metrics(daily, windows.loc[[brand]])
+        assert np.array_equal(_bits(alone), _bits(apart.loc[[brand]])), brand
