@@ -68,7 +68,7 @@ def from_records(decisions: pd.DataFrame) -> Decided:
     """Recorded decisions (criteria and gmv_factors as JSON text) back as arrays, to diagnose them again."""
     crit = criteria_frame(decisions)
     text = {k: crit[k].to_numpy(dtype=object) for k in ("role", "source_stage", "metric", "op", "kind")}
-    evidence = Evidence(
+    evidence = Evidence.of(
         row=crit["row"].to_numpy(dtype=np.int64), threshold=crit["threshold"].to_numpy(dtype=float), weight=crit["weight"].to_numpy(dtype=float),
         shadow=crit["shadow"].to_numpy(dtype=bool), value=crit["value"].to_numpy(dtype=float),
         result=pd.Index(RESULTS).get_indexer(crit["result"]).astype(np.int64), **text,

@@ -85,45 +85,97 @@ def join_groups(groups: np.ndarray, text: np.ndarray, n: int, sep: str) -> np.nd
 
 
 @dataclass(frozen=True)
-class Evidence:
-    """Every evaluated criterion of a set of decisions, one array element per criterion.
+class Rules:
+    """The criteria a set of Evidence refers to, one element per criterion as configured: its role
+    (criterion|guardrail), the stage it comes from, metric, op, kind, weight and shadow flag."""
 
-    row is the position of the criterion's decision; the others are the criterion as the
-    ledger records it (role criterion|guardrail, the stage it comes from, metric, op,
-    threshold for the brand's tier, kind, weight, shadow) with its value and result code.
-    """
-
-    row: np.ndarray
     role: np.ndarray
     source_stage: np.ndarray
     metric: np.ndarray
     op: np.ndarray
-    threshold: np.ndarray
     kind: np.ndarray
     weight: np.ndarray
     shadow: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.role)
+
+    @classmethod
+    def empty(cls) -> Rules:
+        text = np.empty(0, dtype=object)
+        return cls(text, text, text, text, text, np.empty(0, dtype=float), np.empty(0, dtype=bool))
+
+
+_RULE_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Rules))
+
+
+class _FromRules:
+    """An Evidence attribute read from its rules: rules.<its name>[crit], gathered when read."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, evidence: Evidence, owner: type | None = None) -> np.ndarray:
+        return np.asarray(getattr(evidence.rules, self.name)[evidence.crit])
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """Every evaluated criterion of a set of decisions, one array element per criterion.
+
+    row is the position of the criterion's decision; crit its criterion in rules, whose texts
+    (role, source_stage, metric, op, kind) and weight and shadow it reads as attributes of the same
+    names; threshold is the one for the brand's tier, then its value and result code. The texts
+    are gathered only when read: a cycle's million criteria rows share a few hundred criteria, and
+    gathering five text arrays per row (then concatenating them) was most of a 100,000-brand gate.
+    """
+
+    row: np.ndarray
+    crit: np.ndarray
+    threshold: np.ndarray
     value: np.ndarray
     result: np.ndarray  # PASS_ | FAIL_ | NO_VALUE
+    rules: Rules
+
+    @classmethod
+    def of(
+        cls, row: np.ndarray, role: np.ndarray, source_stage: np.ndarray, metric: np.ndarray, op: np.ndarray, threshold: np.ndarray,
+        kind: np.ndarray, weight: np.ndarray, shadow: np.ndarray, value: np.ndarray, result: np.ndarray,
+    ) -> Evidence:
+        """Evidence from one array per column (a criterion of its own per row)."""
+        rules = Rules(role, source_stage, metric, op, kind, weight, shadow)
+        return cls(row, np.arange(len(row), dtype=np.int64), threshold, value, result, rules)
 
     @classmethod
     def empty(cls) -> Evidence:
-        text = np.empty(0, dtype=object)
         number = np.empty(0, dtype=float)
-        return cls(np.empty(0, dtype=np.int64), text, text, text, text, number, text, number, np.empty(0, dtype=bool), number, np.empty(0, dtype=np.int64))
+        index = np.empty(0, dtype=np.int64)
+        return cls(index, index, number, number, index, Rules.empty())
 
     def __len__(self) -> int:
         return len(self.row)
 
+    # rules.<name>[crit]: each row's criterion's attribute, gathered when read
+    role = _FromRules()
+    source_stage = _FromRules()
+    metric = _FromRules()
+    op = _FromRules()
+    kind = _FromRules()
+    weight = _FromRules()
+    shadow = _FromRules()
+
     def take(self, pick: np.ndarray) -> Evidence:
         """The criteria selected by a mask or positions (rows keep their decision positions)."""
-        return Evidence(**{f.name: getattr(self, f.name)[pick] for f in fields(self)})
+        return Evidence(self.row[pick], self.crit[pick], self.threshold[pick], self.value[pick], self.result[pick], self.rules)
 
     def reasons(self) -> np.ndarray:
         """'refund_rate 0.41 > 0.3', 'guardrail public_traffic: roi 1.2 < 1.5', 'shadow aov has no value'."""
         if len(self) == 0:
             return np.empty(0, dtype=object)
-        prefix = np.where(self.role == "guardrail", "guardrail " + self.source_stage + ": ", "")
-        prefix = np.where(self.shadow, "shadow " + prefix, prefix)
+        rules = self.rules
+        # the prefix is the criterion's: built once per criterion, then gathered per row
+        prefix = np.where(rules.role == "guardrail", "guardrail " + rules.source_stage + ": ", "")
+        prefix = np.asarray(np.where(rules.shadow, "shadow " + prefix, prefix), dtype=object)[self.crit]
         columns = zip(prefix.tolist(), self.metric.tolist(), fmt(self.value).tolist(), self.op.tolist(), fmt_repeated(self.threshold).tolist(),
                       self.result.tolist(), strict=True)
         # one text built per criterion (a million at 100,000 brands): one f-string, not five array additions
@@ -132,13 +184,24 @@ class Evidence:
 
 
 def concat_evidence(parts: Sequence[Evidence], offsets: Sequence[int]) -> Evidence:
-    """Parts of several decision frames as one, their rows shifted by each frame's offset."""
-    if not parts:
+    """Parts of several decision frames as one, their rows shifted by each frame's offset.
+
+    Parts that refer to the same Rules (every stage of one portfolio's cycle) keep referring to
+    them; otherwise their rules are concatenated too and each part's criteria shifted to match.
+    """
+    kept = [(p, off) for p, off in zip(parts, offsets, strict=True) if len(p)]
+    if not kept:
         return Evidence.empty()
-    names = [f.name for f in fields(Evidence)]
-    columns = {n: np.concatenate([getattr(p, n) for p in parts]) for n in names if n != "row"}
-    row = np.concatenate([p.row + off for p, off in zip(parts, offsets, strict=True)])
-    return Evidence(row=row, **columns)
+    row = np.concatenate([p.row + off for p, off in kept])
+    threshold, value, result = (np.concatenate([getattr(p, n) for p, _ in kept]) for n in ("threshold", "value", "result"))
+    rules = kept[0][0].rules
+    if all(p.rules is rules for p, _ in kept):
+        crit = np.concatenate([p.crit for p, _ in kept])
+    else:
+        starts = np.r_[0, np.cumsum([len(p.rules) for p, _ in kept])[:-1]].tolist()
+        crit = np.concatenate([p.crit + s for (p, _), s in zip(kept, starts, strict=True)])
+        rules = Rules(**{n: np.concatenate([getattr(p.rules, n) for p, _ in kept]) for n in _RULE_FIELDS})
+    return Evidence(row, crit, threshold, value, result, rules)
 
 
 @dataclass(frozen=True)
@@ -213,13 +276,15 @@ _FIXED_KEYS = ("role", "source_stage", "metric", "op", "threshold", "kind", "wei
 def _criteria_arrays(evidence: Evidence, n: int) -> np.ndarray:
     """criteria_json of one chunk. The members fixed by the rule (role to shadow) repeat across brands:
     each distinct set is encoded once, and only value, result and reason are encoded per criterion."""
-    fixed = {k: getattr(evidence, k) for k in _FIXED_KEYS}
-    codes = [pd.factorize(v)[0].astype(np.int64) for v in fixed.values()]
-    key = np.zeros(len(evidence), dtype=np.int64)
-    for c in codes:  # mixed radix: one integer per distinct combination
-        key = key * (int(c.max()) + 1) + c
+    # a criterion fixes all of them but the threshold (one per tier): (criterion, threshold) pairs are
+    # encoded once each; two pairs with equal members encode to the same text, so the output is as
+    # if keyed on the members themselves
+    thresholds = pd.factorize(evidence.threshold, use_na_sentinel=False)[0].astype(np.int64)  # NaN a code of its own, not -1
+    key = evidence.crit.astype(np.int64) * (int(thresholds.max()) + 1) + thresholds
     _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
-    heads = json_members(pd.DataFrame({k: pd.Series(v[first], dtype=object if v.dtype == object else v.dtype) for k, v in fixed.items()}))
+    heads_of = evidence.take(first)
+    fixed = {k: getattr(heads_of, k) for k in _FIXED_KEYS}
+    heads = json_members(pd.DataFrame({k: pd.Series(v, dtype=object if v.dtype == object else v.dtype) for k, v in fixed.items()}))
     varying = pd.DataFrame(
         {
             "value": evidence.value,

@@ -27,6 +27,7 @@ from brandsteps.evidence import (
     RESULTS,
     Decided,
     Evidence,
+    Rules,
     each_distinct,
     fmt,
     fmt_repeated,
@@ -122,6 +123,7 @@ class Compiled:
     sample_id: np.ndarray
     sample_min: np.ndarray
     sample_min_text: np.ndarray
+    rules: Rules  # the criteria as Evidence refers to them (by their number here)
 
     def rule_sets(self, brand_ids: pd.Index | np.ndarray, stage_codes: np.ndarray) -> np.ndarray:
         """The rule set of each brand in its stage (stage_codes index EVALUATED)."""
@@ -224,6 +226,7 @@ def _compile(portfolio: Portfolio) -> Compiled:
         sample_id=sample_id.astype(np.int64),
         sample_min=sample_min,
         sample_min_text=fmt(sample_min),
+        rules=Rules(role=role, source_stage=source, metric=metric, op=op, kind=kind, weight=arr([c.weight for c, _, _, _ in items], float), shadow=shadow),
     )
 
 
@@ -290,12 +293,8 @@ class Rows:
 
     def evidence(self, comp: Compiled, pick: np.ndarray | slice = slice(None)) -> Evidence:
         """The rows (all, or those picked) as the ledger records them."""
-        c = self.crit[pick]
-        return Evidence(
-            row=self.brand[pick], role=comp.role[c], source_stage=comp.source[c], metric=comp.metric[c], op=comp.op[c],
-            threshold=self.threshold[pick], kind=comp.kind[c], weight=comp.weight[c], shadow=comp.shadow[c],
-            value=self.value[pick], result=self.result[pick],
-        )
+        # the criteria are referred to by number in the portfolio's one Rules: no texts gathered per row
+        return Evidence(self.brand[pick], self.crit[pick], self.threshold[pick], self.value[pick], self.result[pick], comp.rules)
 
     def reasons(self, comp: Compiled, pick: np.ndarray) -> np.ndarray:
         """Reason texts of the picked rows only: a verdict quotes a few of a cohort's criteria."""
@@ -369,7 +368,7 @@ def evaluate_criteria(criteria: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataF
     op = out["op"].to_numpy(dtype=object)
     result = _results(value, _compare(value, thr, np.array([OPS.index(o) for o in op], dtype=np.int64)))
     text = {k: out[k].to_numpy(dtype=object) for k in ("role", "source_stage", "metric", "op", "kind")}
-    evidence = Evidence(row=np.arange(len(out)), threshold=thr, weight=out["weight"].to_numpy(dtype=float), shadow=out["shadow"].to_numpy(dtype=bool),
+    evidence = Evidence.of(row=np.arange(len(out)), threshold=thr, weight=out["weight"].to_numpy(dtype=float), shadow=out["shadow"].to_numpy(dtype=bool),
                         value=value, result=result, **text)
     out["value"] = value
     out["result"] = RESULTS[result]

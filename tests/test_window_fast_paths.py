@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from brandsteps import window
 from brandsteps.catalogue import BASE_COLUMNS, UV_COLUMNS
 from brandsteps.window import _bincount_sums, _in_date_order, _last_in_order, _last_per_group, _median_per_row, compute_window_metrics
 
@@ -241,3 +242,22 @@ def test_windows_ending_on_one_day_give_the_bits_of_windows_ending_apart(seed: i
     for brand in windows.index:
         alone = compute_window_metrics(daily, windows.loc[[brand]])
         assert np.array_equal(_bits(alone), _bits(apart.loc[[brand]])), brand
+
+
+@pytest.mark.parametrize(
+    ("categories", "index", "same"),
+    [
+        (["a", "b"], ["a", "b"], True),
+        (["a", "b"], ["b", "a"], False),  # order matters: codes index positions
+        (["ab", "c"], ["a", "bc"], False),  # same bytes, cut apart elsewhere
+        (["a", "é"], ["a", "é"], True),
+        (["a", "b"], ["a", None], False),  # not every id a text: compared as objects
+        (["a", "b"], ["a", b"b"], False),
+    ],
+)
+@pytest.mark.parametrize("dtype", ["str", object])
+def test_same_texts_equals_comparing_objects(categories: list[str], index: list[object], same: bool, dtype: object) -> None:
+    cats = pd.Index(categories, dtype=dtype)
+    ids = pd.Index(index, dtype=object)
+    assert window._same_texts(cats, ids) is same
+    assert same == bool(np.array_equal(np.asarray(cats, dtype=object), np.asarray(ids, dtype=object)))
