@@ -1039,12 +1039,6 @@ def apply_environment(onboarding: Onboarding, environ: Mapping[str, str] | None 
         raise ConfigError(format_validation_error("environment", exc)) from None
 
 
-def resolve_path(portfolio_root: Path, value: str) -> Path:
-    """A relative path in configs resolves against the folder that holds configs/."""
-    path = Path(value).expanduser()
-    return path if path.is_absolute() else portfolio_root.parent / path
-
-
 def json_schemas() -> dict[str, dict[str, Any]]:
     """JSON Schemas of the three config kinds, for editor completion and checks."""
     return {

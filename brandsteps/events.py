@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -120,7 +119,3 @@ def brand_events(
             resource = {"prefect.resource.id": f"{RESOURCE_PREFIX}.{brand_id}", "prefect.resource.name": str(names.get(brand_id, brand_id))}
             events.append(BrandEvent(f"{EVENT_PREFIX}.{suffix}", resource, payload))
     return events
-
-
-def payload_json(event: BrandEvent) -> str:
-    return json.dumps(event.payload, ensure_ascii=False, sort_keys=True)

@@ -30,8 +30,25 @@ def fmt(values: np.ndarray | pd.Series | Sequence[float]) -> np.ndarray:
 
 def each_distinct(values: np.ndarray, to_text: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
     """to_text(values) as an object array, computed once per distinct value (scores, thresholds, streaks repeat)."""
-    distinct, inverse = np.unique(np.asarray(values), return_inverse=True)
-    return np.asarray(np.asarray(to_text(distinct), dtype=object)[inverse.reshape(-1)], dtype=object)
+    return per_distinct(to_text, np.asarray(values))
+
+
+def per_distinct(build: Callable[..., np.ndarray], *columns: np.ndarray) -> np.ndarray:
+    """build(*columns) as an object array, computed once per distinct combination of the columns' values.
+
+    Verdict and action texts quote a brand's streak, score or stage: a handful of distinct
+    combinations among 20,000 brands, each text built once and shared.
+    """
+    if len(columns) == 1:
+        distinct, inverse = np.unique(columns[0], return_inverse=True)
+        return np.asarray(np.asarray(build(distinct), dtype=object)[inverse.reshape(-1)], dtype=object)
+    key = np.zeros(len(columns[0]), dtype=np.int64)
+    for column in columns:
+        distinct, inverse = np.unique(column, return_inverse=True)
+        key = np.unique(key * len(distinct) + inverse.reshape(-1), return_inverse=True)[1].reshape(-1)
+    _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+    texts = np.asarray(build(*(np.asarray(c)[first] for c in columns)), dtype=object)
+    return np.asarray(texts[inverse.reshape(-1)], dtype=object)
 
 
 def fmt_repeated(values: np.ndarray) -> np.ndarray:

@@ -9,7 +9,7 @@ operations whatever the number of brands, and small cohorts (a replay's day) sta
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
@@ -32,6 +32,7 @@ from brandsteps.evidence import (
     fmt,
     fmt_repeated,
     join_groups,
+    per_distinct,
     render,
     text_frame,
 )
@@ -348,22 +349,12 @@ def _metric_table(metrics: pd.DataFrame, rows: np.ndarray, names: Sequence[str])
     return table.T
 
 
-def _values(metrics: pd.DataFrame, rows: np.ndarray, names: np.ndarray, column: np.ndarray) -> np.ndarray:
-    """metrics[names[column[i]]] of row i's brand, NaN for a brand without metrics, in one gather."""
-    out = np.full(len(rows), np.nan)
-    has = rows >= 0
-    if len(names) and has.any():
-        matrix = metrics.reindex(columns=list(names)).to_numpy(dtype=float)
-        out[has] = matrix[rows[has], column[has]]
-    return out
-
-
 def evaluate_criteria(criteria: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
     """Attach value, result (pass/fail/no_value) and a reason like 'refund_rate 0.41 > 0.3'."""
     out = criteria.copy()
     rows = metrics.index.get_indexer(pd.Index(out["brand_id"]))
     names, column = np.unique(out["metric"].to_numpy(dtype=str), return_inverse=True)
-    value = _values(metrics, rows, names, column)
+    value = _metric_table(metrics, rows, names.tolist())[np.arange(len(out)), column.reshape(-1)] if len(out) else np.empty(0)
     thr = out["threshold"].to_numpy(dtype=float)
     op = out["op"].to_numpy(dtype=object)
     result = _results(value, _compare(value, thr, np.array([OPS.index(o) for o in op], dtype=np.int64)))
@@ -437,7 +428,7 @@ def _verdicts(
     reason[first_error] = "data failed validation: " + err[first_error]
     early = m_early & ~m_error
     if early.any():
-        reason[early] = _per_distinct(lambda d, m: _str(d) + " days in stage < min_days_in_stage " + _str(m), days[early], least_days[early].astype(int))
+        reason[early] = per_distinct(lambda d, m: _str(d) + " days in stage < min_days_in_stage " + _str(m), days[early], least_days[early].astype(int))
     short_now = m_short & ~m_error & ~m_early
     if short_now.any():
         pick = short & short_now[s_brand]
@@ -460,7 +451,7 @@ def _verdicts(
         reason[score_now] = "score " + fmt_repeated(score[score_now]) + " < pass_score " + fmt_repeated(least[score_now]) + " (" + failed[score_now] + ")"
     pass_now = verdict == _PASS
     if pass_now.any():
-        reason[pass_now] = _per_distinct(lambda s, p: "all must criteria pass; score " + fmt(s) + " >= pass_score " + fmt(p), score[pass_now], least[pass_now])
+        reason[pass_now] = per_distinct(lambda s, p: "all must criteria pass; score " + fmt(s) + " >= pass_score " + fmt(p), score[pass_now], least[pass_now])
     return verdict, reason, score
 
 
@@ -696,7 +687,7 @@ def _pass_words(streak: np.ndarray, need: np.ndarray, code: np.ndarray, tail: st
     def build(s: np.ndarray, k: np.ndarray, c: np.ndarray) -> np.ndarray:
         return np.asarray("PASS " + _str(s) + " of " + _str(k) + " in a row" + (tail[c] if isinstance(tail, np.ndarray) else tail), dtype=object)
 
-    return _per_distinct(build, streak, need, code)
+    return per_distinct(build, streak, need, code)
 
 
 def _factors(metrics: pd.DataFrame, rows: np.ndarray, brand_ids: pd.Index) -> pd.DataFrame:
@@ -732,21 +723,6 @@ def _texts(values: pd.Series) -> np.ndarray:
     if values.dtype == object and pd.api.types.infer_dtype(array, skipna=False) in ("string", "empty"):
         return np.asarray(array, dtype=object)
     return np.asarray(values.fillna("").astype(str).to_numpy(dtype=object), dtype=object)
-
-
-def _per_distinct(build: Callable[..., np.ndarray], *columns: np.ndarray) -> np.ndarray:
-    """build(*columns) row by row, computed once per distinct combination of the columns' values.
-
-    Verdict and action texts quote a brand's streak, score or stage: a handful of distinct
-    combinations among 20,000 brands, each text built once and shared.
-    """
-    key = np.zeros(len(columns[0]), dtype=np.int64)
-    for column in columns:
-        distinct, inverse = np.unique(column, return_inverse=True)
-        key = np.unique(key * len(distinct) + inverse.reshape(-1), return_inverse=True)[1].reshape(-1)
-    _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
-    texts = np.asarray(build(*(np.asarray(c)[first] for c in columns)), dtype=object)
-    return np.asarray(texts[inverse.reshape(-1)], dtype=object)
 
 
 def gate_exited(cohort: pd.DataFrame, as_of: date) -> Decided:

@@ -342,10 +342,6 @@ class Ledger:
                 sa.select(stage_changes).where(stage_changes.c.brand_id == brand_id).order_by(stage_changes.c.id), conn
             )
 
-    def all_stage_changes(self) -> pd.DataFrame:
-        with self.engine.connect() as conn:
-            return pd.read_sql(sa.select(stage_changes).order_by(stage_changes.c.id), conn)
-
     def last_cycle(self) -> dict[str, Any] | None:
         with self.engine.connect() as conn:
             row = conn.execute(sa.select(cycles).order_by(cycles.c.as_of.desc(), cycles.c.recorded_at.desc()).limit(1)).mappings().first()

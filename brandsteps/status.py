@@ -46,17 +46,17 @@ def _as_date(day: date | str) -> date:
     return day if isinstance(day, date) else date.fromisoformat(day)
 
 
-def latest_decisions(ledger: Ledger) -> tuple[list[Any], dict[str, Any]]:
-    """Every brand's state row (brand_id, stage, entered, last day, awaiting) and its latest decision by brand_id."""
+def latest_decisions(ledger: Ledger) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Every brand's state row (brand_id, stage, entered, last day, awaiting) and its latest decision, both by brand_id."""
     with ledger.engine.connect() as conn:
-        states = _driver_rows(conn.execute(_STATE))
-        per_day = Counter(row[3] for row in states)
+        states = {row[0]: row for row in _driver_rows(conn.execute(_STATE))}
+        per_day = Counter(row[3] for row in states.values())
         days = [day for day, n in per_day.items() if n >= DAY_READ_MIN_BRANDS]
-        last_day = {row[0]: row[3] for row in states}
         latest = {}
         for day in days:
             # a day's decisions include brands decided again later: each brand's row of its last day only
-            latest.update((row[0], row) for row in _driver_rows(conn.execute(_OF_DAY, {"day": _as_date(day)})) if last_day.get(row[0]) == day)
+            rows = _driver_rows(conn.execute(_OF_DAY, {"day": _as_date(day)}))
+            latest.update((row[0], row) for row in rows if (state := states.get(row[0])) is not None and state[3] == day)
         if len(days) < len(per_day):
             others = conn.execute(_OF_OTHER_DAYS, {"days": [_as_date(d) for d in days]}) if days else conn.execute(_OF_ANY_DAY)
             latest.update((row[0], row) for row in _driver_rows(others))
@@ -69,8 +69,7 @@ def portfolio_status(brands: Iterable[BrandListing], ledger: Ledger) -> dict[str
     Plain Python over the rows: at 100,000 brands, boxing a DataFrame's cells back into dicts cost
     more than the query.
     """
-    states, latest = latest_decisions(ledger)
-    state_of = {row[0]: row for row in states}
+    state_of, latest = latest_decisions(ledger)
     no_decision = (None, None, None, None, False)
     out = []
     for brand in brands:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 
 from brandsteps.catalogue import BASE_COLUMNS, GMV_FACTORS, METRICS
 
@@ -114,18 +113,7 @@ def _brand_positions(brand: pd.Series, index: pd.Index) -> np.ndarray:
 
 
 def _same_texts(categories: pd.Index, index: pd.Index) -> bool:
-    """np.array_equal of the two as object arrays, for categories of text and an index of ids.
-
-    Categories held as Arrow text are compared as Arrow arrays: the index's ids converted to Arrow
-    (one copy of their bytes) cost half of converting 100,000 Arrow texts to Python objects.
-    Arrow's equals is exact (same length, nulls and bytes in order); an index with anything but
-    text is compared as objects, as is any other kind of categories.
-    """
-    data = getattr(categories.array, "_pa_array", None)
-    if isinstance(data, pa.ChunkedArray) and (pa.types.is_string(data.type) or pa.types.is_large_string(data.type)):
-        values = np.asarray(index, dtype=object)
-        if pd.api.types.infer_dtype(values, skipna=False) == "string":  # every id a str
-            return bool(data.equals(pa.chunked_array([pa.array(values, type=data.type)])))
+    """Whether the categories are the index's ids, in the same order (compared as Python objects)."""
     return bool(np.array_equal(np.asarray(categories, dtype=object), np.asarray(index, dtype=object)))
 
 
