@@ -238,7 +238,16 @@ def flow_run(folder: Path, ledger_url: str, cold: bool, repeat: int) -> dict[str
         with meter.phase("whole onboarding-cycle flow"):
             state = onboarding_cycle(as_of=END, configs=str(folder / "configs"), metrics=str(folder / "data" / "metrics"), ledger=target, return_state=True)
     summary = state.result()
+    from prefect.events.worker import EventsWorker
+
+    EventsWorker.drain_all()  # task runs reach the server as events: send them, then read until two reads agree
     runs = _task_runs(str(state.state_details.flow_run_id))
+    for _ in range(60):
+        time.sleep(0.5)
+        again = _task_runs(str(state.state_details.flow_run_id))
+        if again == runs:
+            break
+        runs = again
     return {"phases": meter.close(), "decided": summary["decided"], "task_runs": runs["names"], "gate_span": runs["gate_span"]}
 
 

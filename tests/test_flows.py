@@ -41,6 +41,29 @@ async def _task_runs(flow_run_id: str) -> list[str]:
     return sorted(r["name"].rsplit("-", 1)[0] for r in runs)
 
 
+def _recorded_task_runs(flow_run_id: str, timeout_s: float = 30.0) -> list[str]:
+    """The flow run's task runs once the server has recorded them all.
+
+    Task runs reach the server as events, sent in the background and taken in asynchronously: read
+    at once after the flow returns, the last few may not be there yet. The queued events are sent,
+    then the list is read until two reads half a second apart agree.
+    """
+    import time
+
+    from prefect.events.worker import EventsWorker
+
+    EventsWorker.drain_all()
+    deadline = time.monotonic() + timeout_s
+    last = asyncio.run(_task_runs(flow_run_id))
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        now = asyncio.run(_task_runs(flow_run_id))
+        if now == last and now:
+            return now
+        last = now
+    return last
+
+
 async def _artifact_keys(flow_run_id: str) -> dict[str, object]:
     arts = await _post("/artifacts/filter", {"artifacts": {"flow_run_id": {"any_": [flow_run_id]}}, "sort": "CREATED_DESC"})
     return {a["key"]: a["data"] for a in arts}
@@ -55,7 +78,7 @@ def test_task_count_does_not_grow_with_brands(prefect_server: None, tmp_path: Pa
         state = onboarding_cycle(as_of=AS_OF, configs=str(configs), return_state=True)
         summary = state.result()
         assert summary["decided"] == n  # one decision per brand
-        names[n] = asyncio.run(_task_runs(str(state.state_details.flow_run_id)))
+        names[n] = _recorded_task_runs(str(state.state_details.flow_run_id))
     # same tasks for 3 and 60 brands: one per stage, not one per brand
     assert names[3] == names[60]
     for stage in ("affiliate_trial", "public_traffic", "self_broadcast", "private_repurchase", "channel_exclusive"):
