@@ -7,9 +7,8 @@ import json
 import os
 import re
 import sys
-import threading
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -35,12 +34,49 @@ def _local_server_mode() -> bool:
 
 
 def _settle_prefect() -> None:
-    """Let the temporary server record the last task-run events before it stops."""
+    """Let the server record the last task-run events and logs before the command (and a temporary server) ends."""
     from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
 
+    APILogWorker.drain_all()
     EventsWorker.drain_all()
-    if _local_server_mode():
-        time.sleep(1.5)
+
+
+@contextmanager
+def prefect_api(start_now: bool = True) -> Iterator[Any]:
+    """The Prefect API for this command: PREFECT_API_URL's server, or a temporary one that dies with this process.
+
+    Yields the temporary server (None with PREFECT_API_URL), started but perhaps not yet ready: call
+    `wait_ready()` before the first flow. Its start (about 10 s) can overlap other work meanwhile.
+    """
+    if not _local_server_mode():
+        yield None
+        return
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from brandsteps.local_server import TemporaryServer
+
+    print("Starting a temporary Prefect server (about 10 s; set PREFECT_API_URL to use a running one)…", file=sys.stderr)
+    server = TemporaryServer()
+    server.start()
+    try:
+        with temporary_settings({PREFECT_API_URL: server.api_url}):
+            if start_now:
+                server.wait_ready()
+            yield server
+            _settle_prefect()  # while the server still runs
+    finally:
+        server.stop()
+
+
+def prefect_ui_hint() -> str:
+    """Where this command's runs can be seen: the configured server's UI, or how to start one (its host and port settings)."""
+    from prefect.settings import PREFECT_SERVER_API_HOST, PREFECT_SERVER_API_PORT, PREFECT_UI_URL
+
+    if not _local_server_mode():
+        return f"open {PREFECT_UI_URL.value()}"
+    host, port = PREFECT_SERVER_API_HOST.value(), PREFECT_SERVER_API_PORT.value()
+    return f"run `prefect server start`, then open http://{host}:{port} (the runs of a temporary server are kept in PREFECT_HOME)"
 
 
 def _parse_date(text: str) -> date:
@@ -110,26 +146,31 @@ def cmd_run(args: argparse.Namespace) -> int:
         _check_day(args.to, portfolio)
         if args.to < day:
             raise UsageError(f"--to {args.to} is before --as-of {day}")
-    _announce_prefect()
-    if args.to:
-        from flows.onboarding_replay import onboarding_replay
+    with prefect_api():
+        if args.to:
+            from flows.onboarding_replay import onboarding_replay
 
-        summaries = onboarding_replay(start=day, end=args.to, configs=args.configs, metrics=args.metrics, ledger=args.ledger, show_progress=True)
-        last = summaries[-1] if summaries else {}
-        print(f"Decided {sum(int(s['decided']) for s in summaries)} brand-days from {day} to {args.to}.")
-        _print_funnel(last.get("funnel", {}))
-    else:
-        from flows.onboarding_cycle import onboarding_cycle
+            summaries = onboarding_replay(start=day, end=args.to, configs=args.configs, metrics=args.metrics, ledger=args.ledger, show_progress=True)
+            last = summaries[-1] if summaries else {}
+            print(f"Decided {sum(int(s['decided']) for s in summaries)} brand-days from {day} to {args.to}.")
+            _print_funnel(last.get("funnel", {}))
+        else:
+            from flows.onboarding_cycle import onboarding_cycle
 
-        summary = onboarding_cycle(as_of=day, configs=args.configs, metrics=args.metrics, ledger=args.ledger)
-        _print_funnel(summary["funnel"])
-    _settle_prefect()
+            summary = onboarding_cycle(as_of=day, configs=args.configs, metrics=args.metrics, ledger=args.ledger)
+            _print_funnel(summary["funnel"])
+            _print_summary(summary)
     return EXIT_OK
 
 
-def _announce_prefect() -> None:
-    if _local_server_mode():
-        print("Starting Prefect in local server mode (about 10 s; set PREFECT_API_URL to use a running server)…", file=sys.stderr)
+def _print_summary(summary: dict[str, Any]) -> None:
+    """What the cycle did, as its cycle-summary artifact says it (the same lines)."""
+    from brandsteps.cycle import CycleSummary
+    from brandsteps.report import summary_lines
+
+    print(f"Cycle {summary['as_of']}:")
+    for line in summary_lines(CycleSummary(**summary)):
+        print(f"  {line}")
 
 
 def _print_funnel(funnel: dict[str, int]) -> None:
@@ -150,16 +191,20 @@ def cmd_status(args: argparse.Namespace) -> int:
     if args.format == "json":
         print(_status_json(status))
     else:
-        from brandsteps.report import funnel_text
+        from brandsteps.report import change_label, funnel_text
 
         last = status["last_cycle"]
         print(f"Ledger {status['ledger']}; last cycle {last['as_of'] if last else 'none yet'}")
         print(funnel_text(status["funnel"]))
         print()
-        lines = [f"{'brand':<28} {'stage':<20} {'last day':<11} {'verdict':<13} {'action':<15} flags"]
+        lines = [f"{'brand':<28} {'stage':<20} {'last day':<11} {'verdict':<13} {'action':<15} {'last stage change':<48} flags"]
         for b in status["brands"]:
             flags = " ".join(f for f in ("paused" if b["paused"] else "", "awaiting-approval" if b["awaiting"] else "", "overdue" if b["overdue"] else "") if f)
-            lines.append(f"{b['brand_id']:<28} {b['stage']:<20} {b['last_as_of'] or '-':<11} {b['verdict'] or '-':<13} {b['action'] or '-':<15} {flags}")
+            lc = b["last_change"]
+            change = f"{lc['as_of']} {change_label(lc['action'], lc['cause'], lc['actor'])}" if lc else "-"
+            lines.append(
+                f"{b['brand_id']:<28} {b['stage']:<20} {b['last_as_of'] or '-':<11} {b['verdict'] or '-':<13} {b['action'] or '-':<15} {change:<48} {flags}"
+            )
         print("\n".join(lines))  # one write, not one per brand
     return EXIT_OK
 
@@ -194,8 +239,9 @@ def cmd_explain(args: argparse.Namespace) -> int:
         out = dict(decision)
         out["criteria"] = json.loads(out["criteria"])
         out["gmv_factors"] = json.loads(out["gmv_factors"])
-        out["stage_history"] = history.to_dict("records")
-        print(json.dumps(out, ensure_ascii=False, indent=2, default=str))
+        out["stage_history"] = history.to_dict("records")  # None, never NaN, for a missing actor or cycle (Ledger.history)
+        # allow_nan=False: a NaN would be printed as the invalid JSON token NaN; better a clear failure than output no parser reads
+        print(json.dumps(out, ensure_ascii=False, indent=2, default=str, allow_nan=False))
     else:
         from brandsteps.report import explain_text
 
@@ -227,22 +273,22 @@ def cmd_approve(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     verb = "rejected" if args.reject else "approved"
     print(f"{args.brand}: {verb} by {by}: {change['from_stage']} -> {change['to_stage']}")
+    if not _local_server_mode():  # a temporary server runs no review forms: only a real one has them open
+        _close_review_forms(args.brand, answer)
     return EXIT_OK
 
 
-def _start_local_server() -> threading.Thread | None:
-    """Start Prefect's local server in the background, so its ~10 s start overlaps the demo's replay."""
-    if not _local_server_mode():
-        return None
+def _close_review_forms(brand_id: str, answer: Any) -> None:
+    """The brand's paused review runs get this answer and complete; the decision above stands either way."""
+    from flows.review_brand import answer_paused_reviews
 
-    def start() -> None:
-        from prefect.server.api.server import SubprocessASGIServer
-
-        SubprocessASGIServer().start()
-
-    thread = threading.Thread(target=start, name="prefect-local-server", daemon=True)
-    thread.start()
-    return thread
+    try:
+        closed = answer_paused_reviews(brand_id, answer)
+    except Exception as exc:  # the ledger has the decision; a server that is down must not turn it into a failure
+        print(f"warning: could not close {brand_id}'s review runs on the Prefect server ({type(exc).__name__}: {exc})", file=sys.stderr)
+        return
+    for name in closed:
+        print(f"  review run {name}: answered, it completes saying who decided")
 
 
 def _replay_in_process(configs: str, first: date, last: date) -> None:
@@ -282,17 +328,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
     summary = write_demo_folder(folder, n_brands=args.brands, days=args.days, end=end, seed=args.seed)
     configs = str(folder / "configs")
     start = end - timedelta(days=args.days - 1)
-    _announce_prefect()
-    server = _start_local_server()
-    print(f"Running daily cycles from {start} to {end - timedelta(days=1)} …", file=sys.stderr)
-    _replay_in_process(configs, start, end - timedelta(days=1))
-    if server is not None:
-        server.join()
-    from flows.onboarding_cycle import onboarding_cycle
+    with prefect_api(start_now=False) as server:  # the server starts while the history is decided
+        print(f"Running daily cycles from {start} to {end - timedelta(days=1)} …", file=sys.stderr)
+        _replay_in_process(configs, start, end - timedelta(days=1))
+        if server is not None:
+            server.wait_ready()
+        from flows.onboarding_cycle import onboarding_cycle
 
-    print(f"Running the onboarding-cycle flow for {end} …", file=sys.stderr)
-    result = onboarding_cycle(as_of=end, configs=configs)
-    _settle_prefect()
+        print(f"Running the onboarding-cycle flow for {end} …", file=sys.stderr)
+        result = onboarding_cycle(as_of=end, configs=configs)
     print()
     print(f"Demo portfolio on {end}: {summary.n_brands} brands, {summary.n_rows:,} metric rows, ledger {folder / 'data' / 'ledger.sqlite'}")
     _print_funnel(result["funnel"])
@@ -305,12 +349,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
             example = brand_id
     if example:
         print(f"  brandsteps explain {example} --configs {configs}")
-    print("  Prefect UI: run `prefect server start`, open http://127.0.0.1:4200 → Runs and Artifacts")
+    print(f"  Prefect UI: {prefect_ui_hint()} → Runs and Artifacts")
     return EXIT_OK
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
     portfolio = _load(args)
+    if args.report_url and not re.match(r"https?://[^/\s]+", args.report_url):
+        raise UsageError(f"--report-url {args.report_url!r} is not an http(s) URL like http://reports.example.com:4280")
     if _local_server_mode():
         raise UsageError(
             "serve needs a running Prefect server so schedules outlive this process: "
@@ -318,13 +364,33 @@ def cmd_serve(args: argparse.Namespace) -> int:
         )
     from prefect.settings import PREFECT_API_URL
 
-    from flows.serving import serve_all
+    from brandsteps.report_server import PortInUse
+    from flows.serving import serve_all, serve_reports
 
     configs = Path(args.configs).resolve()
+    # the reports beside the configs by default, like the demo's data folder: one place per portfolio
+    report_dir = Path(args.report_dir).expanduser().resolve() if args.report_dir else configs.parent / "reports"
+    try:
+        reports, report_url = serve_reports(report_dir, args.report_host, args.report_port, args.report_url)
+    except PortInUse as exc:
+        raise UsageError(f"--report-port: {exc}; choose another") from None
+    except OSError as exc:  # an address this machine does not have, a folder it cannot create
+        raise UsageError(f"cannot serve the reports from {report_dir} on {args.report_host}: {exc}") from None
     print(f"Serving onboarding-cycle ('{portfolio.onboarding.schedule}' {portfolio.onboarding.timezone}), onboard-brand, review-brand, backtest")
     print(f"  configs {configs}; Prefect API {PREFECT_API_URL.value()}; overdue alerts {'to a webhook' if args.overdue_webhook else 'recorded as events only'}")
+    print(f"  reports {report_dir}, served read-only on {reports.url}; each cycle's artifact visual-report links {report_url}/<day>/index.html")
     serve_all(portfolio, configs, webhook_url=args.overdue_webhook, limit=args.limit)
     return EXIT_OK
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port (0 to 65535; 0: any free port)")
+    return port
 
 
 def cmd_import_kuaishou(args: argparse.Namespace) -> int:
@@ -440,6 +506,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("serve", cmd_serve, "serve the deployments of prefect.yaml (schedules, forms, reviews) against the configured Prefect server")
     p.add_argument("--overdue-webhook", default=os.environ.get("BRANDSTEPS_OVERDUE_WEBHOOK"), help="URL to notify when a brand becomes overdue")
     p.add_argument("--limit", type=int, help="most flow runs at once (default: no limit)")
+    p.add_argument("--report-dir", default=os.environ.get("BRANDSTEPS_REPORT_DIR"), help="folder of the cycles' HTML reports (default: reports/ by --configs)")
+    p.add_argument("--report-host", default="127.0.0.1", help="address to serve the reports on (default: 127.0.0.1; 0.0.0.0: every interface)")
+    p.add_argument("--report-port", type=_port, help="port to serve the reports on (default: 4280, or a free one if that is taken)")
+    p.add_argument("--report-url", default=os.environ.get("BRANDSTEPS_REPORT_URL"), help="base URL of the reports in the artifacts (default: http://HOST:PORT)")
     p = add("import-kuaishou", cmd_import_kuaishou, "import Kuaishou 生意通 全店成交分析 exports (CSV/XLSX) into the metrics table")
     p.add_argument("files", nargs="+", metavar="FILE")
     p.add_argument("--brand", required=True, help="the brand id the exports belong to")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 
 import numpy as np
@@ -166,13 +166,17 @@ class CycleSummary:
     overdue: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     quarantined_rows: int = 0
+    quarantine_first: list[str] = field(default_factory=list)  # the first QUARANTINE_SHOWN rows, each with its reason
     unknown_brands_rows: int = 0
+    unknown_brands: list[str] = field(default_factory=list)  # the first UNKNOWN_SHOWN brand ids of those rows
     cycle_id: str | None = None
+    recorded: int | None = None  # a rerun's summary (from_ledger): the day's decisions the ledger holds
 
     def line(self) -> str:
         verdicts = ", ".join(f"{v} {n}" for v, n in self.verdicts.items() if n)
         moves = ", ".join(f"{a} {n}" for a, n in self.actions.items() if n and a != "hold")
-        parts = [f"{self.as_of}: decided {self.decided} brands ({verdicts or 'none'})"]
+        decided = self.decided if self.recorded is None else self.recorded  # a rerun: the day as the ledger holds it
+        parts = [f"{self.as_of}: decided {decided} brands ({verdicts or 'none'})"]
         if moves:
             parts.append(f"moves: {moves}")
         if self.already_decided:
@@ -217,9 +221,35 @@ def count_decisions(summary: CycleSummary, decisions: pd.DataFrame) -> None:
     summary.errors = sorted(decisions.loc[decisions["verdict"] == "ERROR", "brand_id"])
 
 
-def unknown_brand_rows(batch: MetricsBatch, cohorts: pd.DataFrame) -> int:
+QUARANTINE_SHOWN = 3
+UNKNOWN_SHOWN = 5
+
+
+@dataclass(frozen=True)
+class UnknownBrands:
+    """Valid metric rows of brands that have no config: how many, and the first few brand ids (sorted)."""
+
+    rows: int
+    first: list[str]
+
+
+def unknown_brand_rows(batch: MetricsBatch, cohorts: pd.DataFrame) -> UnknownBrands:
     """Valid metric rows of brands that have no config (counted, then left out)."""
-    return int((~batch.daily["brand_id"].isin(cohorts.index)).sum())
+    unknown = ~batch.daily["brand_id"].isin(cohorts.index).to_numpy(dtype=bool)
+    if not unknown.any():
+        return UnknownBrands(0, [])
+    ids = batch.daily["brand_id"][unknown].astype(object).unique()  # only the unknown rows, each id once
+    return UnknownBrands(int(unknown.sum()), sorted(str(b) for b in ids)[:UNKNOWN_SHOWN])
+
+
+def first_quarantined(quarantine: pd.DataFrame, n: int = QUARANTINE_SHOWN) -> list[str]:
+    """The first n quarantined rows as 'metrics.csv row 4 (b1, 2026-01-02): gmv is negative'."""
+    q = quarantine.head(n)
+    if q.empty:
+        return []
+    source = q["source"].astype(str).str.rsplit("/", n=1).str[-1]  # the file, not its whole path
+    where = (source + " row " + q["row"].astype(str)).str.strip()
+    return list(where + " (" + q["brand_id"].fillna("no brand").astype(str) + ", " + q["date"].fillna("no date").astype(str) + "): " + q["reason"].astype(str))
 
 
 def without_rows(batch: MetricsBatch) -> MetricsBatch:
@@ -243,19 +273,33 @@ def return_free_memory() -> None:
 
 
 def summarise(
-    as_of: date, cohorts: pd.DataFrame, decisions: pd.DataFrame, batch: MetricsBatch, written: WriteResult, unknown_rows: int | None = None
+    as_of: date, cohorts: pd.DataFrame, decisions: pd.DataFrame, batch: MetricsBatch, written: WriteResult, unknown: UnknownBrands | None = None
 ) -> CycleSummary:
     """What the cycle did, from its cohorts, decisions, metrics and what the ledger accepted.
 
-    unknown_rows: unknown_brand_rows of the batch, when its rows were already released.
+    unknown: unknown_brand_rows of the batch, when its rows were already released.
     """
     summary = CycleSummary(as_of=as_of, decided=written.written, conflicts=written.conflicts, cycle_id=written.cycle_id)
     summary.already_decided = count_statuses(summary, cohorts) + written.already_decided
     count_decisions(summary, decisions)
     summary.funnel = funnel(cohorts, decisions)
     summary.quarantined_rows = len(batch.quarantine)
-    summary.unknown_brands_rows = unknown_brand_rows(batch, cohorts) if unknown_rows is None else unknown_rows
+    summary.quarantine_first = first_quarantined(batch.quarantine)
+    unknown = unknown_brand_rows(batch, cohorts) if unknown is None else unknown
+    summary.unknown_brands_rows, summary.unknown_brands = unknown.rows, unknown.first
     return summary
+
+
+def from_ledger(summary: CycleSummary, day_decisions: pd.DataFrame) -> CycleSummary:
+    """A rerun's summary: verdicts, moves, ERROR and overdue brands of every decision the ledger holds
+    for the day (an earlier run wrote them; this one wrote nothing or a few), so it does not read "Decided 0".
+
+    day_decisions: the ledger's decisions of summary.as_of. What this run wrote (decided) and found
+    decided already stay as they were; the funnel (from the state after the day) too.
+    """
+    out = replace(summary, recorded=len(day_decisions), verdicts={}, actions={}, overdue=[], errors=[])
+    count_decisions(out, day_decisions)
+    return out
 
 
 def metrics_start(portfolio: Portfolio, as_of: date) -> date:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields, replace
-from typing import Any
+from functools import partial
+from typing import Any, get_args
 
 import numpy as np
 import pandas as pd
 
-from brandsteps.catalogue import EXITED, GMV_FACTORS
+from brandsteps.catalogue import EXITED, GMV_FACTORS, METRICS, Unit
 
 RESULTS = np.array(["pass", "fail", "no_value"], dtype=object)
 PASS_, FAIL_, NO_VALUE = 0, 1, 2
@@ -25,6 +26,67 @@ def fmt(values: np.ndarray | pd.Series | Sequence[float]) -> np.ndarray:
     # one inline expression per number: a function call each would cost a third more on a million criteria
     texts = ["n/a" if v != v else f"{v:.4g}" if -1e4 < v < 1e4 else f"{v:,.0f}" for v in arr.ravel().tolist()]
     out[...] = np.asarray(texts or [], dtype=object).reshape(arr.shape)
+    return out
+
+
+def _plain(values: list[float]) -> list[str]:
+    return ["n/a" if v != v else f"{v:.4g}" if -1e4 < v < 1e4 else f"{v:,.0f}" for v in values]
+
+
+def _money(values: list[float]) -> list[str]:
+    return ["n/a" if v != v else f"¥{v:,.2f}" for v in values]
+
+
+def _share(values: list[float]) -> list[str]:
+    # two decimals at most, and none a round threshold does not need: 17.39%, 25%
+    return ["n/a" if v != v else f"{v * 100:.2f}".rstrip("0").rstrip(".") + "%" for v in values]
+
+
+def _whole(values: list[float]) -> list[str]:
+    # counts are whole numbers, but a mean of them (selling_affiliates) is not: 2.5 must not read 2
+    return ["n/a" if v != v else f"{v:,.0f}" if v.is_integer() or not -1e4 < v < 1e4 else f"{v:.4g}" for v in values]
+
+
+UNITS: tuple[str, ...] = get_args(Unit)
+_SHOW: tuple[Callable[[list[float]], list[str]], ...] = tuple(
+    {"money": _money, "share": _share, "count": _whole, "days": _whole}.get(u, _plain) for u in UNITS
+)
+_PLAIN_UNIT = UNITS.index("ratio")
+
+
+def unit_codes(metrics: np.ndarray | Sequence[str]) -> np.ndarray:
+    """Each metric's unit (catalogue) as its position in UNITS; a name the catalogue lacks is shown plain."""
+    return np.array([UNITS.index(METRICS[m].unit) if m in METRICS else _PLAIN_UNIT for m in np.asarray(metrics, dtype=object).tolist()], dtype=np.int64)
+
+
+def show_numbers(values: np.ndarray | Sequence[float], units: np.ndarray | np.integer[Any] | int) -> np.ndarray:
+    """Values as people read them in their units (unit_codes): ¥3,163.28, 17.39%, 1,500 visitors, 2.5; n/a for missing.
+
+    The one formatting of metric values: reasons in the ledger, explain, reports and artifacts.
+    """
+    arr = np.asarray(values, dtype=float).ravel()
+    codes = np.broadcast_to(np.asarray(units, dtype=np.int64), arr.shape)
+    out = np.empty(len(arr), dtype=object)
+    present = np.flatnonzero(np.bincount(codes, minlength=len(UNITS))) if len(arr) else np.empty(0, dtype=np.int64)
+    for code in present:  # a handful of units, each formatted in one pass over its values
+        pick = slice(None) if len(present) == 1 else codes == code
+        out[pick] = _SHOW[code](arr[pick].tolist())
+    return out
+
+
+def show_number(value: float | None, unit: str) -> str:
+    """One value in its unit (show_numbers for a single number)."""
+    return "n/a" if value is None else str(_SHOW[UNITS.index(unit) if unit in UNITS else _PLAIN_UNIT]([float(value)])[0])
+
+
+def show_repeated(values: np.ndarray, units: np.ndarray) -> np.ndarray:
+    """show_numbers for values with few distinct numbers per unit (thresholds): each text built once."""
+    arr = np.asarray(values, dtype=float)
+    codes = np.asarray(units, dtype=np.int64)
+    out = np.empty(len(arr), dtype=object)
+    for code in np.flatnonzero(np.bincount(codes, minlength=len(UNITS))) if len(arr) else []:
+        pick = codes == code
+        out[pick] = each_distinct(arr[pick], partial(show_numbers, units=np.int64(code)))
     return out
 
 
@@ -186,15 +248,17 @@ class Evidence:
         return Evidence(self.row[pick], self.crit[pick], self.threshold[pick], self.value[pick], self.result[pick], self.rules)
 
     def reasons(self) -> np.ndarray:
-        """'refund_rate 0.41 > 0.3', 'guardrail public_traffic: roi 1.2 < 1.5', 'shadow aov has no value'."""
+        """'refund_rate 41% > 30%', 'guardrail public_traffic: paid_roi 1.2 < 1.5', 'shadow aov has no value'."""
         if len(self) == 0:
             return np.empty(0, dtype=object)
         rules = self.rules
         # the prefix is the criterion's: built once per criterion, then gathered per row
         prefix = np.where(rules.role == "guardrail", "guardrail " + rules.source_stage + ": ", "")
         prefix = np.asarray(np.where(rules.shadow, "shadow " + prefix, prefix), dtype=object)[self.crit]
-        columns = zip(prefix.tolist(), self.metric.tolist(), fmt(self.value).tolist(), self.op.tolist(), fmt_repeated(self.threshold).tolist(),
-                      self.result.tolist(), strict=True)
+        # values in their metric's unit, as the tables show them: refund_rate 17.39% < 25%, gpm ¥3,163.28
+        units = unit_codes(rules.metric)[self.crit]
+        columns = zip(prefix.tolist(), self.metric.tolist(), show_numbers(self.value, units).tolist(), self.op.tolist(),
+                      show_repeated(self.threshold, units).tolist(), self.result.tolist(), strict=True)
         # one text built per criterion (a million at 100,000 brands): one f-string, not five array additions
         texts = [f"{pre}{m} has no value" if r == NO_VALUE else f"{pre}{m} {v} {o if r == PASS_ else NEGATED[o]} {t}" for pre, m, v, o, t, r in columns]
         return np.asarray(texts, dtype=object)

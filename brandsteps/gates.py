@@ -34,7 +34,9 @@ from brandsteps.evidence import (
     join_groups,
     per_distinct,
     render,
+    show_numbers,
     text_frame,
+    unit_codes,
 )
 
 # Severity order, most severe first; a cycle's worst verdict is the first of these it contains.
@@ -124,6 +126,7 @@ class Compiled:
     sample_id: np.ndarray
     sample_min: np.ndarray
     sample_min_text: np.ndarray
+    sample_unit: np.ndarray  # unit_codes of each min_sample key (gmv is money, orders a count)
     rules: Rules  # the criteria as Evidence refers to them (by their number here)
 
     def rule_sets(self, brand_ids: pd.Index | np.ndarray, stage_codes: np.ndarray) -> np.ndarray:
@@ -226,7 +229,8 @@ def _compile(portfolio: Portfolio) -> Compiled:
         sample_names=sample_names,
         sample_id=sample_id.astype(np.int64),
         sample_min=sample_min,
-        sample_min_text=fmt(sample_min),
+        sample_min_text=show_numbers(sample_min, unit_codes(sample_key)),
+        sample_unit=unit_codes(sample_key),
         rules=Rules(role=role, source_stage=source, metric=metric, op=op, kind=kind, weight=arr([c.weight for c, _, _, _ in items], float), shadow=shadow),
     )
 
@@ -350,7 +354,7 @@ def _metric_table(metrics: pd.DataFrame, rows: np.ndarray, names: Sequence[str])
 
 
 def evaluate_criteria(criteria: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
-    """Attach value, result (pass/fail/no_value) and a reason like 'refund_rate 0.41 > 0.3'."""
+    """Attach value, result (pass/fail/no_value) and a reason like 'refund_rate 41% > 30%'."""
     out = criteria.copy()
     rows = metrics.index.get_indexer(pd.Index(out["brand_id"]))
     names, column = np.unique(out["metric"].to_numpy(dtype=str), return_inverse=True)
@@ -432,7 +436,7 @@ def _verdicts(
     short_now = m_short & ~m_error & ~m_early
     if short_now.any():
         pick = short & short_now[s_brand]
-        values = fmt(s_value[pick])
+        values = show_numbers(s_value[pick], comp.sample_unit[s_sample[pick]])
         text = "min_sample " + comp.sample_key[s_sample[pick]] + " " + values + " < " + comp.sample_min_text[s_sample[pick]]
         text = np.where(values == "n/a", "min_sample " + comp.sample_key[s_sample[pick]] + " not measured, need " + comp.sample_min_text[s_sample[pick]], text)
         reason[short_now] = join_groups(s_brand[pick], text, n, "; ")[short_now]
@@ -601,17 +605,22 @@ def _gate(portfolio: Portfolio, cohort: pd.DataFrame, stage: np.ndarray, code: n
         waiting = pd.Series(_WAITING[code], index=cohort.index).add(cohort["awaiting_since"].astype(str)).to_numpy(dtype=object)
     # The first rule that holds decides the action and its reason; a reason is a text per brand
     # only where the rule quotes the brand (its streak, stage, guardrail), built for those brands alone.
+    # An action taken because of the verdict (on_fail, no move) quotes the verdict's reason too: the
+    # action's reason is what the ledger, the stage history and the artifacts' "why" show.
+    def because(words: np.ndarray | str, pick: np.ndarray) -> np.ndarray:
+        return np.asarray(words + (" (" + reason[pick] + ")"), dtype=object)
+
     rules: list[tuple[np.ndarray, int, Any]] = [
         (paused, _HOLD, "brand is paused"),
         (trip, _DEMOTE_, guard_reason),
         (live & awaiting, _AWAIT, waiting),
-        (live & ~is_pass & ~is_fail, _HOLD, lambda pick: _NO_MOVE[verdict[pick]]),
-        (live & is_fail & (on_fail == "recycle"), _RECYCLE_, lambda pick: _RECYCLE[code[pick]]),
-        (live & is_fail & (on_fail == "demote"), _DEMOTE_, lambda pick: _DEMOTE[code[pick]]),
-        (live & is_fail & (on_fail == "exit"), _EXIT, "on_fail exit: leave the programme"),
-        (live & is_fail, _HOLD, "on_fail hold"),
+        (live & ~is_pass & ~is_fail, _HOLD, lambda pick: because(_NO_MOVE[verdict[pick]], pick)),
+        (live & is_fail & (on_fail == "recycle"), _RECYCLE_, lambda pick: because(_RECYCLE[code[pick]], pick)),
+        (live & is_fail & (on_fail == "demote"), _DEMOTE_, lambda pick: because(_DEMOTE[code[pick]], pick)),
+        (live & is_fail & (on_fail == "exit"), _EXIT, lambda pick: because("on_fail exit: leave the programme", pick)),
+        (live & is_fail, _HOLD, lambda pick: because("on_fail hold", pick)),
         (live & ~earned, _HOLD, lambda pick: _pass_words(new_streak[pick], need[pick], code[pick], " needed")),
-        (live & approval, _AWAIT, lambda pick: _pass_words(new_streak[pick], need[pick], code[pick], _APPROVAL)),
+        (live & approval, _AWAIT, lambda pick: _pass_words(new_streak[pick], need[pick], code[pick], _APPROVAL) + f", awaiting it since {as_of.isoformat()}"),
         (live & last_stage, _GRADUATE, lambda pick: _pass_words(new_streak[pick], need[pick], code[pick], ": graduate")),
     ]
     rule = np.select([m for m, _, _ in rules], np.arange(len(rules)), default=len(rules))

@@ -92,8 +92,15 @@ cycles = sa.Table(
     sa.Column("skipped", sa.Integer, nullable=False),
     sa.Column("quarantined", sa.Integer, nullable=False),
     sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
+    # cycle: a whole portfolio's day (the cycle flow, the replay, a shard); brand: onboard-brand's run for one brand.
+    # Added after the first ledgers were written: create() adds it to those, their rows default to cycle.
+    sa.Column("kind", sa.String(16), nullable=False, server_default="cycle"),
     sa.Index("ix_cycles_as_of", "as_of"),
 )
+CYCLE, BRAND_RUN = "cycle", "brand"  # the kinds of cycles rows
+# Columns added to tables after ledgers were first created: table, column and its DDL (the same on SQLite and PostgreSQL,
+# as the metadata above renders it: tests/test_ledger.py checks), whose default fills the rows already there.
+ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (("cycles", "kind", "kind VARCHAR(16) DEFAULT 'cycle' NOT NULL"),)
 
 DECISION_COLUMNS = [c.name for c in decisions.columns if c.name != "id"]
 STATE_COLUMNS = [c.name for c in brand_state.columns]
@@ -109,6 +116,10 @@ class LedgerError(Exception):
 
 class ApprovalInputError(LedgerError):
     """An approval's brand, reviewer or reason is empty, too long or holds control characters."""
+
+
+class NotAwaitingApproval(LedgerError):
+    """The brand is not awaiting approval (never was, or someone decided first): the answer changes nothing."""
 
 
 _T = TypeVar("_T")
@@ -255,10 +266,12 @@ class Ledger:
         def create_tables() -> None:
             # Looked up first without the write lock: a reader (status, explain) of a ledger that has
             # its tables does not wait for a cycle's write to end.
-            if set(metadata.tables) <= set(sa.inspect(self.engine).get_table_names()):
+            if set(metadata.tables) <= set(sa.inspect(self.engine).get_table_names()) and not _missing_columns(self.engine):
                 return
             with self._write() as conn:
                 metadata.create_all(conn)
+                for table, ddl in _missing_columns(conn):  # looked up again under the lock: another process may have added it
+                    conn.execute(sa.text(f"ALTER TABLE {table} ADD COLUMN {ddl}"))  # names and DDL from ADDED_COLUMNS, never from data
 
         try:
             with_retries(create_tables, "open", self.display_url, self.retry_delays)
@@ -336,15 +349,26 @@ class Ledger:
         return dict(row) if row else None
 
     def history(self, brand_id: str) -> pd.DataFrame:
-        """The brand's stage changes in the order they happened."""
+        """The brand's stage changes in the order they happened: object columns, None where a value is missing.
+
+        Not pd.read_sql: pandas makes a text column with some missing values (the actor of a cycle's
+        decision beside a reviewer's name) a string column holding NaN, a float that breaks every
+        renderer and is not valid JSON.
+        """
+        query = sa.select(stage_changes).where(stage_changes.c.brand_id == brand_id).order_by(stage_changes.c.id)
         with self.engine.connect() as conn:
-            return pd.read_sql(
-                sa.select(stage_changes).where(stage_changes.c.brand_id == brand_id).order_by(stage_changes.c.id), conn
-            )
+            rows = [dict(row) for row in conn.execute(query).mappings()]
+        for row in rows:
+            # Every recorded_at is UTC; SQLite gives back the ones written through SQLAlchemy (approvals) without the zone.
+            if row["recorded_at"] is not None and row["recorded_at"].tzinfo is None:
+                row["recorded_at"] = row["recorded_at"].replace(tzinfo=UTC)
+        return pd.DataFrame(rows, columns=[c.name for c in stage_changes.columns], dtype=object)
 
     def last_cycle(self) -> dict[str, Any] | None:
+        """The latest cycle over the portfolio; onboard-brand's runs for one brand are not cycles."""
+        query = sa.select(cycles).where(cycles.c.kind == CYCLE).order_by(cycles.c.as_of.desc(), cycles.c.recorded_at.desc()).limit(1)
         with self.engine.connect() as conn:
-            row = conn.execute(sa.select(cycles).order_by(cycles.c.as_of.desc(), cycles.c.recorded_at.desc()).limit(1)).mappings().first()
+            row = conn.execute(query).mappings().first()
         return dict(row) if row else None
 
     def cycles_of_runs(self, flow_run_ids: list[str]) -> pd.DataFrame:
@@ -358,16 +382,23 @@ class Ledger:
 
     # ------------------------------------------------------------ writes
 
-    def record_cycle(self, frame: pd.DataFrame, as_of: date, flow_run_id: str | None, expected_last: pd.Series, quarantined: int = 0) -> WriteResult:
+    def record_cycle(
+        self, frame: pd.DataFrame, as_of: date, flow_run_id: str | None, expected_last: pd.Series, quarantined: int = 0, kind: str = CYCLE
+    ) -> WriteResult:
         """Write a cycle's decisions, state changes and stage changes in one transaction.
 
         A brand already decided for as_of is left alone (idempotent rerun); a brand whose state
         changed since it was read (a concurrent cycle) is skipped and counted as a conflict.
         A briefly unavailable database is retried: the transaction either committed or left nothing.
+        kind: CYCLE for a portfolio's day, BRAND_RUN for onboard-brand's one brand (not a last_cycle).
         """
-        return with_retries(lambda: self._record_cycle(frame, as_of, flow_run_id, expected_last, quarantined), "write", self.display_url, self.retry_delays)
+        return with_retries(
+            lambda: self._record_cycle(frame, as_of, flow_run_id, expected_last, quarantined, kind), "write", self.display_url, self.retry_delays
+        )
 
-    def _record_cycle(self, frame: pd.DataFrame, as_of: date, flow_run_id: str | None, expected_last: pd.Series, quarantined: int) -> WriteResult:
+    def _record_cycle(
+        self, frame: pd.DataFrame, as_of: date, flow_run_id: str | None, expected_last: pd.Series, quarantined: int, kind: str = CYCLE
+    ) -> WriteResult:
         if len(frame) and (pd.to_datetime(frame["as_of"]) != pd.Timestamp(as_of)).any():
             raise ValueError(f"decisions of another day than {as_of} in one cycle's write")
         cycle_id = str(uuid.uuid4())
@@ -389,7 +420,7 @@ class Ledger:
             conn.execute(
                 cycles.insert().values(
                     cycle_id=cycle_id, as_of=as_of, flow_run_id=flow_run_id, decided=len(todo),
-                    skipped=int(already.sum() + conflict.sum()), quarantined=quarantined, recorded_at=now,
+                    skipped=int(already.sum() + conflict.sum()), quarantined=quarantined, recorded_at=now, kind=kind,
                 )
             )
         return WriteResult(cycle_id, len(todo), int(already.sum()), int(conflict.sum()), frozenset(todo["brand_id"]) if len(todo) else frozenset())
@@ -455,7 +486,7 @@ class Ledger:
         with self._write() as conn:
             row = conn.execute(sa.select(brand_state).where(brand_state.c.brand_id == brand_id)).mappings().first()
             if row is None or not row["awaiting"]:
-                raise LedgerError(f"{brand_id} is not awaiting approval")
+                raise NotAwaitingApproval(f"{brand_id} is not awaiting approval")
             stage = row["stage"]
             idx = STAGE_IDS.index(stage)
             to_stage = stage if not approve else (STAGE_IDS[idx + 1] if idx + 1 < len(STAGE_IDS) else GRADUATED)
@@ -474,6 +505,14 @@ class Ledger:
 
 
 _CYCLE_LOCK_KEY = 0x5E796
+
+
+def _missing_columns(bind: Engine | sa.Connection) -> list[tuple[str, str]]:
+    """(table, DDL) of the ADDED_COLUMNS an existing ledger's tables do not have yet (none for tables not created yet)."""
+    inspector = sa.inspect(bind)
+    tables = set(inspector.get_table_names())
+    have = {name: {c["name"] for c in inspector.get_columns(name)} for name in {t for t, _, _ in ADDED_COLUMNS} & tables}
+    return [(table, ddl) for table, column, ddl in ADDED_COLUMNS if table in have and column not in have[table]]
 
 
 def _column_values(conn: sa.Connection, column: sa.Column[Any], value: Any, n: int, driver: bool) -> list[Any]:

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
 
 from brandsteps.catalogue import EXITED, GMV_FACTORS, GRADUATED, METRICS, STAGE_IDS
 from brandsteps.cycle import FUNNEL_ORDER, CycleSummary
+from brandsteps.evidence import show_number
 
 STAGE_TITLES = {
     "affiliate_trial": "1 Affiliate trial",
@@ -31,17 +34,8 @@ FACTOR_LABELS = {
 
 
 def show_value(metric: str, value: float | None) -> str:
-    """A metric value as a person reads it: ¥ with separators, percentages, plain counts."""
-    if value is None or value != value:
-        return "n/a"
-    unit = METRICS[metric].unit if metric in METRICS else "ratio"
-    if unit == "money":
-        return f"¥{value:,.2f}"
-    if unit == "share":
-        return f"{value * 100:.2f}%"
-    if unit in {"count", "days"}:
-        return f"{value:,.0f}"
-    return f"{value:,.4g}" if abs(value) < 1e4 else f"{value:,.0f}"
+    """A metric value as a person reads it: ¥ with separators, percentages, plain counts (as the reasons show it)."""
+    return show_number(value, METRICS[metric].unit if metric in METRICS else "ratio")
 
 
 def funnel_rows(funnel: dict[str, int]) -> list[dict[str, Any]]:
@@ -61,49 +55,195 @@ def funnel_text(funnel: dict[str, int]) -> str:
     return "\n".join(lines)
 
 
+NAMED_LIMIT = 20  # brands named in one line of the summary; the rest are counted
+
+
+def _named(ids: list[str]) -> str:
+    more = len(ids) - NAMED_LIMIT
+    return ", ".join(ids[:NAMED_LIMIT]) + (f" and {more} more" if more > 0 else "")
+
+
+def _n(count: int, word: str) -> str:
+    """'1 brand', '3 brands'."""
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
+def summary_lines(summary: CycleSummary) -> list[str]:
+    """What a cycle did, one fact a line: the lines of the cycle-summary artifact and of `brandsteps run` (one rendering for both)."""
+    rebuilt = summary.recorded is not None  # a rerun: the day as the ledger holds it
+    decided = summary.recorded if summary.recorded is not None else summary.decided
+    verdicts = ", ".join(f"{k} {v}" for k, v in summary.verdicts.items() if v)
+    lines = [f"Decided {_n(decided, 'brand')}" + (f": {verdicts}." if verdicts else ".")]
+    if decided:
+        moves = ", ".join(f"{k} {v}" for k, v in summary.actions.items() if v and k != "hold")
+        hold = summary.actions.get("hold", 0)
+        lines.append(f"Moves: {moves or 'none'}" + (f" ({_n(hold, 'brand')} hold)." if hold else "."))
+    if summary.already_decided:
+        lines.append(
+            f"{summary.already_decided} of them were decided by an earlier run of this day: this run changed nothing for them."
+            if rebuilt else f"{_n(summary.already_decided, 'brand')} already decided for this day: nothing changed for them."
+        )
+    if summary.later_decided:
+        lines.append(f"{_n(summary.later_decided, 'brand')} skipped: a later day is already decided.")
+    if summary.conflicts:
+        lines.append(f"{_n(summary.conflicts, 'brand')} skipped: another cycle changed them while this one ran.")
+    if summary.quarantined_rows:
+        first = "; ".join(summary.quarantine_first)
+        more = "; …" if summary.quarantined_rows > len(summary.quarantine_first) else ""
+        listed = f": {first}{more}" if first else ""
+        lines.append(f"Quarantined {_n(summary.quarantined_rows, 'metric row')}{listed} (all of them: the quarantined-rows artifact).")
+    if summary.errors:
+        lines.append(f"ERROR (data failed validation): {_named(summary.errors)}.")
+    if summary.unknown_brands_rows:
+        known = f": {_named(summary.unknown_brands)}" if summary.unknown_brands else ""
+        lines.append(f"{_n(summary.unknown_brands_rows, 'metric row')} of brands no config knows, left out{known}.")
+    if summary.overdue:
+        lines.append(f"Overdue (past max_days_in_stage): {_named(summary.overdue)}.")
+    return lines
+
+
 def summary_markdown(summary: CycleSummary) -> str:
     rows = "\n".join(f"| {r['stage']} | {r['brands']} | {r['share']} |" for r in funnel_rows(summary.funnel))
-    verdicts = ", ".join(f"{k} {v}" for k, v in summary.verdicts.items()) or "none"
-    actions = ", ".join(f"{k} {v}" for k, v in summary.actions.items() if v) or "none"
-    notes = []
-    if summary.already_decided:
-        notes.append(f"- {summary.already_decided} brands were already decided for this day (rerun: nothing changed)")
-    if summary.later_decided:
-        notes.append(f"- {summary.later_decided} brands skipped: a later day is already decided")
-    if summary.quarantined_rows:
-        notes.append(f"- {summary.quarantined_rows} metric rows quarantined (see the quarantined-rows artifact)")
-    if summary.errors:
-        notes.append(f"- ERROR (data failed validation): {', '.join(summary.errors[:20])}")
-    if summary.overdue:
-        notes.append(f"- overdue (past max_days_in_stage): {', '.join(summary.overdue[:20])}")
-    return (
-        f"# Onboarding cycle {summary.as_of}\n\n"
-        f"Decided **{summary.decided}** brands. Verdicts: {verdicts}. Actions: {actions}.\n\n"
-        "| stage | brands | share |\n|---|---:|---:|\n" + rows + "\n\n" + "\n".join(notes) + "\n"
-    )
+    notes = "\n".join(f"- {line}" for line in summary_lines(summary))
+    return f"# Onboarding cycle {summary.as_of}\n\n{notes}\n\n| stage | brands | share |\n|---|---:|---:|\n{rows}\n"
 
 
 TABLE_ROWS = 1000  # a Prefect table artifact is read by people: beyond this many rows, the ledger is the place
 
 
+def _labels(ids: pd.Series, names: pd.Series) -> np.ndarray:
+    """'b001 山野茶社': the id, then the configured name where there is one."""
+    ids = ids.astype(str)
+    return np.asarray((ids + " " + names.reindex(ids.to_numpy()).fillna("").astype(str).to_numpy()).str.strip(), dtype=object)
+
+
+def _records(table: pd.DataFrame) -> list[dict[str, Any]]:
+    """The table's rows as dicts of Python values (what a Prefect table artifact takes)."""
+    return cast(list[dict[str, Any]], table.astype(object).to_dict("records"))
+
+
 def changes_rows(decisions: pd.DataFrame, names: pd.Series, limit: int = TABLE_ROWS) -> list[dict[str, Any]]:
-    """Decisions that changed something (a move, an approval wait, or an overdue flag), the first `limit` of them."""
+    """Decisions that changed something (a move, an approval wait, or an overdue flag), the first `limit` of them.
+
+    why: the reason of the action taken (the ledger's action_reason: a paused brand holds because it is
+    paused, whatever its verdict said), right after the brand.
+    """
     if decisions.empty:
         return []
     changed = decisions[_changed(decisions)].head(limit)
-    ids = changed["brand_id"].astype(str)
     table = pd.DataFrame(
         {
-            "brand": (ids + " " + names.reindex(ids.to_numpy()).fillna("").astype(str).to_numpy()).str.strip(),
-            "from": changed["stage"],
-            "action": changed["action"],
-            "to": changed["to_stage"],
-            "verdict": changed["verdict"],
+            "brand": _labels(changed["brand_id"], names),
+            "why": changed["action_reason"].to_numpy(dtype=object),
+            "from": changed["stage"].to_numpy(dtype=object),
+            "action": changed["action"].to_numpy(dtype=object),
+            "to": changed["to_stage"].to_numpy(dtype=object),
+            "verdict": changed["verdict"].to_numpy(dtype=object),
             "overdue": np.where(changed["overdue"].astype(bool), "yes", ""),
-            "why": np.where(changed["action"] != "hold", changed["action_reason"], changed["reason"]),
         }
     )
-    return list(table.astype(object).to_dict("records"))
+    return _records(table)
+
+
+@dataclass(frozen=True)
+class Table:
+    """An artifact table's rows, and the columns left out because every row had the same value in them."""
+
+    rows: list[dict[str, Any]]
+    same: dict[str, Any]
+
+    def note(self) -> str:
+        """The left-out columns for the table's description: 'every row: verdict PASS'."""
+        return "; every row: " + ", ".join(f"{k} {v}" for k, v in self.same.items()) if self.same else ""
+
+
+def without_constant_columns(table: pd.DataFrame, keep: tuple[str, ...]) -> Table:
+    """The table's rows without the columns that say the same for every row (an empty column, or one value in two rows or more).
+
+    keep: columns shown whatever they hold (the brand, the why, what the table is for).
+    """
+    if table.empty:
+        return Table([], {})
+    text = table.astype(str)
+    same = [c for c in table.columns if c not in keep and text[c].nunique() == 1 and (len(table) > 1 or text[c].iloc[0] == "")]
+    first = table.iloc[0]
+    return Table(_records(table.drop(columns=same)), {str(c): first[c] for c in same if text[c].iloc[0] != ""})
+
+
+def changes_table(decisions: pd.DataFrame, names: pd.Series, limit: int = TABLE_ROWS) -> Table:
+    """The decision-changes artifact: changes_rows without the columns every row agrees on."""
+    return without_constant_columns(pd.DataFrame(changes_rows(decisions, names, limit)), keep=("brand", "why"))
+
+
+def table_brands(cohorts: pd.DataFrame, max_days: pd.Series) -> pd.DataFrame:
+    """What the artifact tables show of each brand besides its decision (index brand_id): name, owner,
+    awaiting_since of its ledger state, and max_days (its max_days_in_stage in its stage, NaN: none)."""
+    return pd.DataFrame(
+        {
+            "name": cohorts["name"].to_numpy(dtype=object),
+            "owner": cohorts["owner"].to_numpy(dtype=object),
+            "awaiting_since": cohorts["awaiting_since"].to_numpy(dtype=object),
+            "max_days": max_days.reindex(cohorts.index).to_numpy(dtype=float),
+        },
+        index=cohorts.index,
+    )
+
+
+def _owners(ids: pd.Series, brands: pd.DataFrame) -> np.ndarray:
+    owner = brands["owner"].reindex(ids.astype(str).to_numpy()).to_numpy(dtype=object)
+    return np.asarray(np.where(pd.isna(owner) | (owner == ""), "–", owner), dtype=object)
+
+
+def overdue_table(decisions: pd.DataFrame, brands: pd.DataFrame, limit: int = TABLE_ROWS) -> Table:
+    """The overdue-brands artifact: each overdue brand's days in stage against its limit ('12 / 10'), owner and why."""
+    rows = decisions[decisions["overdue"].astype(bool)].head(limit) if len(decisions) else decisions
+    if rows.empty:
+        return Table([], {})
+    ids = rows["brand_id"].astype(str)
+    max_days = brands["max_days"].reindex(ids.to_numpy()).to_numpy(dtype=float)
+    limit_text = np.where(np.isnan(max_days), "–", pd.Series(max_days).fillna(0).astype(int).astype(str).to_numpy(dtype=object))
+    table = pd.DataFrame(
+        {
+            "brand": _labels(ids, brands["name"]),
+            "days": rows["days_in_stage"].astype(int).astype(str).to_numpy(dtype=object) + " / " + limit_text,
+            "owner": _owners(ids, brands),
+            "why": rows["action_reason"].to_numpy(dtype=object),
+            "stage": rows["stage"].to_numpy(dtype=object),
+            "action": rows["action"].to_numpy(dtype=object),
+            "verdict": rows["verdict"].to_numpy(dtype=object),
+        }
+    )
+    return without_constant_columns(table, keep=("brand", "days", "owner", "why"))
+
+
+def awaiting_table(decisions: pd.DataFrame, brands: pd.DataFrame, links: Mapping[str, str], limit: int = TABLE_ROWS) -> Table:
+    """The awaiting-approval artifact: each waiting brand's owner, days waiting, since when, and its review run.
+
+    The wait began on the ledger's awaiting_since: the decisions' own (a cycle's fresh decisions carry
+    it), else the brand's state (decisions read back from the ledger do not). links: brand → the
+    review-brand run's page, where the task layer found one.
+    """
+    rows = decisions[decisions["action"] == "await_approval"].head(limit) if len(decisions) else decisions
+    if rows.empty:
+        return Table([], {})
+    ids = rows["brand_id"].astype(str)
+    state = brands["awaiting_since"].reindex(ids.to_numpy()).to_numpy(dtype=object)
+    own = rows["awaiting_since"].to_numpy(dtype=object) if "awaiting_since" in rows.columns else np.full(len(rows), None, dtype=object)
+    since = pd.to_datetime(pd.Series(np.where(pd.isna(own), state, own)), errors="coerce")
+    waited = (pd.to_datetime(rows["as_of"]).reset_index(drop=True) - since).dt.days
+    link = pd.Series(dict(links), dtype=object).reindex(ids.to_numpy()).to_numpy(dtype=object)
+    table = pd.DataFrame(
+        {
+            "brand": _labels(ids, brands["name"]),
+            "owner": _owners(ids, brands),
+            "days waiting": waited.astype("Int64").astype(object).where(waited.notna(), "–").to_numpy(dtype=object),
+            "since": since.dt.strftime("%Y-%m-%d").fillna("–").to_numpy(dtype=object),
+            "review": np.where(pd.isna(link), "no review run yet: brandsteps approve " + ids.to_numpy(dtype=object), link),
+            "stage": rows["stage"].to_numpy(dtype=object),
+            "verdict": rows["verdict"].to_numpy(dtype=object),
+        }
+    )
+    return without_constant_columns(table, keep=("brand", "owner", "days waiting", "since", "review"))
 
 
 def changed_count(decisions: pd.DataFrame) -> int:
@@ -192,9 +332,19 @@ def explain_text(decision: dict[str, Any], name: str, history: pd.DataFrame) -> 
     if len(history):
         out.append("  stage history")
         for r in history.itertuples():
-            out.append(f"    {r.as_of} {r.from_stage} -> {r.to_stage} ({r.action}{', by ' + r.actor if r.actor else ''})")
+            out.append(f"    {r.as_of} {r.from_stage} -> {r.to_stage} ({change_label(r.action, r.cause, r.actor)}): {one_line(r.reason)}")
     out.append(f"  policy {decision['policy_version']}, flow run {decision.get('flow_run_id') or '-'}")
     return "\n".join(out)
+
+
+def change_label(action: object, cause: object, actor: object) -> str:
+    """What a stage change did, why and who: 'advance, approval by 王敏', 'demote, decision' (a cycle's decision has no actor)."""
+    return f"{action}, {cause}" + (f" by {actor}" if isinstance(actor, str) and actor else "")
+
+
+def one_line(text: object) -> str:
+    """Text on one terminal line: a reviewer's reason may hold newlines and tabs."""
+    return " ".join(str(text).split())
 
 
 def stage_sort_key(stage: str) -> int:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any, Literal
 
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
-from brandsteps.report import brand_report_markdown
+from brandsteps.catalogue import GRADUATED, STAGE_IDS
+from brandsteps.report import brand_report_markdown, show_value
 
 REVIEWER_MAX = 80
 REASON_MAX = 500
@@ -32,17 +34,63 @@ def review_key(brand_id: str, stage: str, awaiting_since: str) -> str:
     return re.sub(r"[^a-z0-9-]+", "-", f"review-{brand_id}-{stage}-{awaiting_since}".lower())
 
 
+_RUN_NAME_UNSAFE = r"[^A-Za-z0-9_.-]+"
+
+
 def review_run_name(brand_id: str, stage: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "-", f"review-{brand_id}-{stage}")
+    return re.sub(_RUN_NAME_UNSAFE, "-", f"review-{brand_id}-{stage}")
 
 
-def evidence_markdown(decision: dict[str, Any], name: str, history: pd.DataFrame, timeout_hours: float) -> str:
-    """What the reviewer reads in the form: the decision report plus what each answer does."""
-    stage = decision["stage"]
-    head = (
-        f"**{name} ({decision['brand_id']}) passed {stage} and awaits approval since {decision.get('awaiting_since') or decision['as_of']}.**\n\n"
-        "Approve to move it on, or reject to keep it in the stage (its passes then start again from zero). "
-        f"Without an answer within {timeout_hours:g} hours the review ends with **hold**: the brand stays "
-        "where it is, still awaiting approval (`brandsteps approve` or a new review-brand run can decide later).\n\n"
-    )
-    return head + brand_report_markdown(decision, name, history)
+def review_run_names(brand_ids: pd.Series, stages: pd.Series) -> pd.Series:
+    """review_run_name of each brand and stage at once (the awaiting-approval table looks their runs up by name)."""
+    return ("review-" + brand_ids.astype(str) + "-" + stages.astype(str)).str.replace(_RUN_NAME_UNSAFE, "-", regex=True)
+
+
+KEY_NUMBERS = 6  # criteria quoted in the summary line; the full table follows
+
+
+def evidence_summary(decision: dict[str, Any], name: str, timeout_hours: float, awaiting_since: str) -> list[str]:
+    """Three lines above the evidence: what passed, the key numbers, what each answer does.
+
+    awaiting_since: the ledger's (brand_state), the one date the wait began; the decision is the
+    brand's latest, which may be days later.
+    """
+    stage, brand = decision["stage"], decision["brand_id"]
+    nxt = STAGE_IDS[STAGE_IDS.index(stage) + 1] if stage in STAGE_IDS[:-1] else GRADUATED
+    goal = "graduate" if nxt == GRADUATED else f"advance to {nxt}"
+    days = (pd.Timestamp(decision["as_of"]) - pd.Timestamp(awaiting_since)).days
+    raw = decision.get("criteria") or "[]"
+    criteria = json.loads(raw) if isinstance(raw, str) else list(raw)
+    deciding = [c["reason"] for c in criteria if c.get("role") == "criterion" and not c.get("shadow")]
+    factors = decision.get("gmv_factors") or "{}"
+    gmv = (json.loads(factors) if isinstance(factors, str) else dict(factors)).get("gmv")
+    numbers = "; ".join(deciding[:KEY_NUMBERS]) + ("; …" if len(deciding) > KEY_NUMBERS else "")
+    numbers = "; ".join(n for n in (numbers, f"window GMV {show_value('gmv', gmv)}" if gmv is not None else "") if n) or "none recorded"
+    return [
+        f"- **Passed:** {name} ({brand}) earned its passes in {stage} and awaits approval to {goal} since {awaiting_since} "
+        f"({days} day{'' if days == 1 else 's'} by {decision['as_of']}, the latest decision: {decision['verdict']}, {decision['reason']}).",
+        f"- **Key numbers:** {numbers}.",
+        f"- **Your answer:** approve and it will {goal}; reject and it stays in {stage}, its passes starting again from zero; "
+        f"no answer within {timeout_hours:g} hours and the review ends with **hold**: it stays, still awaiting approval "
+        "(`brandsteps approve` or a new review-brand run can decide later).",
+    ]
+
+
+def evidence_markdown(decision: dict[str, Any], name: str, history: pd.DataFrame, timeout_hours: float, awaiting_since: str) -> str:
+    """What the reviewer reads in the form: a three-line summary, then the full decision report."""
+    return "\n".join(evidence_summary(decision, name, timeout_hours, awaiting_since)) + "\n\n---\n\n" + brand_report_markdown(decision, name, history)
+
+
+ANSWER_CAUSES = ("approval", "rejection")
+
+
+def decided_elsewhere(brand_id: str, history: pd.DataFrame) -> str:
+    """What a review says when another answer came first: whose, when and what (from the stage history)."""
+    answers = history[history["cause"].isin(ANSWER_CAUSES)] if len(history) else history
+    if answers.empty:
+        return f"{brand_id} no longer awaits approval: nothing to record"
+    last = answers.iloc[-1]
+    at = pd.Timestamp(last["recorded_at"])
+    when = at.tz_convert("UTC") if at.tzinfo else at
+    verb = "approved" if last["cause"] == "approval" else "rejected"
+    return f"{brand_id} was already decided by {last['actor']} at {when:%Y-%m-%d %H:%M} UTC: {verb}, {last['from_stage']} -> {last['to_stage']}"

@@ -13,6 +13,8 @@ from brandsteps.config import Portfolio
 from brandsteps.cycle import CycleSummary, metrics_start
 from brandsteps.metrics_source import MetricsBatch
 from brandsteps.settings import targets, today_in
+from flows.parameters import Day
+from flows.run_names import backtest_run_name
 from tasks.configs import load_configs
 from tasks.metrics import load_daily_metrics
 
@@ -34,10 +36,10 @@ def publish_backtest_report(markdown: str, date_from: date, date_to: date) -> No
     create_markdown_artifact(key="backtest-report", markdown=markdown, description=f"Backtest {date_from} to {date_to}")
 
 
-@flow(name="backtest", log_prints=True)
+@flow(name="backtest", log_prints=True, flow_run_name=backtest_run_name)
 def backtest(
-    date_from: date,
-    date_to: date,
+    date_from: Day,
+    date_to: Day,
     policy: str | None = None,
     compare: str | None = None,
     configs: str = "configs",

@@ -3,21 +3,23 @@
 from __future__ import annotations
 
 from dataclasses import asdict
-from datetime import date
 
 from prefect import flow
 
+from brandsteps.ledger import BRAND_RUN
 from brandsteps.report import brand_report_markdown
 from brandsteps.settings import yesterday_in
 from flows.onboarding_cycle import fail_if_every_brand_errored, only_brand, run_cycle_steps
+from flows.parameters import DayOrYesterday
+from flows.run_names import brand_run_name
 from tasks.artifacts import publish_brand_report
 from tasks.configs import load_configs
 
 
-@flow(name="onboard-brand", log_prints=True)
+@flow(name="onboard-brand", log_prints=True, flow_run_name=brand_run_name)
 def onboard_brand(
     brand_id: str,
-    as_of: date | None = None,
+    as_of: DayOrYesterday = None,
     configs: str = "configs",
     metrics: str | None = None,
     ledger: str | None = None,
@@ -33,7 +35,7 @@ def onboard_brand(
     """
     portfolio = only_brand(load_configs(configs), brand_id)
     day = as_of or yesterday_in(portfolio.onboarding.timezone)
-    outcome = run_cycle_steps(portfolio, day, metrics, ledger)
+    outcome = run_cycle_steps(portfolio, day, metrics, ledger, kind=BRAND_RUN)  # one brand's run: not the portfolio's last cycle
     decision = outcome.ledger.decision(brand_id, day)
     if decision is None:
         status = "has not started yet" if outcome.summary.not_started else "has a later day decided already"

@@ -19,14 +19,18 @@ from pydantic import Field
 
 from brandsteps.catalogue import GRADUATED, STAGE_IDS
 from brandsteps.config import Portfolio
-from brandsteps.cycle import CycleSummary, metrics_start, return_free_memory, summarise, unknown_brand_rows, without_rows
+from brandsteps.cycle import CycleSummary, from_ledger, metrics_start, return_free_memory, summarise, unknown_brand_rows, without_rows
 from brandsteps.diagnosis import diagnose
+from brandsteps.events import max_days_by_brand
 from brandsteps.evidence import combine, render
-from brandsteps.ledger import Ledger, WriteResult
+from brandsteps.ledger import CYCLE, Ledger, WriteResult
 from brandsteps.metrics_source import MetricsBatch
+from brandsteps.report import table_brands
 from brandsteps.settings import targets, today_in, yesterday_in
 from brandsteps.shards import shard_portfolio
-from tasks.artifacts import publish_cycle, publish_visual_report
+from flows.parameters import DayOrYesterday
+from flows.run_names import cycle_run_name
+from tasks.artifacts import publish_awaiting, publish_cycle, publish_visual_report
 from tasks.configs import load_configs
 from tasks.events import emit_brand_events, start_reviews
 from tasks.gates import STAGE_GATES
@@ -62,6 +66,11 @@ def brand_names(portfolio: Portfolio) -> pd.Series:
     return pd.Series({b.brand_id: b.name for b in portfolio.brands.values()}, dtype=object)
 
 
+def artifact_brands(portfolio: Portfolio, cohorts: pd.DataFrame) -> pd.DataFrame:
+    """What the artifact tables show of each brand: name, owner, approval wait and max_days_in_stage."""
+    return table_brands(cohorts, max_days_by_brand(portfolio, cohorts["stage"]))
+
+
 class CycleProgress:
     """The cycle's progress artifact, updated at most once a second and at the end.
 
@@ -87,13 +96,15 @@ class CycleProgress:
 
 
 def run_cycle_steps(
-    portfolio: Portfolio, as_of: date, metrics: str | None, ledger_url: str | None, show_progress: bool = False, exclusive: bool = True
+    portfolio: Portfolio, as_of: date, metrics: str | None, ledger_url: str | None, show_progress: bool = False, exclusive: bool = True,
+    kind: str = CYCLE,
 ) -> CycleOutcome:
     """The cycle's tasks in order; their number does not depend on the number of brands.
 
     exclusive: hold the ledger's cycle lock from reading the state to writing the decisions, so
     cycles started at once apply one after another. Shards of one cycle decide disjoint brands
     and skip it, or they would run one at a time (the write transaction still checks each brand's state).
+    kind: how the ledger's cycles row counts (onboard-brand's one brand is not the portfolio's last cycle).
     """
     stages = (*STAGE_IDS, GRADUATED)
     progress = CycleProgress(as_of, 4 + len(stages), show_progress)
@@ -116,7 +127,7 @@ def run_cycle_steps(
             progress.step(i)
         decisions = render(diagnose(combine(parts), cohorts, portfolio))
         parts.clear()  # the stages' arrays are in the decisions' text now: not kept through the write
-        result = record_decisions(ledger, decisions, cohorts, as_of, flow_run.get_id(), len(batch.quarantine))
+        result = record_decisions(ledger, decisions, cohorts, as_of, flow_run.get_id(), len(batch.quarantine), kind)
     progress.step(progress.total)
     return CycleOutcome(summarise(as_of, cohorts, decisions, batch, result, unknown_rows), decisions, batch, ledger, cohorts, result)
 
@@ -135,17 +146,16 @@ def _sharded_cycle(portfolio: Portfolio, day: date, configs: str, metrics: str |
     parameters: dict[str, object] = {"as_of": day.isoformat(), "configs": str(Path(configs).resolve()), "metrics": metrics, "ledger": ledger}
     shard_runs = run_shards(deployment, shards, parameters, flow_run.get_id())
     led = targets(portfolio, metrics, ledger).open_ledger()
-    summary, decisions, _ = merge_shards(portfolio, led, day, shard_runs)
-    names = brand_names(portfolio)
-    publish_cycle(summary, decisions, MetricsBatch.empty(), names)
+    summary, decisions, cohorts = merge_shards(portfolio, led, day, shard_runs)
+    publish_cycle(summary, decisions, MetricsBatch.empty(), artifact_brands(portfolio, cohorts))
     print(f"{shards} shards: " + summary.line())
     fail_if_every_brand_errored(summary)
     return asdict(summary)
 
 
-@flow(name="onboarding-cycle", log_prints=True)
+@flow(name="onboarding-cycle", log_prints=True, flow_run_name=cycle_run_name)
 def onboarding_cycle(
-    as_of: date | None = None,
+    as_of: DayOrYesterday = None,
     configs: str = "configs",
     metrics: str | None = None,
     ledger: str | None = None,
@@ -178,12 +188,18 @@ def onboarding_cycle(
         prefix = f"shard-{shard_index + 1}-of-{shards}-"
     outcome = run_cycle_steps(portfolio, day, metrics, ledger, show_progress=shard_index is None, exclusive=shard_index is None)
     names = brand_names(portfolio)
-    shown = read_day_decisions(outcome.ledger, day) if outcome.summary.already_decided and shard_index is None else outcome.decisions
-    publish_cycle(outcome.summary, shown, outcome.batch, names, key_prefix=prefix)
+    brands = artifact_brands(portfolio, outcome.cohorts)
+    summary, shown = outcome.summary, outcome.decisions
+    if summary.already_decided and shard_index is None:
+        # a rerun wrote nothing (or little): the artifacts show the day as the ledger holds it
+        shown = read_day_decisions(outcome.ledger, day)
+        summary = from_ledger(summary, shown)
+    publish_cycle(summary, shown, outcome.batch, brands, key_prefix=prefix)
     if shard_index is None:
         publish_visual_report(quote(portfolio), outcome.ledger, day)
     emit_brand_events(quote(portfolio), outcome.decisions, outcome.cohorts, names, quote(outcome.written))
-    start_reviews(outcome.decisions, quote(outcome.written), str(Path(configs).resolve()), ledger)
-    print(outcome.summary.line())
+    if start_reviews(outcome.decisions, quote(outcome.written), str(Path(configs).resolve()), ledger):
+        publish_awaiting(shown, brands, day.isoformat(), prefix)  # again, now that the new waits' review runs exist to link
+    print(summary.line())
     fail_if_every_brand_errored(outcome.summary)
-    return asdict(outcome.summary)
+    return asdict(summary)

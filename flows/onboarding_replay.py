@@ -17,6 +17,8 @@ from brandsteps.ledger import Ledger
 from brandsteps.metrics_source import MetricsBatch
 from brandsteps.report import print_progress
 from brandsteps.settings import targets, today_in
+from flows.parameters import Day
+from flows.run_names import replay_run_name
 from tasks.configs import load_configs
 from tasks.metrics import load_daily_metrics
 
@@ -41,10 +43,10 @@ def decide_days(
     return summaries
 
 
-@flow(name="onboarding-replay", log_prints=True)
+@flow(name="onboarding-replay", log_prints=True, flow_run_name=replay_run_name)
 def onboarding_replay(
-    start: date,
-    end: date,
+    start: Day,
+    end: Day,
     configs: str = "configs",
     metrics: str | None = None,
     ledger: str | None = None,

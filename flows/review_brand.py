@@ -14,9 +14,10 @@ from prefect.states import Running
 from pydantic import Field
 
 from brandsteps.config import BRAND_ID_PATTERN
-from brandsteps.ledger import Ledger, LedgerError
-from brandsteps.review import ReviewAnswer, evidence_markdown, review_key
+from brandsteps.ledger import Ledger, NotAwaitingApproval
+from brandsteps.review import ReviewAnswer, decided_elsewhere, evidence_markdown, review_key, review_run_name
 from brandsteps.settings import targets
+from flows.run_names import rename_run, review_flow_run_name
 from tasks.configs import load_configs
 
 
@@ -33,9 +34,13 @@ def read_evidence(ledger: Ledger, brand_id: str) -> tuple[dict[str, Any] | None,
 
 
 @task(name="record-review", cache_policy=NONE)
-def record_review(ledger: Ledger, brand_id: str, answer: ReviewAnswer, flow_run_id: str | None) -> dict[str, Any]:
+def record_review(ledger: Ledger, brand_id: str, answer: ReviewAnswer, flow_run_id: str | None) -> dict[str, Any] | None:
+    """The answer's stage change; None when the brand no longer awaits approval (someone answered first)."""
     reason = answer.reason + (f" (review-brand run {flow_run_id})" if flow_run_id else "")
-    return ledger.resolve_approval(brand_id, by=answer.reviewer, reason=reason, approve=answer.decision == "approve")
+    try:
+        return ledger.resolve_approval(brand_id, by=answer.reviewer, reason=reason, approve=answer.decision == "approve")
+    except NotAwaitingApproval:
+        return None
 
 
 @task(name="record-review-timeout", cache_policy=NONE)
@@ -51,7 +56,14 @@ def _running_again(why: str) -> None:
         client.set_flow_run_state(flow_run.get_id(), Running(message=f"{why}: recording the default outcome"), force=True)
 
 
-@flow(name="review-brand", log_prints=True)
+def _decided_elsewhere(ledger: Ledger, brand_id: str, stage: str) -> dict[str, Any]:
+    """The first answer (the terminal, another form) stands; this run says whose it was, and ends."""
+    message = decided_elsewhere(brand_id, ledger.history(brand_id))
+    get_run_logger().warning("%s", message)
+    return {"brand_id": brand_id, "outcome": "decided elsewhere", "stage": stage, "message": message}
+
+
+@flow(name="review-brand", log_prints=True, flow_run_name=review_flow_run_name)
 def review_brand(
     brand_id: Annotated[str, Field(pattern=BRAND_ID_PATTERN, description="The brand awaiting approval")],
     configs: str = "configs",
@@ -75,11 +87,13 @@ def review_brand(
     led = targets(portfolio, None, ledger).open_ledger()
     state, decision, history = read_evidence(led, brand_id)
     if state is None or not state["awaiting"] or decision is None:
-        print(f"{brand_id} is not awaiting approval: nothing to review")
+        print(f"Review of {brand_id}: not awaiting approval, nothing to review")
         return {"brand_id": brand_id, "outcome": "nothing to review"}
     hours = timeout_hours or portfolio.onboarding.review_timeout_hours
     stage = str(state["stage"])
-    evidence = evidence_markdown(decision, portfolio.brands[brand_id].name, history, hours)
+    rename_run(review_run_name(brand_id, stage))
+    print(f"Review of {brand_id} ({portfolio.brands[brand_id].name}) in {stage}, awaiting approval since {state['awaiting_since']}")
+    evidence = evidence_markdown(decision, portfolio.brands[brand_id].name, history, hours, str(state["awaiting_since"]))
     create_markdown_artifact(key=f"review-{brand_id}", markdown=evidence, description=f"Evidence for the review of {brand_id} in {stage}")
     form = ReviewInput.with_initial_data(description=evidence)
     try:
@@ -87,14 +101,33 @@ def review_brand(
     except FlowPauseTimeout:
         _running_again(f"no answer within {hours:g} hours")
         change = record_timeout(led, brand_id, stage, hours)
-        outcome = "hold" if change else "decided elsewhere"
-        print(f"{brand_id}: no answer within {hours:g} hours: {outcome}")
-        return {"brand_id": brand_id, "outcome": outcome, "stage": stage}
-    try:
-        change = record_review(led, brand_id, answer, flow_run.get_id())
-    except LedgerError as exc:
-        # Someone approved from the terminal while this form was open: theirs stands.
-        get_run_logger().warning("%s", exc)
-        return {"brand_id": brand_id, "outcome": "decided elsewhere", "stage": stage}
+        if change is None:
+            return _decided_elsewhere(led, brand_id, stage)
+        print(f"{brand_id}: no answer within {hours:g} hours: hold")
+        return {"brand_id": brand_id, "outcome": "hold", "stage": stage}
+    change = record_review(led, brand_id, answer, flow_run.get_id())
+    if change is None:
+        return _decided_elsewhere(led, brand_id, stage)
     print(f"{brand_id}: {answer.decision} by {answer.reviewer}: {change['from_stage']} -> {change['to_stage']}")
     return {"brand_id": brand_id, "outcome": answer.decision, "reviewer": answer.reviewer, "from_stage": change["from_stage"], "to_stage": change["to_stage"]}
+
+
+def answer_paused_reviews(brand_id: str, answer: ReviewAnswer) -> list[str]:
+    """Give the answer decided elsewhere (`brandsteps approve`) to the brand's paused review runs.
+
+    Each run then finds the brand decided, says by whom and when, and completes: no form is left
+    waiting for an answer that can no longer change anything. Returns the runs' names.
+    """
+    from prefect.client.schemas.filters import FlowFilter, FlowFilterName, FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType
+    from prefect.client.schemas.objects import StateType
+    from prefect.flow_runs import resume_flow_run
+
+    with get_client(sync_client=True) as client:
+        paused = client.read_flow_runs(
+            flow_filter=FlowFilter(name=FlowFilterName(any_=["review-brand"])),
+            flow_run_filter=FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PAUSED]))),
+        )
+    mine = [run for run in paused if run.parameters.get("brand_id") == brand_id]
+    for run in mine:
+        resume_flow_run(run.id, run_input=answer.model_dump())
+    return [run.name for run in mine]

@@ -18,6 +18,7 @@ from prefect.schedules import Cron
 from brandsteps.config import Portfolio
 from brandsteps.deploy_spec import CYCLE_DEPLOYMENT, DeploymentSpec, read_deployment_specs
 from brandsteps.events import EVENT_PREFIX, OVERDUE_EVENT, RESOURCE_PREFIX
+from brandsteps.report_server import DEFAULT_REPORT_PORT, REPORT_DIR_ENV, REPORT_URL_ENV, PortInUse, ReportServer, start_report_server
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 OVERDUE_AUTOMATION = "brandsteps-brand-overdue"
@@ -108,6 +109,25 @@ def register_deployments(portfolio: Portfolio, configs: Path, work_pool: str) ->
     ids = [str(d.apply(work_pool_name=work_pool)) for d in runner_deployments(portfolio, configs, for_workers=True)]
     ensure_overdue_automation(None)
     return ids
+
+
+def serve_reports(report_dir: Path, host: str, port: int | None = None, url: str | None = None) -> tuple[ReportServer, str]:
+    """Serve the reports folder over HTTP and put it and its URL in this process's environment, which the flow runs it starts inherit.
+
+    The cycles then write their reports there and link <url>/<as_of>/index.html. port None: the
+    default port, or any free one when that is taken (the URL follows); a port given must be free.
+    Returns the server and the base URL the artifacts use (url, or the server's own).
+    """
+    try:
+        server = start_report_server(report_dir, host, DEFAULT_REPORT_PORT if port is None else port)
+    except PortInUse:
+        if port is not None:
+            raise
+        server = start_report_server(report_dir, host, 0)
+    base = (url or server.url).rstrip("/")
+    os.environ[REPORT_DIR_ENV] = str(report_dir.resolve())
+    os.environ[REPORT_URL_ENV] = base
+    return server, base
 
 
 def serve_all(portfolio: Portfolio, configs: Path, webhook_url: str | None = None, limit: int | None = None) -> None:

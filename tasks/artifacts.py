@@ -7,43 +7,105 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import pandas as pd
-from prefect import task
+from prefect import get_client, get_run_logger, task
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NONE
+from prefect.client.schemas.filters import FlowFilter, FlowFilterName, FlowRunFilter, FlowRunFilterName
+from prefect.client.schemas.sorting import FlowRunSort
+from prefect.settings import PREFECT_UI_URL
 
 from brandsteps.config import Portfolio
 from brandsteps.cycle import CycleSummary
 from brandsteps.ledger import Ledger
 from brandsteps.metrics_source import MetricsBatch
-from brandsteps.report import TABLE_ROWS, changed_count, changes_rows, funnel_rows, quarantine_rows, summary_markdown
+from brandsteps.report import (
+    TABLE_ROWS,
+    awaiting_table,
+    changed_count,
+    changes_table,
+    funnel_rows,
+    overdue_table,
+    quarantine_rows,
+    summary_markdown,
+)
+from brandsteps.review import review_run_names
+
+REVIEW_FLOW = "review-brand"
+NAMES_PER_QUERY = 50  # run names per flow-run query: each may have had several runs, the server returns 200 at most
 
 
 def _shown(total: int) -> str:
     return f"; the first {TABLE_ROWS:,} of {total:,} shown, all are in the ledger (`brandsteps status`)" if total > TABLE_ROWS else ""
 
 
+def review_links(waiting: pd.DataFrame) -> dict[str, str]:
+    """brand → the page of its latest review-brand run (named review-<brand>-<stage>), for the brands waiting.
+
+    waiting: brand_id and stage of each. Without a UI URL (PREFECT_UI_URL) or a server to ask, no links:
+    the table then says how to approve from a terminal.
+    """
+    ui = PREFECT_UI_URL.value()
+    if waiting.empty or not ui:
+        return {}
+    by_name = dict(zip(review_run_names(waiting["brand_id"], waiting["stage"]), waiting["brand_id"].astype(str), strict=True))
+    names = list(by_name)
+    links: dict[str, str] = {}
+    try:
+        with get_client(sync_client=True) as client:
+            for start in range(0, len(names), NAMES_PER_QUERY):  # a few queries for the table's rows, not one per brand
+                runs = client.read_flow_runs(
+                    flow_filter=FlowFilter(name=FlowFilterName(any_=[REVIEW_FLOW])),
+                    flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=names[start : start + NAMES_PER_QUERY])),
+                    sort=FlowRunSort.EXPECTED_START_TIME_DESC,
+                    limit=200,
+                )
+                for run in runs:  # newest first: a brand's latest wait keeps its link
+                    links.setdefault(by_name[run.name], f"{ui.rstrip('/')}/runs/flow-run/{run.id}")
+    except Exception as exc:  # the table is still worth publishing without its links
+        get_run_logger().warning("Could not look up the review-brand runs: %s", exc)
+    return links
+
+
+def publish_awaiting(decisions: pd.DataFrame, brands: pd.DataFrame, day: str, key_prefix: str = "") -> None:
+    """The awaiting-approval table, each brand with its owner, days waiting and review run.
+
+    Published by publish-artifacts, and again once start-reviews has started the runs of the brands
+    that began waiting today, so the latest version links them too.
+    """
+    waiting = decisions[decisions["action"] == "await_approval"] if len(decisions) else decisions
+    shown = waiting.head(TABLE_ROWS)
+    table = awaiting_table(shown, brands, review_links(shown))
+    create_table_artifact(
+        key=f"{key_prefix}awaiting-approval",
+        table=table.rows or [{"brand": "", "why": "none today"}],
+        description=f"Brands waiting for a person's approval on {day} ({len(waiting)}){table.note()}{_shown(len(waiting))}: "
+        "answer in the review-brand run, or `brandsteps approve BRAND --by NAME --reason TEXT`",
+    )
+
+
 @task(name="publish-artifacts", cache_policy=NONE)
-def publish_cycle(summary: CycleSummary, decisions: pd.DataFrame, batch: MetricsBatch, names: pd.Series, key_prefix: str = "") -> None:
-    """Keyed artifacts, so the latest funnel, changes and quarantine are one click away."""
+def publish_cycle(summary: CycleSummary, decisions: pd.DataFrame, batch: MetricsBatch, brands: pd.DataFrame, key_prefix: str = "") -> None:
+    """Keyed artifacts, so the latest funnel, changes and quarantine are one click away.
+
+    brands: report.table_brands of the portfolio (names, owners, approval waits, max_days_in_stage).
+    """
     day = summary.as_of.isoformat()
     create_markdown_artifact(key=f"{key_prefix}cycle-summary", markdown=summary_markdown(summary), description=f"Onboarding cycle {day}")
     create_table_artifact(key=f"{key_prefix}stage-funnel", table=funnel_rows(summary.funnel), description=f"Brands per stage after the cycle of {day}")
-    changes = changes_rows(decisions, names)
+    changes = changes_table(decisions, brands["name"])
     create_table_artifact(
         key=f"{key_prefix}decision-changes",
-        table=changes or [{"brand": "", "from": "", "action": "no changes today", "to": "", "verdict": "", "overdue": "", "why": ""}],
-        description=f"Decisions of {day} that moved a brand, await approval or are overdue{_shown(changed_count(decisions))}",
+        table=changes.rows or [{"brand": "", "why": "no changes today"}],
+        description=f"Decisions of {day} that moved a brand, await approval or are overdue{changes.note()}{_shown(changed_count(decisions))}",
     )
-    for key, wanted, what in (
-        ("overdue-brands", "overdue", "Brands past max_days_in_stage"),
-        ("awaiting-approval", "await_approval", "Brands waiting for a person's approval (review-brand runs or `brandsteps approve`)"),
-    ):
-        rows = decisions[decisions["overdue"].astype(bool) if wanted == "overdue" else decisions["action"] == wanted] if len(decisions) else decisions
-        create_table_artifact(
-            key=f"{key_prefix}{key}",
-            table=changes_rows(rows, names) or [{"brand": "", "from": "", "action": "none today", "to": "", "verdict": "", "overdue": "", "why": ""}],
-            description=f"{what} on {day} ({len(rows)}){_shown(len(rows))}",
-        )
+    overdue = overdue_table(decisions, brands)
+    count = int(decisions["overdue"].astype(bool).sum()) if len(decisions) else 0
+    create_table_artifact(
+        key=f"{key_prefix}overdue-brands",
+        table=overdue.rows or [{"brand": "", "why": "none today"}],
+        description=f"Brands past max_days_in_stage on {day} ({count}){overdue.note()}{_shown(count)}",
+    )
+    publish_awaiting(decisions, brands, day, key_prefix)
     create_table_artifact(
         key=f"{key_prefix}quarantined-rows",
         table=quarantine_rows(batch.quarantine) or [{"source": "", "row": "", "brand_id": "", "date": "", "reason": "no rows quarantined"}],
@@ -58,16 +120,45 @@ def publish_brand_report(brand_id: str, markdown: str) -> None:
 
 @task(name="publish-visual-report", cache_policy=NONE)
 def publish_visual_report(portfolio: Portfolio, ledger: Ledger, as_of: date, days: int = 90, max_brands: int = 20) -> str | None:
-    """When BRANDSTEPS_REPORT_DIR is set: write the HTML report of the last `days` days there and link it.
+    """When BRANDSTEPS_REPORT_DIR is set: write the HTML report of the last `days` days there and link it (artifact visual-report).
 
-    Off by default, since drawing charts every cycle costs seconds per brand; `brandsteps report` draws all brands.
+    With BRANDSTEPS_REPORT_URL (`brandsteps serve` sets both and serves the folder) the link is
+    <url>/<as_of>/index.html, which a browser anywhere can open, and the stage funnel is also an
+    image artifact; without it, a file:// link that only this machine's browser opens. The page draws
+    the `max_brands` brands most in need of attention (a fraction of a second); `brandsteps report` draws all.
     """
-    folder = os.environ.get("BRANDSTEPS_REPORT_DIR")
-    if not folder:
-        return None
+    import time
+
+    from prefect.artifacts import create_image_artifact
+
+    from brandsteps.report_server import REPORT_DIR_ENV, REPORT_URL_ENV, report_link
     from brandsteps.visual_report import write_report
 
+    folder = os.environ.get(REPORT_DIR_ENV)
+    if not folder:
+        return None
+    base_url = os.environ.get(REPORT_URL_ENV, "").strip()
     out = Path(folder).expanduser().resolve() / as_of.isoformat()
-    page = write_report(portfolio, ledger, out, as_of - timedelta(days=days - 1), as_of, max_brands=max_brands)
-    create_link_artifact(key="visual-report", link=page.as_uri(), link_text=f"STEPS report {as_of}", description=f"HTML report of the {days} days to {as_of}")
+    started = time.perf_counter()
+    try:
+        page = write_report(portfolio, ledger, out, as_of - timedelta(days=days - 1), as_of, max_brands=max_brands)
+    except Exception:  # the decisions are recorded: a chart that cannot be drawn must not stop the events and reviews after it
+        get_run_logger().exception("The visual report of %s could not be written to %s", as_of, out)
+        return None
+    what = f"HTML report of the {days} days to {as_of}: stacked stage funnel, stage durations, the {max_brands} brands most in need of attention first"
+    if base_url:
+        link = report_link(base_url, as_of)
+        create_link_artifact(key="visual-report", link=link, link_text=f"STEPS report {as_of}", description=what)
+        funnel = report_link(base_url, as_of, "funnel.png")
+        create_image_artifact(image_url=funnel, key="visual-report-funnel", description=f"Brands per stage after each day's cycle, {days} days to {as_of}")
+    else:
+        link = page.as_uri()
+        create_link_artifact(
+            key="visual-report",
+            link=link,
+            link_text=f"STEPS report {as_of}",
+            description=f"{what}. A file on the machine that ran the cycle: for a link any browser opens, run the cycles under "
+            f"`brandsteps serve` (it serves {REPORT_DIR_ENV} over HTTP) or set {REPORT_URL_ENV} to where a web server serves that folder",
+        )
+    get_run_logger().info("Visual report: %s (drawn in %.2f s)", link, time.perf_counter() - started)
     return str(page)

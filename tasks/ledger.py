@@ -10,7 +10,7 @@ from prefect.cache_policies import NONE
 
 from brandsteps.config import Portfolio
 from brandsteps.cycle import expected_versions, prepare_cohorts
-from brandsteps.ledger import Ledger, WriteResult
+from brandsteps.ledger import CYCLE, Ledger, WriteResult
 
 
 def _db_hiccup(_task: object, _run: object, state: object) -> bool:
@@ -31,9 +31,11 @@ def read_cohorts(portfolio: Portfolio, ledger: Ledger, as_of: date) -> pd.DataFr
 
 
 @task(name="record-decisions", cache_policy=NONE, retries=3, retry_delay_seconds=[1, 4, 10], retry_condition_fn=_db_hiccup)
-def record_decisions(ledger: Ledger, decisions: pd.DataFrame, cohorts: pd.DataFrame, as_of: date, flow_run_id: str | None, quarantined: int) -> WriteResult:
-    """All decisions, state and stage changes of the cycle in one transaction (all or nothing)."""
-    result = ledger.record_cycle(decisions, as_of, flow_run_id, expected_versions(cohorts), quarantined)
+def record_decisions(
+    ledger: Ledger, decisions: pd.DataFrame, cohorts: pd.DataFrame, as_of: date, flow_run_id: str | None, quarantined: int, kind: str = CYCLE
+) -> WriteResult:
+    """All decisions, state and stage changes of the cycle in one transaction (all or nothing); kind as Ledger.record_cycle."""
+    result = ledger.record_cycle(decisions, as_of, flow_run_id, expected_versions(cohorts), quarantined, kind)
     get_run_logger().info(
         "Recorded %d decisions (%d already decided, %d changed concurrently)",
         result.written, result.already_decided, result.conflicts,

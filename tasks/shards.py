@@ -30,7 +30,7 @@ def run_shards(deployment: str, count: int, parameters: dict[str, object], paren
             deployment,
             parameters={**parameters, "shards": count, "shard_index": i},
             timeout=0,
-            flow_run_name=f"shard-{i + 1}-of-{count}-{parameters['as_of']}",
+            flow_run_name=f"cycle-{parameters['as_of']}-shard-{i + 1}-of-{count}",
             idempotency_key=f"{parent}-shard-{i}-of-{count}" if parent else None,
         )
         for i in range(count)

@@ -184,10 +184,10 @@ def test_broken_config_is_refused_and_ledger_unchanged(project, case: str, expec
     before = ledger_dump(ledger)
     shutil.copytree(CORPUS / case, root, dirs_exist_ok=True)
 
-    def accepted() -> None:
+    def accepted(*_: object, **__: object) -> None:
         raise AssertionError("the broken config was accepted")  # run would go on to start Prefect
 
-    monkeypatch.setattr(cli, "_announce_prefect", accepted)
+    monkeypatch.setattr(cli, "prefect_api", accepted)
     code = cli.main(["run", "--as-of", AS_OF.isoformat(), "--configs", str(root / "configs")])
     err = capsys.readouterr().err
     assert code == 2, err

@@ -46,7 +46,7 @@ def test_status_and_explain_json(decided: Path, capsys: pytest.CaptureFixture[st
     assert main(["explain", "a", "--configs", str(decided), "--format", "json", "--as-of", "2026-01-03"]) == 0
     record = json.loads(capsys.readouterr().out)
     assert (record["verdict"], record["action"]) == ("PASS", "advance")
-    assert record["criteria"][0]["reason"] == "gmv 1500 >= 300"  # a window sum: 3 days × 500
+    assert record["criteria"][0]["reason"] == "gmv ¥1,500.00 >= ¥300.00"  # a window sum: 3 days × 500, money as money
     assert record["stage_history"][0]["to_stage"] == "public_traffic"
 
 
@@ -114,6 +114,38 @@ def test_status_json_has_one_line_per_brand(decided: Path, capsys: pytest.Captur
         "brand_id": "a", "name": "山野茶社", "tier": "small", "owner": None, "stage": "public_traffic", "stage_entered_on": "2026-01-04",
         "last_as_of": "2026-01-03", "verdict": "PASS", "action": "advance", "reason": "all must criteria pass; score 1 >= pass_score 1",
         "awaiting": False, "overdue": False, "paused": False,
+        # its last stage change: that day-3 advance, by the cycle (no actor)
+        "last_change": {"as_of": "2026-01-03", "cause": "decision", "actor": None, "reason": "PASS 2 of 2 in a row: advance to public_traffic",
+                        "from_stage": "affiliate_trial", "to_stage": "public_traffic", "action": "advance"},
     }
     # c earned the same passes but its first stage requires approval: it waits, still in affiliate_trial (sorted first)
     assert (status["brands"][0]["brand_id"], status["brands"][0]["stage"], status["brands"][0]["awaiting"]) == ("c", "affiliate_trial", True)
+
+
+@pytest.mark.integration
+def test_run_ends_with_the_cycle_summary(prefect_server: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # a advances on its 2nd pass in a row; c earned the same but needs approval; f fails; e's day-3 row is not a number;
+    # zz has rows but no config
+    configs = write_configs(tmp_path, {"a": {"name": "山野茶社"}, "c": {"requires_approval": ["affiliate_trial"]}, "e": {}, "f": {}}, playbook=simple_playbook())
+    rows = history(["a", "c", "e", "f", "zz"], 3)
+    rows.loc[rows["brand_id"] == "f", "gmv"] = 50.0  # a window sum of 150 < 300
+    portfolio = load_portfolio(configs, apply_env=False)
+    ledger = Ledger("sqlite:///data/ledger.sqlite", tmp_path)
+    ledger.create()
+    for day in (1, 2):  # the days before, with the cycle's own functions
+        run_day(portfolio, validate(rows, as_of=date(2026, 1, day), today=date(2026, 2, 1)), ledger, date(2026, 1, day), None)
+    rows["gmv"] = rows["gmv"].astype(object)
+    rows.loc[(rows["brand_id"] == "e") & (rows["date"] == "2026-01-03"), "gmv"] = "abc"  # CSV line 10: header, then a's and c's 3 days, e's 3rd
+    rows.to_csv(tmp_path / "data" / "metrics.csv", index=False)
+    assert main(["run", "--as-of", "2026-01-03", "--configs", str(configs)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    # the terminal ends with the lines of the cycle-summary artifact (report.summary_lines), after the funnel
+    assert out[out.index("Cycle 2026-01-03:"):] == [
+        "Cycle 2026-01-03:",
+        "  Decided 4 brands: PASS 2, FAIL 1, ERROR 1.",
+        "  Moves: advance 1, await_approval 1 (2 brands hold).",
+        "  Quarantined 1 metric row: metrics.csv row 10 (e, 2026-01-03): gmv: 'abc' is not a number (all of them: the quarantined-rows artifact).",
+        "  ERROR (data failed validation): e.",
+        "  3 metric rows of brands no config knows, left out: zz.",
+    ]
+    assert out[0] == "Brands per stage:" and "1 Affiliate trial" in out[1]

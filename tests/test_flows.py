@@ -92,8 +92,16 @@ def test_cycle_publishes_keyed_artifacts_and_is_idempotent(prefect_server: None,
     state = onboarding_cycle(as_of=AS_OF, configs=str(configs), return_state=True)
     keys = asyncio.run(_artifact_keys(str(state.state_details.flow_run_id)))
     assert {"cycle-summary", "stage-funnel", "decision-changes", "quarantined-rows"} <= set(keys)
-    again = onboarding_cycle(as_of=AS_OF, configs=str(configs))
+    rerun = onboarding_cycle(as_of=AS_OF, configs=str(configs), return_state=True)
+    again = rerun.result()
     assert (again["decided"], again["already_decided"]) == (0, 4)
+    # the rerun wrote nothing, and its summary is the day the ledger holds, not "Decided 0 brands"
+    summary = str(asyncio.run(_artifact_keys(str(rerun.state_details.flow_run_id)))["cycle-summary"])
+    assert summary.split("\n\n")[1].splitlines() == [
+        "- Decided 4 brands: PASS 4.",
+        "- Moves: none (4 brands hold).",
+        "- 4 of them were decided by an earlier run of this day: this run changed nothing for them.",
+    ]
 
 
 def test_onboard_brand_publishes_a_report(prefect_server: None, tmp_path: Path) -> None:
@@ -105,6 +113,27 @@ def test_onboard_brand_publishes_a_report(prefect_server: None, tmp_path: Path) 
     keys = asyncio.run(_artifact_keys(str(state.state_details.flow_run_id)))
     report = str(keys["brand-report-b00001"])
     assert "品牌 1 (b00001)" in report and "| gmv | must |" in report and "GMV = UV" in report
+
+
+def test_onboard_brand_is_not_the_last_cycle(prefect_server: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+    from datetime import timedelta
+
+    from brandsteps.cli import main
+    from flows.onboard_brand import onboard_brand
+    from flows.onboarding_cycle import onboarding_cycle
+
+    configs = portfolio_dir(tmp_path, 3)
+    day_before = AS_OF - timedelta(days=1)
+    onboarding_cycle(as_of=day_before, configs=str(configs))
+    onboard_brand(brand_id="b00001", as_of=AS_OF, configs=str(configs))  # one brand, a later day: not a cycle of the portfolio
+    capsys.readouterr()
+    assert main(["status", "--configs", str(configs), "--format", "json"]) == 0
+    status = json.loads(capsys.readouterr().out)
+    assert (status["last_cycle"]["as_of"], status["last_cycle"]["kind"], status["last_cycle"]["decided"]) == (str(day_before), "cycle", 3)
+    assert {b["brand_id"]: b["last_as_of"] for b in status["brands"]}["b00001"] == str(AS_OF)  # its decision is still shown
+    assert main(["status", "--configs", str(configs)]) == 0
+    assert capsys.readouterr().out.splitlines()[0].endswith(f"/data/ledger.sqlite; last cycle {day_before}")
 
 
 def test_unreadable_metrics_fail_the_run_and_leave_the_ledger_alone(prefect_server: None, tmp_path: Path) -> None:
@@ -169,3 +198,66 @@ def test_cycle_progress_reports_at_most_once_a_second_and_always_the_end(monkeyp
     for done in (1, 2, 3, 4):  # clock[1..4]: one reading per step
         progress.step(done)
     assert reported == expected
+
+
+def _flow_run_name(state: object) -> str:
+    from prefect.client.orchestration import get_client
+
+    async def read() -> str:
+        async with get_client() as client:
+            return (await client.read_flow_run(state.state_details.flow_run_id)).name  # type: ignore[attr-defined]
+
+    return asyncio.run(read())
+
+
+def _yesterday_in_shanghai() -> str:
+    from brandsteps.settings import yesterday_in
+
+    return yesterday_in("Asia/Shanghai").isoformat()
+
+
+@pytest.mark.parametrize(
+    ("flow", "parameters", "expected"),
+    [
+        pytest.param("onboarding_cycle", {"as_of": AS_OF}, "cycle-2026-01-05", id="cycle"),
+        # an empty as_of decides yesterday in onboarding.yaml's timezone (the default, Asia/Shanghai): the name says which day
+        pytest.param("onboarding_cycle", {}, f"cycle-{_yesterday_in_shanghai()}", id="cycle-of-yesterday"),
+        # shard_index counts from 0, the name from 1, as the shards' artifacts do
+        pytest.param("onboarding_cycle", {"as_of": AS_OF, "shards": 2, "shard_index": 0}, "cycle-2026-01-05-shard-1-of-2", id="cycle-shard"),
+        pytest.param("onboard_brand", {"brand_id": "b00001", "as_of": AS_OF}, "brand-b00001-2026-01-05", id="onboard-brand"),
+        pytest.param("onboarding_replay", {"start": date(2026, 1, 1), "end": date(2026, 1, 2)}, "replay-2026-01-01-2026-01-02", id="replay"),
+        pytest.param("backtest", {"date_from": date(2026, 1, 3), "date_to": date(2026, 1, 4)}, "backtest-2026-01-03-2026-01-04", id="backtest"),
+    ],
+)
+def test_runs_are_named_for_what_they_are_about(prefect_server: None, tmp_path: Path, flow: str, parameters: dict, expected: str) -> None:
+    import importlib
+
+    configs = portfolio_dir(tmp_path, 2)
+    state = getattr(importlib.import_module(f"flows.{flow}"), flow)(configs=str(configs), **parameters, return_state=True)
+    assert state.is_completed(), state
+    assert _flow_run_name(state) == expected
+
+
+def test_review_links_point_at_each_brands_latest_review_run(prefect_server: None) -> None:
+    from prefect import flow
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_UI_URL, temporary_settings
+
+    from tasks.artifacts import review_links
+
+    @flow(name="review-brand")
+    def review_stand_in() -> None:
+        """Stands in for review-brand: only its runs' flow name and run names matter here."""
+
+    from datetime import UTC, datetime, timedelta
+
+    from prefect.states import Scheduled
+
+    with get_client(sync_client=True) as client:
+        yesterday = Scheduled(scheduled_time=datetime.now(UTC) - timedelta(days=1))
+        older = client.create_flow_run(review_stand_in, name="review-c-affiliate_trial", state=yesterday)
+        latest = client.create_flow_run(review_stand_in, name="review-c-affiliate_trial")  # a later wait of the same brand and stage
+    waiting = pd.DataFrame({"brand_id": ["c", "nobody"], "stage": ["affiliate_trial", "affiliate_trial"]})
+    with temporary_settings({PREFECT_UI_URL: "http://ui.example:4200"}):
+        # c's latest run (not the older one); a brand without a review run gets no link (the table says how to approve instead)
+        assert review_links(waiting) == {"c": f"http://ui.example:4200/runs/flow-run/{latest.id}"} != {"c": f"http://ui.example:4200/runs/flow-run/{older.id}"}

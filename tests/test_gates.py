@@ -53,10 +53,10 @@ CASES = [
     # the second pass in a row meets consecutive_passes 2: advance to the next stage.
     ("second pass advances", "affiliate_trial", {"gmv": 500}, {"pass_streak": 1}, {}, {}, "PASS", "advance", "public_traffic", "all must"),
     # gmv 100 < 300 fails the must; on_fail defaults to hold.
-    ("must fails holds", "public_traffic", {"gmv": 100}, {"pass_streak": 1}, {}, {}, "FAIL", "hold", "public_traffic", "gmv 100 < 300"),
-    ("fail recycles", "affiliate_trial", {"gmv": 100}, {}, {"affiliate_trial": {"on_fail": "recycle"}}, {}, "FAIL", "recycle", "affiliate_trial", "gmv 100 < 300"),
-    ("fail exits", "affiliate_trial", {"gmv": 100}, {}, {"affiliate_trial": {"on_fail": "exit"}}, {}, "FAIL", "exit", "exited", "gmv 100 < 300"),
-    ("fail demotes", "public_traffic", {"gmv": 100}, {}, {"public_traffic": {"on_fail": "demote"}}, {}, "FAIL", "demote", "affiliate_trial", "gmv 100 < 300"),
+    ("must fails holds", "public_traffic", {"gmv": 100}, {"pass_streak": 1}, {}, {}, "FAIL", "hold", "public_traffic", "gmv ¥100.00 < ¥300.00"),
+    ("fail recycles", "affiliate_trial", {"gmv": 100}, {}, {"affiliate_trial": {"on_fail": "recycle"}}, {}, "FAIL", "recycle", "affiliate_trial", "gmv ¥100.00 < ¥300.00"),
+    ("fail exits", "affiliate_trial", {"gmv": 100}, {}, {"affiliate_trial": {"on_fail": "exit"}}, {}, "FAIL", "exit", "exited", "gmv ¥100.00 < ¥300.00"),
+    ("fail demotes", "public_traffic", {"gmv": 100}, {}, {"public_traffic": {"on_fail": "demote"}}, {}, "FAIL", "demote", "affiliate_trial", "gmv ¥100.00 < ¥300.00"),
     # day 1 of a stage needing 2 days: too early to judge, whatever the numbers say.
     ("too early", "affiliate_trial", {"gmv": 500}, {"days_in_stage": 1}, {}, {}, "INCONCLUSIVE", "hold", "affiliate_trial", "1 days in stage < min_days_in_stage 2"),
     # gmv not measured is missing, never 0, so no FAIL.
@@ -68,11 +68,11 @@ CASES = [
     ("approval needed", "affiliate_trial", {"gmv": 500}, {"pass_streak": 1}, {"affiliate_trial": {"requires_approval": True}}, {}, "PASS", "await_approval", "affiliate_trial", "all must"),
     ("brand approval list", "affiliate_trial", {"gmv": 500}, {"pass_streak": 1}, {}, {"requires_approval": ["affiliate_trial"]}, "PASS", "await_approval", "affiliate_trial", "all must"),
     # still waiting: a FAIL does not cancel the request, a person decides.
-    ("still awaiting", "affiliate_trial", {"gmv": 100}, {"awaiting": True, "awaiting_since": "2026-03-08"}, {}, {}, "FAIL", "await_approval", "affiliate_trial", "gmv 100 < 300"),
+    ("still awaiting", "affiliate_trial", {"gmv": 100}, {"awaiting": True, "awaiting_since": "2026-03-08"}, {}, {}, "FAIL", "await_approval", "affiliate_trial", "gmv ¥100.00 < ¥300.00"),
     ("last stage graduates", "channel_exclusive", {"gmv": 500}, {"pass_streak": 1}, {}, {}, "PASS", "graduate", "graduated", "all must"),
     ("paused holds", "affiliate_trial", {"gmv": 500}, {"paused": True, "pass_streak": 1}, {}, {}, "PASS", "hold", "affiliate_trial", "all must"),
     # tier thresholds: a mid brand needs 600, so 500 fails.
-    ("tier threshold", "affiliate_trial", {"gmv": 500}, {"tier": "mid"}, {"affiliate_trial": {"criteria": [{"metric": "gmv", "op": ">=", "threshold": {"small": 300, "mid": 600, "large": 900}}]}}, {}, "FAIL", "hold", "affiliate_trial", "gmv 500 < 600"),
+    ("tier threshold", "affiliate_trial", {"gmv": 500}, {"tier": "mid"}, {"affiliate_trial": {"criteria": [{"metric": "gmv", "op": ">=", "threshold": {"small": 300, "mid": 600, "large": 900}}]}}, {}, "FAIL", "hold", "affiliate_trial", "gmv ¥500.00 < ¥600.00"),
     # the brand's override replaces the gmv criterion by metric name: 500 >= 400 passes.
     ("brand override", "affiliate_trial", {"gmv": 500}, {"tier": "mid"}, {"affiliate_trial": {"criteria": [{"metric": "gmv", "op": ">=", "threshold": {"small": 300, "mid": 600, "large": 900}}]}}, {"tier": "mid", "gates": {"affiliate_trial": {"criteria": [{"metric": "gmv", "op": ">=", "threshold": 400}]}}}, "PASS", "hold", "affiliate_trial", "all must"),
 ]
@@ -140,7 +140,40 @@ def test_guardrails_demote_after_consecutive_failures(tmp_path: Path, refund: fl
     d = decide(tmp_path, "self_broadcast", {"gmv": 100, "refund_rate": refund}, {"g_public_traffic": streak_before}, simple_playbook(**GUARDED))
     assert (d["action"], d["to_stage"], d["g_public_traffic"]) == (action, to_stage, streak_after)
     if action == "demote":
-        assert "refund_rate 0.7 > 0.5" in d["action_reason"]
+        assert "refund_rate 70% > 50%" in d["action_reason"]
+
+
+@pytest.mark.parametrize(
+    ("stage", "metrics", "cohort", "changes", "action", "action_reason"),
+    [
+        # the verdict is PASS, but the brand holds because it is paused: that is the why, not "all must criteria pass"
+        pytest.param("affiliate_trial", {"gmv": 500}, {"paused": True, "pass_streak": 1}, {}, "hold", "brand is paused", id="paused"),
+        # a wait that began earlier says since when (the state's date), whatever today's verdict
+        pytest.param("affiliate_trial", {"gmv": 100}, {"awaiting": True, "awaiting_since": "2026-03-08"}, {}, "await_approval",
+                     "awaiting approval to advance to public_traffic since 2026-03-08", id="still-awaiting"),
+        # a wait that begins today says so, with today's date
+        pytest.param("affiliate_trial", {"gmv": 500}, {"pass_streak": 1}, {"affiliate_trial": {"requires_approval": True}}, "await_approval",
+                     "PASS 2 of 2 in a row; advancing to public_traffic needs approval, awaiting it since 2026-03-10", id="begins-waiting"),
+        # the guardrail's reason, its value formatted as the share it is
+        pytest.param("self_broadcast", {"gmv": 500, "refund_rate": 0.7}, {"g_public_traffic": 1}, GUARDED, "demote",
+                     "guardrail public_traffic failed 2 evaluations in a row (refund_rate 70% > 50%)", id="guardrail-demotes"),
+        # on_fail actions quote the failing criterion, money as money
+        pytest.param("affiliate_trial", {"gmv": 100}, {}, {"affiliate_trial": {"on_fail": "recycle"}}, "recycle",
+                     "on_fail recycle: restart the affiliate_trial clock (gmv ¥100.00 < ¥300.00)", id="recycle"),
+        pytest.param("public_traffic", {"gmv": 100}, {}, {"public_traffic": {"on_fail": "demote"}}, "demote",
+                     "on_fail demote: back to affiliate_trial (gmv ¥100.00 < ¥300.00)", id="on-fail-demote"),
+        pytest.param("affiliate_trial", {"gmv": 100}, {}, {"affiliate_trial": {"on_fail": "exit"}}, "exit",
+                     "on_fail exit: leave the programme (gmv ¥100.00 < ¥300.00)", id="exit"),
+        pytest.param("affiliate_trial", {"gmv": 100}, {}, {}, "hold", "on_fail hold (gmv ¥100.00 < ¥300.00)", id="on-fail-hold"),
+        # no move on INCONCLUSIVE, and why it is inconclusive
+        pytest.param("affiliate_trial", {"gmv": 500}, {"days_in_stage": 1}, {}, "hold",
+                     "no move on INCONCLUSIVE (1 days in stage < min_days_in_stage 2)", id="too-early"),
+        pytest.param("affiliate_trial", {"gmv": 500}, {}, {}, "hold", "PASS 1 of 2 in a row needed", id="first-pass"),
+    ],
+)
+def test_action_reasons_say_why_the_action(tmp_path: Path, stage: str, metrics: dict, cohort: dict, changes: dict, action: str, action_reason: str) -> None:
+    d = decide(tmp_path, stage, metrics, cohort, simple_playbook(**changes))
+    assert (d["action"], d["action_reason"]) == (action, action_reason)
 
 
 def test_graduated_brands_keep_their_guardrails(tmp_path: Path) -> None:
@@ -160,16 +193,16 @@ def test_shadow_criteria_are_recorded_but_never_decide(tmp_path: Path) -> None:
     stage = {"criteria": [{"metric": "gmv", "op": ">=", "threshold": 300}, {"metric": "aov", "op": ">=", "threshold": 999, "shadow": True}]}
     d = decide(tmp_path, "affiliate_trial", {"gmv": 500, "aov": 10}, {}, simple_playbook(affiliate_trial=stage))
     assert d["verdict"] == "PASS"
-    assert '"result":"fail"' in d["criteria"] and "shadow aov 10 < 999" in d["criteria"]
+    assert '"result":"fail"' in d["criteria"] and "shadow aov ¥10.00 < ¥999.00" in d["criteria"]
 
 
 @pytest.mark.parametrize(
     ("op", "value", "result", "reason"),
     [
-        (">=", 0.3, "pass", "refund_rate 0.3 >= 0.3"),  # equal passes >=
-        (">", 0.3, "fail", "refund_rate 0.3 <= 0.3"),  # the reason shows the relation that held
-        ("<=", 0.41, "fail", "refund_rate 0.41 > 0.3"),
-        ("<", 0.2, "pass", "refund_rate 0.2 < 0.3"),
+        (">=", 0.3, "pass", "refund_rate 30% >= 30%"),  # equal passes >=
+        (">", 0.3, "fail", "refund_rate 30% <= 30%"),  # the reason shows the relation that held
+        ("<=", 0.41, "fail", "refund_rate 41% > 30%"),
+        ("<", 0.2, "pass", "refund_rate 20% < 30%"),
         ("<=", np.nan, "no_value", "refund_rate has no value"),
     ],
 )

@@ -13,6 +13,7 @@ from brandsteps.cycle import run_day
 from brandsteps.ledger import Ledger, LedgerError, mask_url
 from brandsteps.metrics_source import validate
 from tests.conftest import simple_playbook, write_configs
+from tests.ledger_checks import pg_database  # noqa: F401 - a fixture
 
 
 def history(brands: list[str], days: int, gmv: float = 500.0) -> pd.DataFrame:
@@ -113,3 +114,51 @@ def test_readers_neither_wait_for_a_write_nor_see_it_before_it_commits(setup) ->
     writer.close()
     assert not reader.is_alive()
     assert seen == ["affiliate_trial"]  # the last committed state, not the write in progress
+
+
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
+def test_a_ledger_without_cycle_kinds_is_upgraded_and_one_brand_runs_are_not_the_last_cycle(
+    setup, tmp_path: Path, request: pytest.FixtureRequest, backend: str
+) -> None:
+    from dataclasses import replace
+
+    import sqlalchemy as sa
+
+    from brandsteps.cycle import decide_all, expected_versions, prepare_cohorts, slice_batch, window_metrics_for
+    from brandsteps.ledger import BRAND_RUN, CYCLE
+
+    portfolio, ledger, batch = setup
+    if backend == "postgresql":
+        ledger = Ledger(request.getfixturevalue("pg_database"))
+        ledger.create()
+    run_day(portfolio, batch, ledger, date(2026, 1, 1), "cycle-1")
+    with ledger.engine.begin() as conn:  # the ledger as written before cycles had a kind: its day-1 cycle row stays
+        conn.execute(sa.text("ALTER TABLE cycles DROP COLUMN kind"))
+    upgraded = Ledger(ledger.url)
+    upgraded.create()  # what every command does first: the column is added, existing rows are cycles
+    assert upgraded.last_cycle()["kind"] == CYCLE and upgraded.last_cycle()["flow_run_id"] == "cycle-1"
+    upgraded.create()  # and again: nothing left to add
+    # onboard-brand's run for brand a on day 2 (run_cycle_steps' steps over the portfolio narrowed to a) records its row
+    # as kind brand: the portfolio's last cycle is still day 1
+    only_a = replace(portfolio, brands={"a": portfolio.brands["a"]}, brand_versions={})
+    day = date(2026, 1, 2)
+    cohorts = prepare_cohorts(only_a, upgraded.read_state(), day)
+    day_batch = slice_batch(batch, day)
+    decided = decide_all(only_a, cohorts, day_batch, window_metrics_for(day_batch, cohorts), day)
+    assert upgraded.record_cycle(decided, day, "brand-run", expected_versions(cohorts), kind=BRAND_RUN).written == 1
+    last = upgraded.last_cycle()
+    assert (last["as_of"], last["flow_run_id"], last["kind"]) == (date(2026, 1, 1), "cycle-1", CYCLE)
+    run_day(portfolio, batch, upgraded, date(2026, 1, 3), "cycle-3")
+    assert upgraded.last_cycle()["flow_run_id"] == "cycle-3"
+
+
+def test_added_columns_ddl_is_the_metadatas_on_sqlite_and_postgresql() -> None:
+    # create() adds these to older ledgers as written: the same column the metadata creates in a new ledger
+    import sqlalchemy as sa
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    from brandsteps.ledger import ADDED_COLUMNS, metadata
+
+    for table, column, ddl in ADDED_COLUMNS:
+        for dialect in (sqlite.dialect(), postgresql.dialect()):
+            assert str(sa.schema.CreateColumn(metadata.tables[table].c[column]).compile(dialect=dialect)) == ddl

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import sqlite3
-import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
@@ -19,10 +17,25 @@ import pandas as pd
 import pytest
 
 from tests.conftest import simple_playbook, write_configs
-from tests.prefect_process import BIN, background, drain_prefect_workers, free_port, prefect_server, quiet_env
+from tests.prefect_process import (
+    BIN,
+    CHROMIUM,
+    api_client,
+    api_post,
+    background,
+    chromium_page,
+    drain_prefect_workers,
+    flow_runs_of,
+    free_port,
+    latest_artifact,
+    prefect_server,
+    quiet_env,
+    tracebacks_in_logs,
+    tracebacks_in_run_logs,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 DEPLOYMENTS = ("onboarding-cycle", "onboard-brand", "review-brand", "backtest")
 
 
@@ -40,7 +53,9 @@ def _portfolio(root: Path) -> Path:
         "waiter": {"name": "Waiter", "requires_approval": ["affiliate_trial"]},
         "laggard": {"name": "拖后腿"},
     }
-    configs = write_configs(root, brands, playbook=playbook, onboarding={"metrics": "data/metrics.csv", "ledger": "sqlite:///data/ledger.sqlite", "schedule": "30 8 * * *"})
+    configs = write_configs(
+        root, brands, playbook=playbook, onboarding={"metrics": "data/metrics.csv", "ledger": "sqlite:///data/ledger.sqlite", "schedule": "30 8 * * *"}
+    )
     days = pd.date_range("2026-01-01", "2026-01-04")
     rows = [{"brand_id": b, "date": d.date(), "gmv": 50.0 if b == "laggard" else 500.0, "orders": 5.0} for b in brands for d in days]
     (root / "data").mkdir(exist_ok=True)
@@ -71,31 +86,8 @@ class Stack:
     hook: list[dict[str, Any]]
 
 
-def _wait_for(what: str, check: Callable[[], Any], timeout: float = 90.0, every: float = 1.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(every)
-    raise TimeoutError(f"gave up waiting for {what} after {timeout:.0f} s")
-
-
-def _client(api: str) -> Any:
-    from prefect.client.orchestration import SyncPrefectClient
-
-    return SyncPrefectClient(api)
-
-
-def _post(api: str, path: str, body: dict[str, Any]) -> Any:
-    with _client(api) as client:
-        response = client._client.post(path, json={"offset": 0, "limit": 200, **body})
-        response.raise_for_status()
-        return response.json()
-
-
 def _deployments_ready(api: str) -> bool:
-    found = _post(api, "/deployments/filter", {})
+    found = api_post(api, "/deployments/filter", {})
     return {d["name"] for d in found} >= set(DEPLOYMENTS)
 
 
@@ -103,7 +95,8 @@ def _serve(stack: Stack) -> Any:
     hook_url = stack.env["HOOK_URL"]
     return background(
         [str(BIN / "brandsteps"), "serve", "--configs", str(stack.configs), "--overdue-webhook", hook_url],
-        stack.env, stack.serve_log,
+        stack.env,
+        stack.serve_log,
     )
 
 
@@ -121,6 +114,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         with prefect_server(root / "prefect-home") as api:
             env = quiet_env(root / "prefect-home", api, HOOK_URL=f"http://127.0.0.1:{hook_port}/hook")
             yield Stack(api, root, configs, env, root / "serve.log", _Hook.received)
+            # an operator reads these logs too: a traceback in any of them fails the test, whatever it asserted
+            assert tracebacks_in_logs(root / "prefect-home" / "server.log", root / "serve.log") + tracebacks_in_run_logs(api) == []
     finally:
         hook.shutdown()
 
@@ -133,59 +128,45 @@ def _run_deployment(stack: Stack, name: str, parameters: dict[str, Any], timeout
         return run_deployment(name, parameters=parameters, timeout=timeout, as_subflow=False)
 
 
-def _artifact(stack: Stack, key: str) -> dict[str, Any]:
-    found = _post(stack.api, "/artifacts/filter", {"artifacts": {"key": {"any_": [key]}}, "sort": "CREATED_DESC"})
-    assert found, f"no artifact {key}"
-    return found[0]
-
-
 def _ledger(stack: Stack, sql: str, *params: object) -> list[tuple[Any, ...]]:
     with sqlite3.connect(stack.root / "data" / "ledger.sqlite") as conn:
         return conn.execute(sql, params).fetchall()
 
 
-def _flow_runs(stack: Stack, flow_name: str) -> list[dict[str, Any]]:
-    return _post(stack.api, "/flow_runs/filter", {"flows": {"name": {"any_": [flow_name]}}, "sort": "START_TIME_DESC"})
-
-
-def _chromium(url: str, screenshot: Path) -> str:
-    """The rendered DOM of a UI page (after its API calls), and a screenshot of it."""
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run", "--virtual-time-budget=20000"]
-    subprocess.run([CHROMIUM, *flags, "--window-size=1400,1000", f"--screenshot={screenshot}", url], capture_output=True, timeout=120, check=False)
-    # a tall window: the UI renders only the log lines and rows that fit on screen
-    dom = subprocess.run([CHROMIUM, *flags, "--window-size=1400,4000", "--dump-dom", url], capture_output=True, timeout=120, check=True)
-    return dom.stdout.decode("utf-8", errors="replace")
-
-
 def test_operator_desk_end_to_end(stack: Stack) -> None:
     # 1. serve: all four deployments, the cycle on onboarding.yaml's cron in its timezone, with a slug
     with _serve(stack) as proc:
-        _wait_for("deployments", lambda: _deployments_ready(stack.api) or proc.poll() is not None)
+        wait_for("deployments", lambda: _deployments_ready(stack.api) or proc.poll() is not None)
         assert proc.poll() is None, stack.serve_log.read_text()
-        with _client(stack.api) as client:
+        with api_client(stack.api) as client:
             cycle = client.read_deployment_by_name("onboarding-cycle/onboarding-cycle")
         assert [(s.schedule.cron, s.schedule.timezone, s.slug, s.active) for s in cycle.schedules] == [
             ("30 8 * * *", "Asia/Shanghai", "daily-onboarding-cycle", True)  # from this portfolio's onboarding.yaml
         ]
     # 2. a restart keeps exactly one active schedule (not paused on shutdown, not duplicated by the slug)
-    with _client(stack.api) as client:
+    with api_client(stack.api) as client:
         after_stop = client.read_deployment_by_name("onboarding-cycle/onboarding-cycle")
     assert [s.active for s in after_stop.schedules] == [True] and not after_stop.paused
     with _serve(stack) as proc:
         time.sleep(3)
-        _wait_for("deployments", lambda: _deployments_ready(stack.api))
-        with _client(stack.api) as client:
+        wait_for("deployments", lambda: _deployments_ready(stack.api))
+        with api_client(stack.api) as client:
             again = client.read_deployment_by_name("onboarding-cycle/onboarding-cycle")
         assert len(again.schedules) == 1 and again.schedules[0].active
 
-        # 3. invalid parameters: refused before a run starts where the schema can say so, else a failed run saying why
+        # 3. invalid parameters: the server refuses them before a run starts, naming the parameter
         from prefect.deployments import run_deployment
         from prefect.settings import PREFECT_API_URL, temporary_settings
 
-        with temporary_settings({PREFECT_API_URL: stack.api}), pytest.raises(Exception, match="brand_id"):
-            run_deployment("review-brand/review-brand", parameters={"brand_id": "../etc/passwd"}, timeout=0)
-        bad_day = _run_deployment(stack, "onboarding-cycle/onboarding-cycle", {"as_of": "the 3rd of January"})
-        assert bad_day.state.is_failed() and "as_of" in (bad_day.state.message or ""), bad_day.state
+        with temporary_settings({PREFECT_API_URL: stack.api}):
+            for deployment, parameters, named in [
+                ("review-brand/review-brand", {"brand_id": "../etc/passwd"}, "brand_id"),
+                ("onboarding-cycle/onboarding-cycle", {"as_of": "the 3rd of January"}, "as_of"),
+                ("onboarding-cycle/onboarding-cycle", {"shards": 0}, "shards"),
+            ]:
+                with pytest.raises(Exception, match=f"Validation failed for field '{named}'"):
+                    run_deployment(deployment, parameters=parameters, timeout=0)
+        assert flow_runs_of(stack.api, "onboarding-cycle") == [] and flow_runs_of(stack.api, "review-brand") == []
         assert not (stack.root / "data" / "ledger.sqlite").exists()  # nothing was decided
 
         # 4. three daily runs through the deployment; the third moves brands
@@ -198,11 +179,14 @@ def test_operator_desk_end_to_end(stack: Stack) -> None:
         assert rerun.state.is_completed()
         assert _ledger(stack, "SELECT count(*), count(DISTINCT brand_id || as_of) FROM decisions") == [(12, 12)]  # 4 brands × 3 days, once each
         assert _ledger(stack, "SELECT brand_id, action FROM decisions WHERE as_of = '2026-01-03' ORDER BY brand_id") == [
-            ("approver", "await_approval"), ("laggard", "hold"), ("riser", "advance"), ("waiter", "await_approval"),
+            ("approver", "await_approval"),
+            ("laggard", "hold"),
+            ("riser", "advance"),
+            ("waiter", "await_approval"),
         ]
 
         # 5. events: one per change, the brand as resource, the decision as payload
-        events = _post(stack.api, "/events/filter", {"filter": {"event": {"prefix": ["brandsteps.brand."]}}, "limit": 50})["events"]
+        events = api_post(stack.api, "/events/filter", {"filter": {"event": {"prefix": ["brandsteps.brand."]}}, "limit": 50})["events"]
         seen = sorted((e["event"], e["resource"]["prefect.resource.id"]) for e in events)
         assert seen == [
             ("brandsteps.brand.advanced", "brandsteps.brand.riser"),
@@ -217,23 +201,27 @@ def test_operator_desk_end_to_end(stack: Stack) -> None:
         advanced = next(e for e in events if e["event"] == "brandsteps.brand.advanced")
         assert advanced["payload"]["to_stage"] == "public_traffic" and advanced["resource"]["prefect.resource.name"] == "快手美妆 Riser"
         # the overdue automation called the webhook
-        _wait_for("overdue webhook", lambda: any("拖后腿" in json.dumps(h, ensure_ascii=False) for h in stack.hook), timeout=120)
+        wait_for("overdue webhook", lambda: any("拖后腿" in json.dumps(h, ensure_ascii=False) for h in stack.hook), timeout=120)
 
         # 6. artifacts an operator reads: funnel, changes, overdue, awaiting approval
-        funnel = json.loads(_artifact(stack, "stage-funnel")["data"])
+        funnel = json.loads(latest_artifact(stack.api, "stage-funnel")["data"])
         assert [(r["stage"], r["brands"]) for r in funnel][:2] == [("1 Affiliate trial", 3), ("2 Public traffic", 1)]
-        assert [r["brand"] for r in json.loads(_artifact(stack, "overdue-brands")["data"])] == ["approver Approver", "laggard 拖后腿", "waiter Waiter"]
-        assert [r["brand"] for r in json.loads(_artifact(stack, "awaiting-approval")["data"])] == ["approver Approver", "waiter Waiter"]
+        assert [r["brand"] for r in json.loads(latest_artifact(stack.api, "overdue-brands")["data"])] == [
+            "approver Approver",
+            "laggard 拖后腿",
+            "waiter Waiter",
+        ]
+        assert [r["brand"] for r in json.loads(latest_artifact(stack.api, "awaiting-approval")["data"])] == ["approver Approver", "waiter Waiter"]
 
         # 7. the cycle started one review per newly waiting brand, never two for the same wait
         def paused_reviews() -> list[dict[str, Any]] | None:
-            runs = _flow_runs(stack, "review-brand")
+            runs = flow_runs_of(stack.api, "review-brand")
             assert not [r for r in runs if r["state_type"] in {"FAILED", "CRASHED"}], [(r["name"], r["state"]["message"]) for r in runs]
             paused = [r for r in runs if r["state_type"] == "PAUSED"]
             return paused if len(paused) == 2 else None
 
-        reviews = _wait_for("two paused reviews", paused_reviews, timeout=120)
-        assert len(_flow_runs(stack, "review-brand")) == 2  # the rerun of 2026-01-03 started none
+        reviews = wait_for("two paused reviews", paused_reviews, timeout=120)
+        assert len(flow_runs_of(stack.api, "review-brand")) == 2  # the rerun of 2026-01-03 started none
         by_brand = {r["parameters"]["brand_id"]: r for r in reviews}
         from prefect.flow_runs import resume_flow_run
 
@@ -241,7 +229,10 @@ def test_operator_desk_end_to_end(stack: Stack) -> None:
             with pytest.raises(RuntimeError):  # no reason given: the form refuses it, the run stays paused
                 resume_flow_run(by_brand["approver"]["id"], run_input={"decision": "approve", "reviewer": "Li Wei"})
             resume_flow_run(by_brand["approver"]["id"], run_input={"decision": "approve", "reviewer": "Li Wei", "reason": "GMV holds at 500 a day"})
-        _wait_for("approved review", lambda: next(r for r in _flow_runs(stack, "review-brand") if r["id"] == by_brand["approver"]["id"])["state_type"] == "COMPLETED")
+        wait_for(
+            "approved review",
+            lambda: next(r for r in flow_runs_of(stack.api, "review-brand") if r["id"] == by_brand["approver"]["id"])["state_type"] == "COMPLETED",
+        )
         assert _ledger(stack, "SELECT stage, awaiting FROM brand_state WHERE brand_id = 'approver'") == [("public_traffic", 0)]
         assert _ledger(stack, "SELECT cause, actor, to_stage FROM stage_changes WHERE brand_id = 'approver' AND cause = 'approval'") == [
             ("approval", "Li Wei", "public_traffic")
@@ -252,29 +243,29 @@ def test_operator_desk_end_to_end(stack: Stack) -> None:
 
         def late_state() -> str | None:
             # Prefect's server marks an expired pause Failed a moment before the run records its default and completes.
-            run = next(r for r in _flow_runs(stack, "review-brand") if r["id"] == str(late.id))
+            run = next(r for r in flow_runs_of(stack.api, "review-brand") if r["id"] == str(late.id))
             return run["state_type"] if run["state_type"] == "COMPLETED" else None
 
-        assert _wait_for("timed-out review to complete", late_state, timeout=120) == "COMPLETED"
+        assert wait_for("timed-out review to complete", late_state, timeout=120) == "COMPLETED"
         assert _ledger(stack, "SELECT action, cause FROM stage_changes WHERE brand_id = 'waiter' AND cause = 'review_timeout'") == [("hold", "review_timeout")]
         assert _ledger(stack, "SELECT stage, awaiting FROM brand_state WHERE brand_id = 'waiter'") == [("affiliate_trial", 1)]
 
         # 9. the one-brand report from onboard-brand
         report = _run_deployment(stack, "onboard-brand/onboard-brand", {"brand_id": "riser", "as_of": "2026-01-03"})
         assert report.state.is_completed()
-        assert "gmv" in _artifact(stack, "brand-report-riser")["data"]
+        assert "gmv" in latest_artifact(stack.api, "brand-report-riser")["data"]
 
         # 10. what a person sees: the flow run page and the changes artifact in the UI, in Chromium
         ui = stack.api.removesuffix("/api")
-        changes = _artifact(stack, "decision-changes")
+        changes = latest_artifact(stack.api, "decision-changes")
         shots = stack.root / "screenshots"
         shots.mkdir(exist_ok=True)
-        run_page = _chromium(f"{ui}/runs/flow-run/{runs['2026-01-03'].id}", shots / "flow-run.png")
+        run_page = chromium_page(f"{ui}/runs/flow-run/{runs['2026-01-03'].id}", shots / "flow-run.png")
         # the run's log lines name each stage gate and what it decided
         assert "onboarding-cycle" in run_page and "affiliate_trial: 4 brands decided" in run_page
-        funnel_page = _chromium(f"{ui}/artifacts/artifact/{_artifact(stack, 'stage-funnel')['id']}", shots / "stage-funnel.png")
+        funnel_page = chromium_page(f"{ui}/artifacts/artifact/{latest_artifact(stack.api, 'stage-funnel')['id']}", shots / "stage-funnel.png")
         assert all(title in funnel_page for title in ("1 Affiliate trial", "2 Public traffic", "5 Channel exclusive", "Graduated"))
-        artifact_page = _chromium(f"{ui}/artifacts/artifact/{changes['id']}", shots / "decision-changes.png")
+        artifact_page = chromium_page(f"{ui}/artifacts/artifact/{changes['id']}", shots / "decision-changes.png")
         assert "快手美妆 Riser" in artifact_page and "advance" in artifact_page and "public_traffic" in artifact_page
         assert (shots / "decision-changes.png").stat().st_size > 10_000  # a real picture, not an empty page
         drain_prefect_workers()

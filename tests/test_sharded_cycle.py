@@ -116,9 +116,12 @@ def test_sharded_cycle_on_workers_equals_the_single_cycle(databases: dict[str, s
                 drain_prefect_workers()
             with SyncPrefectClient(api) as client:
                 response = client._client.post("/flow_runs/filter", json={"offset": 0, "limit": 50, "sort": "START_TIME_DESC"})
-                shard_runs = [r for r in response.json() if r["name"].startswith("shard-")]
-    # two shard runs a day, each completed on a worker of the process pool
-    assert sorted(r["name"] for r in shard_runs) == sorted(f"shard-{i}-of-2-{d}" for i in (1, 2) for d in DAYS)
+                runs = response.json()
+    shard_runs = [r for r in runs if "-shard-" in r["name"]]
+    # two shard runs a day, each completed on a worker of the process pool, named for the day and the shard
+    assert sorted(r["name"] for r in shard_runs) == sorted(f"cycle-{d}-shard-{i}-of-2" for i in (1, 2) for d in DAYS)
+    # the cycles that started them, and the unsharded cycles of the same days, named for their day
+    assert sorted(r["name"] for r in runs if r not in shard_runs) == sorted(f"cycle-{d}" for d in DAYS for _ in (1, 2))
     assert all(r["state_type"] == "COMPLETED" and r["work_pool_name"] == "brandsteps" for r in shard_runs)
     got, want = _decisions(sharded), _decisions(single)
     assert len(got) == N_BRANDS * len(DAYS) and not got.duplicated(["brand_id", "as_of"]).any()  # exactly one decision per brand and day

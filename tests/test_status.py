@@ -42,14 +42,19 @@ def test_status_counts_every_configured_brand(tmp_path: Path) -> None:
     assert [r["brand_id"] for r in status["brands"]] == ["a", "b", "late"]  # by stage order, then id
 
 
+# Each brand's last stage change (status): the newest id per brand read from the (brand_id, id) index alone, not the table;
+# stage changes are the moves only, far fewer than decisions, and the rows themselves are then found by primary key.
+LAST_CHANGE_IDS = "SCAN stage_changes USING COVERING INDEX ix_stage_changes_brand"
+
+
 @pytest.mark.parametrize(
     ("day_read_min", "expected_scans", "as_of_searches", "brand_day_searches"),
     [
         # the daily case: both brands last decided on day 3, read through the as_of index; the unique
         # (brand_id, as_of) index serves explain's two decision lookups
-        (1, ["SCAN brand_state", "SCAN cycles USING INDEX ix_cycles_as_of"], 1, 2),
+        (1, ["SCAN brand_state", LAST_CHANGE_IDS, "SCAN cycles USING INDEX ix_cycles_as_of"], 1, 2),
         # no day with enough brands: the state joined with one unique-index search per brand, and explain's two
-        (10_000, ["SCAN brand_state", "SCAN brand_state", "SCAN cycles USING INDEX ix_cycles_as_of"], 0, 3),
+        (10_000, ["SCAN brand_state", "SCAN brand_state", LAST_CHANGE_IDS, "SCAN cycles USING INDEX ix_cycles_as_of"], 0, 3),
     ],
 )
 def test_status_and_explain_reads_use_indexes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, day_read_min: int,
@@ -74,12 +79,14 @@ def test_status_and_explain_reads_use_indexes(tmp_path: Path, monkeypatch: pytes
     with ledger.engine.connect() as conn:
         for sql, params in selects:
             plans += [row[-1] for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", params).all()]
-    assert len(selects) == 6  # status: the states, the decisions (one day, or the join) and the last cycle; explain: three lookups
+    # status: the states, the decisions (one day, or the join), the last stage changes and the last cycle; explain: three lookups
+    assert len(selects) == 7
     # status reads every brand's state (it shows every brand) and walks the cycles by their as_of index; nothing scans decisions
     assert [p for p in plans if p.startswith("SCAN")] == expected_scans, plans
     assert sum(p.startswith("SEARCH decisions USING INDEX ix_decisions_as_of") for p in plans) == as_of_searches
     assert sum("decisions USING INDEX sqlite_autoindex_decisions_1" in p for p in plans) == brand_day_searches
     assert any(p.startswith("SEARCH stage_changes USING INDEX ix_stage_changes_brand") for p in plans)
+    assert "SEARCH stage_changes USING INTEGER PRIMARY KEY (rowid=?)" in plans  # the last changes' rows, by key
 
 
 @pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
