@@ -1,4 +1,4 @@
-"""The brandsteps command line: validate, run, status, explain, approve, serve, demo, schema."""
+"""The brandsteps command line: validate, run, status, explain, coverage, approve, serve, demo, schema."""
 
 from __future__ import annotations
 
@@ -106,10 +106,25 @@ def _ledger(args: argparse.Namespace, portfolio: Any) -> Any:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    portfolio = _load(args)
+    from brandsteps.config import ConfigError
+    from brandsteps.imports import BUILTIN_PROFILES, load_profiles
+
+    problems: list[str] = []
+    try:
+        portfolio = _load(args)
+    except ConfigError as exc:
+        problems += exc.problems
+    try:  # configs/imports/*.yaml too: every problem of the folder in one report
+        profiles = load_profiles(args.configs)
+    except ConfigError as exc:
+        problems += exc.problems
+    if problems:
+        raise ConfigError(problems)
     stages = len(portfolio.playbook.stages)
     overrides = len(portfolio.brand_versions)
     print(f"{args.configs}: OK — {stages} stages, {len(portfolio.brands)} brands ({overrides} with overrides), playbook version {portfolio.playbook_version}")
+    own = [n for n in profiles if n not in BUILTIN_PROFILES]
+    print(f"import profiles: {len(BUILTIN_PROFILES)} built-in, {len(own)} in {args.configs}/imports{': ' + ', '.join(own) if own else ''}")
     prefect_yaml = Path(args.configs).resolve().parent / "prefect.yaml"
     if prefect_yaml.exists():
         from brandsteps.deploy_spec import read_deployment_specs, schedule_mismatch
@@ -235,18 +250,86 @@ def cmd_explain(args: argparse.Namespace) -> int:
         when = f"on {args.as_of}" if args.as_of else "yet"
         raise UsageError(f"{args.brand} has no decision {when}")
     history = ledger.history(args.brand)
+    revised, record = _revised_inputs(args, portfolio, decision)
     if args.format == "json":
+        from brandsteps.report import revised_inputs_records
+
         out = dict(decision)
         out["criteria"] = json.loads(out["criteria"])
         out["gmv_factors"] = json.loads(out["gmv_factors"])
         out["stage_history"] = history.to_dict("records")  # None, never NaN, for a missing actor or cycle (Ledger.history)
+        out["revised_inputs"] = revised_inputs_records(revised)
         # allow_nan=False: a NaN would be printed as the invalid JSON token NaN; better a clear failure than output no parser reads
         print(json.dumps(out, ensure_ascii=False, indent=2, default=str, allow_nan=False))
     else:
         from brandsteps.report import explain_text
 
-        print(explain_text(decision, portfolio.brands[args.brand].name, history))
+        print(explain_text(decision, portfolio.brands[args.brand].name, history, revised, record))
     return EXIT_OK
+
+
+def _revised_inputs(args: argparse.Namespace, portfolio: Any, decision: dict[str, Any]) -> tuple[Any, str]:
+    """Revisions of the decision's input days recorded after it was made, and where they are kept (explain marks them)."""
+    import numpy as np
+    import pandas as pd
+
+    from brandsteps.gates import window_days_for
+    from brandsteps.imports.records import record_location, revised_inputs
+    from brandsteps.settings import targets
+
+    source = targets(portfolio, args.metrics, args.ledger).metrics
+    try:
+        # the window as the decision's stage has it configured now (the ledger keeps as_of and days in stage)
+        window_days = int(window_days_for(portfolio, pd.Index([decision["brand_id"]]), np.array([decision["stage"]], dtype=object))[0])
+        return revised_inputs(source, decision, window_days), record_location(source)
+    except Exception as exc:  # the record unreadable (database down, file damaged): the decision is still worth showing
+        print(f"warning: the revision record of {source.describe()} could not be read ({type(exc).__name__}: {exc})", file=sys.stderr)
+        return None, record_location(source)
+
+
+def cmd_coverage(args: argparse.Namespace) -> int:
+    portfolio = _load(args)
+    from brandsteps.coverage import coverage_records, coverage_text, data_coverage, default_days, uniform_windows
+    from brandsteps.cycle import prepare_cohorts
+    from brandsteps.metrics_source import MetricsBatch, load_metrics
+    from brandsteps.settings import report_sources, targets, today_in, yesterday_in
+    from brandsteps.window import compute_window_metrics
+
+    day = args.as_of or yesterday_in(portfolio.onboarding.timezone)
+    _check_day(day, portfolio)
+    days = args.days or default_days(portfolio)
+    first = day - timedelta(days=days - 1)
+    # brands the ledger does not know yet (day one) are in their configured start stage
+    cohorts = prepare_cohorts(portfolio, _ledger(args, portfolio).read_state(), day)
+    where = targets(portfolio, args.metrics, args.ledger)
+    if where.metrics.path is not None and not where.metrics.path.exists():
+        batch, note = MetricsBatch.empty(), f"no metrics at {where.metrics.path} yet: every column is missing"
+    else:
+        batch = load_metrics(where.metrics, as_of=day, today=today_in(where.timezone), start=first)
+        note = f"{len(batch.quarantine)} invalid rows set aside are not counted (`brandsteps run` lists them)" if len(batch.quarantine) else ""
+    metrics = compute_window_metrics(batch.daily, uniform_windows(portfolio, cohorts, day, days))
+    coverage = data_coverage(portfolio, cohorts[["stage", "tier"]], metrics)
+    sources = report_sources(portfolio.root)
+    if args.format == "json":
+        out = {"as_of": day.isoformat(), "from": first.isoformat(), "days": days, "brands": coverage.total, "note": note or None,
+               "stages": coverage_records(coverage, sources)}
+        print(json.dumps(out, ensure_ascii=False, indent=2))
+        return EXIT_OK
+    print(f"Data coverage of {coverage.total} brands over {days} days, {first} to {day} (criteria without a value keep a brand INCONCLUSIVE)")
+    if note:
+        print(note)
+    print("\n".join(coverage_text(coverage, sources)))
+    return EXIT_OK
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of days (1 or more)")
+    return value
 
 
 def cmd_approve(args: argparse.Namespace) -> int:
@@ -324,8 +407,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
             p = folder / "data" / f"ledger.sqlite{suffix}"
             if p.exists():
                 p.unlink()
-    print(f"Writing a demo portfolio of {args.brands} brands × {args.days} days into {folder} …")
+    print(f"Writing a demo portfolio of {args.brands} brands × {args.days} days into {folder}: the reports' exports, imported as `brandsteps import` does …")
     summary = write_demo_folder(folder, n_brands=args.brands, days=args.days, end=end, seed=args.seed)
+    for report in summary.imports:
+        print(f"  {report.line()}")
     configs = str(folder / "configs")
     start = end - timedelta(days=args.days - 1)
     with prefect_api(start_now=False) as server:  # the server starts while the history is decided
@@ -339,6 +424,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         result = onboarding_cycle(as_of=end, configs=configs)
     print()
     print(f"Demo portfolio on {end}: {summary.n_brands} brands, {summary.n_rows:,} metric rows, ledger {folder / 'data' / 'ledger.sqlite'}")
+    print(f"The exports behind the metrics: {summary.exports_dir} (imported into {summary.metrics_path})")
     _print_funnel(result["funnel"])
     print()
     print("Where to look next:")
@@ -376,7 +462,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise UsageError(f"--report-port: {exc}; choose another") from None
     except OSError as exc:  # an address this machine does not have, a folder it cannot create
         raise UsageError(f"cannot serve the reports from {report_dir} on {args.report_host}: {exc}") from None
-    print(f"Serving onboarding-cycle ('{portfolio.onboarding.schedule}' {portfolio.onboarding.timezone}), onboard-brand, review-brand, backtest")
+    inbox = f"import-exports (inbox {portfolio.onboarding.inbox}, every 15 minutes)" if portfolio.onboarding.inbox else "import-exports (no inbox set)"
+    print(f"Serving onboarding-cycle ('{portfolio.onboarding.schedule}' {portfolio.onboarding.timezone}), onboard-brand, review-brand, backtest, {inbox}")
     print(f"  configs {configs}; Prefect API {PREFECT_API_URL.value()}; overdue alerts {'to a webhook' if args.overdue_webhook else 'recorded as events only'}")
     print(f"  reports {report_dir}, served read-only on {reports.url}; each cycle's artifact visual-report links {report_url}/<day>/index.html")
     serve_all(portfolio, configs, webhook_url=args.overdue_webhook, limit=args.limit)
@@ -417,6 +504,53 @@ def cmd_import_kuaishou(args: argparse.Namespace) -> int:
     for line in written or ["nothing to write"]:
         print(line)
     return EXIT_OK
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from brandsteps.config import BRAND_ID_PATTERN
+    from brandsteps.imports import ImportFormatError, load_profiles, read_import
+    from brandsteps.imports.summary import check_out, summary_lines, write_out
+
+    if args.brand is not None and not re.fullmatch(BRAND_ID_PATTERN, args.brand):
+        raise UsageError(f"--brand {args.brand!r} is not a brand id (lowercase letters, digits and -)")
+    portfolio = _load(args)  # brands' accounts and exclusive_items decide where rows go
+    profiles = load_profiles(args.configs)
+    if args.brand is not None and args.brand not in portfolio.brands:
+        print(f"warning: {args.brand} has no {args.configs}/brands/{args.brand}.yaml yet", file=sys.stderr)
+    try:
+        if args.out:
+            check_out(Path(args.out))  # before reading: a wrong name is not found out after the work
+        imported, problems = [], []
+        for name in args.files:  # every file is read before any is stored: one bad file stores nothing
+            try:
+                imported.append(read_import(Path(name), portfolio.brands, profiles, brand=args.brand, profile=args.profile))
+            except ImportFormatError as exc:
+                problems.append(str(exc))
+        if problems:
+            raise UsageError("\n".join(problems))
+        for one in imported:
+            print("\n".join(summary_lines(one, profiles[one.profile], portfolio.brands)))
+        written = write_out(imported, Path(args.out)) if args.out else _restate_all(args, portfolio, imported)
+    except ImportFormatError as exc:
+        raise UsageError(str(exc)) from None
+    print("\n".join(written))
+    return EXIT_OK
+
+
+def _restate_all(args: argparse.Namespace, portfolio: Any, imported: list[Any]) -> list[str]:
+    """Each file into the configured metrics: a brand-day imported again takes the file's columns (old values kept on record)."""
+    from brandsteps.imports.restate import RestateError, restate
+    from brandsteps.settings import targets
+
+    source = targets(portfolio, args.metrics, None).metrics
+    lines: list[str] = []
+    try:
+        for one in imported:
+            lines += restate(source, one).lines()
+    except RestateError as exc:
+        print("\n".join(lines))  # what was stored before the failing file stays stored
+        raise UsageError(str(exc)) from None
+    return lines
 
 
 def cmd_backtest(args: argparse.Namespace) -> int:
@@ -498,6 +632,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("brand")
     p.add_argument("--as-of", type=_parse_date)
     p.add_argument("--format", choices=["text", "json"], default="text")
+    p = add("coverage", cmd_coverage, "per stage, the criteria brands have no value for, the base columns missing and the reports that fill them")
+    p.add_argument("--days", type=_positive, help="the last N days of metrics (default: the longest stage window)")
+    p.add_argument("--as-of", type=_parse_date, help="last day (default: yesterday in the configured timezone)")
+    p.add_argument("--format", choices=["text", "json"], default="text")
     p = add("approve", cmd_approve, "approve (or --reject) a brand awaiting approval")
     p.add_argument("brand")
     p.add_argument("--by", required=True, help="your name")
@@ -510,6 +648,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--report-host", default="127.0.0.1", help="address to serve the reports on (default: 127.0.0.1; 0.0.0.0: every interface)")
     p.add_argument("--report-port", type=_port, help="port to serve the reports on (default: 4280, or a free one if that is taken)")
     p.add_argument("--report-url", default=os.environ.get("BRANDSTEPS_REPORT_URL"), help="base URL of the reports in the artifacts (default: http://HOST:PORT)")
+    p = add("import", cmd_import, "import exports (CSV/XLSX) by profile: 全店成交分析, 磁力金牛, 快分销, … or configs/imports/*.yaml")
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("--brand", help="every row is this brand's (default: by the accounts the brands list)")
+    p.add_argument("--profile", help="the import profile to read the files with (default: recognised from the header row)")
+    p.add_argument("--out", help="write a new .csv or .parquet file instead of storing into the configured metrics")
     p = add("import-kuaishou", cmd_import_kuaishou, "import Kuaishou 生意通 全店成交分析 exports (CSV/XLSX) into the metrics table")
     p.add_argument("files", nargs="+", metavar="FILE")
     p.add_argument("--brand", required=True, help="the brand id the exports belong to")

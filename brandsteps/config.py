@@ -13,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import unicodedata
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
@@ -368,6 +369,25 @@ class Playbook(_Strict):
         return self.stages[STAGE_IDS.index(stage_id)]
 
 
+def _id_text(value: Any) -> Any:
+    # Ids are mostly digits: YAML reads `12345` as a number, so a bare number is taken as its digits.
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    if isinstance(value, str):
+        return unicodedata.normalize("NFKC", value).strip()  # as the importer reads a file's cells
+    return value
+
+
+ExternalId = Annotated[str, BeforeValidator(_id_text), Field(min_length=1, max_length=100)]
+
+
+def _no_repeats(values: list[str]) -> list[str]:
+    repeated = sorted({v for v in values if values.count(v) > 1})
+    if repeated:
+        raise ValueError(f"lists {', '.join(repr(v) for v in repeated)} twice")
+    return values
+
+
 class Brand(_Strict):
     """configs/brands/<brand_id>.yaml: one brand."""
 
@@ -381,6 +401,15 @@ class Brand(_Strict):
     paused: bool = False
     gates: dict[StageId, StageOverride] = Field(default_factory=dict)
     requires_approval: list[StageId] = Field(default_factory=list)
+    accounts: list[ExternalId] = Field(
+        default_factory=list, description="Kuaishou account, shop or ad-account ids (快手ID, 账户ID) whose rows in a multi-account export are this brand's"
+    )
+    exclusive_items: list[ExternalId] = Field(default_factory=list, description="item ids (商品ID) of the brand's channel-exclusive SKUs, for per-item exports")
+
+    @field_validator("accounts", "exclusive_items")
+    @classmethod
+    def _unique_ids(cls, values: list[str]) -> list[str]:
+        return _no_repeats(values)
 
     @field_validator("start_date", mode="before")
     @classmethod
@@ -410,6 +439,9 @@ class Onboarding(_Strict):
     timezone: str = "Asia/Shanghai"
     schedule: str = "0 9 * * *"
     review_timeout_hours: float = Field(default=72.0, gt=0, le=24 * 90)
+    inbox: str | None = Field(
+        default=None, min_length=1, description="folder where operators drop exports; the import-exports deployment imports each new file once"
+    )
 
     @field_validator("timezone")
     @classmethod
@@ -861,6 +893,7 @@ def load_brand_files(
     # validation of them: equal parsed values validate to equal models, and pydantic takes a model
     # instance as it is. Every brand is still validated; only successes are shared.
     gates_seen: dict[str, Any] = {}
+    account_files: dict[str, str] = {}  # account id -> the brand file that lists it
     keep: dict[str, Any] = {}  # the cache's next entries: files that loaded without a problem, nothing else
     data: Any
     for i, name in enumerate(names):
@@ -900,6 +933,11 @@ def load_brand_files(
                     continue
                 valid_overrides.add(key)  # only success is shared: an error names its own file
         brands[brand.brand_id] = brand
+        for account in brand.accounts:
+            # Rows of a multi-account export go to the brand listing their account: one brand only.
+            owner = account_files.setdefault(account, display)
+            if owner != display:
+                problems.append(f"{display}: accounts: {account!r} is also listed by {owner} (an account belongs to one brand)")
         file_digest = digests[i]
         if file_digest is not None and exact:
             keep[file_digest] = data
@@ -1016,6 +1054,7 @@ def load_brand_only(configs_dir: Path | str, brand_id: str, *, apply_env: bool =
 
 ENV_KEYS = {
     "metrics": "BRANDSTEPS_METRICS",
+    "inbox": "BRANDSTEPS_INBOX",
     "ledger": "BRANDSTEPS_LEDGER",
     "timezone": "BRANDSTEPS_TIMEZONE",
     "schedule": "BRANDSTEPS_SCHEDULE",
@@ -1040,11 +1079,14 @@ def apply_environment(onboarding: Onboarding, environ: Mapping[str, str] | None 
 
 
 def json_schemas() -> dict[str, dict[str, Any]]:
-    """JSON Schemas of the three config kinds, for editor completion and checks."""
+    """JSON Schemas of the config kinds (and configs/imports/*.yaml), for editor completion and checks."""
+    from brandsteps.imports.profiles import ImportProfile  # the imports package builds on this module
+
     return {
         "steps.schema.json": Playbook.model_json_schema(),
         "brand.schema.json": Brand.model_json_schema(),
         "onboarding.schema.json": Onboarding.model_json_schema(),
+        "import-profile.schema.json": ImportProfile.model_json_schema(),
     }
 
 

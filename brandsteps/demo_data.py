@@ -16,6 +16,7 @@ import pandas as pd
 import yaml
 
 from brandsteps.catalogue import BASE_COLUMNS, TIERS
+from brandsteps.demo_exports import USER_PROFILES, ExportFile, ReportImport, export_ids, import_exports, remove_old_exports, write_exports
 
 CATEGORIES: tuple[str, ...] = ("apparel", "beauty", "food", "home", "digital", "mother-baby")
 DEMO_DAYS = 180  # the period that the archetypes' start windows are laid out for
@@ -337,7 +338,7 @@ class DemoSummary:
     configs_dir: Path
     playbook_path: Path
     onboarding_path: Path
-    metrics_path: Path
+    metrics_path: Path  # the metrics file the exports were imported into (configs/onboarding.yaml's metrics)
     archetypes_path: Path
     brand_files: tuple[Path, ...]
     start: dt.date
@@ -346,6 +347,9 @@ class DemoSummary:
     n_rows: int
     n_corrupt_rows: int
     archetypes: dict[str, str]  # brand_id → archetype
+    exports_dir: Path
+    exports: tuple[ExportFile, ...]  # in the order they were imported
+    imports: tuple[ReportImport, ...]  # one per report
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -625,6 +629,7 @@ def generate_daily_metrics(brands: list[DemoBrand], start: dt.date, days: int, s
     gmv_aff = np.round(gmv_aff * _noise(rng, shape, 0.15), 2)
     gmv += gmv_self
     gmv += gmv_aff
+    np.round(gmv, 2, out=gmv)  # three amounts in fen add up to fen, but not always in binary floating point: exports carry fen
     del burst
     emit("gmv", gmv)
     emit("gmv_self", gmv_self)
@@ -659,7 +664,9 @@ def generate_daily_metrics(brands: list[DemoBrand], start: dt.date, days: int, s
     sku_step[stuck_sku] = np.inf
     new_skus = np.minimum(np.floor(age_pos / sku_step[:, None]), 4.0)
     exclusive_share = rng.uniform(0.14, 0.22, n)[:, None] * (1.0 + 0.04 * new_skus)
-    emit("gmv_exclusive", np.minimum(np.round(gmv * exclusive_share * _noise(rng, shape, 0.10), 2), gmv))
+    # Whole yuan, as the SKUs' prices: a per-item export's rows then add up to it exactly in any order (floats
+    # of fen do not: 0.1 + 0.2 != 0.3), and a reader may add them pairwise.
+    emit("gmv_exclusive", np.floor(gmv * exclusive_share * _noise(rng, shape, 0.10)))
     emit("exclusive_skus", sku0[:, None] + new_skus)
     del new_skus, exclusive_share, age_pos
 
@@ -759,9 +766,12 @@ def playbook_source() -> Path:
     raise FileNotFoundError("no playbook found: neither configs/steps.yaml nor brandsteps/data/steps.yaml exists")
 
 
-ONBOARDING_YAML = """\
+# One Parquet file: the demo imports a hundred-odd export files, and restating into a folder reads every file of
+# the folder for each import.
+DEMO_METRICS = "data/metrics.parquet"
+ONBOARDING_YAML = f"""\
 # The demo deployment. Relative paths resolve against the folder that holds configs/.
-metrics: data/metrics
+metrics: {DEMO_METRICS}
 ledger: sqlite:///data/ledger.sqlite
 timezone: Asia/Shanghai
 schedule: "0 9 * * *"
@@ -769,11 +779,37 @@ schedule: "0 9 * * *"
 _DEMO_ID = re.compile(r"^d\d{3,}-[a-z0-9-]+$")
 
 
-def write_demo_folder(folder: Path, n_brands: int = 50, days: int = DEMO_DAYS, end: dt.date | None = None, seed: int = 7) -> DemoSummary:
-    """Write a runnable demo: configs (playbook, deployment, one YAML per brand) and the metrics Parquet.
+def earliest_day_in(stage_id: str, playbook: dict[str, Any]) -> int:
+    """The first day after its start_date on which a brand can be decided in stage_id: every stage before it takes
+    min_days_in_stage days before its first pass and consecutive_passes - 1 days more (85 days for
+    channel_exclusive in configs/steps.yaml)."""
+    days = 0
+    for stage in playbook["stages"]:
+        if stage["id"] == stage_id:
+            return days
+        days += int(stage["min_days_in_stage"]) + int(stage["consecutive_passes"]) - 1
+    raise KeyError(f"no stage {stage_id!r} in the playbook")
 
-    The period is the `days` days ending on `end` (default today). Brand files of an earlier demo
-    (d###-*.yaml) in configs/brands are replaced; other files there are left alone.
+
+def _reset_metrics(folder: Path) -> None:
+    """An earlier demo's metrics go: they are rebuilt from the exports, and its import log would take the same
+    files for already imported."""
+    from brandsteps.imports.records import file_records
+
+    metrics = folder / DEMO_METRICS
+    records = file_records(metrics)
+    for old in (metrics, records.revisions, records.imports, folder / "data" / "metrics" / "daily_metrics.parquet"):  # the last: demos before the exports
+        old.unlink(missing_ok=True)
+
+
+def write_demo_folder(folder: Path, n_brands: int = 50, days: int = DEMO_DAYS, end: dt.date | None = None, seed: int = 7) -> DemoSummary:
+    """Write a runnable demo: configs (playbook, deployment, one YAML per brand, import profiles), the exports of the
+    Kuaishou reports the generated metrics make (exports/), and the metrics they import into (data/metrics.parquet).
+
+    The metrics reach data/metrics.parquet the way an operator's do: as export files imported with read_import and
+    restate, the code of `brandsteps import` (demo_exports). The period is the `days` days ending on `end`
+    (default today). Brand files (d###-*.yaml) and per-brand exports of an earlier demo are replaced, and its
+    metrics rebuilt; other files are left alone.
     """
     folder = Path(folder)
     end = end if end is not None else dt.date.today()
@@ -783,32 +819,51 @@ def write_demo_folder(folder: Path, n_brands: int = 50, days: int = DEMO_DAYS, e
 
     configs_dir = folder / "configs"
     brands_dir = configs_dir / "brands"
-    metrics_dir = folder / "data" / "metrics"
+    data_dir = folder / "data"
+    exports_dir = folder / "exports"
     brands_dir.mkdir(parents=True, exist_ok=True)
-    metrics_dir.mkdir(parents=True, exist_ok=True)
+    data_dir.mkdir(parents=True, exist_ok=True)
     for old in brands_dir.glob("*.yaml"):
         if _DEMO_ID.match(old.stem):
             old.unlink()
+    _reset_metrics(folder)
+    remove_old_exports(exports_dir)
 
     playbook_path = configs_dir / "steps.yaml"
     shutil.copyfile(playbook_source(), playbook_path)
     onboarding_path = configs_dir / "onboarding.yaml"
     onboarding_path.write_text(ONBOARDING_YAML, encoding="utf-8")
+    (configs_dir / "imports").mkdir(exist_ok=True)
+    for name, text in USER_PROFILES.items():
+        (configs_dir / "imports" / f"{name}.yaml").write_text(text, encoding="utf-8")
 
+    # What the reports need to know of each brand: unmeasured_ads brands have no ad account, and per-item exports
+    # (with the exclusive SKUs listed in the brand's YAML) are for brands old enough to reach channel_exclusive.
+    reach = earliest_day_in("channel_exclusive", yaml.safe_load(playbook_path.read_text(encoding="utf-8")))
+    table = pd.DataFrame(
+        {
+            **{key: [b.config[key] for b in brands] for key in ("brand_id", "name", "category", "start_date")},
+            "ads": ["ad_spend" not in ARCHETYPES[b.archetype].unmeasured for b in brands],
+            "items": [(end - b.start_date).days >= reach for b in brands],
+        }
+    )
+    ids = export_ids(table, metrics)
     brand_files = []
     for brand in brands:
         path = brands_dir / f"{brand.brand_id}.yaml"
-        text = yaml.safe_dump(brand.config, allow_unicode=True, sort_keys=False, default_flow_style=False)
+        text = yaml.safe_dump({**brand.config, **ids[brand.brand_id]}, allow_unicode=True, sort_keys=False, default_flow_style=False)
         path.write_text(f"# Demo brand, archetype {brand.archetype}: {ARCHETYPES[brand.archetype].description}\n" + text, encoding="utf-8")
         brand_files.append(path)
 
-    metrics_path = metrics_dir / "daily_metrics.parquet"
-    metrics.to_parquet(metrics_path, index=False)
-    archetypes_path = folder / "data" / "archetypes.csv"
+    archetypes_path = data_dir / "archetypes.csv"
     with archetypes_path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(["brand_id", "archetype"])
         writer.writerows((b.brand_id, b.archetype) for b in brands)
+
+    exports = write_exports(exports_dir, table, metrics, end, seed)
+    # into the demo's own metrics, whatever BRANDSTEPS_METRICS says (as `brandsteps import --metrics` would)
+    imports = import_exports(configs_dir, exports, folder / DEMO_METRICS)
 
     n_corrupt = int((metrics["orders"] < 0).sum() + (metrics["store_rating"] > 5).sum())
     return DemoSummary(
@@ -816,7 +871,7 @@ def write_demo_folder(folder: Path, n_brands: int = 50, days: int = DEMO_DAYS, e
         configs_dir=configs_dir,
         playbook_path=playbook_path,
         onboarding_path=onboarding_path,
-        metrics_path=metrics_path,
+        metrics_path=folder / DEMO_METRICS,
         archetypes_path=archetypes_path,
         brand_files=tuple(brand_files),
         start=start,
@@ -825,6 +880,9 @@ def write_demo_folder(folder: Path, n_brands: int = 50, days: int = DEMO_DAYS, e
         n_rows=len(metrics),
         n_corrupt_rows=n_corrupt,
         archetypes={b.brand_id: b.archetype for b in brands},
+        exports_dir=exports_dir,
+        exports=tuple(exports),
+        imports=tuple(imports),
     )
 
 
@@ -838,6 +896,7 @@ __all__ = [
     "DemoSummary",
     "archetype_counts",
     "corrupt_rows",
+    "earliest_day_in",
     "generate_daily_metrics",
     "plan_demo_portfolio",
     "plan_synthetic_portfolio",

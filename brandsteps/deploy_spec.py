@@ -9,15 +9,19 @@ from typing import Any
 from brandsteps.config import ConfigError, Onboarding, read_yaml
 
 CYCLE_DEPLOYMENT = "onboarding-cycle"
-EXPECTED_DEPLOYMENTS: tuple[str, ...] = (CYCLE_DEPLOYMENT, "onboard-brand", "review-brand", "backtest")
+IMPORT_DEPLOYMENT = "import-exports"
+EXPECTED_DEPLOYMENTS: tuple[str, ...] = (CYCLE_DEPLOYMENT, "onboard-brand", "review-brand", "backtest", IMPORT_DEPLOYMENT)
 
 
 @dataclass(frozen=True)
 class ScheduleSpec:
+    """A cron schedule, or one every `interval` seconds (cron empty)."""
+
     cron: str
     timezone: str | None
     slug: str | None
     active: bool = True
+    interval: float | None = None
 
 
 @dataclass(frozen=True)
@@ -36,9 +40,13 @@ class DeploymentSpec:
 def _schedules(raw: Any, where: str) -> tuple[ScheduleSpec, ...]:
     out = []
     for i, item in enumerate(raw or []):
-        if not isinstance(item, dict) or "cron" not in item:
-            raise ConfigError([f"{where}.schedules[{i}]: must be a map with a cron expression"])
-        out.append(ScheduleSpec(str(item["cron"]), item.get("timezone"), item.get("slug"), bool(item.get("active", True))))
+        if not isinstance(item, dict) or ("cron" in item) == ("interval" in item):
+            raise ConfigError([f"{where}.schedules[{i}]: must be a map with a cron expression or an interval in seconds"])
+        interval = item.get("interval")
+        if interval is not None and (isinstance(interval, bool) or not isinstance(interval, (int, float)) or interval <= 0):
+            raise ConfigError([f"{where}.schedules[{i}].interval: must be a positive number of seconds"])
+        cron = str(item.get("cron") or "")
+        out.append(ScheduleSpec(cron, item.get("timezone"), item.get("slug"), bool(item.get("active", True)), None if interval is None else float(interval)))
     return tuple(out)
 
 

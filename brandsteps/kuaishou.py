@@ -23,6 +23,7 @@ __all__ = [
     "KuaishouImport",
     "append_to_source",
     "import_kuaishou",
+    "load_sheets",
     "periods_frame",
     "write_new_table",
     "EXTRA_HEADERS",
@@ -216,6 +217,21 @@ def to_metrics_rows(exports: list[KuaishouExport], brand_id: str) -> tuple[pd.Da
 
 def _load_grid(path: Path) -> tuple[pd.DataFrame, int]:
     """All cells of the file (index = row number as seen in the file) and the header row."""
+    for grid in load_sheets(path):
+        header_row = _find_header_row(grid)
+        if header_row is not None:
+            return grid, header_row
+    raise KuaishouFormatError(
+        f"{path}: no 全店成交分析 headers in the first {_HEADER_SEARCH_ROWS} rows "
+        f"(expected some of: {', '.join(MAPPED_HEADERS)})"
+    )
+
+
+def load_sheets(path: Path) -> list[pd.DataFrame]:
+    """The non-blank sheets of a .csv (one) or .xlsx file as cells (index = row number as seen in the file).
+
+    Shared with brandsteps.imports: one place knows encodings, workbooks and their errors.
+    """
     suffix = path.suffix.lower()
     if suffix in {".xlsx", ".xlsm"}:
         sheets = _read_xlsx(path)
@@ -228,14 +244,7 @@ def _load_grid(path: Path) -> tuple[pd.DataFrame, int]:
     sheets = [g for g in sheets if not _blank(g).all().all()]
     if not sheets:
         raise KuaishouFormatError(f"{path}: the file is empty")
-    for grid in sheets:
-        header_row = _find_header_row(grid)
-        if header_row is not None:
-            return grid, header_row
-    raise KuaishouFormatError(
-        f"{path}: no 全店成交分析 headers in the first {_HEADER_SEARCH_ROWS} rows "
-        f"(expected some of: {', '.join(MAPPED_HEADERS)})"
-    )
+    return sheets
 
 
 def _read_csv(path: Path) -> pd.DataFrame:
@@ -279,8 +288,9 @@ def _read_xlsx(path: Path) -> list[pd.DataFrame]:
 
 
 def _blank(frame: pd.DataFrame) -> pd.DataFrame:
-    blank: pd.DataFrame = frame.apply(lambda c: c.astype("string").str.strip().fillna("").eq("")).astype(bool)
-    return blank
+    # All cells as one column: one string pass per file rather than one per column (imports read thousands of files).
+    text = pd.Series(frame.to_numpy(dtype=object).ravel(), dtype=object).astype("string").str.strip().fillna("")
+    return pd.DataFrame((text == "").to_numpy(dtype=bool).reshape(frame.shape), index=frame.index, columns=frame.columns)
 
 
 def _normalise_headers(cells: pd.Series) -> pd.Series:

@@ -305,8 +305,8 @@ def brand_report_markdown(decision: dict[str, Any], name: str, history: pd.DataF
     return "\n".join(lines) + "\n"
 
 
-def explain_text(decision: dict[str, Any], name: str, history: pd.DataFrame) -> str:
-    """The same evidence as the report, laid out for a terminal."""
+def explain_text(decision: dict[str, Any], name: str, history: pd.DataFrame, revised: pd.DataFrame | None = None, record: str = "") -> str:
+    """The same evidence as the report, laid out for a terminal; revised: inputs revised after the decision (imports.records)."""
     out = [
         f"{name} ({decision['brand_id']}) on {decision['as_of']}",
         f"  stage    {decision['stage']}  (day {decision['days_in_stage']} in stage, {decision['pass_streak']} passes in a row)",
@@ -315,6 +315,8 @@ def explain_text(decision: dict[str, Any], name: str, history: pd.DataFrame) -> 
     ]
     if decision.get("overdue"):
         out.append("  OVERDUE  past max_days_in_stage")
+    if revised is not None and len(revised):
+        out.append("  " + revised_note(revised, record))
     crit = _criteria(decision)
     if crit:
         out.append("  criteria")
@@ -335,6 +337,46 @@ def explain_text(decision: dict[str, Any], name: str, history: pd.DataFrame) -> 
             out.append(f"    {r.as_of} {r.from_stage} -> {r.to_stage} ({change_label(r.action, r.cause, r.actor)}): {one_line(r.reason)}")
     out.append(f"  policy {decision['policy_version']}, flow run {decision.get('flow_run_id') or '-'}")
     return "\n".join(out)
+
+
+REVISIONS_NAMED = 5  # revised values named in explain's note; the rest are counted
+
+
+def _show_base(column: Any, value: Any) -> str:
+    """A base column's value as the revision note shows it: money in ¥, the rest plain; none is 'not measured'."""
+    from brandsteps.imports.profiles import MONEY_COLUMNS
+
+    if value != value:  # NaN: the cell had no value (new) or held text that was not a number (old)
+        return "not measured"
+    return show_number(float(value), "money" if column in MONEY_COLUMNS else "count")
+
+
+def revised_note(revised: pd.DataFrame, record: str) -> str:
+    """One line: which inputs of a decision were revised after it, old → new, by which file and when.
+
+    The decision stays as it was (a rerun of its day finds it decided and changes nothing), so the
+    note says so and points to the record of the old values.
+    """
+    named = revised.head(REVISIONS_NAMED)
+    items = [
+        f"{r.column_name} on {r.date:%Y-%m-%d} ({_show_base(r.column_name, r.old_value)} → {_show_base(r.column_name, r.new_value)}, "
+        f"file {r.file}, {r.recorded_at:%Y-%m-%d %H:%M} UTC)"
+        for r in named.itertuples()  # a handful of revisions of one brand's window
+    ]
+    more = f"; and {len(revised) - len(named)} more" if len(revised) > len(named) else ""
+    where = f" in {record}" if record else ""
+    return (
+        f"note: inputs revised after this decision: {'; '.join(items)}{more}; "
+        f"a rerun of this day would not change it (decisions are kept), see the revision record{where}"
+    )
+
+
+def revised_inputs_records(revised: pd.DataFrame | None) -> list[dict[str, Any]] | None:
+    """explain --format json's revised_inputs: one object per revision, ISO dates and times, null for no value (None: record unreadable)."""
+    if revised is None:
+        return None
+    out = revised.assign(date=revised["date"].dt.strftime("%Y-%m-%d"), recorded_at=revised["recorded_at"].map(lambda t: t.isoformat()))
+    return cast(list[dict[str, Any]], out.astype(object).where(out.notna(), None).to_dict("records"))
 
 
 def change_label(action: object, cause: object, actor: object) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -56,3 +57,18 @@ def today_in(tz: str) -> date:
 def yesterday_in(tz: str) -> date:
     """A daily cycle decides the last complete day."""
     return today_in(tz) - timedelta(days=1)
+
+
+def report_sources(configs_dir: Path | str) -> Mapping[str, Sequence[str]]:
+    """base column → the import profiles (built-in Kuaishou reports and configs/imports/*.yaml) that fill it.
+
+    The profiles say it once brandsteps.imports is there; until then, coverage's table of the known
+    Kuaishou reports (DOMAIN.md) stands in.
+    """
+    from brandsteps.coverage import FALLBACK_SOURCES, sources_from_profiles
+
+    try:
+        from brandsteps.imports import load_profiles
+    except ImportError:
+        return FALLBACK_SOURCES
+    return sources_from_profiles(load_profiles(configs_dir))

@@ -19,6 +19,7 @@ from pydantic import Field
 
 from brandsteps.catalogue import GRADUATED, STAGE_IDS
 from brandsteps.config import Portfolio
+from brandsteps.coverage import Coverage
 from brandsteps.cycle import CycleSummary, from_ledger, metrics_start, return_free_memory, summarise, unknown_brand_rows, without_rows
 from brandsteps.diagnosis import diagnose
 from brandsteps.events import max_days_by_brand
@@ -30,7 +31,7 @@ from brandsteps.settings import targets, today_in, yesterday_in
 from brandsteps.shards import shard_portfolio
 from flows.parameters import DayOrYesterday
 from flows.run_names import cycle_run_name
-from tasks.artifacts import publish_awaiting, publish_cycle, publish_visual_report
+from tasks.artifacts import cycle_coverage, publish_awaiting, publish_cycle, publish_visual_report
 from tasks.configs import load_configs
 from tasks.events import emit_brand_events, start_reviews
 from tasks.gates import STAGE_GATES
@@ -51,6 +52,7 @@ class CycleOutcome:
     ledger: Ledger
     cohorts: pd.DataFrame
     written: WriteResult
+    coverage: Coverage | None = None  # the decided brands' criteria without a value (data-coverage artifact)
 
 
 def only_brand(portfolio: Portfolio, brand_id: str) -> Portfolio:
@@ -129,7 +131,8 @@ def run_cycle_steps(
         parts.clear()  # the stages' arrays are in the decisions' text now: not kept through the write
         result = record_decisions(ledger, decisions, cohorts, as_of, flow_run.get_id(), len(batch.quarantine), kind)
     progress.step(progress.total)
-    return CycleOutcome(summarise(as_of, cohorts, decisions, batch, result, unknown_rows), decisions, batch, ledger, cohorts, result)
+    coverage = cycle_coverage(portfolio, cohorts, window)  # from the windows the gates read: no second read of the metrics
+    return CycleOutcome(summarise(as_of, cohorts, decisions, batch, result, unknown_rows), decisions, batch, ledger, cohorts, result, coverage)
 
 
 def fail_if_every_brand_errored(summary: CycleSummary) -> None:
@@ -194,7 +197,7 @@ def onboarding_cycle(
         # a rerun wrote nothing (or little): the artifacts show the day as the ledger holds it
         shown = read_day_decisions(outcome.ledger, day)
         summary = from_ledger(summary, shown)
-    publish_cycle(summary, shown, outcome.batch, brands, key_prefix=prefix)
+    publish_cycle(summary, shown, outcome.batch, brands, key_prefix=prefix, coverage=outcome.coverage, configs_dir=portfolio.root)
     if shard_index is None:
         publish_visual_report(quote(portfolio), outcome.ledger, day)
     emit_brand_events(quote(portfolio), outcome.decisions, outcome.cohorts, names, quote(outcome.written))

@@ -13,7 +13,7 @@ from prefect.deployments.runner import RunnerDeployment
 from prefect.events.actions import DoNothing, SendNotification
 from prefect.events.schemas.automations import EventTrigger, Posture
 from prefect.flows import Flow, load_flow_from_entrypoint
-from prefect.schedules import Cron
+from prefect.schedules import Cron, Interval
 
 from brandsteps.config import Portfolio
 from brandsteps.deploy_spec import CYCLE_DEPLOYMENT, DeploymentSpec, read_deployment_specs
@@ -27,7 +27,10 @@ WEBHOOK_BLOCK = "brandsteps-overdue-webhook"
 
 def _schedules(spec: DeploymentSpec, portfolio: Portfolio) -> list[Any]:
     if spec.name != CYCLE_DEPLOYMENT:
-        return [Cron(s.cron, timezone=s.timezone, slug=s.slug, active=s.active) for s in spec.schedules]
+        return [
+            Interval(s.interval, slug=s.slug, active=s.active) if s.interval else Cron(s.cron, timezone=s.timezone, slug=s.slug, active=s.active)
+            for s in spec.schedules
+        ]
     slug = spec.schedules[0].slug if spec.schedules else "daily-onboarding-cycle"
     # onboarding.yaml is the operators' one place for when the cycle runs.
     return [Cron(portfolio.onboarding.schedule, timezone=portfolio.onboarding.timezone, slug=slug, active=True)]

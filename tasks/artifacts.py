@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, Sequence
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from prefect.client.schemas.sorting import FlowRunSort
 from prefect.settings import PREFECT_UI_URL
 
 from brandsteps.config import Portfolio
+from brandsteps.coverage import FALLBACK_SOURCES, Coverage, artifact_rows, data_coverage
 from brandsteps.cycle import CycleSummary
 from brandsteps.ledger import Ledger
 from brandsteps.metrics_source import MetricsBatch
@@ -29,6 +31,7 @@ from brandsteps.report import (
     summary_markdown,
 )
 from brandsteps.review import review_run_names
+from brandsteps.settings import report_sources
 
 REVIEW_FLOW = "review-brand"
 NAMES_PER_QUERY = 50  # run names per flow-run query: each may have had several runs, the server returns 200 at most
@@ -83,11 +86,54 @@ def publish_awaiting(decisions: pd.DataFrame, brands: pd.DataFrame, day: str, ke
     )
 
 
+def cycle_coverage(portfolio: Portfolio, cohorts: pd.DataFrame, window: pd.DataFrame) -> Coverage | None:
+    """The data coverage of the brands whose windows the cycle computed (those it decides), from those windows.
+
+    None, with the error logged, when it cannot be computed: the decisions are recorded by then, and
+    a report must not stop the events and reviews after it.
+    """
+    try:
+        return data_coverage(portfolio, cohorts.loc[window.index, ["stage", "tier"]], window)
+    except Exception:
+        get_run_logger().exception("The data coverage of the cycle could not be computed")
+        return None
+
+
+def publish_coverage(coverage: Coverage, configs_dir: Path | None, day: str, key_prefix: str = "") -> None:
+    """The data-coverage table: criteria the decided brands had no value for, most brands affected first.
+
+    A run that decided no brand (a rerun of the day) leaves the day's table as the first run published it.
+    """
+    if coverage.total == 0:
+        get_run_logger().info("No brand decided by this run: the data-coverage artifact stays as it was")
+        return
+    sources: Mapping[str, Sequence[str]] = FALLBACK_SOURCES
+    if configs_dir is not None:
+        try:
+            sources = report_sources(configs_dir)
+        except Exception as exc:  # a broken import profile (`brandsteps import` names it): the known reports still fill the column
+            get_run_logger().warning("Import profiles could not be read, data-coverage names the known Kuaishou reports: %s", exc)
+    rows = artifact_rows(coverage, sources)
+    without = sum(1 for r in rows if r["no value"])
+    create_table_artifact(
+        key=f"{key_prefix}data-coverage",
+        table=rows,
+        description=f"Deciding criteria, guardrails and min_sample keys without a value on {day} ({without}), for the {coverage.total} brands "
+        "this run decided, most brands affected first: the base columns no day of their windows has, and the reports that fill them "
+        "(`brandsteps coverage` shows every criterion)",
+    )
+
+
 @task(name="publish-artifacts", cache_policy=NONE)
-def publish_cycle(summary: CycleSummary, decisions: pd.DataFrame, batch: MetricsBatch, brands: pd.DataFrame, key_prefix: str = "") -> None:
+def publish_cycle(
+    summary: CycleSummary, decisions: pd.DataFrame, batch: MetricsBatch, brands: pd.DataFrame, key_prefix: str = "",
+    coverage: Coverage | None = None, configs_dir: Path | None = None,
+) -> None:
     """Keyed artifacts, so the latest funnel, changes and quarantine are one click away.
 
     brands: report.table_brands of the portfolio (names, owners, approval waits, max_days_in_stage).
+    coverage: cycle_coverage of the run (none for a sharded cycle's parent: each shard publishes its
+    own); configs_dir: where the import profiles that name the reports are.
     """
     day = summary.as_of.isoformat()
     create_markdown_artifact(key=f"{key_prefix}cycle-summary", markdown=summary_markdown(summary), description=f"Onboarding cycle {day}")
@@ -111,6 +157,8 @@ def publish_cycle(summary: CycleSummary, decisions: pd.DataFrame, batch: Metrics
         table=quarantine_rows(batch.quarantine) or [{"source": "", "row": "", "brand_id": "", "date": "", "reason": "no rows quarantined"}],
         description=f"Metric rows set aside on {day}, each with its reason ({len(batch.quarantine)} in all)",
     )
+    if coverage is not None:
+        publish_coverage(coverage, configs_dir, day, key_prefix)
 
 
 @task(name="publish-brand-report", cache_policy=NONE)

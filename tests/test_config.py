@@ -11,6 +11,8 @@ import yaml
 from brandsteps.config import ConfigError, effective_stage, load_portfolio, write_json_schemas
 from tests.conftest import REPO, write_configs
 
+REPO_SCHEMAS = REPO / "schemas"
+
 
 def test_repository_configs_are_valid() -> None:
     p = load_portfolio(REPO / "configs", apply_env=False)
@@ -116,6 +118,12 @@ def test_environment_overrides_yaml(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 def test_json_schemas_are_written(tmp_path: Path) -> None:
     paths = write_json_schemas(tmp_path)
     names = sorted(p.name for p in paths)
-    assert names == ["brand.schema.json", "onboarding.schema.json", "steps.schema.json"]
+    assert names == ["brand.schema.json", "import-profile.schema.json", "onboarding.schema.json", "steps.schema.json"]
     brand = json.loads((tmp_path / "brand.schema.json").read_text())
     assert brand["additionalProperties"] is False and "tier" in brand["required"]
+
+
+def test_committed_schemas_are_the_models(tmp_path: Path) -> None:
+    # editors read schemas/*.schema.json: a model change without `brandsteps schema` would leave them checking old keys
+    for path in write_json_schemas(tmp_path):
+        assert (REPO_SCHEMAS / path.name).read_text(encoding="utf-8") == path.read_text(encoding="utf-8"), f"run `brandsteps schema`: {path.name}"

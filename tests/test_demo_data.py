@@ -16,18 +16,24 @@ import pytest
 import yaml
 
 from brandsteps.catalogue import BASE_COLUMNS, STAGE_IDS, TIERS, UV_COLUMNS
+from brandsteps.config import load_portfolio
 from brandsteps.demo_data import (
     ARCHETYPES,
     CATEGORIES,
     GOOD_ARCHETYPES,
     DemoBrand,
+    DemoSummary,
     archetype_counts,
     corrupt_rows,
+    earliest_day_in,
     generate_daily_metrics,
     plan_demo_portfolio,
     plan_synthetic_portfolio,
     write_demo_folder,
 )
+from brandsteps.demo_exports import ACCOUNT_NOBODY, RESTATED_REPORT, USER_PROFILES
+from brandsteps.imports import BUILTIN_PROFILES, load_profiles
+from brandsteps.imports.records import IMPORT_COLUMNS, REVISION_COLUMNS, file_records, read_jsonl
 
 REPO = Path(__file__).resolve().parents[1]
 PLAYBOOK = yaml.safe_load((REPO / "configs" / "steps.yaml").read_text(encoding="utf-8"))
@@ -501,24 +507,171 @@ def test_corrupt_rows(brands: list[DemoBrand], metrics: pd.DataFrame) -> None:
     assert int(changed.to_numpy().sum()) == 2
 
 
-def test_write_demo_folder(tmp_path: Path) -> None:
-    end = dt.date(2026, 11, 21)
-    summary = write_demo_folder(tmp_path, n_brands=50, days=DAYS, end=end, seed=SEED)
-    files = sorted((tmp_path / "configs" / "brands").glob("*.yaml"))
-    assert len(files) == summary.n_brands == 50
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> DemoSummary:
+    """The 50-brand demo folder, written once: configs, the exports and the metrics they were imported into (~10 s)."""
+    return write_demo_folder(tmp_path_factory.mktemp("demo"), n_brands=50, days=DAYS, end=END, seed=SEED)
+
+
+@pytest.fixture(scope="module")
+def demo_configs(demo: DemoSummary) -> dict[str, dict[str, Any]]:
+    return {p.stem: yaml.safe_load(p.read_text(encoding="utf-8")) for p in demo.brand_files}
+
+
+def test_write_demo_folder(demo: DemoSummary, demo_configs: dict[str, dict[str, Any]], brands: list[DemoBrand]) -> None:
+    files = sorted((demo.configs_dir / "brands").glob("*.yaml"))
+    assert len(files) == demo.n_brands == 50
     for path in files:
-        config = yaml.safe_load(path.read_text(encoding="utf-8"))
+        config = demo_configs[path.stem]
         assert config["brand_id"] == path.stem
         assert isinstance(config["start_date"], dt.date)  # written as an ISO date, read back as a date
-        assert summary.archetypes[path.stem] in ARCHETYPES
-    onboarding = yaml.safe_load(summary.onboarding_path.read_text(encoding="utf-8"))
-    assert onboarding["metrics"] == "data/metrics" and onboarding["ledger"] == "sqlite:///data/ledger.sqlite"
-    assert yaml.safe_load(summary.playbook_path.read_text(encoding="utf-8")) == PLAYBOOK
-    frame = pd.read_parquet(summary.metrics_path)
-    assert len(frame) == summary.n_rows and summary.n_corrupt_rows == 2
-    assert frame["date"].max() == pd.Timestamp(end) and summary.start == end - dt.timedelta(days=DAYS - 1)
-    archetypes = pd.read_csv(summary.archetypes_path)
-    assert dict(zip(archetypes["brand_id"], archetypes["archetype"], strict=True)) == summary.archetypes
+        assert demo.archetypes[path.stem] in ARCHETYPES
+    # the brand files are the plan plus the ids the exports name brands by (accounts, exclusive SKUs)
+    assert {b.brand_id: {k: v for k, v in demo_configs[b.brand_id].items() if k not in ("accounts", "exclusive_items")} for b in brands} == {
+        b.brand_id: b.config for b in brands
+    }
+    onboarding = yaml.safe_load(demo.onboarding_path.read_text(encoding="utf-8"))
+    assert onboarding["metrics"] == "data/metrics.parquet" and onboarding["ledger"] == "sqlite:///data/ledger.sqlite"
+    assert demo.metrics_path == demo.folder / "data" / "metrics.parquet"
+    assert yaml.safe_load(demo.playbook_path.read_text(encoding="utf-8")) == PLAYBOOK
+    frame = pd.read_parquet(demo.metrics_path)
+    assert len(frame) == demo.n_rows and demo.n_corrupt_rows == 2
+    assert frame["date"].max() == pd.Timestamp(END) and demo.start == START
+    archetypes = pd.read_csv(demo.archetypes_path)
+    assert dict(zip(archetypes["brand_id"], archetypes["archetype"], strict=True)) == demo.archetypes
+    # every export under <demo>/exports, and the configs (brands' accounts, the operator's profiles) valid
+    assert all(e.path.is_file() and e.path.is_relative_to(demo.exports_dir) for e in demo.exports)
+    portfolio = load_portfolio(demo.configs_dir)
+    assert set(load_profiles(demo.configs_dir)) == set(BUILTIN_PROFILES) | set(USER_PROFILES)
+    assert len(portfolio.brands) == 50
+
+
+# Why each base column comes back from its export exactly (demo_exports writes the cells, read_import parses them).
+ROUND_TRIP: dict[str, str] = {
+    "uv_private": "流量来源 (user profile traffic): a whole count, with thousands separators",
+    "uv_public_organic": "流量来源: a whole count",
+    "uv_public_paid": "流量来源: a whole count",
+    "watch_minutes": "直播 (live-room): minutes to the tenth as whole seconds (0.1 min = 6 s); seconds / 60 is the tenth's float",
+    "live_minutes": "直播: whole minutes",
+    "product_impressions": "全店成交分析: a whole count; GBK files write '12.3456万', every digit kept",
+    "product_clicks": "全店成交分析: a whole count",
+    "orders": "全店成交分析: a whole count (the corrupt row's -3 too)",
+    "buyers": "全店成交分析: a whole count",
+    "returning_buyers": "客户分析 (customers): a whole count",
+    "gmv": "全店成交分析: '¥1,234.56': a float of fen formats to its fen and parses back to that float (the generator rounds to the fen)",
+    "gmv_self": "全店成交分析: an amount to the fen (not a % share, which would round)",
+    "gmv_affiliate": "全店成交分析: an amount to the fen",
+    "gmv_exclusive": "per-item sales: whole yuan per SKU, which add up exactly in any order; none for brands without per-item exports",
+    "refund_amount": "全店成交分析 to the fen; apparel's last 30 days from the re-export (the first export's were smaller)",
+    "active_affiliates": "快分销 数据概览 (affiliates): a whole count (the 效果明细's distinct selling 达人 say the same)",
+    "commission": "全店成交分析 结算佣金 to the fen, settling the 快分销 estimate imported before it",
+    "ad_spend": "磁力金牛: ￥ to the fen; no rows (not measured) for unmeasured_ads",
+    "ad_gmv": "磁力金牛: ￥ to the fen",
+    "orders_shipped_48h": "店铺服务 (service): a whole count",
+    "store_rating": "店铺服务: one decimal ('4.8'; the corrupt row's 7.5 too)",
+    "followers_new": "直播: a whole count",
+    "exclusive_skus": "per-item sales: exclusive 商品ID with sales that day (count_distinct); none for brands without per-item exports",
+}
+
+
+def test_every_base_column_comes_from_an_export(demo: DemoSummary) -> None:
+    imports = read_jsonl(file_records(demo.metrics_path).imports, IMPORT_COLUMNS)
+    assert len(imports) == len(demo.exports)  # one import per file, as `brandsteps import` logs them
+    assert set(",".join(imports["columns"]).split(",")) == set(BASE_COLUMNS) == set(ROUND_TRIP)
+
+
+@pytest.mark.parametrize("column", [pytest.param(c, id=c) for c in BASE_COLUMNS])
+def test_exports_reimport_to_the_generated_values(
+    demo: DemoSummary, demo_configs: dict[str, dict[str, Any]], brands: list[DemoBrand], metrics: pd.DataFrame, column: str
+) -> None:
+    # Exact, not approximate: the demo decides on what went through the exports (ROUND_TRIP says why it can be exact).
+    expected = corrupt_rows(metrics, brands, SEED).set_index(["brand_id", "date"])[column]
+    if column in ("gmv_exclusive", "exclusive_skus"):
+        # per-item exports only for brands old enough to reach channel_exclusive: the others list no exclusive_items
+        listed = {b for b, c in demo_configs.items() if c.get("exclusive_items")}
+        reach = earliest_day_in("channel_exclusive", PLAYBOOK)
+        assert listed == {b.brand_id for b in brands if (END - b.start_date).days >= reach} and len(listed) >= 30
+        expected = expected.where(expected.index.get_level_values("brand_id").isin(listed))
+    imported = pd.read_parquet(demo.metrics_path).set_index(["brand_id", "date"])[column].reindex(expected.index)
+    assert len(pd.read_parquet(demo.metrics_path, columns=["brand_id"])) == len(expected)  # no brand-day more, none less
+    assert np.array_equal(imported.to_numpy(), expected.to_numpy(), equal_nan=True), ROUND_TRIP[column]
+
+
+def test_revision_record_holds_the_restated_values(demo: DemoSummary, brands: list[DemoBrand], metrics: pd.DataFrame) -> None:
+    final = metrics.set_index(["brand_id", "date"])
+    revisions = read_jsonl(file_records(demo.metrics_path).revisions, REVISION_COLUMNS)
+    revisions["date"] = pd.to_datetime(revisions["date"])
+    assert set(revisions["column_name"]) == {"refund_amount", "commission"}
+    now = final.loc[list(zip(revisions["brand_id"], revisions["date"], strict=True))]
+    old, new = revisions["old_value"].astype(float).to_numpy(), revisions["new_value"].astype(float).to_numpy()
+    refunds = (revisions["column_name"] == "refund_amount").to_numpy()
+    # Refunds by payment date: the apparel stores' re-export of their last 30 days, grown to the generated values
+    # (55% to 99.5% of them in the first export). Nearly every such brand-day is restated (a few round to the same fen).
+    assert set(revisions["file"][refunds].map(lambda f: Path(f).parent.name)) == {"全店成交分析-重新导出"}
+    apparel = [b.brand_id for b in brands if b.config["category"] == "apparel"]
+    recent = final.reset_index()
+    recent = recent[recent["brand_id"].isin(apparel) & (recent["date"] > pd.Timestamp(END - dt.timedelta(days=30)))]
+    assert 0.95 * len(recent) <= refunds.sum() <= len(recent)
+    assert np.array_equal(new[refunds], now["refund_amount"].to_numpy()[refunds])
+    assert ((old[refunds] < new[refunds]) & (old[refunds] >= 0.55 * new[refunds] - 0.01)).all()
+    # Commission: the 快分销 效果明细's estimate (3–10% above) settled by the store report's 结算佣金, on the end day
+    # of the brands in their first 30 days.
+    commission = ~refunds
+    assert set(revisions["file"][commission].map(lambda f: Path(f).parent.name)) == {"全店成交分析"}
+    assert set(revisions["date"][commission]) == {pd.Timestamp(END)}
+    assert set(revisions["brand_id"][commission]) == {b.brand_id for b in brands if (END - b.start_date).days < 30}
+    assert np.array_equal(new[commission], now["commission"].to_numpy()[commission])
+    assert ((old[commission] / new[commission] > 1.02) & (old[commission] / new[commission] < 1.11)).all()
+
+
+def test_each_report_is_imported_and_summarised(demo: DemoSummary, brands: list[DemoBrand]) -> None:
+    reports = {r.report: r for r in demo.imports}
+    # the profile recognised from each report's header row, as `brandsteps import` recognises it
+    assert {name: r.profiles for name, r in reports.items()} == {
+        "快分销 效果明细": ("kuaifenxiao-effect",),
+        "全店成交分析 daily": ("kuaishou-store-daily",),
+        "磁力金牛 account report": ("cililiujin-accounts",),
+        "直播 live room": ("live-room",),
+        "流量来源 traffic": ("traffic",),
+        "客户分析 customers": ("customers",),
+        "店铺服务 service": ("service",),
+        "快分销 数据概览": ("affiliates",),
+        "per-item sales": ("kuaishou-items-daily",),
+        RESTATED_REPORT: ("kuaishou-store-daily",),
+    }
+    store = reports["全店成交分析 daily"]
+    # every brand-day comes with the store report, but the few the 快分销 detail (imported first) brought
+    assert store.files == store.brands == 50 and store.brand_days == demo.n_rows
+    assert store.new_rows == demo.n_rows - reports["快分销 效果明细"].new_rows
+    # the store report writes UTF-8 with a BOM, GBK and a few workbooks
+    suffixes = pd.Series([e.path.suffix for e in demo.exports if e.report == "全店成交分析 daily"]).value_counts()
+    assert set(suffixes.index) == {".csv", ".xlsx"} and 0 < suffixes[".xlsx"] <= 5
+    # one 磁力金牛 file for every ad account; the provider's test account is skipped, the brand without ads has no rows
+    ads = reports["磁力金牛 account report"]
+    assert ads.files == 1 and ads.brands == 49 and ads.skipped == (f"account {ACCOUNT_NOBODY} (7 rows, 2026-11-15 to 2026-11-21)",)
+    # the overview's selling 达人 are the detail's: the detail's brand-days come back unchanged
+    assert reports["快分销 数据概览"].unchanged == reports["快分销 效果明细"].brand_days > 0
+    assert reports[RESTATED_REPORT].revisions > 0 and "restated (kept in" in reports[RESTATED_REPORT].line()
+    assert reports[RESTATED_REPORT].brands == sum(b.config["category"] == "apparel" for b in brands)
+
+
+def test_a_demo_written_again_is_rebuilt_from_its_own_exports(tmp_path: Path) -> None:
+    # A second demo into the same folder (another period, fewer brands): the metrics come from its exports
+    # alone, none already imported by the first is skipped, and the first's exports are gone.
+    write_demo_folder(tmp_path, n_brands=14, days=40, end=END - dt.timedelta(days=3), seed=SEED)
+    second = write_demo_folder(tmp_path, n_brands=12, days=40, end=END, seed=SEED)
+    frame = pd.read_parquet(second.metrics_path)
+    assert len(frame) == second.n_rows and frame["date"].max() == pd.Timestamp(END) and frame["brand_id"].nunique() == 12
+    assert len(read_jsonl(file_records(second.metrics_path).imports, IMPORT_COLUMNS)) == len(second.exports)
+    assert sorted(p for p in second.exports_dir.rglob("*") if p.is_file()) == sorted(e.path for e in second.exports)
+
+
+def test_the_demo_imports_into_its_own_metrics_whatever_the_environment_says(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # BRANDSTEPS_METRICS overrides onboarding.yaml for every command; the demo's imports never go there.
+    elsewhere = tmp_path / "production" / "metrics.parquet"
+    monkeypatch.setenv("BRANDSTEPS_METRICS", str(elsewhere))
+    summary = write_demo_folder(tmp_path / "demo", n_brands=12, days=40, end=END, seed=SEED)
+    assert not elsewhere.parent.exists() and len(pd.read_parquet(summary.metrics_path)) == summary.n_rows
 
 
 def test_synthetic_portfolio_and_metrics() -> None:

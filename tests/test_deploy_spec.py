@@ -1,4 +1,4 @@
-"""prefect.yaml: the four deployments, and a cycle schedule that agrees with configs/onboarding.yaml."""
+"""prefect.yaml: the five deployments, and a cycle schedule that agrees with configs/onboarding.yaml."""
 
 from __future__ import annotations
 
@@ -21,7 +21,10 @@ def test_repository_prefect_yaml_declares_every_deployment() -> None:
     cycle = specs[0]
     # daily 09:00 Shanghai by default, with a slug so redeploys replace rather than add
     assert [(s.cron, s.timezone, s.slug) for s in cycle.schedules] == [("0 9 * * *", "Asia/Shanghai", "daily-onboarding-cycle")]
-    assert all(not s.schedules for s in specs[1:])  # the others run on demand
+    by_name = {s.name: s for s in specs}
+    # the inbox is looked at every 15 minutes (900 s), with a slug so redeploys replace rather than add
+    assert [(s.interval, s.slug) for s in by_name["import-exports"].schedules] == [(900.0, "import-exports-every-15-minutes")]
+    assert all(not by_name[n].schedules for n in ("onboard-brand", "review-brand", "backtest"))  # on demand
 
 
 def test_prefect_yaml_agrees_with_onboarding_yaml() -> None:
@@ -39,7 +42,16 @@ def test_a_different_schedule_is_reported() -> None:
     [
         ("name: x\n", "prefect.yaml: deployments: must be a non-empty list"),
         ("deployments:\n  - name: a\n", "prefect.yaml: deployments[0]: needs a name and an entrypoint"),
-        ("deployments:\n  - name: a\n    entrypoint: f.py:f\n    schedules: [{interval: 60}]\n", "prefect.yaml: deployments[0].schedules[0]: must be a map with a cron expression"),
+        pytest.param(
+            "deployments:\n  - name: a\n    entrypoint: f.py:f\n    schedules: [{timezone: UTC}]\n",
+            "prefect.yaml: deployments[0].schedules[0]: must be a map with a cron expression or an interval in seconds",
+            id="neither-cron-nor-interval",
+        ),
+        pytest.param(
+            "deployments:\n  - name: a\n    entrypoint: f.py:f\n    schedules: [{interval: -5}]\n",
+            "prefect.yaml: deployments[0].schedules[0].interval: must be a positive number of seconds",
+            id="negative-interval",
+        ),
     ],
 )
 def test_broken_prefect_yaml(tmp_path: Path, text: str, message: str) -> None:

@@ -91,7 +91,8 @@ def test_cycle_publishes_keyed_artifacts_and_is_idempotent(prefect_server: None,
     configs = portfolio_dir(tmp_path, 4)
     state = onboarding_cycle(as_of=AS_OF, configs=str(configs), return_state=True)
     keys = asyncio.run(_artifact_keys(str(state.state_details.flow_run_id)))
-    assert {"cycle-summary", "stage-funnel", "decision-changes", "quarantined-rows"} <= set(keys)
+    assert {"cycle-summary", "stage-funnel", "decision-changes", "quarantined-rows", "data-coverage"} <= set(keys)
+    assert "none missing" in str(keys["data-coverage"])  # gmv, all the simple playbook reads, is there for every brand
     rerun = onboarding_cycle(as_of=AS_OF, configs=str(configs), return_state=True)
     again = rerun.result()
     assert (again["decided"], again["already_decided"]) == (0, 4)

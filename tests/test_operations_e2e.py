@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sqlite3
 import threading
 import time
@@ -17,6 +18,7 @@ import pandas as pd
 import pytest
 
 from tests.conftest import simple_playbook, write_configs
+from tests.imports_helpers import FIXTURES, KUAISHOU_FIXTURES
 from tests.prefect_process import (
     BIN,
     CHROMIUM,
@@ -36,7 +38,7 @@ from tests.prefect_process import (
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-DEPLOYMENTS = ("onboarding-cycle", "onboard-brand", "review-brand", "backtest")
+DEPLOYMENTS = ("onboarding-cycle", "onboard-brand", "review-brand", "backtest", "import-exports")
 
 
 def _portfolio(root: Path) -> Path:
@@ -134,7 +136,7 @@ def _ledger(stack: Stack, sql: str, *params: object) -> list[tuple[Any, ...]]:
 
 
 def test_operator_desk_end_to_end(stack: Stack) -> None:
-    # 1. serve: all four deployments, the cycle on onboarding.yaml's cron in its timezone, with a slug
+    # 1. serve: all five deployments, the cycle on onboarding.yaml's cron in its timezone, with a slug
     with _serve(stack) as proc:
         wait_for("deployments", lambda: _deployments_ready(stack.api) or proc.poll() is not None)
         assert proc.poll() is None, stack.serve_log.read_text()
@@ -166,7 +168,8 @@ def test_operator_desk_end_to_end(stack: Stack) -> None:
             ]:
                 with pytest.raises(Exception, match=f"Validation failed for field '{named}'"):
                     run_deployment(deployment, parameters=parameters, timeout=0)
-        assert flow_runs_of(stack.api, "onboarding-cycle") == [] and flow_runs_of(stack.api, "review-brand") == []
+        started = [r["name"] for flow in ("onboarding-cycle", "review-brand") for r in flow_runs_of(stack.api, flow) if not r["auto_scheduled"]]
+        assert started == []  # only the scheduler's upcoming runs exist
         assert not (stack.root / "data" / "ledger.sqlite").exists()  # nothing was decided
 
         # 4. three daily runs through the deployment; the third moves brands
@@ -270,3 +273,39 @@ def test_operator_desk_end_to_end(stack: Stack) -> None:
         assert (shots / "decision-changes.png").stat().st_size > 10_000  # a real picture, not an empty page
         drain_prefect_workers()
     assert proc.poll() is not None  # serve and its runs are gone
+
+
+def test_inbox_files_are_imported_once_by_the_served_deployment(stack: Stack) -> None:
+    """An operator drops exports in the inbox; import-exports (served, on demand here) imports each once and announces it."""
+    inbox = stack.root / "inbox"
+    (inbox / "riser").mkdir(parents=True)
+    shutil.copy(KUAISHOU_FIXTURES / "daily_week_utf8bom.csv", inbox / "riser" / "全店-7月.csv")  # 全店成交分析: riser's by its folder
+    shutil.copy(FIXTURES / "cililiujin_bad_cell.csv", inbox / "磁力金牛-坏.csv")  # an unreadable cell: rejected
+    old = time.time() - 60  # at rest: not a file still being copied in
+    for path in (inbox / "riser" / "全店-7月.csv", inbox / "磁力金牛-坏.csv"):
+        os.utime(path, (old, old))
+    with _serve(stack) as proc:
+        wait_for("deployments", lambda: _deployments_ready(stack.api) or proc.poll() is not None)
+        first = _run_deployment(stack, "import-exports/import-exports", {"inbox": str(inbox)})
+        assert first.state.is_completed(), stack.serve_log.read_text()[-3000:]
+        rows = json.loads(latest_artifact(stack.api, "imported-exports")["data"])
+        assert [(r["file"], r["outcome"], r["moved to"]) for r in rows] == [
+            ("riser/全店-7月.csv", "imported", "riser/done/全店-7月.csv"),
+            ("磁力金牛-坏.csv", "rejected", "rejected/磁力金牛-坏.csv"),
+        ]
+        assert (inbox / "rejected" / "磁力金牛-坏.csv.reason.txt").read_text(encoding="utf-8").startswith(str(inbox / "磁力金牛-坏.csv"))
+        # the same export dropped again: filed, nothing imported twice, nothing announced twice
+        shutil.copy(inbox / "riser" / "done" / "全店-7月.csv", inbox / "riser" / "全店-7月-again.csv")
+        os.utime(inbox / "riser" / "全店-7月-again.csv", (old, old))
+        second = _run_deployment(stack, "import-exports/import-exports", {"inbox": str(inbox)})
+        assert second.state.is_completed()
+        again = json.loads(latest_artifact(stack.api, "imported-exports")["data"])
+        assert [(r["file"], r["outcome"]) for r in again] == [("riser/全店-7月-again.csv", "already imported")]
+        drain_prefect_workers()
+
+        def imported_events() -> list[dict[str, Any]]:
+            return api_post(stack.api, "/events/filter", {"filter": {"event": {"name": ["brandsteps.metrics.imported"]}}, "limit": 50})["events"]
+
+        events = wait_for("the imported event", imported_events, timeout=60)
+        assert len(events) == 1 and events[0]["payload"]["brands"] == ["riser"] and events[0]["payload"]["files"] == ["riser/全店-7月.csv"]
+        assert events[0]["payload"]["days"][0].startswith("20") and len(events[0]["payload"]["days"]) == 7  # the export's week

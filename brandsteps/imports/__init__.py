@@ -1,0 +1,12 @@
+"""Imports of Kuaishou exports by profile (DESIGN §4a): recognise a file, read it into rows per brand and day."""
+
+from __future__ import annotations
+
+from brandsteps.imports.apply import choose_profile, read_import
+from brandsteps.imports.builtin import BUILTIN_PROFILES
+from brandsteps.imports.loading import load_profiles
+from brandsteps.imports.model import ImportedFile
+from brandsteps.imports.profiles import ImportProfile
+from brandsteps.imports.reading import ImportFormatError
+
+__all__ = ["BUILTIN_PROFILES", "ImportFormatError", "ImportProfile", "ImportedFile", "choose_profile", "load_profiles", "read_import"]
