@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -57,18 +58,27 @@ def _config_cache_in_tmp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[N
         yield
 
 
-@pytest.fixture(autouse=True)
-def _cli_quiet_defaults_end_with_the_test() -> Iterator[None]:
-    """The CLI quiets Prefect's logging through the environment; a test that ran it must not silence the next test's flow logs."""
+@contextmanager
+def quiet_variables_restored() -> Iterator[None]:
+    """The CLI quiets Prefect's logging through the environment: put the variables back as they were afterwards."""
     from brandsteps.cli import QUIET_PREFECT_VARIABLES
 
     before = {k: os.environ.get(k) for k in QUIET_PREFECT_VARIABLES}
-    yield
-    for key, value in before.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
+    try:
+        yield
+    finally:
+        for key, value in before.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@pytest.fixture(autouse=True)
+def _cli_quiet_defaults_end_with_the_test() -> Iterator[None]:
+    """A test that ran the CLI must not silence the next test's flow logs."""
+    with quiet_variables_restored():
+        yield
 
 
 @pytest.fixture(scope="session")

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -13,12 +10,12 @@ from typing import Any, NamedTuple
 import pandas as pd
 import pytest
 
-from brandsteps.cli import QUIET_PREFECT_VARIABLES, main
+from brandsteps.cli import main
 from brandsteps.config import load_portfolio
 from brandsteps.cycle import run_day
 from brandsteps.ledger import Ledger
 from brandsteps.metrics_source import validate
-from tests.conftest import simple_playbook, write_configs
+from tests.conftest import quiet_variables_restored, simple_playbook, write_configs
 
 FIRST_DAY, LAST_DAY = date(2026, 1, 1), date(2026, 1, 6)
 # The simple playbook (gmv >= 300 over a 3-day window, 2 days in stage first, 2 passes in a row), plus: a refund guardrail
@@ -228,20 +225,6 @@ CASES = [
 ]
 
 
-@contextmanager
-def _quiet_variables_restored() -> Iterator[None]:
-    """The CLI sets Prefect's quiet logging variables; conftest restores them per test, this fixture's calls need it too."""
-    before = {k: os.environ.get(k) for k in QUIET_PREFECT_VARIABLES}
-    try:
-        yield
-    finally:
-        for key, value in before.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
-
 @pytest.fixture(scope="module")
 def configs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The portfolio decided from FIRST_DAY to LAST_DAY by the cycle's core, then answered by people and by a review timeout."""
@@ -261,7 +244,7 @@ def configs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     batch = validate(rows, as_of=LAST_DAY, today=LAST_DAY + timedelta(days=1))
     for day in days:
         run_day(portfolio, batch, ledger, day.date(), None)
-    with _quiet_variables_restored():
+    with quiet_variables_restored():
         for argv in (
             ["approve", "approve", "--by", "王敏", "--reason", "numbers hold"],
             ["approve", "approve-graduate", "--by", "王敏", "--reason", "ready for the channel"],
