@@ -538,18 +538,25 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def _restate_all(args: argparse.Namespace, portfolio: Any, imported: list[Any]) -> list[str]:
-    """Each file into the configured metrics: a brand-day imported again takes the file's columns (old values kept on record)."""
-    from brandsteps.imports.restate import RestateError, restate
+    """The files into the configured metrics in one go: a brand-day imported again takes the file's columns (old values kept on record).
+
+    The target is read and written once for all of them. A file whose rows cannot be stored changes
+    nothing and is reported (exit 2); the other files are stored.
+    """
+    from brandsteps.imports.restate import RestateError, restate_many
     from brandsteps.settings import targets
 
     source = targets(portfolio, args.metrics, None).metrics
-    lines: list[str] = []
     try:
-        for one in imported:
-            lines += restate(source, one).lines()
-    except RestateError as exc:
-        print("\n".join(lines))  # what was stored before the failing file stays stored
+        results = restate_many(source, imported)
+    except RestateError as exc:  # the target itself cannot take them: nothing was stored
         raise UsageError(str(exc)) from None
+    failed = [line for r in results if r.error is not None for line in r.lines()]
+    lines = [line for r in results if r.error is None for line in r.lines()]
+    if failed:
+        print("\n".join(lines))  # the files stored
+        others = "; the others were stored" if len(failed) < len(results) else ""
+        raise UsageError("\n".join([*failed, f"{len(failed)} of {len(results)} files not stored{others}"]))
     return lines
 
 

@@ -593,10 +593,10 @@ def write_exports(folder: Path, brands: pd.DataFrame, metrics: pd.DataFrame, end
 def import_exports(configs_dir: Path, exports: Sequence[ExportFile], metrics: Path) -> list[ReportImport]:
     """Import the exports into the metrics file as `brandsteps import --metrics FILE` does, report by report in order:
     a report's files are all read (read_import; the profile recognised from the header row) before any is stored
-    (restate, file by file: a file's digest in the import log, replaced values in the revision record)."""
+    (restate_many, one pass over the target per report: each file's digest in the import log, replaced values in the revision record)."""
     from brandsteps.config import load_portfolio
     from brandsteps.imports import load_profiles, read_import
-    from brandsteps.imports.restate import restate
+    from brandsteps.imports.restate import RestateError, restate_many
     from brandsteps.settings import targets
 
     portfolio = load_portfolio(configs_dir)
@@ -606,7 +606,10 @@ def import_exports(configs_dir: Path, exports: Sequence[ExportFile], metrics: Pa
     for report in dict.fromkeys(f.report for f in exports):  # a dozen reports, a file at a time as the command does
         files = [f for f in exports if f.report == report]
         imported = [read_import(f.path, portfolio.brands, profiles, brand=f.brand) for f in files]
-        results = [restate(target, one) for one in imported]
+        results = restate_many(target, imported)
+        failed = [r.error for r in results if r.error]
+        if failed:  # the demo's own exports: a file that cannot be stored is a bug in the generator
+            raise RestateError("; ".join(failed))
         keys = pd.concat([one.rows[["brand_id", "date"]] for one in imported], ignore_index=True)
         skipped = pd.concat([one.skipped_accounts for one in imported], ignore_index=True)
         out.append(

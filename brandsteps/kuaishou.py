@@ -798,7 +798,7 @@ def _insert_sql(rows: pd.DataFrame, source: MetricsSource) -> None:
             raise KuaishouFormatError(f"{source.describe()}: the table has no column {', '.join(lacking)}")
         out = rows.copy()
         out["date"] = out["date"].dt.date
-        records = out.astype(object).where(out.notna(), None).to_dict("records")
+        records = [{str(k): v for k, v in r.items()} for r in out.astype(object).where(out.notna(), None).to_dict("records")]
         with engine.begin() as conn:
             conn.execute(table.insert(), records)  # bound parameters only
     finally:

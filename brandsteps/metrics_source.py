@@ -147,7 +147,7 @@ def _date_filter(date_type: object, start: date | None, end: date | None) -> obj
     if pa.types.is_date(date_type) or pa.types.is_timestamp(date_type):
         lo = pa.scalar(start, type=pa.date32()).cast(date_type) if start else None
         hi = pa.scalar(end, type=pa.date32()).cast(date_type) if end else None
-        if pa.types.is_timestamp(date_type) and hi is not None:
+        if pa.types.is_timestamp(date_type) and end is not None:  # hi is set exactly when end is
             # a timestamp on the end day (any time of day) belongs to that day
             hi = pa.scalar(pd.Timestamp(end) + pd.Timedelta(days=1), type=pa.timestamp("ns")).cast(date_type)
             expr_hi = field_ < hi
@@ -448,8 +448,12 @@ def _validate(
             text = series.astype("string").str.strip().str.replace(",", "", regex=False)
             num = pd.to_numeric(text, errors="coerce")
             not_number = (num.isna() & text.notna() & (text != "")).to_numpy(dtype=bool)
-            flag(not_number, lambda m, text=text, col=col: f"{col}: " + text[m].str.slice(0, 30).map(repr) + " is not a number")
-            del text
+
+            def not_a_number(m: np.ndarray, text: pd.Series = text, col: str = col) -> pd.Series:
+                return f"{col}: " + text[m].str.slice(0, 30).map(repr) + " is not a number"
+
+            flag(not_number, not_a_number)
+            del text, not_a_number
             series = num
         if series.dtype == np.float64:
             arr = series.to_numpy()  # a read-only view; NaN is already "missing"
@@ -470,14 +474,17 @@ def _validate(
         def shown(m: np.ndarray, arr: np.ndarray = arr) -> pd.Series:
             return pd.Series(arr[m]).map("{:g}".format)
 
+        def said(head: str, tail: str = "", shown: Callable[[np.ndarray], pd.Series] = shown) -> Callable[[np.ndarray], pd.Series]:
+            return lambda m: head + shown(m) + tail
+
         if lo < 0:
-            flag(arr < 0, lambda m, col=col, shown=shown: f"{col}: negative value " + shown(m))
+            flag(arr < 0, said(f"{col}: negative value "))
         if hi > IMPLAUSIBLE_VALUE:
-            flag(arr > IMPLAUSIBLE_VALUE, lambda m, col=col, shown=shown: f"{col}: implausibly large value " + shown(m))
+            flag(arr > IMPLAUSIBLE_VALUE, said(f"{col}: implausibly large value "))
         if col == "store_rating" and hi > 5:
-            flag(arr > 5, lambda m, shown=shown: "store_rating " + shown(m) + " is above 5")
+            flag(arr > 5, said("store_rating ", " is above 5"))
         values[col] = kept
-        del arr, kept, shown
+        del arr, kept, shown, said
 
     # Neither copy of a duplicated brand/day can be trusted over the other: both go.
     flag(_duplicated(brand, dates, ~bad_brand & ~bad_date), "duplicate row for this brand and day")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
+import shutil
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -18,8 +20,8 @@ from brandsteps.cli import main
 from brandsteps.config import load_portfolio
 from brandsteps.cycle import run_day
 from brandsteps.imports.model import ImportedFile
-from brandsteps.imports.records import decision_window, revised_after
-from brandsteps.imports.restate import RestateError, restate
+from brandsteps.imports.records import decision_window, file_records, revised_after
+from brandsteps.imports.restate import IMPORTED_FOLDER, RestateError, restate, restate_many
 from brandsteps.ledger import Ledger, decisions
 from brandsteps.metrics_source import MetricsSource, load_metrics, read_raw, validate
 from tests.conftest import simple_playbook, write_configs
@@ -295,6 +297,228 @@ def test_an_sql_import_that_fails_rolls_back(request: pytest.FixtureRequest, tmp
     with pytest.raises(RuntimeError, match="^connection lost$"):
         restate(source, B, AT_B)
     assert snapshot(source, tmp_path) == before
+
+
+# ---------------------------------------------------------------- many files in one call (restate_many)
+
+# A restatement of values file B brings (acme 11-28 refund 1388.5 → 1500, 11-29 refund 10 → none), and a
+# gmv for beta 11-30, a brand-day only file C brings: within one call they restate what the call itself stored.
+RE_B = exported("exports/全店-d.csv", ("refund_amount",), [("acme", "2026-11-28", 1500), ("acme", "2026-11-29", NaN)])
+D = exported("exports/全店-e.csv", ("gmv",), [("beta", "2026-11-30", 75)])
+
+SEQUENCES = [
+    # the round trip's three files at once: the same table as test_restating_round_trip stores one by one
+    pytest.param(
+        [A, B, C],
+        [
+            ("acme", "2026-11-27", 1000.0, None, None, None),
+            ("acme", "2026-11-28", 2000.0, 1388.5, 300.0, 900.0),
+            ("acme", "2026-11-29", 3000.0, 10.0, None, None),
+            ("beta", "2026-11-28", 500.0, 20.0, None, None),
+            ("beta", "2026-11-30", None, None, 50.0, 0.0),
+        ],
+        id="three-files-restating-and-filling",
+    ),
+    # the order decides: A after B puts A's refunds back (acme 11-28 1388.5 → 1204 is a revision against B's value;
+    # acme 11-27 gets its refund again, filled in; beta 11-28 loses B's refund, a revision); A has no 11-29
+    pytest.param(
+        [B, A],
+        [
+            ("acme", "2026-11-27", 1000.0, 100.0, None, None),
+            ("acme", "2026-11-28", 2000.0, 1204.0, None, None),
+            ("acme", "2026-11-29", 3000.0, 10.0, None, None),
+            ("beta", "2026-11-28", 500.0, None, None, None),
+        ],
+        id="the-later-file-wins",
+    ),
+    # acme 11-28's refund restated twice in one call (1204 → 1388.5 → 1500: two revisions, the second against B's
+    # value), and 11-29's refund, which B added in this call, removed by RE_B
+    pytest.param(
+        [A, B, RE_B],
+        [
+            ("acme", "2026-11-27", 1000.0, None, None, None),
+            ("acme", "2026-11-28", 2000.0, 1500.0, None, None),
+            ("acme", "2026-11-29", 3000.0, None, None, None),
+            ("beta", "2026-11-28", 500.0, 20.0, None, None),
+        ],
+        id="a-value-restated-twice-in-one-call",
+    ),
+    # beta 11-30 is new for C; D fills its gmv in: not a second new brand-day, nothing restated
+    pytest.param(
+        [C, D],
+        [("acme", "2026-11-28", None, None, 300.0, 900.0), ("beta", "2026-11-30", 75.0, None, 50.0, 0.0)],
+        id="filled-into-a-day-the-call-added",
+    ),
+]
+
+
+def import_log(source: MetricsSource) -> list[dict]:
+    """The target's import log, line by line (an SQL row as text, without its id)."""
+    if source.url is None:
+        log = file_records(source.path).imports  # type: ignore[arg-type]
+        return [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines()] if log.exists() else []
+    engine = sa.create_engine(source.url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(sa.text("SELECT * FROM metric_imports ORDER BY id")).mappings().all()
+        return [{k: str(v) for k, v in row.items() if k != "id"} for row in rows]
+    finally:
+        engine.dispose()
+
+
+def outcome(source: MetricsSource) -> dict[str, list]:
+    """What a run leaves: the table as the cycle reads it, every revision, the import log."""
+    return {"rows": stored(source), "revisions": revisions_of(source, "acme") + revisions_of(source, "beta"), "log": import_log(source)}
+
+
+def emptied(request: pytest.FixtureRequest, source: MetricsSource, root: Path) -> None:
+    """The target as the fixture made it: no files, or only the table the test started with."""
+    if source.url is None:
+        shutil.rmtree(root)
+        root.mkdir()
+        return
+    engine = sa.create_engine(source.url)
+    meta = sa.MetaData()
+    meta.reflect(engine)
+    meta.drop_all(engine)
+    engine.dispose()
+    if request.node.callspec.params["target"] == "sqlite-pandas":
+        _pandas_table(source.url)
+
+
+@pytest.mark.parametrize("target", TARGETS, indirect=True)
+@pytest.mark.parametrize(("files", "rows"), SEQUENCES)
+def test_many_files_in_one_call_store_what_one_by_one_stores(
+    request: pytest.FixtureRequest, target: tuple[MetricsSource, Path], files: list[ImportedFile], rows: list[tuple]
+) -> None:
+    source, root = target
+    one_by_one = [restate(source, f, AT_B) for f in files]
+    expected = outcome(source)
+    assert expected["rows"] == rows
+    emptied(request, source, root)
+
+    many = restate_many(source, files, AT_B)
+
+    assert many == one_by_one  # every count of every file: each against what the files before it left
+    assert outcome(source) == expected  # the same table, the same revisions (old values from earlier files of the call), the same log
+
+
+def test_revisions_within_one_call_are_against_the_file_before(tmp_path: Path) -> None:
+    source = MetricsSource(path=tmp_path / "metrics")
+    results = restate_many(source, [A, B, RE_B], AT_B)
+    assert [(r.new_rows, r.replaced_cells, r.unchanged_cells, r.revisions) for r in results] == [
+        (3, 0, 0, 0),  # all new
+        (1, 3, 3, 2),  # as in the round trip
+        (0, 2, 0, 2),  # both of its cells are values B brought in this call
+    ]
+    digest_b, digest_d = B.digest, RE_B.digest
+    assert [(r["file"], r["digest"], r["date"], r["old_value"], r["new_value"]) for r in revisions_of(source, "acme")] == [
+        ("exports/全店-b.csv", digest_b, "2026-11-27", 100.0, None),
+        ("exports/全店-b.csv", digest_b, "2026-11-28", 1204.0, 1388.5),
+        ("exports/全店-d.csv", digest_d, "2026-11-28", 1388.5, 1500.0),  # against B's value, not the target's 1204
+        ("exports/全店-d.csv", digest_d, "2026-11-29", 10.0, None),  # a value B added in this call, removed
+    ]
+
+
+TWICE = exported("exports/twice.csv", ("gmv",), [("acme", "2026-11-28", 1), ("acme", "2026-11-28", 2), ("beta", "2026-11-29", 3)])
+NOT_A_SLUG = exported("exports/not-a-slug.csv", ("gmv",), [("acme", "2026-11-28", 1), ("Beta Shop", "2026-11-29", 3)])
+NOT_BASE = exported("exports/not-base.csv", ("gmv_total",), [("acme", "2026-11-28", 1)])
+
+
+@pytest.mark.parametrize("target", TARGETS, indirect=True)
+@pytest.mark.parametrize(
+    ("bad", "error"),
+    [
+        pytest.param(TWICE, "exports/twice.csv: more than one row for acme on 2026-11-28: nothing written", id="a-brand-day-twice-in-the-file"),
+        pytest.param(NOT_A_SLUG, "exports/not-a-slug.csv: 1 row(s) without a brand id (slug) or a date: nothing written", id="a-brand-id-that-is-not-a-slug"),
+        pytest.param(NOT_BASE, "exports/not-base.csv: columns gmv_total: each must be a base column of the metrics, once", id="not-a-base-column"),
+    ],
+)
+def test_a_bad_file_among_good_ones_changes_nothing_and_the_others_are_stored(
+    request: pytest.FixtureRequest, target: tuple[MetricsSource, Path], bad: ImportedFile, error: str
+) -> None:
+    source, root = target
+    good = [restate(source, f, AT_B) for f in (A, B)]
+    expected = outcome(source)
+    emptied(request, source, root)
+
+    # the bad file's rows touch brand-days A and B store (acme 11-28) and one they lack (beta 11-29)
+    results = restate_many(source, [A, bad, B], AT_B)
+
+    assert results[1].error == error
+    assert results[1].lines() == [error]
+    assert (results[1].new_rows, results[1].replaced_cells, results[1].revisions, results[1].already_imported) == (0, 0, 0, False)
+    assert [results[0], results[2]] == good
+    assert outcome(source) == expected  # not a cell, revision or log line of the bad file
+    with pytest.raises(RestateError, match=f"^{re.escape(error)}$"):  # restate raises what restate_many reports
+        restate(source, bad, AT_C)
+
+
+def test_a_file_touching_a_brand_day_the_folder_holds_twice_is_refused_alone(tmp_path: Path) -> None:
+    folder = tmp_path / "metrics"
+    folder.mkdir()
+    for name in ("a.csv", "b.csv"):
+        (folder / name).write_text("brand_id,date,gmv\nacme,2026-11-28,2000\n", encoding="utf-8")
+
+    results = restate_many(MetricsSource(path=folder), [B, D], AT_B)
+
+    # B touches acme 11-28, which two files hold; D only beta 11-30: stored
+    assert results[0].error == (
+        f"{folder} already holds acme on 2026-11-28 ({folder}/a.csv row 2, {folder}/b.csv row 2) more than once: nothing written "
+        "(the metrics reader quarantines every copy; keep one and import again)"
+    )
+    assert results[0].lines() == [f"exports/全店-b.csv: {results[0].error}"]  # the reason names the target; the line names the file too
+    assert (results[1].error, results[1].new_rows) == (None, 1)
+    assert pd.read_parquet(folder / "imported" / "beta.parquet").to_dict("list") == {"brand_id": ["beta"], "date": [pd.Timestamp("2026-11-30")], "gmv": [75.0]}
+    assert not (folder / "imported" / "acme.parquet").exists()  # B's new acme 11-29 is not stored either
+    assert [line["file"] for line in import_log(MetricsSource(path=folder))] == ["exports/全店-e.csv"]
+
+
+@pytest.mark.parametrize("target", TARGETS, indirect=True)
+@pytest.mark.parametrize(
+    "again",
+    [
+        pytest.param(B, id="the-same-file-again"),
+        # the digest is of the bytes: a copy under another name is the same contents
+        pytest.param(ImportedFile(Path("exports/copy-of-b.csv"), B.profile, B.rows, B.columns, B.skipped_accounts, B.digest), id="a-copy-under-another-name"),
+    ],
+)
+def test_the_same_file_twice_in_one_call_is_imported_once(target: tuple[MetricsSource, Path], again: ImportedFile) -> None:
+    source, _ = target
+    # B, then A, then B again: the second B changes nothing, so A's refunds stay (one by one gives the same)
+    results = restate_many(source, [B, A, again], AT_B)
+
+    assert results[2].already_imported
+    assert results[2].lines() == [f"{again.path}: already imported on 2026-12-02 09:00 UTC (same contents): nothing changed"]
+    assert (results[2].new_rows, results[2].replaced_cells, results[2].revisions) == (0, 0, 0)
+    assert stored(source) == [
+        ("acme", "2026-11-27", 1000.0, 100.0, None, None),
+        ("acme", "2026-11-28", 2000.0, 1204.0, None, None),
+        ("acme", "2026-11-29", 3000.0, 10.0, None, None),
+        ("beta", "2026-11-28", 500.0, None, None, None),
+    ]
+    assert [line["file"] for line in import_log(source)] == ["exports/全店-b.csv", "exports/全店-a.csv"]  # one line for B
+
+
+def test_a_folder_rewrites_only_the_files_whose_rows_change(tmp_path: Path) -> None:
+    folder = tmp_path / "metrics"
+    folder.mkdir()
+    (folder / "acme.csv").write_text("brand_id,date,gmv\nacme,2026-11-27,1000\nacme,2026-11-28,2000\n", encoding="utf-8")
+    (folder / "beta.csv").write_text("brand_id,date,gmv\nbeta,2026-11-28,500\n", encoding="utf-8")
+    pd.DataFrame({"brand_id": ["gamma"], "date": pd.to_datetime(["2026-11-28"]), "gmv": [7.0]}).to_parquet(folder / "gamma.parquet", index=False)
+    source = MetricsSource(path=folder)
+
+    def rewritten(files: list[ImportedFile]) -> set[str]:
+        """The metrics files a call replaced (a replaced file has a new inode)."""
+        before = {p.name: p.stat().st_ino for p in folder.glob("*.*")}
+        restate_many(source, files, AT_B)
+        return {p.name for p in folder.glob("*.*") if p.suffix in (".csv", ".parquet") and p.stat().st_ino != before.get(p.name)}
+
+    # A adds refunds to acme's two days; for beta 11-28 it brings the gmv beta.csv holds and no refund: beta.csv
+    # does not change and is not rewritten. gamma.parquet is read for its keys only.
+    assert rewritten([A]) == {"acme.csv"}
+    assert rewritten([exported("exports/beta-restated.csv", ("gmv",), [("beta", "2026-11-28", 550)])]) == {"beta.csv"}
+    assert not (folder / IMPORTED_FOLDER).exists()  # every brand-day was held: no imported/ file
 
 
 @pytest.mark.parametrize(

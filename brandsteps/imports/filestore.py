@@ -11,7 +11,7 @@ import fcntl
 import os
 import shutil
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -117,15 +117,24 @@ def _text_column(frame: pd.DataFrame, column: str, text: bool) -> bool:
     return not numeric and bool(series.notna().any())
 
 
-def put_values(frame: pd.DataFrame, column: str, positions: np.ndarray, values: np.ndarray, text: bool) -> pd.DataFrame:
-    """The frame with these cells of column set to values (NaN: none), changed in place where it can be; the column is added when the file lacks it."""
-    out = frame if column in frame.columns else frame.assign(**{column: "" if text else np.nan})
-    if not _text_column(out, column, text) and out[column].dtype != np.float64:
-        out = out.assign(**{column: pd.to_numeric(out[column]).astype("float64")})  # an all-empty or integer column takes fractions and NaN
-    cells = out[column].to_numpy(copy=True)  # object for text, float64 for numbers
-    cells[positions] = as_text(values) if _text_column(out, column, text) else values
-    out[column] = cells
-    return out
+def put_values(frame: pd.DataFrame, cells: Mapping[str, tuple[np.ndarray, np.ndarray]], text: bool) -> pd.DataFrame:
+    """A new frame with these cells set: column → (positions, values), NaN: none. A column the file lacks is added after its others.
+
+    A column that takes text gets shortest-form text; any other becomes float64 (an all-empty or
+    integer column takes fractions and NaN). The frame itself is left as it was.
+    """
+    changed: dict[str, np.ndarray] = {}
+    for column, (positions, values) in cells.items():  # a column at a time, its cells at once
+        if column not in frame.columns:
+            current, takes_text = (np.full(len(frame), "", dtype=object), True) if text else (np.full(len(frame), np.nan), False)
+        elif _text_column(frame, column, text):
+            current, takes_text = frame[column].to_numpy(dtype=object, copy=True), True
+        else:
+            current, takes_text = pd.to_numeric(frame[column]).to_numpy(dtype="float64", copy=True), False
+        current[positions] = as_text(values) if takes_text else values
+        changed[column] = current
+    names = [*frame.columns, *[c for c in changed if c not in frame.columns]]
+    return pd.DataFrame({c: changed[c] if c in changed else frame[c] for c in names}, index=frame.index)
 
 
 def new_rows_like(frame: pd.DataFrame | None, rows: pd.DataFrame, columns: tuple[str, ...], text: bool) -> pd.DataFrame:
@@ -145,12 +154,10 @@ def new_rows_like(frame: pd.DataFrame | None, rows: pd.DataFrame, columns: tuple
         values = rows[column].to_numpy(dtype="float64")
         takes_text = frame is not None and column in frame.columns and _text_column(frame, column, text)
         out[column] = as_text(values) if text or takes_text else values
-    new = pd.DataFrame(out)
-    if frame is None:
-        return new
-    others = [c for c in frame.columns if c not in new.columns]
-    filler = pd.DataFrame({c: [""] * len(new) if text else [None] * len(new) for c in others}, index=new.index)
-    return pd.concat([new, filler], axis=1)
+    if frame is not None:  # the file's other columns, empty
+        size = len(rows)
+        out.update({c: np.full(size, "" if text else None, dtype=object) for c in frame.columns if c not in out})
+    return pd.DataFrame(out)
 
 
 def temp_for(final: Path, token: str) -> Path:

@@ -110,7 +110,7 @@ def import_inbox_file(path: Path, inbox: Path, brands: Mapping[str, Brand], prof
         imported = read_import(path, brands, profiles, brand=brand)
         result = restate(target, imported)
     except (ImportFormatError, RestateError) as exc:
-        lines = (str(exc),)
+        lines: tuple[str, ...] = (str(exc),)
         moved = settle(path, False, lines)
         return InboxOutcome(str(path.relative_to(inbox)), str(moved.relative_to(inbox)), False, lines)
     lines = (*summary_lines(imported, profiles[imported.profile], brands), *result.lines())
