@@ -41,6 +41,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from brandsteps.wording import counted
+
 __all__ = [
     "ACCOUNT_NOBODY",
     "AFFILIATE_DETAIL_BRAND_DAYS",
@@ -150,7 +152,7 @@ class ReportImport:
     record: str  # where the revisions are kept
 
     def line(self) -> str:
-        head = f"{self.report}: {_n(self.files, 'file')}, {_n(self.brands, 'brand')} × {_n(self.days, 'day')}"
+        head = f"{self.report}: {counted(self.files, 'file')}, {counted(self.brands, 'brand')} × {counted(self.days, 'day')}"
         columns = ", ".join(self.columns) if len(self.columns) <= 3 else f"{len(self.columns)} columns"  # the store report's 9: counted
         parts = [f"{head} ({', '.join(self.profiles)}: {columns})"]
         counts = [
@@ -159,16 +161,12 @@ class ReportImport:
             (self.revisions, "value", " restated"),
             (self.unchanged, "value", " unchanged"),
         ]
-        parts += [_n(count, noun) + what for count, noun, what in counts if count]
+        parts += [counted(count, noun) + what for count, noun, what in counts if count]
         if self.revisions:
             parts[-2 if self.unchanged else -1] += f" (kept in {self.record})"
         if self.skipped:
             parts.append(f"skipped {'; '.join(self.skipped)}: no brand lists it")
         return "; ".join(parts)
-
-
-def _n(count: int, word: str) -> str:
-    return f"{count:,} {word}{'' if count == 1 else 's'}"
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -625,7 +623,7 @@ def import_exports(configs_dir: Path, exports: Sequence[ExportFile], metrics: Pa
                 filled=sum(r.filled_cells for r in results),
                 revisions=sum(r.revisions for r in results),
                 unchanged=sum(r.unchanged_cells for r in results),
-                skipped=tuple(f"account {a} ({_n(int(n), 'row')}, {d})" for a, n, d in skipped.itertuples(index=False)),
+                skipped=tuple(f"account {a} ({counted(int(n), 'row')}, {d})" for a, n, d in skipped.itertuples(index=False)),
                 record=results[0].record,
             )
         )

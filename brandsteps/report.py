@@ -14,6 +14,7 @@ import pandas as pd
 from brandsteps.catalogue import EXITED, GMV_FACTORS, GRADUATED, METRICS, STAGE_IDS
 from brandsteps.cycle import FUNNEL_ORDER, CycleSummary
 from brandsteps.evidence import show_number
+from brandsteps.wording import counted
 
 STAGE_TITLES = {
     "affiliate_trial": "1 Affiliate trial",
@@ -63,40 +64,35 @@ def _named(ids: list[str]) -> str:
     return ", ".join(ids[:NAMED_LIMIT]) + (f" and {more} more" if more > 0 else "")
 
 
-def _n(count: int, word: str) -> str:
-    """'1 brand', '3 brands'."""
-    return f"{count} {word}{'' if count == 1 else 's'}"
-
-
 def summary_lines(summary: CycleSummary) -> list[str]:
     """What a cycle did, one fact a line: the lines of the cycle-summary artifact and of `brandsteps run` (one rendering for both)."""
     rebuilt = summary.recorded is not None  # a rerun: the day as the ledger holds it
     decided = summary.recorded if summary.recorded is not None else summary.decided
     verdicts = ", ".join(f"{k} {v}" for k, v in summary.verdicts.items() if v)
-    lines = [f"Decided {_n(decided, 'brand')}" + (f": {verdicts}." if verdicts else ".")]
+    lines = [f"Decided {counted(decided, 'brand')}" + (f": {verdicts}." if verdicts else ".")]
     if decided:
         moves = ", ".join(f"{k} {v}" for k, v in summary.actions.items() if v and k != "hold")
         hold = summary.actions.get("hold", 0)
-        lines.append(f"Moves: {moves or 'none'}" + (f" ({_n(hold, 'brand')} hold)." if hold else "."))
+        lines.append(f"Moves: {moves or 'none'}" + (f" ({counted(hold, 'brand')} hold)." if hold else "."))
     if summary.already_decided:
         lines.append(
             f"{summary.already_decided} of them were decided by an earlier run of this day: this run changed nothing for them."
-            if rebuilt else f"{_n(summary.already_decided, 'brand')} already decided for this day: nothing changed for them."
+            if rebuilt else f"{counted(summary.already_decided, 'brand')} already decided for this day: nothing changed for them."
         )
     if summary.later_decided:
-        lines.append(f"{_n(summary.later_decided, 'brand')} skipped: a later day is already decided.")
+        lines.append(f"{counted(summary.later_decided, 'brand')} skipped: a later day is already decided.")
     if summary.conflicts:
-        lines.append(f"{_n(summary.conflicts, 'brand')} skipped: another cycle changed them while this one ran.")
+        lines.append(f"{counted(summary.conflicts, 'brand')} skipped: another cycle changed them while this one ran.")
     if summary.quarantined_rows:
         first = "; ".join(summary.quarantine_first)
         more = "; …" if summary.quarantined_rows > len(summary.quarantine_first) else ""
         listed = f": {first}{more}" if first else ""
-        lines.append(f"Quarantined {_n(summary.quarantined_rows, 'metric row')}{listed} (all of them: the quarantined-rows artifact).")
+        lines.append(f"Quarantined {counted(summary.quarantined_rows, 'metric row')}{listed} (all of them: the quarantined-rows artifact).")
     if summary.errors:
         lines.append(f"ERROR (data failed validation): {_named(summary.errors)}.")
     if summary.unknown_brands_rows:
         known = f": {_named(summary.unknown_brands)}" if summary.unknown_brands else ""
-        lines.append(f"{_n(summary.unknown_brands_rows, 'metric row')} of brands no config knows, left out{known}.")
+        lines.append(f"{counted(summary.unknown_brands_rows, 'metric row')} of brands no config knows, left out{known}.")
     if summary.overdue:
         lines.append(f"Overdue (past max_days_in_stage): {_named(summary.overdue)}.")
     return lines

@@ -46,6 +46,7 @@ from brandsteps.imports import filestore as fs
 from brandsteps.imports.model import ImportedFile
 from brandsteps.imports.records import IMPORT_COLUMNS, FileRecords, file_records, is_folder, read_jsonl, record_location, revised_after, sql_tables
 from brandsteps.metrics_source import MetricsSource
+from brandsteps.wording import counted
 
 __all__ = ["IMPORTED_FOLDER", "RestateError", "RestateResult", "restate", "restate_many", "revised_after"]
 
@@ -87,18 +88,14 @@ class RestateResult:
         if self.already_imported:
             when = f"{self.imported_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC" if self.imported_at else "an earlier run"
             return [f"{self.file}: already imported on {when} (same contents): nothing changed"]
-        head = f"{self.file}: {_n(self.brands, 'brand')} × {_n(self.days, 'day')} × {_n(len(self.columns), 'column')}"
+        head = f"{self.file}: {counted(self.brands, 'brand')} × {counted(self.days, 'day')} × {counted(len(self.columns), 'column')}"
         kept = f" (kept in {self.record})" if self.revisions else ""
-        parts = [_n(self.new_rows, "new brand-day"), f"{_n(self.revisions, 'value')} restated{kept}"]
+        parts = [counted(self.new_rows, "new brand-day"), f"{counted(self.revisions, 'value')} restated{kept}"]
         if self.filled_cells:
-            parts.append(f"{_n(self.filled_cells, 'value')} filled in where none was")
+            parts.append(f"{counted(self.filled_cells, 'value')} filled in where none was")
         if self.unchanged_cells:
             parts.append(f"{self.unchanged_cells:,} unchanged")
         return [f"{head}; {', '.join(parts)}"]
-
-
-def _n(count: int, word: str) -> str:
-    return f"{count:,} {word}{'' if count == 1 else 's'}"
 
 
 def restate(target: MetricsSource, imported: ImportedFile, at: datetime | None = None) -> RestateResult:

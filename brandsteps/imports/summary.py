@@ -14,14 +14,11 @@ from brandsteps.imports.model import ImportedFile
 from brandsteps.imports.profiles import ImportProfile
 from brandsteps.imports.reading import ImportFormatError
 from brandsteps.kuaishou import _write_atomically
+from brandsteps.wording import counted
 
 __all__ = ["check_out", "combine", "summary_lines", "write_out"]
 
 _SHOWN = 10  # unknown accounts listed one a line; the rest counted
-
-
-def _n(count: int, word: str) -> str:
-    return f"{count:,} {word}{'' if count == 1 else 's'}"
 
 
 def summary_lines(imported: ImportedFile, profile: ImportProfile, brands: Mapping[str, Brand]) -> list[str]:
@@ -29,8 +26,8 @@ def summary_lines(imported: ImportedFile, profile: ImportProfile, brands: Mappin
     rows = imported.rows
     n_brands, n_days = rows["brand_id"].nunique(), rows["date"].nunique()
     out = [
-        f"{imported.path}: {imported.profile}: {_n(n_brands, 'brand')} × {_n(n_days, 'day')} × {_n(len(imported.columns), 'column')} "
-        f"({', '.join(imported.columns)}), {_n(len(rows), 'brand-day')}"
+        f"{imported.path}: {imported.profile}: {counted(n_brands, 'brand')} × {counted(n_days, 'day')} × {counted(len(imported.columns), 'column')} "
+        f"({', '.join(imported.columns)}), {counted(len(rows), 'brand-day')}"
     ]
     lacking = [c for c in profile.columns if c not in imported.columns]
     if lacking:
@@ -42,8 +39,8 @@ def summary_lines(imported: ImportedFile, profile: ImportProfile, brands: Mappin
             out.append(f"  no exclusive_items configured for {', '.join(without)}: their exclusive columns are not measured")
     skipped = imported.skipped_accounts
     if len(skipped):
-        out.append(f"  skipped {_n(int(skipped['rows'].sum()), 'row')} of {_n(len(skipped), 'account')} no brand lists in `accounts`:")
-        out += [f"    {a}: {_n(int(r), 'row')}, {d}" for a, r, d in skipped.head(_SHOWN).itertuples(index=False)]
+        out.append(f"  skipped {counted(int(skipped['rows'].sum()), 'row')} of {counted(len(skipped), 'account')} no brand lists in `accounts`:")
+        out += [f"    {a}: {counted(int(r), 'row')}, {d}" for a, r, d in skipped.head(_SHOWN).itertuples(index=False)]
         if len(skipped) > _SHOWN:
             out.append(f"    ... and {len(skipped) - _SHOWN} more")
     return out
@@ -84,4 +81,4 @@ def write_out(files: Sequence[ImportedFile], out: Path) -> list[str]:
         return [f"nothing to write to {out}: no rows"]
     out.parent.mkdir(parents=True, exist_ok=True)
     _write_atomically(rows, out)
-    return [f"wrote {_n(len(rows), 'row')} to {out}"]
+    return [f"wrote {counted(len(rows), 'row')} to {out}"]
