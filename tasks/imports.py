@@ -15,6 +15,7 @@ from brandsteps.imports.inbox import InboxOutcome, import_inbox_file
 from brandsteps.imports.loading import load_profiles
 from brandsteps.imports.profiles import ImportProfile
 from brandsteps.metrics_source import MetricsSource
+from tasks.retries import is_transient
 
 IMPORTED_EVENT = "brandsteps.metrics.imported"
 
@@ -30,18 +31,7 @@ def read_profiles(configs: str) -> dict[str, ImportProfile]:
     return profiles
 
 
-def _target_unavailable(_task: object, _run: object, state: object) -> bool:
-    """A metrics target that cannot be written now (disk, database) may be writable in a moment; a bad file is not retried."""
-    try:
-        state.result()  # type: ignore[attr-defined]
-    except (OSError, ConnectionError, TimeoutError):
-        return True
-    except Exception:
-        return False
-    return False
-
-
-@task(name="import-file", cache_policy=NONE, task_run_name=_file_task_name, retries=2, retry_delay_seconds=[5, 30], retry_condition_fn=_target_unavailable)
+@task(name="import-file", cache_policy=NONE, task_run_name=_file_task_name, retries=2, retry_delay_seconds=[5, 30], retry_condition_fn=is_transient)
 def import_file(path: Path, inbox: Path, portfolio: Portfolio, profiles: dict[str, ImportProfile], target: MetricsSource) -> InboxOutcome:
     """One export into the metrics, then to done/ or rejected/ (with its reason beside it)."""
     outcome = import_inbox_file(path, inbox, portfolio.brands, profiles, target)

@@ -11,18 +11,10 @@ from prefect.cache_policies import NONE
 from brandsteps.config import Portfolio
 from brandsteps.cycle import expected_versions, prepare_cohorts
 from brandsteps.ledger import CYCLE, Ledger, WriteResult
+from tasks.retries import is_transient
 
 
-def _db_hiccup(_task: object, _run: object, state: object) -> bool:
-    try:
-        state.result()  # type: ignore[attr-defined]
-    except Exception as exc:
-        # the core already retried a few seconds (LedgerError.transient); a longer outage gets these retries too
-        return bool(getattr(exc, "transient", False)) or type(exc).__name__ in {"OperationalError", "InterfaceError", "DisconnectionError", "TimeoutError"}
-    return False
-
-
-@task(name="read-ledger", cache_policy=NONE, retries=3, retry_delay_seconds=[1, 4, 10], retry_condition_fn=_db_hiccup)
+@task(name="read-ledger", cache_policy=NONE, retries=3, retry_delay_seconds=[1, 4, 10], retry_condition_fn=is_transient)
 def read_cohorts(portfolio: Portfolio, ledger: Ledger, as_of: date) -> pd.DataFrame:
     """Every configured brand with its current stage, clock and streaks for as_of."""
     cohorts = prepare_cohorts(portfolio, ledger.read_state(), as_of)
@@ -30,7 +22,7 @@ def read_cohorts(portfolio: Portfolio, ledger: Ledger, as_of: date) -> pd.DataFr
     return cohorts
 
 
-@task(name="record-decisions", cache_policy=NONE, retries=3, retry_delay_seconds=[1, 4, 10], retry_condition_fn=_db_hiccup)
+@task(name="record-decisions", cache_policy=NONE, retries=3, retry_delay_seconds=[1, 4, 10], retry_condition_fn=is_transient)
 def record_decisions(
     ledger: Ledger, decisions: pd.DataFrame, cohorts: pd.DataFrame, as_of: date, flow_run_id: str | None, quarantined: int, kind: str = CYCLE
 ) -> WriteResult:
@@ -43,7 +35,7 @@ def record_decisions(
     return result
 
 
-@task(name="read-day-decisions", cache_policy=NONE, retries=3, retry_delay_seconds=[1, 4, 10], retry_condition_fn=_db_hiccup)
+@task(name="read-day-decisions", cache_policy=NONE, retries=3, retry_delay_seconds=[1, 4, 10], retry_condition_fn=is_transient)
 def read_day_decisions(ledger: Ledger, as_of: date) -> pd.DataFrame:
     """Every decision the ledger holds for as_of (a rerun shows the day as recorded, not an empty day)."""
     return ledger.decisions_for(as_of)

@@ -9,23 +9,11 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NONE
 
 from brandsteps.cycle import data_errors, window_metrics_for
-from brandsteps.metrics_source import MetricsBatch, MetricsReadError, MetricsSource, load_metrics
+from brandsteps.metrics_source import MetricsBatch, MetricsSource, load_metrics
+from tasks.retries import is_transient
 
 
-def _transient(_task: object, _run: object, state: object) -> bool:
-    """Retry I/O hiccups; a missing file or a malformed table will not fix itself."""
-    try:
-        state.result()  # type: ignore[attr-defined]
-    except MetricsReadError:
-        return False
-    except (OSError, ConnectionError, TimeoutError):
-        return True
-    except Exception as exc:  # SQLAlchemy's OperationalError and friends
-        return type(exc).__name__ in {"OperationalError", "InterfaceError", "DisconnectionError"}
-    return False
-
-
-@task(name="load-metrics", cache_policy=NONE, retries=3, retry_delay_seconds=[1, 4, 10], retry_condition_fn=_transient)
+@task(name="load-metrics", cache_policy=NONE, retries=3, retry_delay_seconds=[1, 4, 10], retry_condition_fn=is_transient)
 def load_daily_metrics(source: MetricsSource, as_of: date, today: date, start: date | None) -> MetricsBatch:
     batch = load_metrics(source, as_of=as_of, today=today, start=start)
     logger = get_run_logger()
