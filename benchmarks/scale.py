@@ -168,7 +168,7 @@ def core_phases(folder: Path, ledger_url: str, repeat: int) -> dict[str, Any]:
         with meter.phase("ledger read + cohorts"):
             cohorts = prepare_cohorts(portfolio, ledger.read_state(), END)
         with meter.phase("window metrics"):
-            window = window_metrics_for(batch, cohorts)
+            window = window_metrics_for(portfolio, batch, cohorts)
             errors = data_errors(batch, cohorts)
         with meter.phase("gates"):
             parts = [gate_stage(portfolio, s, cohort_for(cohorts, s, errors), window, END) for s in (*STAGE_IDS, GRADUATED)]
@@ -294,7 +294,7 @@ def naive_run(folder: Path, n: int) -> dict[str, Any]:
     empty = Ledger("sqlite://")
     empty.create()
     cohorts = prepare_cohorts(portfolio, empty.read_state(), END)
-    window, errors = window_metrics_for(batch, cohorts), data_errors(batch, cohorts)
+    window, errors = window_metrics_for(portfolio, batch, cohorts), data_errors(batch, cohorts)
     ids = list(cohorts.index[:n])
 
     @task(name="decide-one-brand", cache_policy=NONE)

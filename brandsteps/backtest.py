@@ -5,8 +5,9 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
@@ -16,8 +17,10 @@ from pydantic import ValidationError
 from brandsteps.catalogue import EXITED, GRADUATED, STAGE_IDS
 from brandsteps.config import ConfigError, Playbook, Portfolio, _digest, effective_stage, format_validation_error, load_model
 from brandsteps.cycle import CycleSummary, brand_table, run_day
+from brandsteps.imports.records import as_known
 from brandsteps.ledger import Ledger, decisions, stage_changes
 from brandsteps.metrics_source import MetricsBatch
+from brandsteps.readiness import deadline_of
 
 Progress = Callable[[int, int, CycleSummary], None]
 ADVANCING = ("advance", "graduate")
@@ -59,13 +62,23 @@ def with_playbook(portfolio: Portfolio, path: Path | str) -> Portfolio:
     return replace(portfolio, playbook=playbook, playbook_version=version, brand_versions=brand_versions)
 
 
+def known_at(portfolio: Portfolio, day: date) -> datetime:
+    """When a live cycle would have decided `day` at the latest: its data deadline, or without one the end of the day after."""
+    onboarding = portfolio.onboarding
+    deadline = deadline_of(day, onboarding.data_deadline, onboarding.timezone)
+    return deadline or datetime.combine(day + timedelta(days=2), time(0, 0), tzinfo=ZoneInfo(onboarding.timezone))
+
+
 def replay(
-    portfolio: Portfolio, history: MetricsBatch, date_from: date, date_to: date, label: str = "policy", progress: Progress | None = None
+    portfolio: Portfolio, history: MetricsBatch, date_from: date, date_to: date, label: str = "policy", progress: Progress | None = None,
+    revisions: pd.DataFrame | None = None,
 ) -> BacktestRun:
     """Every day from date_from to date_to in order, into a scratch SQLite ledger that is deleted afterwards.
 
-    Each day's cycle sees only rows dated up to that day (run_day slices the history), so a
-    backtest decides with exactly the information a live cycle would have had.
+    Each day's cycle sees only rows dated up to that day (run_day slices the history), decided as of
+    the day's data deadline. revisions (the source's revision record): each day also sees the values
+    as they stood then (known_at), restatements imported later undone, so refunds that were still
+    arriving read as low as a live cycle read them; without it every day sees today's restated values.
     """
     if date_to < date_from:
         raise ValueError(f"--to {date_to} is before --from {date_from}")
@@ -77,7 +90,8 @@ def replay(
         ledger.create()
         try:
             for i, day in enumerate(days, start=1):
-                summaries.append(run_day(portfolio, history, ledger, day, None, brands))
+                seen = history if revisions is None else replace(history, daily=as_known(history.daily, revisions, known_at(portfolio, day)))
+                summaries.append(run_day(portfolio, seen, ledger, day, None, brands))
                 if progress is not None:
                     progress(i, len(days), summaries[-1])
             with ledger.engine.connect() as conn:

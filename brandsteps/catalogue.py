@@ -71,7 +71,7 @@ def _ratio(name: str, num: str, den: str, unit: Unit, description: str, scale: f
     return MetricDef(name, "ratio", unit, description, num, den, scale, upper)
 
 
-# The metric table of DOMAIN.md; every ratio is a ratio of window sums.
+# The metric table of docs/domain.md#metrics; every ratio is a ratio of window sums.
 METRICS: dict[str, MetricDef] = {
     m.name: m
     for m in (
@@ -87,6 +87,7 @@ METRICS: dict[str, MetricDef] = {
             "special",
             "ratio",
             "peak 7-day rolling mean of daily gmv_affiliate / median daily gmv_affiliate",
+            "gmv_affiliate",
         ),
         MetricDef("selling_affiliates", "mean", "count", "mean daily active_affiliates", "active_affiliates"),
         _ratio("commission_rate", "commission", "gmv_affiliate", "share", "commission / affiliate GMV"),
@@ -117,3 +118,12 @@ GMV_FACTORS: tuple[str, ...] = (
     "repurchase_frequency",
     "aov",
 )
+
+
+def base_columns(metric: str) -> tuple[str, ...]:
+    """The measured columns a metric reads, in BASE_COLUMNS order (uv is the sum of the three visitor columns)."""
+    spec = METRICS[metric]
+    named = {spec.numerator, spec.denominator} - {""}
+    if "uv" in named:
+        named = (named - {"uv"}) | set(UV_COLUMNS)
+    return tuple(c for c in BASE_COLUMNS if c in named)

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
@@ -52,7 +52,7 @@ def prefect_api(start_now: bool = True) -> Iterator[Any]:
     if not _local_server_mode():
         yield None
         return
-    from prefect.settings import PREFECT_API_URL, temporary_settings
+    from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_URL, temporary_settings
 
     from brandsteps.local_server import TemporaryServer
 
@@ -60,7 +60,8 @@ def prefect_api(start_now: bool = True) -> Iterator[Any]:
     server = TemporaryServer()
     server.start()
     try:
-        with temporary_settings({PREFECT_API_URL: server.api_url}):
+        # the temporary server's own login, not one set for another server (brandsteps/local_server.py says why)
+        with temporary_settings({PREFECT_API_URL: server.api_url, PREFECT_API_AUTH_STRING: server.auth_string}):
             if start_now:
                 server.wait_ready()
             yield server
@@ -73,8 +74,10 @@ def prefect_ui_hint() -> str:
     """Where this command's runs can be seen: the configured server's UI, or how to start one (its host and port settings)."""
     from prefect.settings import PREFECT_SERVER_API_HOST, PREFECT_SERVER_API_PORT, PREFECT_UI_URL
 
+    from brandsteps.api_auth import without_credentials
+
     if not _local_server_mode():
-        return f"open {PREFECT_UI_URL.value()}"
+        return f"open {without_credentials(PREFECT_UI_URL.value())}"
     host, port = PREFECT_SERVER_API_HOST.value(), PREFECT_SERVER_API_PORT.value()
     return f"run `prefect server start`, then open http://{host}:{port} (the runs of a temporary server are kept in PREFECT_HOME)"
 
@@ -110,14 +113,18 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from brandsteps.imports import BUILTIN_PROFILES, load_profiles
 
     problems: list[str] = []
+    brand_ids: list[str] | None = None  # known once the brands loaded: approvers.yaml's brands are checked against them
     try:
         portfolio = _load(args)
+        brand_ids = list(portfolio.brands)
     except ConfigError as exc:
         problems += exc.problems
     try:  # configs/imports/*.yaml too: every problem of the folder in one report
         profiles = load_profiles(args.configs)
     except ConfigError as exc:
         problems += exc.problems
+    approvers, approver_problems = _read_approvers(args.configs, brand_ids)
+    problems += approver_problems
     if problems:
         raise ConfigError(problems)
     stages = len(portfolio.playbook.stages)
@@ -125,12 +132,12 @@ def cmd_validate(args: argparse.Namespace) -> int:
     print(f"{args.configs}: OK — {stages} stages, {len(portfolio.brands)} brands ({overrides} with overrides), playbook version {portfolio.playbook_version}")
     own = [n for n in profiles if n not in BUILTIN_PROFILES]
     print(f"import profiles: {len(BUILTIN_PROFILES)} built-in, {len(own)} in {args.configs}/imports{': ' + ', '.join(own) if own else ''}")
+    _report_approvers(args.configs, approvers)
     prefect_yaml = Path(args.configs).resolve().parent / "prefect.yaml"
     if prefect_yaml.exists():
-        from brandsteps.deploy_spec import read_deployment_specs, schedule_mismatch
+        from brandsteps.deploy_spec import deployment_warnings, read_deployment_specs
 
-        warning = schedule_mismatch(read_deployment_specs(prefect_yaml), portfolio.onboarding)
-        if warning:
+        for warning in deployment_warnings(read_deployment_specs(prefect_yaml), portfolio.onboarding):
             print(f"warning: {warning}", file=sys.stderr)
     return EXIT_OK
 
@@ -338,26 +345,143 @@ def cmd_approve(args: argparse.Namespace) -> int:
     portfolio = load_brand_only(args.configs, args.brand)  # one brand file, not the whole portfolio
     if args.brand not in portfolio.brands:
         raise UsageError(f"unknown brand {args.brand!r}: no {args.configs}/brands/{args.brand}.yaml")
-    from pydantic import ValidationError
+    from brandsteps.approvers import load_approvers
 
-    from brandsteps.ledger import LedgerError
-    from brandsteps.review import REASON_MAX, REVIEWER_MAX, ReviewAnswer
-
-    try:
-        answer = ReviewAnswer(decision="reject" if args.reject else "approve", reviewer=args.by, reason=args.reason)
-    except ValidationError:
-        raise UsageError(f"--by (2–{REVIEWER_MAX} characters) and --reason (3–{REASON_MAX} characters) are required") from None
-    by, reason = answer.reviewer, answer.reason
-
+    answer = _approval_answer(args)
+    approvers = load_approvers(args.configs)
+    if approvers is None and answer.code:
+        print(f"warning: no {args.configs}/approvers.yaml: --code is not checked (any name may approve)", file=sys.stderr)
     ledger = _ledger(args, portfolio)
+    by, step, stage = _proved_approver(args, portfolio.brands[args.brand], approvers, ledger, answer)
+    from brandsteps.ledger import ApprovalProof, CodeAlreadyUsed, LedgerError
+
     try:
-        change = ledger.resolve_approval(args.brand, by=by, reason=reason, approve=not args.reject)
+        change = ledger.resolve_approval(args.brand, by=by, reason=answer.reason, approve=not args.reject, proof=ApprovalProof("cli", step, stage))
+    except CodeAlreadyUsed as exc:  # the same code accepted a moment ago for another answer
+        _refuse(ledger, args, answer, stage, "replayed", str(exc))
     except LedgerError as exc:
         raise UsageError(str(exc)) from None
     verb = "rejected" if args.reject else "approved"
     print(f"{args.brand}: {verb} by {by}: {change['from_stage']} -> {change['to_stage']}")
     if not _local_server_mode():  # a temporary server runs no review forms: only a real one has them open
         _close_review_forms(args.brand, answer)
+    return EXIT_OK
+
+
+def _approval_answer(args: argparse.Namespace) -> Any:
+    from pydantic import ValidationError
+
+    from brandsteps.review import REASON_MAX, REVIEWER_MAX, ReviewAnswer
+
+    try:
+        return ReviewAnswer(decision="reject" if args.reject else "approve", reviewer=args.by, reason=args.reason, code=args.code)
+    except ValidationError as exc:
+        if any(err["loc"] == ("code",) for err in exc.errors()):
+            raise UsageError("--code must be the 6 digits your authenticator app shows now") from None
+        raise UsageError(f"--by (2–{REVIEWER_MAX} characters) and --reason (3–{REASON_MAX} characters) are required") from None
+
+
+def _proved_approver(args: argparse.Namespace, brand: Any, approvers: Any, ledger: Any, answer: Any) -> tuple[str, int | None, str]:
+    """The approver's name as listed, their code's time step and the stage answered; a refusal is recorded and exits 2."""
+    from datetime import UTC, datetime
+
+    from brandsteps.approvers import Refusal, check_approval
+    from flows.totp_secrets import totp_secret
+
+    state = ledger.read_state([brand.brand_id])
+    if not len(state) or not bool(state.iloc[0]["awaiting"]):
+        raise UsageError(f"{brand.brand_id} is not awaiting approval")
+    stage = str(state.iloc[0]["stage"])
+    use_blocks = not _local_server_mode()  # Secret blocks live on the Prefect server PREFECT_API_URL names
+
+    def secret_of(env_name: str) -> str | None:
+        return totp_secret(env_name, use_blocks)
+
+    verdict = check_approval(approvers, brand, stage, answer.reviewer, answer.code, datetime.now(UTC), secret_of, ledger.last_code_step)
+    if isinstance(verdict, Refusal):
+        _refuse(ledger, args, answer, stage, verdict.kind, verdict.reason)
+    return verdict.approver, verdict.step, stage
+
+
+def _refuse(ledger: Any, args: argparse.Namespace, answer: Any, stage: str, kind: str, reason: str) -> NoReturn:
+    """Record the refused answer (who, when, why) and end with exit 2; the brand is left as it was."""
+    from brandsteps.ledger import Attempt
+
+    ledger.record_attempt(Attempt(args.brand, stage, "refused", answer.reviewer, reason, "cli", answer=answer.decision, refusal=kind))
+    raise UsageError(f"refused: {reason}; {args.brand} is unchanged")
+
+
+def _read_approvers(configs: str, brand_ids: list[str] | None) -> tuple[Any, list[str]]:
+    """configs/approvers.yaml (None if absent) and its problems, for a report of every problem at once."""
+    from brandsteps.approvers import load_approvers
+    from brandsteps.config import ConfigError
+
+    try:
+        return load_approvers(configs, brand_ids), []
+    except ConfigError as exc:
+        return None, exc.problems
+
+
+def _report_approvers(configs: str, approvers: Any) -> None:
+    if approvers is None:
+        print(f"warning: no {configs}/approvers.yaml: any name may approve a brand awaiting approval (list approvers to require their codes)",
+              file=sys.stderr)
+        return
+    escalation = f"; escalation after {approvers.escalate_after_hours:g} hours" if approvers.escalate_after_hours else ""
+    print(f"approvers: {len(approvers.approvers)} in {configs}/approvers.yaml{escalation}")
+
+
+def cmd_approvers_enroll(args: argparse.Namespace) -> int:
+    """A new TOTP secret for an approver, as an otpauth:// URI and its QR code for an authenticator app."""
+    import segno
+
+    from brandsteps.approvers import APPROVERS_FILE, enrolment_uri, load_approvers, new_secret, secret_block_name, suggested_env_name
+
+    approvers = load_approvers(args.configs)
+    listed = approvers.find(args.name) if approvers else None
+    name = listed.name if listed else args.name
+    env = listed.totp_secret_env if listed else suggested_env_name(name)
+    secret = new_secret()
+    uri = enrolment_uri(secret, name)
+    print(f"A new TOTP secret for {name}. Scan the QR code with an authenticator app (or give it the URI below):")
+    segno.make(uri, error="m").terminal(out=sys.stdout, compact=True, border=2)
+    print(uri)
+    print("Keep the secret where brandsteps reads it, on the machines that run `brandsteps approve` and `brandsteps serve`:")
+    print(f"  export {env}='{secret}'")
+    print(f"  or a Prefect Secret block named {secret_block_name(env)} (`--save-block` saves it there)")
+    if args.save_block:
+        _save_secret_block(secret_block_name(env), secret)
+    if listed is None:
+        print(f"{name} is not in {args.configs}/{APPROVERS_FILE}: add them with `- {{name: {name}, totp_secret_env: {env}}}` and their stages and brands")
+    return EXIT_OK
+
+
+def _save_secret_block(block: str, secret: str) -> None:
+    if _local_server_mode():
+        raise UsageError("--save-block needs the Prefect server that runs the reviews: set PREFECT_API_URL")
+    from prefect.blocks.system import Secret
+    from pydantic import SecretStr
+
+    Secret(value=SecretStr(secret)).save(block, overwrite=True)
+    print(f"saved as the Prefect Secret block {block}")
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    from types import SimpleNamespace
+
+    from brandsteps.audit import audit_entries, audit_json, audit_text
+    from brandsteps.config import BRAND_ID_PATTERN, ConfigError, load_settings
+
+    if args.brand is not None and not re.fullmatch(BRAND_ID_PATTERN, args.brand):
+        raise UsageError(f"{args.brand!r} is not a brand id (lowercase letters, digits and -)")
+    if args.date_from and args.to and args.to < args.date_from:
+        raise UsageError(f"--to {args.to} is before --from {args.date_from}")
+    root, _, onboarding, problems = load_settings(args.configs, apply_env=True)  # the ledger and timezone; no brand file is read
+    if problems:
+        raise ConfigError(problems)
+    ledger = _ledger(args, SimpleNamespace(root=root, onboarding=onboarding))
+    entries = audit_entries(ledger, args.brand, args.date_from, args.to, onboarding.timezone)
+    print(audit_json(entries) if args.format == "json" else audit_text(entries, onboarding.timezone))
     return EXIT_OK
 
 
@@ -368,7 +492,10 @@ def _close_review_forms(brand_id: str, answer: Any) -> None:
     try:
         closed = answer_paused_reviews(brand_id, answer)
     except Exception as exc:  # the ledger has the decision; a server that is down must not turn it into a failure
-        print(f"warning: could not close {brand_id}'s review runs on the Prefect server ({type(exc).__name__}: {exc})", file=sys.stderr)
+        from brandsteps.api_auth import api_refusal, redact_auth
+
+        why = api_refusal(exc) or redact_auth(f"{type(exc).__name__}: {exc}")
+        print(f"warning: could not close {brand_id}'s review runs on the Prefect server ({why})", file=sys.stderr)
         return
     for name in closed:
         print(f"  review run {name}: answered, it completes saying who decided")
@@ -441,6 +568,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     portfolio = _load(args)
+    approvers, approver_problems = _read_approvers(args.configs, list(portfolio.brands))
+    if approver_problems:
+        from brandsteps.config import ConfigError
+
+        raise ConfigError(approver_problems)
+    if approvers is None:
+        _report_approvers(args.configs, None)
     if args.report_url and not re.match(r"https?://[^/\s]+", args.report_url):
         raise UsageError(f"--report-url {args.report_url!r} is not an http(s) URL like http://reports.example.com:4280")
     if _local_server_mode():
@@ -450,6 +584,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         )
     from prefect.settings import PREFECT_API_URL
 
+    from brandsteps.api_auth import without_credentials
     from brandsteps.report_server import PortInUse
     from flows.serving import serve_all, serve_reports
 
@@ -463,8 +598,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except OSError as exc:  # an address this machine does not have, a folder it cannot create
         raise UsageError(f"cannot serve the reports from {report_dir} on {args.report_host}: {exc}") from None
     inbox = f"import-exports (inbox {portfolio.onboarding.inbox}, every 15 minutes)" if portfolio.onboarding.inbox else "import-exports (no inbox set)"
-    print(f"Serving onboarding-cycle ('{portfolio.onboarding.schedule}' {portfolio.onboarding.timezone}), onboard-brand, review-brand, backtest, {inbox}")
-    print(f"  configs {configs}; Prefect API {PREFECT_API_URL.value()}; overdue alerts {'to a webhook' if args.overdue_webhook else 'recorded as events only'}")
+    from brandsteps.deploy_spec import cycle_starts
+
+    print(f"Serving onboarding-cycle ({cycle_starts(portfolio.onboarding)}), onboard-brand, review-brand, backtest, {inbox}")
+    api = without_credentials(PREFECT_API_URL.value())  # a user:password@ in the URL stays off the screen
+    print(f"  configs {configs}; Prefect API {api}; overdue alerts {'to a webhook' if args.overdue_webhook else 'recorded as events only'}")
     print(f"  reports {report_dir}, served read-only on {reports.url}; each cycle's artifact visual-report links {report_url}/<day>/index.html")
     serve_all(portfolio, configs, webhook_url=args.overdue_webhook, limit=args.limit)
     return EXIT_OK
@@ -551,6 +689,7 @@ def _restate_all(args: argparse.Namespace, portfolio: Any, imported: list[Any]) 
         results = restate_many(source, imported)
     except RestateError as exc:  # the target itself cannot take them: nothing was stored
         raise UsageError(str(exc)) from None
+    _announce_imported(imported, results)
     failed = [line for r in results if r.error is not None for line in r.lines()]
     lines = [line for r in results if r.error is None for line in r.lines()]
     if failed:
@@ -558,6 +697,48 @@ def _restate_all(args: argparse.Namespace, portfolio: Any, imported: list[Any]) 
         others = "; the others were stored" if len(failed) < len(results) else ""
         raise UsageError("\n".join([*failed, f"{len(failed)} of {len(results)} files not stored{others}"]))
     return lines
+
+
+def _announce_imported(imported: list[Any], results: list[Any]) -> None:
+    """With PREFECT_API_URL, announce brandsteps.metrics.imported as the inbox does: data from a terminal arrives too.
+
+    Only files stored now count (not one already imported, nor one refused): a cycle waiting for them may start.
+    """
+    if _local_server_mode():  # no server to tell (and no temporary one started for an event)
+        return
+    from brandsteps.events import METRICS_IMPORTED_EVENT, imported_payload
+    from brandsteps.wording import counted
+
+    pairs = zip(imported, results, strict=True)
+    stored = [(str(one.path), one.rows) for one, r in pairs if r.error is None and not r.already_imported]
+    payload = imported_payload(stored)
+    if payload is None:
+        return
+    try:
+        _send_imported_event(payload)
+    # Prefect's events client gives up with a plain Exception; the files are stored whatever it says.
+    except Exception as exc:  # noqa: BLE001
+        unsent = f"the files are stored, but {METRICS_IMPORTED_EVENT} was not announced ({exc})"
+        print(f"warning: {unsent}; cycles waiting for them start on schedule", file=sys.stderr)
+        return
+    changed = f"{counted(len(payload['brands']), 'brand')}, {counted(len(payload['days']), 'day')}"
+    print(f"announced {METRICS_IMPORTED_EVENT}: {changed}", file=sys.stderr)
+
+
+def _send_imported_event(payload: dict[str, list[str]]) -> None:
+    """The event, sent before returning: no background worker left to drain (and say so) as the command ends."""
+    import asyncio
+
+    from prefect.events import Event
+    from prefect.events.clients import get_events_client
+
+    from brandsteps.events import METRICS_IMPORTED_EVENT, METRICS_RESOURCE
+
+    async def send() -> None:
+        async with get_events_client(reconnection_attempts=2) as client:
+            await client.emit(Event(event=METRICS_IMPORTED_EVENT, resource=dict(METRICS_RESOURCE), payload=payload))
+
+    asyncio.run(send())
 
 
 def cmd_backtest(args: argparse.Namespace) -> int:
@@ -576,10 +757,16 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     where = targets(portfolio, args.metrics, None)
     start = min(metrics_start(p, args.date_from) for _, p in policies)
     history = load_metrics(where.metrics, as_of=args.to, today=today_in(where.timezone), start=start)
+    revisions = None
+    if args.as_known:
+        from brandsteps.imports.records import read_revisions
+
+        revisions = read_revisions(where.metrics)
+        print(f"Each day sees the figures as they stood at its data deadline: {len(revisions):,} later restatements undone", file=sys.stderr)
     runs = []
     for label, policy in policies:
         print(f"Replaying {label} from {args.date_from} to {args.to} into a scratch ledger …", file=sys.stderr)
-        runs.append(replay(policy, history, args.date_from, args.to, label, lambda i, n, s: print_progress(i, n, s.line())))
+        runs.append(replay(policy, history, args.date_from, args.to, label, lambda i, n, s: print_progress(i, n, s.line()), revisions))
     diff = differences(runs[0], runs[1]) if args.compare else None
     print(report_text(runs, diff))
     if args.markdown:
@@ -645,9 +832,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["text", "json"], default="text")
     p = add("approve", cmd_approve, "approve (or --reject) a brand awaiting approval")
     p.add_argument("brand")
-    p.add_argument("--by", required=True, help="your name")
+    p.add_argument("--by", required=True, help="your name (as configs/approvers.yaml lists it, if there is one)")
     p.add_argument("--reason", required=True)
+    p.add_argument("--code", help="the current 6-digit code of your authenticator app (required with configs/approvers.yaml)")
     p.add_argument("--reject", action="store_true")
+    p = add("audit", cmd_audit, "every approval, refused answer, escalation, review timeout and stage change, with actor, time and reason")
+    p.add_argument("brand", nargs="?", help="only this brand (default: every brand)")
+    p.add_argument("--from", dest="date_from", type=_parse_date, help="first day, in the configured timezone (default: the first record)")
+    p.add_argument("--to", type=_parse_date, help="last day, inclusive (default: the latest record)")
+    p.add_argument("--format", choices=["text", "json"], default="text")
+    p = sub.add_parser("approvers", help="approvers' TOTP secrets (configs/approvers.yaml)")
+    approvers = p.add_subparsers(dest="approvers_command", required=True, metavar="ACTION")
+    p = approvers.add_parser("enroll", parents=[common], help="a new TOTP secret for an approver: otpauth:// URI and QR code")
+    p.set_defaults(handler=cmd_approvers_enroll)
+    p.add_argument("name", help="the approver's name, as approvers.yaml lists it")
+    p.add_argument("--save-block", action="store_true", help="also save it as a Prefect Secret block on PREFECT_API_URL's server")
     p = add("serve", cmd_serve, "serve the deployments of prefect.yaml (schedules, forms, reviews) against the configured Prefect server")
     p.add_argument("--overdue-webhook", default=os.environ.get("BRANDSTEPS_OVERDUE_WEBHOOK"), help="URL to notify when a brand becomes overdue")
     p.add_argument("--limit", type=int, help="most flow runs at once (default: no limit)")
@@ -669,6 +868,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--to", type=_parse_date, required=True, help="last day to replay (inclusive)")
     p.add_argument("--policy", help="a steps.yaml-shaped playbook to replay instead of configs/steps.yaml")
     p.add_argument("--compare", help="a second playbook to replay side by side; lists brands whose decisions differ")
+    p.add_argument(
+        "--as-known", action="store_true",
+        help="each day sees the figures as they stood at its data deadline (restatements imported later undone, from the revision record)",
+    )
     p.add_argument("--markdown", help="also write the report as markdown to this file")
     p = add("report", cmd_report, "write a self-contained HTML report with PNG charts from the ledger")
     p.add_argument("--from", dest="date_from", type=_parse_date, help="first day (default: the ledger's first)")
@@ -721,7 +924,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # the last line of defence: one clear line, no traceback
         if os.environ.get("BRANDSTEPS_DEBUG"):
             raise
-        text = str(exc)
+        from brandsteps.api_auth import api_refusal, redact_auth
+
+        if refusal := api_refusal(exc):  # a login missing or wrong is the operator's setting to fix, not a crash
+            print(f"brandsteps: {refusal}", file=sys.stderr)
+            return EXIT_USAGE
+        text = redact_auth(str(exc))
         for url in (getattr(args, "ledger", None), os.environ.get("BRANDSTEPS_LEDGER")):
             if url:
                 text = text.replace(url, mask_url(url))

@@ -27,12 +27,15 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    SerializerFunctionWrapHandler,
     ValidationError,
     field_validator,
+    model_serializer,
     model_validator,
 )
 
 from brandsteps.catalogue import METRICS, SAMPLE_KEYS, STAGE_IDS, TIERS
+from brandsteps.notify.config import NotifyChannel
 
 StageId = Literal[
     "affiliate_trial", "public_traffic", "self_broadcast", "private_repurchase", "channel_exclusive"
@@ -41,6 +44,7 @@ Tier = Literal["small", "mid", "large"]
 Op = Literal[">=", ">", "<=", "<"]
 OnFail = Literal["hold", "recycle", "demote", "exit"]
 BRAND_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
+MAX_LAG_DAYS = 90  # refunds by payment date settle within weeks; a quarter back is no longer a stage window
 _PASSWORD_IN_URL = re.compile(r"^[a-z0-9+]+://[^/@:]*:[^/@]+@")
 TABLE_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,62}(\.[A-Za-z_][A-Za-z0-9_]{0,62})?$"
 
@@ -260,7 +264,7 @@ def _threshold(value: Any) -> float | dict[str, float]:
 
 
 Threshold = Annotated[float | dict[str, float], BeforeValidator(_threshold)]
-MetricName = Annotated[str, Field(description="A derived metric of DOMAIN.md")]
+MetricName = Annotated[str, Field(description="A derived metric (docs/domain.md#metrics)")]
 
 
 class _Strict(BaseModel):
@@ -276,6 +280,12 @@ class Criterion(_Strict):
     kind: Literal["must", "should"] = "must"
     weight: float = Field(default=1.0, gt=0, le=1000)
     shadow: bool = Field(default=False, description="Evaluated and recorded, never deciding")
+    lag_days: int = Field(
+        default=0,
+        ge=0,
+        le=MAX_LAG_DAYS,
+        description="Compute the metric over the stage window shifted this many days back (late-maturing figures such as refunds)",
+    )
 
     @field_validator("metric")
     @classmethod
@@ -297,6 +307,14 @@ class Criterion(_Strict):
                     f"(a {spec.unit} is at most {spec.upper_bound:g})"
                 )
         return self
+
+    @model_serializer(mode="wrap")
+    def _without_zero_lag(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # lag 0 is the default and left out: a playbook written before lag_days keeps its policy version
+        data: dict[str, Any] = handler(self)
+        if data.get("lag_days") == 0:
+            del data["lag_days"]
+        return data
 
     def threshold_for(self, tier: str) -> float:
         return self.threshold[tier] if isinstance(self.threshold, dict) else self.threshold
@@ -439,9 +457,21 @@ class Onboarding(_Strict):
     timezone: str = "Asia/Shanghai"
     schedule: str = "0 9 * * *"
     review_timeout_hours: float = Field(default=72.0, gt=0, le=24 * 90)
+    notify: list[NotifyChannel] = Field(default_factory=list, description="chat robots (企业微信, 钉钉, 飞书) that receive the cycle's alerts")
     inbox: str | None = Field(
         default=None, min_length=1, description="folder where operators drop exports; the import-exports deployment imports each new file once"
     )
+    data_deadline: str | None = Field(
+        default=None,
+        description="local time (HH:MM) on the day after as_of until which a cycle leaves brands whose data has not arrived undecided",
+    )
+
+    @field_validator("data_deadline")
+    @classmethod
+    def _clock_time(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"([01][0-9]|2[0-3]):[0-5][0-9]", value):
+            raise ValueError(f"must be a local time like '12:00' (got {value!r})")
+        return value
 
     @field_validator("timezone")
     @classmethod
@@ -1058,6 +1088,7 @@ ENV_KEYS = {
     "ledger": "BRANDSTEPS_LEDGER",
     "timezone": "BRANDSTEPS_TIMEZONE",
     "schedule": "BRANDSTEPS_SCHEDULE",
+    "data_deadline": "BRANDSTEPS_DATA_DEADLINE",
 }
 
 
@@ -1080,9 +1111,11 @@ def apply_environment(onboarding: Onboarding, environ: Mapping[str, str] | None 
 
 def json_schemas() -> dict[str, dict[str, Any]]:
     """JSON Schemas of the config kinds (and configs/imports/*.yaml), for editor completion and checks."""
+    from brandsteps.approvers import ApproversConfig  # built on this module, like the imports package
     from brandsteps.imports.profiles import ImportProfile  # the imports package builds on this module
 
     return {
+        "approvers.schema.json": ApproversConfig.model_json_schema(),
         "steps.schema.json": Playbook.model_json_schema(),
         "brand.schema.json": Brand.model_json_schema(),
         "onboarding.schema.json": Onboarding.model_json_schema(),

@@ -1,7 +1,7 @@
 """Data coverage: which deciding criteria had no value, for how many brands, and which report fills the gap.
 
 The gates read 23 base columns, but real exports fill few of them, and a deciding criterion without
-a value keeps a brand INCONCLUSIVE (DESIGN §5) for as long as the column stays unmeasured. Per stage,
+a value keeps a brand INCONCLUSIVE (docs/design.md#verdict-rules) for as long as the column stays unmeasured. Per stage,
 this module counts the brands each deciding criterion, guardrail and min_sample key had no value
 for, names the base columns it reads that had no measured day in the window, and the reports that
 would fill them.
@@ -9,7 +9,7 @@ would fill them.
 Pure: a portfolio, each brand's stage and a window metrics frame (window.compute_window_metrics) in,
 a small table out, with array operations over all brands at once. Which report fills a column is a
 parameter (`sources`: base column → report or import-profile names), so this module does not depend
-on the import profiles; FALLBACK_SOURCES names the Kuaishou reports of DOMAIN.md for when they are
+on the import profiles; FALLBACK_SOURCES names the Kuaishou reports of docs/domain.md#kuaishou-exports for when they are
 not there.
 """
 
@@ -49,7 +49,7 @@ AD_ACCOUNT = "磁力金牛 account report"
 DISTRIBUTION = "快分销 效果明细"
 ACCOUNT_BREAKDOWN = "全店成交分析 账号构成「下载明细」"
 
-# Which Kuaishou report fills each base column (DOMAIN.md, "Other Kuaishou sources"), for when the
+# Which Kuaishou report fills each base column (docs/domain.md#kuaishou-exports), for when the
 # import profiles (brandsteps.imports) are not there to say it. A column missing here has no known
 # export (live, traffic-source and repurchase reports publish no header list): NO_REPORT.
 FALLBACK_SOURCES: Mapping[str, tuple[str, ...]] = {

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 import numpy as np
 import pandas as pd
@@ -12,10 +12,21 @@ from brandsteps.catalogue import EXITED, GRADUATED, STAGE_IDS
 from brandsteps.config import Portfolio
 from brandsteps.diagnosis import diagnose
 from brandsteps.evidence import combine, join_groups, render
-from brandsteps.gates import COHORT_COLUMNS, GUARD_COLUMNS, compiled, gate_cohort, gate_exited, uses_metric, window_days_for
+from brandsteps.gates import (
+    COHORT_COLUMNS,
+    GUARD_COLUMNS,
+    brands_reading_lag,
+    compiled,
+    gate_cohort,
+    gate_exited,
+    lagged_metrics,
+    uses_metric,
+    window_days_for,
+)
 from brandsteps.ledger import Ledger, WriteResult
 from brandsteps.metrics_source import MetricsBatch
-from brandsteps.window import compute_window_metrics
+from brandsteps.readiness import UNREADY, apply_deadline, deadline_of, missing_inputs
+from brandsteps.window import compute_window_metrics, lagged_name, stage_windows
 
 EVALUATED_STAGES: tuple[str, ...] = (*STAGE_IDS, GRADUATED)
 FUNNEL_ORDER: tuple[str, ...] = (*STAGE_IDS, GRADUATED, EXITED)
@@ -43,7 +54,8 @@ def prepare_cohorts(portfolio: Portfolio, state: pd.DataFrame, as_of: date, bran
     """Every configured brand with its ledger state, days in stage, window and status for as_of.
 
     status: due | not_started (start_date after as_of) | already_decided (as_of decided) |
-    later_decided (a later day is decided: cycles apply in date order).
+    later_decided (a later day is decided: cycles apply in date order); mark_readiness later makes
+    due brands whose data has not arrived unready, until the data deadline.
     """
     frame = brand_table(portfolio) if brands is None else brands.copy()
     st = state.reindex(frame.index)
@@ -63,13 +75,27 @@ def prepare_cohorts(portfolio: Portfolio, state: pd.DataFrame, as_of: date, bran
         ["not_started", "already_decided", "later_decided"],
         default="due",
     )
-    window_days = window_days_for(portfolio, frame.index, frame["stage"].to_numpy(dtype=object))
-    earliest = day - pd.to_timedelta(window_days - 1, unit="D")
-    frame["window_start"] = np.maximum(earliest, frame["stage_entered_on"])
-    frame["window_end"] = day
+    frame["window_days"] = window_days_for(portfolio, frame.index, frame["stage"].to_numpy(dtype=object))
+    start, end = stage_windows(as_of, frame["stage_entered_on"].to_numpy(dtype="datetime64[ns]"), frame["window_days"].to_numpy())
+    frame["window_start"] = start
+    frame["window_end"] = end
     frame["window_len"] = (day - frame["window_start"]).dt.days + 1
     frame["burst"] = uses_metric(portfolio, frame.index, frame["stage"].to_numpy(dtype=object), "burst_coefficient")
     return frame
+
+
+def mark_readiness(portfolio: Portfolio, batch: MetricsBatch, cohorts: pd.DataFrame, as_of: date, now: datetime | None) -> tuple[pd.DataFrame, pd.Series]:
+    """The cohorts with onboarding.yaml's data_deadline applied (readiness.apply_deadline), and each brand's missing inputs.
+
+    now None: as of the day's deadline, as a replay or backtest decides each past day. Without a
+    deadline the cohorts are as they were and nothing is missing.
+    """
+    onboarding = portfolio.onboarding
+    deadline = deadline_of(as_of, onboarding.data_deadline, onboarding.timezone)
+    if deadline is None:
+        return cohorts, pd.Series("", index=cohorts.index, dtype=object)
+    missing = missing_inputs(portfolio, batch.daily, cohorts, as_of)
+    return apply_deadline(cohorts, missing, deadline, deadline if now is None else now), missing
 
 
 def data_errors(batch: MetricsBatch, cohorts: pd.DataFrame) -> pd.Series:
@@ -106,10 +132,30 @@ def _windowed(due: np.ndarray, cohorts: pd.DataFrame) -> np.ndarray:
     return np.asarray(due & (cohorts["stage"] != EXITED).to_numpy(dtype=bool), dtype=bool)
 
 
-def window_metrics_for(batch: MetricsBatch, cohorts: pd.DataFrame) -> pd.DataFrame:
+def window_metrics_for(portfolio: Portfolio, batch: MetricsBatch, cohorts: pd.DataFrame) -> pd.DataFrame:
+    """Every due brand's window metrics, plus each lagged metric its rules read as a column of its own (lagged_name).
+
+    A lag's windows are computed only for the brands whose rules read a metric with that lag, and only
+    the lagged metrics are kept of them: a playbook lagging refund_rate adds one column, not a second frame.
+    """
     due = _windowed((cohorts["status"] == "due").to_numpy(dtype=bool), cohorts)
     windows = cohorts[["window_start", "window_end", "window_len", "burst"]]  # the four columns taken, not all of them
-    return compute_window_metrics(batch.daily, windows if due.all() else windows[due])
+    frame = compute_window_metrics(batch.daily, windows if due.all() else windows[due])
+    if not len(frame):
+        return frame
+    as_of = pd.Timestamp(cohorts["window_end"].iloc[0]).date()
+    stages = cohorts["stage"].to_numpy(dtype=object)
+    for lag, metrics in lagged_metrics(portfolio).items():
+        reading = due & brands_reading_lag(portfolio, cohorts.index, stages, lag)
+        lagged = cohorts[reading]
+        start, end = stage_windows(as_of, lagged["stage_entered_on"].to_numpy(dtype="datetime64[ns]"), lagged["window_days"].to_numpy(), lag)
+        length = (end - start) // np.timedelta64(1, "D") + 1
+        burst = uses_metric(portfolio, lagged.index, stages[reading], "burst_coefficient", lag)
+        shifted = pd.DataFrame({"window_start": start, "window_end": end, "window_len": length, "burst": burst}, index=lagged.index)
+        values = compute_window_metrics(batch.daily, shifted)[metrics]
+        for metric in metrics:
+            frame[lagged_name(metric, lag)] = values[metric].reindex(frame.index).to_numpy(dtype=float)
+    return frame
 
 
 def cohort_for(cohorts: pd.DataFrame, stage_id: str, errors: pd.Series) -> pd.DataFrame:
@@ -160,6 +206,7 @@ class CycleSummary:
     conflicts: int = 0
     later_decided: int = 0
     not_started: int = 0
+    unready: int = 0  # due, but left undecided until their data arrives or the data deadline passes
     verdicts: dict[str, int] = field(default_factory=dict)
     actions: dict[str, int] = field(default_factory=dict)
     funnel: dict[str, int] = field(default_factory=dict)
@@ -183,6 +230,8 @@ class CycleSummary:
             parts.append(f"{self.already_decided} already decided")
         if self.later_decided:
             parts.append(f"{self.later_decided} skipped (a later day is already decided)")
+        if self.unready:
+            parts.append(f"{self.unready} waiting for their data (see data-readiness)")
         if self.quarantined_rows:
             parts.append(f"{self.quarantined_rows} rows quarantined")
         return "; ".join(parts)
@@ -206,6 +255,7 @@ def count_statuses(summary: CycleSummary, cohorts: pd.DataFrame) -> int:
     status = cohorts["status"].value_counts()
     summary.not_started = int(status.get("not_started", 0))
     summary.later_decided = int(status.get("later_decided", 0))
+    summary.unready = int(status.get(UNREADY, 0))
     return int(status.get("already_decided", 0))
 
 
@@ -304,8 +354,10 @@ def from_ledger(summary: CycleSummary, day_decisions: pd.DataFrame) -> CycleSumm
 
 def metrics_start(portfolio: Portfolio, as_of: date) -> date:
     """The earliest day any window can reach, so reads can skip older history."""
-    longest = int(compiled(portfolio).params["window_days"].max())  # every stage, every brand override
-    return as_of - timedelta(days=longest - 1)
+    comp = compiled(portfolio)
+    longest = int(comp.params["window_days"].max())  # every stage, every brand override
+    lag = int(comp.lag.max()) if len(comp.lag) else 0  # a lagged window starts that much earlier
+    return as_of - timedelta(days=longest - 1 + lag)
 
 
 def slice_batch(batch: MetricsBatch, as_of: date) -> MetricsBatch:
@@ -329,7 +381,8 @@ def run_day(
     with ledger.cycle_lock():  # cycles started at once apply one after another, each on the state the last one wrote
         cohorts = prepare_cohorts(portfolio, ledger.read_state(), as_of, brands)
         batch = slice_batch(history, as_of)
-        window = window_metrics_for(batch, cohorts)
+        cohorts, _ = mark_readiness(portfolio, batch, cohorts, as_of, now=None)
+        window = window_metrics_for(portfolio, batch, cohorts)
         decisions = decide_all(portfolio, cohorts, batch, window, as_of)
         result = ledger.record_cycle(decisions, as_of, flow_run_id, expected_versions(cohorts), len(batch.quarantine))
     return summarise(as_of, cohorts, decisions, batch, result)

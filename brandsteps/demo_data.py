@@ -16,7 +16,17 @@ import pandas as pd
 import yaml
 
 from brandsteps.catalogue import BASE_COLUMNS, TIERS
-from brandsteps.demo_exports import USER_PROFILES, ExportFile, ReportImport, export_ids, import_exports, remove_old_exports, write_exports
+from brandsteps.demo_exports import (
+    DEMO_TIMEZONE,
+    REEXPORT_EVERY,
+    USER_PROFILES,
+    ExportFile,
+    ReportImport,
+    export_ids,
+    import_exports,
+    remove_old_exports,
+    write_exports,
+)
 
 CATEGORIES: tuple[str, ...] = ("apparel", "beauty", "food", "home", "digital", "mother-baby")
 DEMO_DAYS = 180  # the period that the archetypes' start windows are laid out for
@@ -37,6 +47,9 @@ class Archetype:
     refund_spike: tuple[int, int] | None = None  # (first day after start_date, days) refunds ≈ 75% of gmv
     unmeasured: tuple[str, ...] = ()  # base columns that are never measured (NaN)
     non_apparel: bool = False  # the anomaly must not be hidden by the apparel refund overrides
+    # Refunds settle at LATE_REFUND, just above the affiliate_trial limit, and arrive over weeks like apparel's (its
+    # store is re-exported weekly); it starts on a re-export's weekday, so its first decisions see a fresh re-export.
+    late_refunds: bool = False
 
     @property
     def stuck_stage(self) -> str | None:
@@ -51,7 +64,7 @@ ARCHETYPES: dict[str, Archetype] = {
         Archetype("steady", "passes every stage; starts staggered so the end funnel is spread", 0, 0.80, (0, 170)),
         Archetype(
             "stuck_affiliate_trial",
-            "refunds above the affiliate_trial must limit",
+            "too few selling affiliates for the affiliate_trial must criterion",
             1,
             0.02,
             (20, 130),
@@ -123,6 +136,17 @@ ARCHETYPES: dict[str, Archetype] = {
             fails=("affiliate_trial", "refund_rate"),
             non_apparel=True,
         ),
+        Archetype(
+            "late_refunds",
+            "refunds by payment date settle just above the affiliate_trial limit but arrive late (the next "
+            "morning's export shows 42% of them): unlagged, the playbook would advance it on immature refunds; "
+            "lag_days 7 recycles it",
+            1,
+            0.01,
+            (40, 100),
+            non_apparel=True,
+            late_refunds=True,
+        ),
         Archetype("awaiting_approval", "good data; public_traffic needs a person's approval", 1, 0.01, (20, 120)),
         Archetype("paused", "good data; the brand is paused", 1, 0.01, (0, 120)),
         Archetype(
@@ -143,7 +167,7 @@ APPAREL_GATES: dict[str, dict[str, Any]] = {
     "channel_exclusive": {"criteria": [{"metric": "refund_rate", "op": "<=", "threshold": 0.65, "kind": "must"}]},
 }
 
-# Per-tier parameter ranges (lo, hi) for good brands: DOMAIN.md magnitudes, chosen so that every
+# Per-tier parameter ranges (lo, hi) for good brands: docs/domain.md#realistic-magnitudes, chosen so that every
 # criterion, guardrail and min_sample of configs/steps.yaml is cleared in every window, with margin.
 TIER_PROFILES: dict[str, dict[str, tuple[float, float]]] = {
     "small": {
@@ -186,7 +210,7 @@ TIER_PROFILES: dict[str, dict[str, tuple[float, float]]] = {
         "exclusive_skus": (6, 7),
     },
 }
-# Refund rate (refund amount / GMV) of good brands by category (DOMAIN.md).
+# Refund rate (refund amount / GMV) of good brands by category (docs/domain.md#realistic-magnitudes).
 CATEGORY_REFUND: dict[str, tuple[float, float]] = {
     "apparel": (0.30, 0.55),
     "beauty": (0.10, 0.22),
@@ -212,6 +236,10 @@ STUCK_VALUES: dict[str, dict[str, tuple[float, float]]] = {
     "stuck_channel_exclusive": {"small": (1, 1), "mid": (2, 2), "large": (4, 4)},  # exclusive SKUs
 }
 EXIT_REFUND = (0.52, 0.60)
+# late_refunds' settled refund rate by tier: about 23% above the affiliate_trial (and channel_exclusive) limits of
+# 40/35/30%, below the public_traffic guardrail's 50/45/40%. The unlagged window, with its youngest days as the
+# weekly re-exports left them, sees at most ~78% of it (below the limit); lagged 7 days ~88% (above).
+LATE_REFUND: dict[str, float] = {"small": 0.49, "mid": 0.43, "large": 0.37}
 SPIKE_REFUND = 0.75
 BURST_DAYS = 2  # a hit-SKU burst lasts two days and comes back every 9–10 days
 
@@ -404,6 +432,13 @@ def _default_start(start: dt.date | None, days: int) -> dt.date:
     return start if start is not None else dt.date.today() - (days - 1) * _DAY
 
 
+def _on_reexport_weekday(offset: int, days: int) -> int:
+    """The start offset moved to the weekday of the weekly re-exports (demo_exports.reexport_mornings: every
+    REEXPORT_EVERY days back from the day after the period's last day), the nearest one in the period."""
+    later = offset + (days - offset) % REEXPORT_EVERY
+    return later if later < days else max(later - REEXPORT_EVERY, 0)
+
+
 def plan_demo_portfolio(n_brands: int = 50, start: dt.date | None = None, seed: int = 7, days: int = DEMO_DAYS) -> list[DemoBrand]:
     """Plan a demo portfolio of n_brands with realistic names, staggered starts and every archetype.
 
@@ -417,8 +452,8 @@ def plan_demo_portfolio(n_brands: int = 50, start: dt.date | None = None, seed: 
     for name, count in archetype_counts(n_brands).items():
         lo, hi = ARCHETYPES[name].start_window
         for i in range(count):  # stratified: brands of one archetype spread over its window
-            offset = lo + (hi - lo) * (i + rng.uniform(0.2, 0.8)) / count
-            planned.append((min(int(offset * scale), max(days - 1, 0)), name))
+            offset = min(int((lo + (hi - lo) * (i + rng.uniform(0.2, 0.8)) / count) * scale), max(days - 1, 0))
+            planned.append((_on_reexport_weekday(offset, days) if ARCHETYPES[name].late_refunds else offset, name))
     planned.sort(key=lambda p: p[0])
 
     categories = [CATEGORIES[i % len(CATEGORIES)] for i in range(n_brands)]  # balanced, then shuffled
@@ -575,7 +610,7 @@ def generate_daily_metrics(brands: list[DemoBrand], start: dt.date, days: int, s
     peak = (promo_shape == 1.0)[None, :]
     promo = 1.0 + (rng.uniform(2.0, 5.0, n)[:, None] - 1.0) * promo_shape[None, :]
 
-    # Per-brand levels of the GMV formula's factors (DOMAIN.md), by tier.
+    # Per-brand levels of the GMV formula's factors (docs/domain.md#gmv-decomposition), by tier.
     uv0 = _by_tier(rng, tier, "uv", log=True)
     watch = _by_tier(rng, tier, "watch")
     buyer_rate = watch * _by_tier(rng, tier, "conv_per_minute")  # visitor → buyer
@@ -675,9 +710,14 @@ def generate_daily_metrics(brands: list[DemoBrand], start: dt.date, days: int, s
     refund_rate = refund_bounds[:, 0] + (refund_bounds[:, 1] - refund_bounds[:, 0]) * rng.random(n)
     exits = is_arch("exit_candidate")
     refund_rate[exits] = rng.uniform(*EXIT_REFUND, int(exits.sum()))
+    late = np.isin(arch, [arch_names.index(a.name) for a in ARCHETYPES.values() if a.late_refunds])
+    refund_rate[late] = np.array([LATE_REFUND[t] for t in TIERS])[tier[late]]
     daily_refund = np.where(refund_spike, SPIKE_REFUND, refund_rate[:, None])
-    emit("refund_amount", np.minimum(np.round(gmv * daily_refund * _noise(rng, shape, 0.08), 2), gmv))
-    del daily_refund, refund_spike
+    refund_noise = _noise(rng, shape, 0.08)
+    # late_refunds' rate holds steady (3% a day, not 8%): its decisions turn on how far its refunds had arrived
+    refund_noise[late] **= 0.375
+    emit("refund_amount", np.minimum(np.round(gmv * daily_refund * refund_noise, 2), gmv))
+    del daily_refund, refund_spike, refund_noise
 
     affiliates = _by_tier(rng, tier, "affiliates", log=True)
     stuck_aff = is_arch("stuck_affiliate_trial")
@@ -773,8 +813,9 @@ ONBOARDING_YAML = f"""\
 # The demo deployment. Relative paths resolve against the folder that holds configs/.
 metrics: {DEMO_METRICS}
 ledger: sqlite:///data/ledger.sqlite
-timezone: Asia/Shanghai
+timezone: {DEMO_TIMEZONE}
 schedule: "0 9 * * *"
+data_deadline: "12:00"
 """
 _DEMO_ID = re.compile(r"^d\d{3,}-[a-z0-9-]+$")
 
@@ -845,6 +886,8 @@ def write_demo_folder(folder: Path, n_brands: int = 50, days: int = DEMO_DAYS, e
             **{key: [b.config[key] for b in brands] for key in ("brand_id", "name", "category", "start_date")},
             "ads": ["ad_spend" not in ARCHETYPES[b.archetype].unmeasured for b in brands],
             "items": [(end - b.start_date).days >= reach for b in brands],
+            # refunds that arrive over weeks: the stores the operator re-exports every week
+            "slow_refunds": [b.config["category"] == "apparel" or ARCHETYPES[b.archetype].late_refunds for b in brands],
         }
     )
     ids = export_ids(table, metrics)
@@ -891,6 +934,7 @@ __all__ = [
     "ARCHETYPES",
     "CATEGORIES",
     "GOOD_ARCHETYPES",
+    "LATE_REFUND",
     "Archetype",
     "DemoBrand",
     "DemoSummary",

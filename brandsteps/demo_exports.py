@@ -13,6 +13,7 @@ In import order (every base column comes from some export):
 |---|---|---|---|
 | 快分销 效果明细 | the end day of brands in their first 30 days, one each | kuaifenxiao-effect | active_affiliates, commission (estimated) |
 | 全店成交分析 daily | one per brand: UTF-8-BOM or GBK CSV, a few XLSX | kuaishou-store-daily | gmv, orders, buyers, refund_amount, commission … |
+| 全店成交分析, re-exported | slow stores' last 30 days, weekly, one each | kuaishou-store-daily | gmv, refund_amount: grown |
 | 磁力金牛 account report | one: every ad account, GBK | cililiujin-accounts | ad_spend, ad_gmv |
 | 直播 live room | one, by 快手ID | live-room (configs/imports) | live_minutes, watch_minutes (seconds), followers_new |
 | 流量来源 traffic | one, by 店铺ID | traffic | uv_private, uv_public_organic, uv_public_paid |
@@ -20,11 +21,20 @@ In import order (every base column comes from some export):
 | 店铺服务 service | one, by 店铺ID | service | orders_shipped_48h, store_rating |
 | 快分销 数据概览 | one, by 店铺ID | affiliates | active_affiliates |
 | per-item sales | one per brand old enough for channel_exclusive | kuaishou-items-daily | gmv_exclusive, exclusive_skus |
-| 全店成交分析, re-exported | apparel brands' last 30 days, one each | kuaishou-store-daily | as above: refunds grown |
 
 Two restatements reach the revision record: the 快分销 detail's estimated commission, settled by the store
-report (affiliate orders settle over weeks), and apparel refunds by payment date, grown by the re-export
-(DOMAIN.md "Data maturity"). active_affiliates comes from an overview because the detail has a row per 达人:
+report (affiliate orders settle over weeks), and the refunds by payment date of the slow stores (apparel, and the
+late_refunds brand) as operators live them (docs/domain.md#data-maturity): a day's refunds first arrive with the
+daily export made the next morning, 42% of what they become (refunds_as_exported), and every week a re-export of the
+last 30 days restates them as they have grown, all of them 18 days on. Each re-export is recorded at the time it was
+made (10:00 on its morning, Asia/Shanghai, before the 12:00 data deadline), so `brandsteps backtest --as-known`
+replays each day with the refunds a live cycle saw at its deadline. A last re-export, made as the demo is built,
+shows the settled (generated) figures: the metrics the demo decides on are the settled ones. Two simplifications
+keep the demo quick (a small export takes ~30 ms to read): a slow store's daily exports are written as one file
+(each day's row as its first export showed it), imported with the other stores' exports, and only the slow stores
+are re-exported (the others' refunds are taken as settled).
+
+active_affiliates comes from an overview because the detail has a row per 达人:
 a large brand's 5,000 selling 达人 a day make millions of rows over the portfolio, far too many to read for a demo.
 """
 
@@ -32,11 +42,13 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import itertools
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
@@ -46,6 +58,11 @@ from brandsteps.wording import counted
 __all__ = [
     "ACCOUNT_NOBODY",
     "AFFILIATE_DETAIL_BRAND_DAYS",
+    "DEMO_TIMEZONE",
+    "REEXPORT_EVERY",
+    "REEXPORT_TIME",
+    "REFUNDS_FIRST_SHARE",
+    "REFUNDS_SETTLE_DAYS",
     "RESTATED_DAYS",
     "RESTATED_REPORT",
     "USER_PROFILES",
@@ -53,13 +70,23 @@ __all__ = [
     "ReportImport",
     "export_ids",
     "import_exports",
+    "reexport_mornings",
+    "refunds_as_exported",
     "remove_old_exports",
     "split_whole",
     "write_exports",
 ]
 
-RESTATED_DAYS = 30  # the re-exported trailing days (operators re-export 30–45 days: DOMAIN.md "Data maturity")
-RESTATED_REPORT = "全店成交分析, last 30 days re-exported"
+RESTATED_DAYS = 30  # the re-exported trailing days (operators re-export 30–45 days: docs/domain.md#data-maturity)
+RESTATED_REPORT = "全店成交分析, last 30 days re-exported weekly"
+REEXPORT_EVERY = 7  # days between two re-exports of a slow store, counted back from the day after the end
+# After the 09:00 daily exports (and the cycle's 09:00 run), before the 12:00 data deadline: that day's cycle sees it.
+REEXPORT_TIME = dt.time(10, 0)
+DEMO_TIMEZONE = "Asia/Shanghai"  # the demo's onboarding.yaml timezone, in which exports are made
+# Apparel refunds come after delivery and the 7-day no-reason return: the next morning's export shows 42% of a day's
+# refunds by payment date, a week later 76%, two weeks later 97%; 18 days after the payment every refund is in.
+REFUNDS_FIRST_SHARE = 0.42
+REFUNDS_SETTLE_DAYS = 18
 AFFILIATE_DETAIL_BRAND_DAYS = 30  # 快分销 效果明细 for brands this young, which are in (or just past) the affiliate trial
 ACCOUNT_NOBODY = "90000001"  # a 磁力金牛 test account of the service provider that no brand lists: skipped
 _AD_ACCOUNT_BASE = 71_000_000  # 账户ID of brand number i (its place in the plan, from 1): base + i
@@ -126,11 +153,13 @@ columns:
 
 @dataclass(frozen=True)
 class ExportFile:
-    """One export the demo wrote: the report it is (its summary line groups by it) and the brand it is for, if one."""
+    """One export the demo wrote: the report it is (its summary line groups by it), the brand it is for, if one, and
+    when it was made, if not as the demo is built."""
 
     path: Path
     report: str
     brand: str | None = None  # --brand: a report without an account column is one brand's
+    at: dt.datetime | None = None  # the time its import is recorded at (restate_many's at); None: when imported
 
 
 @dataclass(frozen=True)
@@ -357,6 +386,7 @@ def _kuaifenxiao(folder: Path, m: pd.DataFrame, index: Mapping[str, int], end: d
     ]
 
 
+REEXPORTED = ("成交金额", "退款金额（支付日）")  # a re-export's indicators (成交金额: the profile knows the report by it)
 _STORE_MONEY = ("成交金额", "客单价", "退款金额（支付日）", "结算佣金", "自营成交", "达人合作成交")
 _STORE_SHARES = ("金额退款率（支付日）", "点击成交转化率(订单)")
 
@@ -404,27 +434,85 @@ def _store_format(i: int) -> _Format:
     return XLSX if i % 20 == 4 else GBK if i % 2 else UTF8_BOM
 
 
-def _first_refunds(m: pd.DataFrame, end: dt.date, slow: np.ndarray) -> np.ndarray:
-    """Refunds by payment date as the first export (made on `end`) shows them. Apparel refunds (30–60% of GMV) keep
-    coming for weeks: on the `slow` rows, the last RESTATED_DAYS days show 55% (that day) to 99.5% (30 days back)
-    of what they become, which the re-export shows."""
-    age = (pd.Timestamp(end) - m["date"]).dt.days.to_numpy()
-    factor = np.where(slow & (age < RESTATED_DAYS), 1.0 - 0.45 * np.exp(-age / 6.0), 1.0)
-    final = m["refund_amount"].to_numpy()
-    return np.where(factor < 1.0, np.round(final * factor, 2), final)
+def refunds_as_exported(settled: np.ndarray, age: np.ndarray) -> np.ndarray:
+    """A slow store's refunds by payment date as an export made `age` days after the payment day shows them, to the
+    fen: REFUNDS_FIRST_SHARE of the settled amount the next morning (age 1), growing ever slower, all of it from
+    REFUNDS_SETTLE_DAYS on."""
+    still_out = np.clip((REFUNDS_SETTLE_DAYS - age) / (REFUNDS_SETTLE_DAYS - 1), 0.0, 1.0)  # 1 the next morning
+    to_come = still_out**2 * (1.0 - REFUNDS_FIRST_SHARE)
+    return np.where(to_come > 0, np.round(settled * (1.0 - to_come), 2), settled)
 
 
-def _store_files(folder: Path, m: pd.DataFrame, index: Mapping[str, int], refund: np.ndarray, report: str) -> list[ExportFile]:
-    """全店成交分析 daily, one file per brand (the report has no account column: imported with --brand)."""
+def reexport_mornings(first: dt.date, end: dt.date) -> list[dt.date]:
+    """The mornings of a slow store's weekly re-exports, oldest first: every REEXPORT_EVERY days back from the day
+    after `end`, each covering the RESTATED_DAYS days before it, while it covers a day from `first` on."""
+    last = end + dt.timedelta(days=1)
+    weeks = ((last - first).days - 1) // REEXPORT_EVERY  # the earliest morning after `first`, in weeks back
+    return [last - dt.timedelta(days=REEXPORT_EVERY * k) for k in range(weeks, -1, -1)]
+
+
+def _made_at(morning: dt.date, now: dt.datetime) -> dt.datetime:
+    """When a re-export made on `morning` was imported: REEXPORT_TIME in the demo's timezone, never after now."""
+    return min(dt.datetime.combine(morning, REEXPORT_TIME, tzinfo=ZoneInfo(DEMO_TIMEZONE)), now)
+
+
+def _store_files(
+    folder: Path,
+    m: pd.DataFrame,
+    index: Mapping[str, int],
+    refund: np.ndarray,
+    report: str,
+    at: dt.datetime | None = None,
+    narrow: bool = False,
+) -> list[ExportFile]:
+    """全店成交分析 daily, one file per brand (the report has no account column: imported with --brand). narrow: with
+    the indicators REEXPORTED only, always as CSV (a re-export: the operator picks the figures that keep changing)."""
     numbers = _store_numbers(m, refund)
-    used = {_store_format(index[b]) for b in m["brand_id"].unique()}
+    if narrow:
+        numbers = numbers[["brand_id", "日期", *REEXPORTED]]
+
+    def fmt_of(brand_id: str) -> _Format:
+        fmt = _store_format(index[brand_id])
+        return UTF8_BOM if fmt is XLSX and narrow else fmt
+
+    used = {fmt_of(b) for b in m["brand_id"].unique()}
     texts = {fmt: _store_text(numbers, fmt) for fmt in (UTF8_BOM, GBK) if fmt in used}
     files = []
     for brand_id, part in _per_brand(numbers):
-        fmt = _store_format(index[brand_id])
+        fmt = fmt_of(brand_id)
         table = part if fmt is XLSX else texts[fmt].loc[part.index].drop(columns="brand_id")
         titles = ["全店成交分析", f"统计时间：{part['日期'].min():%Y-%m-%d} 至 {part['日期'].max():%Y-%m-%d}"]
-        files.append(ExportFile(_write(folder / f"{brand_id}_全店成交分析_{_span(part['日期'])}", titles, table, fmt), report, brand_id))
+        path = _write(folder / f"{brand_id}_全店成交分析_{_span(part['日期'])}", titles, table, fmt)
+        files.append(ExportFile(path, report, brand_id, at))
+    return files
+
+
+def _reexports(
+    folder: Path,
+    m: pd.DataFrame,
+    index: Mapping[str, int],
+    slow: np.ndarray,
+    end: dt.date,
+) -> list[ExportFile]:
+    """The slow stores' re-exports of their last RESTATED_DAYS days, oldest first: one a week up to the morning after
+    `end`, refunds as they had grown by then, and a last one made as the demo is built (recorded then) with the
+    settled figures, which the demo decides on."""
+    now = dt.datetime.now(dt.UTC)
+    days = m["date"].to_numpy(dtype="datetime64[D]")
+    files = []
+    mornings = reexport_mornings(m["date"].min().date(), end)
+    for morning, settled in [*((day, False) for day in mornings), (mornings[-1], True)]:
+        age = (np.datetime64(morning, "D") - days).astype(np.int64)
+        covered = slow & (age >= 1) & (age <= RESTATED_DAYS)
+        if not covered.any():
+            continue
+        part = m[covered]
+        amounts = part["refund_amount"].to_numpy()
+        if settled:  # the same store and days as the morning's: another file
+            files += _store_files(folder / "settled", part, index, amounts, RESTATED_REPORT, narrow=True)
+        else:
+            grown = refunds_as_exported(amounts, age[covered])
+            files += _store_files(folder, part, index, grown, RESTATED_REPORT, _made_at(morning, now), narrow=True)
     return files
 
 
@@ -549,21 +637,21 @@ def remove_old_exports(exports: Path) -> None:
 def write_exports(folder: Path, brands: pd.DataFrame, metrics: pd.DataFrame, end: dt.date, seed: int) -> list[ExportFile]:
     """Render the generated metrics into the reports' export files under folder, in the order they are imported.
 
-    brands: brand_id, name, category, start_date, ads, items (see export_ids), in the plan's order (it numbers
-    the ids). metrics: the generated table, corrupt rows included (the exports carry a bad day as a real one would).
+    brands: brand_id, name, category, start_date, ads, items (see export_ids), slow_refunds (its refunds arrive over
+    weeks: re-exported weekly), in the plan's order (it numbers the ids). metrics: the generated table, corrupt rows
+    included (the exports carry a bad day as a real one would).
     """
     index = _index(brands["brand_id"].tolist())
     m = metrics.reset_index(drop=True)
     info = brands.set_index("brand_id")
-    per_row = {key: m["brand_id"].map(info[key]).to_numpy() for key in ("category", "items")}
-    apparel = per_row["category"] == "apparel"
+    per_row = {key: m["brand_id"].map(info[key]).to_numpy() for key in ("slow_refunds", "items")}
+    slow = per_row["slow_refunds"].astype(bool)
     young = ((pd.Timestamp(end) - m["brand_id"].map(pd.to_datetime(info["start_date"]))).dt.days < AFFILIATE_DETAIL_BRAND_DAYS).to_numpy()
     uv = m[["uv_private", "uv_public_organic", "uv_public_paid"]].to_numpy()
     buyers, returning = m["buyers"].to_numpy(), m["returning_buyers"].to_numpy()
     shipped, orders = m["orders_shipped_48h"].to_numpy(), m["orders"].to_numpy()
     shop = {"日期": _days(m["date"]), "店铺ID": (_SHOP_BASE + m["brand_id"].map(index)).astype(str).to_numpy(), "店铺名称": _names(brands, m["brand_id"])}
     span = _span(m["date"])
-    again = m[apparel & (m["date"] > pd.Timestamp(end - dt.timedelta(days=RESTATED_DAYS))).to_numpy()]
     traffic = {"访客数": _count(uv.sum(axis=1)), "私域访客数": _count(uv[:, 0]), "公域自然访客数": _count(uv[:, 1]), "公域付费访客数": _count(uv[:, 2])}
     customers = {"成交人数": _count(buyers), "新买家数": _count(buyers - returning), "老买家数": _count(returning)}
     service = {
@@ -573,9 +661,13 @@ def write_exports(folder: Path, brands: pd.DataFrame, metrics: pd.DataFrame, end
         "48小时发货率": _share(shipped, orders),
     }
     affiliates = {"出单达人数": _count(m["active_affiliates"]), "支付金额(元)": _money(m["gmv_affiliate"], UTF8_BOM.symbol)}
+    settled = m["refund_amount"].to_numpy()
+    first_refunds = np.where(slow, refunds_as_exported(settled, np.ones(len(m))), settled)  # the next morning's
     return [
         *_kuaifenxiao(folder / "快分销", m, index, end, young, seed),
-        *_store_files(folder / "全店成交分析", m, index, _first_refunds(m, end, apparel), "全店成交分析 daily"),
+        *_store_files(folder / "全店成交分析", m, index, first_refunds, "全店成交分析 daily"),
+        # then its re-exports, while the metrics hold few columns (each re-export's time is one more pass over them)
+        *_reexports(folder / "全店成交分析-重新导出", m, index, slow, end),
         _cililiujin(folder, m, brands, index, end),
         _live_room(folder, m, brands),
         _by_shop(folder / f"流量来源_{span}", "流量来源 traffic", {**shop, **traffic}, UTF8_BOM),
@@ -583,15 +675,14 @@ def write_exports(folder: Path, brands: pd.DataFrame, metrics: pd.DataFrame, end
         _by_shop(folder / f"店铺服务_{span}", "店铺服务 service", {**shop, **service}, GBK),
         _by_shop(folder / f"快分销_数据概览_{span}", "快分销 数据概览", {**shop, **affiliates}, UTF8_BOM),
         *_items(folder / "商品成交明细", m[per_row["items"].astype(bool)], brands, index, seed),
-        # the restated files: apparel stores re-exported for their last days, refunds grown since the first export
-        *_store_files(folder / "全店成交分析-重新导出", again, index, again["refund_amount"].to_numpy(), RESTATED_REPORT),
     ]
 
 
 def import_exports(configs_dir: Path, exports: Sequence[ExportFile], metrics: Path) -> list[ReportImport]:
     """Import the exports into the metrics file as `brandsteps import --metrics FILE` does, report by report in order:
     a report's files are all read (read_import; the profile recognised from the header row) before any is stored
-    (restate_many, one pass over the target per report: each file's digest in the import log, replaced values in the revision record)."""
+    (restate_many, one pass over the target per report, or per time a report's files were made, in order: each
+    file's digest in the import log, replaced values in the revision record, both with the file's time)."""
     from brandsteps.config import load_portfolio
     from brandsteps.imports import load_profiles, read_import
     from brandsteps.imports.restate import RestateError, restate_many
@@ -604,7 +695,10 @@ def import_exports(configs_dir: Path, exports: Sequence[ExportFile], metrics: Pa
     for report in dict.fromkeys(f.report for f in exports):  # a dozen reports, a file at a time as the command does
         files = [f for f in exports if f.report == report]
         imported = [read_import(f.path, portfolio.brands, profiles, brand=f.brand) for f in files]
-        results = restate_many(target, imported)
+        results = []
+        # the report's files made at one time (consecutive: write_exports orders them) in one pass, at that time
+        for at, made in itertools.groupby(zip(files, imported, strict=True), key=lambda pair: pair[0].at):
+            results += restate_many(target, [one for _, one in made], at)
         failed = [r.error for r in results if r.error]
         if failed:  # the demo's own exports: a file that cannot be stored is a bug in the generator
             raise RestateError("; ".join(failed))

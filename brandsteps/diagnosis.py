@@ -59,6 +59,8 @@ def criteria_frame(decisions: pd.DataFrame) -> pd.DataFrame:
     frame = pd.DataFrame.from_records(lists.tolist(), columns=list(CRITERIA_KEYS))
     frame.insert(0, "row", lists.index.to_numpy(dtype=int))
     frame["shadow"] = frame["shadow"].fillna(False).astype(bool)
+    frame["lag_days"] = pd.to_numeric(frame["lag_days"], errors="coerce").fillna(0).astype(np.int64)  # recorded before lag_days: 0
+    frame["window"] = frame["window"].where(frame["window"].notna(), "").astype(object)
     for c in ("threshold", "value", "weight"):
         frame[c] = pd.to_numeric(frame[c], errors="coerce")
     return frame
@@ -72,6 +74,7 @@ def from_records(decisions: pd.DataFrame) -> Decided:
         row=crit["row"].to_numpy(dtype=np.int64), threshold=crit["threshold"].to_numpy(dtype=float), weight=crit["weight"].to_numpy(dtype=float),
         shadow=crit["shadow"].to_numpy(dtype=bool), value=crit["value"].to_numpy(dtype=float),
         result=pd.Index(RESULTS).get_indexer(crit["result"]).astype(np.int64), **text,
+        lag_days=crit["lag_days"].to_numpy(dtype=np.int64), window=crit["window"].to_numpy(dtype=object),
     )
     records = parse_json_column(decisions["gmv_factors"], "{}")
     factors = pd.DataFrame.from_records(records, columns=list(FACTOR_COLUMNS), index=np.arange(len(decisions))).apply(pd.to_numeric, errors="coerce")
@@ -97,15 +100,21 @@ def _action_texts(portfolio: Portfolio, brand_ids: np.ndarray, stages: np.ndarra
     return texts
 
 
-def _first_targets(evidence: Evidence, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per decision and factor (n × 5): the threshold and op of the first live stage criterion on that factor."""
+def _first_targets(evidence: Evidence, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per decision and factor (n × 5): the threshold, op, value and whether it is lagged, of the first live stage
+    criterion on that factor. A criterion without a lag read the factor's own value over the stage window.
+    """
     thr_grid = np.full((n, len(GMV_FACTORS)), np.nan)
+    value_grid = np.full((n, len(GMV_FACTORS)), np.nan)
+    lagged_grid = np.zeros((n, len(GMV_FACTORS)), dtype=bool)
     op_grid = np.full((n, len(GMV_FACTORS)), None, dtype=object)
     col = pd.Index(GMV_FACTORS).get_indexer(pd.Index(evidence.metric, dtype=object)) if len(evidence) else np.empty(0, dtype=np.int64)
     pick = np.flatnonzero((evidence.role == "criterion") & ~evidence.shadow & (col >= 0))[::-1]  # reversed: the first written last wins
     thr_grid[evidence.row[pick], col[pick]] = evidence.threshold[pick]
+    value_grid[evidence.row[pick], col[pick]] = evidence.value[pick]
+    lagged_grid[evidence.row[pick], col[pick]] = evidence.lag_days[pick] > 0
     op_grid[evidence.row[pick], col[pick]] = evidence.op[pick]
-    return thr_grid, op_grid
+    return thr_grid, op_grid, value_grid, lagged_grid
 
 
 def factor_diagnosis(decided: Decided, cohorts: pd.DataFrame, portfolio: Portfolio) -> pd.DataFrame:
@@ -131,7 +140,7 @@ def factor_diagnosis(decided: Decided, cohorts: pd.DataFrame, portfolio: Portfol
     grouped = basis.groupby(keys, dropna=False)
     medians = grouped.transform("median")
     peers = values["gmv"].notna().groupby(keys, dropna=False).transform("sum").to_numpy(dtype=int)
-    thr_grid, op_grid = _first_targets(decided.evidence, n)
+    thr_grid, op_grid, target_value, target_lagged = _first_targets(decided.evidence, n)
 
     # columns gathered in a dict and made a frame once: inserting 45 columns one by one costs more than the arithmetic
     cols: dict[str, Any] = {}
@@ -140,7 +149,8 @@ def factor_diagnosis(decided: Decided, cohorts: pd.DataFrame, portfolio: Portfol
         v, b, m = values[f].to_numpy(dtype=float), basis[f].to_numpy(dtype=float), medians[f].to_numpy(dtype=float)
         t, op = thr_grid[:, j], op_grid[:, j]
         vs_m = _shortfall_vs(b, m, np.ones(n, dtype=bool))
-        vs_t = _shortfall_vs(v, t, (op != "<=") & (op != "<"))
+        # against a target, the value its criterion read (the same as v unless the criterion is lagged)
+        vs_t = _shortfall_vs(np.where(target_lagged[:, j], target_value[:, j], v), t, (op != "<=") & (op != "<"))
         short[:, j] = np.fmax(vs_m, vs_t)
         cols.update({f"{f}.value": v, f"{f}.basis": b, f"{f}.median": m, f"{f}.target": t, f"{f}.op": op})
         cols.update({f"{f}.vs_median": vs_m, f"{f}.vs_target": vs_t, f"{f}.shortfall": short[:, j]})

@@ -1,7 +1,8 @@
-"""Which Prefect events a cycle's decisions announce: stage changes, approval waits, newly overdue brands."""
+"""The Prefect events brandsteps announces: a cycle's stage changes, approval waits, newly overdue brands; imports."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +27,14 @@ ACTION_EVENTS: dict[str, str] = {
 }
 OVERDUE_EVENT = "overdue"
 EVENT_NAMES: tuple[str, ...] = tuple(f"{EVENT_PREFIX}.{s}" for s in (*ACTION_EVENTS.values(), OVERDUE_EVENT))
+
+# Every import that changed the metrics (the inbox, `brandsteps import`) announces the brands and days
+# it changed: the onboarding-cycle deployment's trigger in prefect.yaml starts a cycle on it.
+METRICS_IMPORTED_EVENT = "brandsteps.metrics.imported"
+METRICS_RESOURCE: dict[str, str] = {
+    "prefect.resource.id": "brandsteps.metrics",
+    "prefect.resource.name": "brandsteps metrics",
+}
 
 PAYLOAD_FIELDS: tuple[str, ...] = (
     "brand_id", "as_of", "stage", "to_stage", "verdict", "action", "score", "reason", "action_reason",
@@ -119,3 +128,16 @@ def brand_events(
             resource = {"prefect.resource.id": f"{RESOURCE_PREFIX}.{brand_id}", "prefect.resource.name": str(names.get(brand_id, brand_id))}
             events.append(BrandEvent(f"{EVENT_PREFIX}.{suffix}", resource, payload))
     return events
+
+
+def imported_payload(files: Sequence[tuple[str, pd.DataFrame]]) -> dict[str, list[str]] | None:
+    """The brandsteps.metrics.imported payload for files that changed the metrics (name, rows with brand_id and date).
+
+    None when no file brought a row: an import of nothing starts no cycle.
+    """
+    changed = [(name, rows) for name, rows in files if not rows.empty]
+    if not changed:
+        return None
+    brands = sorted({str(b) for _, rows in changed for b in rows["brand_id"].unique()})
+    days = sorted({d for _, rows in changed for d in pd.to_datetime(rows["date"]).dt.strftime("%Y-%m-%d").unique()})
+    return {"brands": brands, "days": days, "files": [name for name, _ in changed]}

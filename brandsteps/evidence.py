@@ -16,7 +16,9 @@ RESULTS = np.array(["pass", "fail", "no_value"], dtype=object)
 PASS_, FAIL_, NO_VALUE = 0, 1, 2
 NEGATED = {">=": "<", ">": "<=", "<=": ">", "<": ">="}
 FACTOR_COLUMNS: tuple[str, ...] = ("gmv", *GMV_FACTORS)
-CRITERIA_KEYS: tuple[str, ...] = ("role", "source_stage", "metric", "op", "threshold", "kind", "weight", "shadow", "value", "result", "reason")
+CRITERIA_KEYS: tuple[str, ...] = (
+    "role", "source_stage", "metric", "op", "threshold", "kind", "weight", "shadow", "lag_days", "window", "value", "result", "reason",
+)
 
 
 def fmt(values: np.ndarray | pd.Series | Sequence[float]) -> np.ndarray:
@@ -166,7 +168,7 @@ def join_groups(groups: np.ndarray, text: np.ndarray, n: int, sep: str) -> np.nd
 @dataclass(frozen=True)
 class Rules:
     """The criteria a set of Evidence refers to, one element per criterion as configured: its role
-    (criterion|guardrail), the stage it comes from, metric, op, kind, weight and shadow flag."""
+    (criterion|guardrail), the stage it comes from, metric, op, kind, weight, shadow flag and lag_days."""
 
     role: np.ndarray
     source_stage: np.ndarray
@@ -175,6 +177,7 @@ class Rules:
     kind: np.ndarray
     weight: np.ndarray
     shadow: np.ndarray
+    lag_days: np.ndarray
 
     def __len__(self) -> int:
         return len(self.role)
@@ -182,7 +185,7 @@ class Rules:
     @classmethod
     def empty(cls) -> Rules:
         text = np.empty(0, dtype=object)
-        return cls(text, text, text, text, text, np.empty(0, dtype=float), np.empty(0, dtype=bool))
+        return cls(text, text, text, text, text, np.empty(0, dtype=float), np.empty(0, dtype=bool), np.empty(0, dtype=np.int64))
 
 
 _RULE_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Rules))
@@ -204,7 +207,8 @@ class Evidence:
 
     row is the position of the criterion's decision; crit its criterion in rules, whose texts
     (role, source_stage, metric, op, kind) and weight and shadow it reads as attributes of the same
-    names; threshold is the one for the brand's tier, then its value and result code. The texts
+    names; threshold is the one for the brand's tier, then its value and result code; window the days its
+    value was computed over ('2026-11-16..2026-11-29', '' for none; None: not known). The texts
     are gathered only when read: a cycle's million criteria rows share a few hundred criteria, and
     gathering five text arrays per row (then concatenating them) was most of a 100,000-brand gate.
     """
@@ -215,21 +219,24 @@ class Evidence:
     value: np.ndarray
     result: np.ndarray  # PASS_ | FAIL_ | NO_VALUE
     rules: Rules
+    window: np.ndarray | None = None
 
     @classmethod
     def of(
         cls, row: np.ndarray, role: np.ndarray, source_stage: np.ndarray, metric: np.ndarray, op: np.ndarray, threshold: np.ndarray,
         kind: np.ndarray, weight: np.ndarray, shadow: np.ndarray, value: np.ndarray, result: np.ndarray,
+        lag_days: np.ndarray | None = None, window: np.ndarray | None = None,
     ) -> Evidence:
         """Evidence from one array per column (a criterion of its own per row)."""
-        rules = Rules(role, source_stage, metric, op, kind, weight, shadow)
-        return cls(row, np.arange(len(row), dtype=np.int64), threshold, value, result, rules)
+        lags = np.zeros(len(row), dtype=np.int64) if lag_days is None else np.asarray(lag_days, dtype=np.int64)
+        rules = Rules(role, source_stage, metric, op, kind, weight, shadow, lags)
+        return cls(row, np.arange(len(row), dtype=np.int64), threshold, value, result, rules, window)
 
     @classmethod
     def empty(cls) -> Evidence:
         number = np.empty(0, dtype=float)
         index = np.empty(0, dtype=np.int64)
-        return cls(index, index, number, number, index, Rules.empty())
+        return cls(index, index, number, number, index, Rules.empty(), np.empty(0, dtype=object))
 
     def __len__(self) -> int:
         return len(self.row)
@@ -242,10 +249,16 @@ class Evidence:
     kind = _FromRules()
     weight = _FromRules()
     shadow = _FromRules()
+    lag_days = _FromRules()
 
-    def take(self, pick: np.ndarray) -> Evidence:
+    def take(self, pick: np.ndarray | slice) -> Evidence:
         """The criteria selected by a mask or positions (rows keep their decision positions)."""
-        return Evidence(self.row[pick], self.crit[pick], self.threshold[pick], self.value[pick], self.result[pick], self.rules)
+        window = None if self.window is None else self.window[pick]
+        return Evidence(self.row[pick], self.crit[pick], self.threshold[pick], self.value[pick], self.result[pick], self.rules, window)
+
+    def windows(self) -> np.ndarray:
+        """Each criterion's window text ('' where not known)."""
+        return np.full(len(self), "", dtype=object) if self.window is None else np.asarray(self.window, dtype=object)
 
     def reasons(self) -> np.ndarray:
         """'refund_rate 41% > 30%', 'guardrail public_traffic: paid_roi 1.2 < 1.5', 'shadow aov has no value'."""
@@ -261,7 +274,12 @@ class Evidence:
                       show_repeated(self.threshold, units).tolist(), self.result.tolist(), strict=True)
         # one text built per criterion (a million at 100,000 brands): one f-string, not five array additions
         texts = [f"{pre}{m} has no value" if r == NO_VALUE else f"{pre}{m} {v} {o if r == PASS_ else NEGATED[o]} {t}" for pre, m, v, o, t, r in columns]
-        return np.asarray(texts, dtype=object)
+        out = np.asarray(texts, dtype=object)
+        lag = np.asarray(rules.lag_days, dtype=np.int64)[self.crit]
+        lagged = np.flatnonzero(lag > 0)
+        if len(lagged):  # a lagged value is read over an older window: the reason says how much older
+            out[lagged] = out[lagged] + np.array([f" (lagged {k} days)" for k in lag[lagged].tolist()], dtype=object)
+        return out
 
 
 def concat_evidence(parts: Sequence[Evidence], offsets: Sequence[int]) -> Evidence:
@@ -275,6 +293,7 @@ def concat_evidence(parts: Sequence[Evidence], offsets: Sequence[int]) -> Eviden
         return Evidence.empty()
     row = np.concatenate([p.row + off for p, off in kept])
     threshold, value, result = (np.concatenate([getattr(p, n) for p, _ in kept]) for n in ("threshold", "value", "result"))
+    window = None if all(p.window is None for p, _ in kept) else np.concatenate([p.windows() for p, _ in kept])
     rules = kept[0][0].rules
     if all(p.rules is rules for p, _ in kept):
         crit = np.concatenate([p.crit for p, _ in kept])
@@ -282,7 +301,7 @@ def concat_evidence(parts: Sequence[Evidence], offsets: Sequence[int]) -> Eviden
         starts = np.r_[0, np.cumsum([len(p.rules) for p, _ in kept])[:-1]].tolist()
         crit = np.concatenate([p.crit + s for (p, _), s in zip(kept, starts, strict=True)])
         rules = Rules(**{n: np.concatenate([getattr(p.rules, n) for p, _ in kept]) for n in _RULE_FIELDS})
-    return Evidence(row, crit, threshold, value, result, rules)
+    return Evidence(row, crit, threshold, value, result, rules, window)
 
 
 @dataclass(frozen=True)
@@ -351,7 +370,7 @@ def criteria_json(evidence: Evidence, n: int) -> np.ndarray:
     return out
 
 
-_FIXED_KEYS = ("role", "source_stage", "metric", "op", "threshold", "kind", "weight", "shadow")
+_FIXED_KEYS = ("role", "source_stage", "metric", "op", "threshold", "kind", "weight", "shadow", "lag_days")
 
 
 def _criteria_arrays(evidence: Evidence, n: int) -> np.ndarray:
@@ -368,6 +387,7 @@ def _criteria_arrays(evidence: Evidence, n: int) -> np.ndarray:
     heads = json_members(pd.DataFrame({k: pd.Series(v, dtype=object if v.dtype == object else v.dtype) for k, v in fixed.items()}))
     varying = pd.DataFrame(
         {
+            "window": pd.Series(evidence.windows(), dtype=object),
             "value": evidence.value,
             "result": pd.Series(RESULTS[evidence.result], dtype=object),
             "reason": pd.Series(evidence.reasons(), dtype=object),

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from brandsteps.catalogue import EXITED, GRADUATED, STAGE_IDS, TIERS
+from brandsteps.catalogue import BASE_COLUMNS, EXITED, GRADUATED, STAGE_IDS, TIERS, base_columns
 from brandsteps.config import Criterion, Portfolio, Stage
 from brandsteps.evidence import (
     FACTOR_COLUMNS,
@@ -38,6 +38,7 @@ from brandsteps.evidence import (
     text_frame,
     unit_codes,
 )
+from brandsteps.window import lagged_name, stage_windows, window_texts
 
 # Severity order, most severe first; a cycle's worst verdict is the first of these it contains.
 VERDICTS: tuple[str, ...] = ("ERROR", "INCONCLUSIVE", "FAIL", "PASS")
@@ -109,7 +110,8 @@ class Compiled:
     source: np.ndarray
     source_code: np.ndarray  # index of the source stage in STAGE_IDS
     metric: np.ndarray
-    metric_names: np.ndarray  # the distinct metrics named, in the order metric_id counts them
+    lag: np.ndarray  # lag_days of each criterion: its metric is read over the window that many days back
+    metric_names: np.ndarray  # the distinct window-metrics columns read (lagged_name), in the order metric_id counts them
     metric_id: np.ndarray
     op: np.ndarray
     op_code: np.ndarray
@@ -194,12 +196,13 @@ def _compile(portfolio: Portfolio) -> Compiled:
     source = arr([s for _, _, s, _ in items])
     shadow = arr([c.shadow for c, _, _, _ in items], bool)
     metric = arr([c.metric for c, _, _, _ in items])
+    lag = arr([c.lag_days for c, _, _, _ in items], np.int64)
     op = arr([c.op for c, _, _, _ in items])
     thr = np.array([[c.threshold_for(t) for t in TIERS] for c, _, _, _ in items], dtype=float).reshape(len(items), len(TIERS))
     kind = arr([c.kind for c, _, _, _ in items])
     sample_min = arr([m for _, m in samples], float)
     sample_key = arr([k for k, _ in samples])
-    metric_names, metric_id = np.unique(metric.astype(str), return_inverse=True)
+    metric_names, metric_id = np.unique(np.array([lagged_name(m, int(k)) for m, k in zip(metric, lag, strict=True)], dtype=str), return_inverse=True)
     sample_names, sample_id = np.unique(np.array([k if k == "days_with_data" else f"sum_{k}" for k in sample_key], dtype=str), return_inverse=True)
     for_graduated = arr([g for _, _, _, g in items], bool)
     return Compiled(
@@ -213,6 +216,7 @@ def _compile(portfolio: Portfolio) -> Compiled:
         source=source,
         source_code=arr([STAGE_IDS.index(s) for s in source], np.int64),
         metric=metric,
+        lag=lag,
         metric_names=metric_names,
         metric_id=metric_id.astype(np.int64),
         op=op,
@@ -231,7 +235,10 @@ def _compile(portfolio: Portfolio) -> Compiled:
         sample_min=sample_min,
         sample_min_text=show_numbers(sample_min, unit_codes(sample_key)),
         sample_unit=unit_codes(sample_key),
-        rules=Rules(role=role, source_stage=source, metric=metric, op=op, kind=kind, weight=arr([c.weight for c, _, _, _ in items], float), shadow=shadow),
+        rules=Rules(
+            role=role, source_stage=source, metric=metric, op=op, kind=kind, weight=arr([c.weight for c, _, _, _ in items], float), shadow=shadow,
+            lag_days=lag,
+        ),
     )
 
 
@@ -270,12 +277,54 @@ def _rule_sets_in_stage(comp: Compiled, brand_ids: pd.Index | np.ndarray, stages
     return comp.rule_sets(brand_ids, np.where(codes < 0, EVALUATED.index(GRADUATED), codes))
 
 
-def uses_metric(portfolio: Portfolio, brand_ids: pd.Index | np.ndarray, stages: np.ndarray, metric: str) -> np.ndarray:
-    """Whether each brand's rules in its stage read `metric` (criteria, shadow or not, and guardrails)."""
-    comp = compiled(portfolio)
-    reads = np.r_[0, np.cumsum(comp.metric == metric)]
+def _reading(comp: Compiled, brand_ids: pd.Index | np.ndarray, stages: np.ndarray, criteria: np.ndarray) -> np.ndarray:
+    """Whether each brand's rule set in its stage holds any of the criteria (a mask over the compiled criteria)."""
+    reads = np.r_[0, np.cumsum(criteria)]
     per_rule_set = reads[comp.crit_start[1:]] > reads[comp.crit_start[:-1]]
     return np.asarray(per_rule_set[_rule_sets_in_stage(comp, brand_ids, stages)], dtype=bool)
+
+
+def uses_metric(portfolio: Portfolio, brand_ids: pd.Index | np.ndarray, stages: np.ndarray, metric: str, lag_days: int = 0) -> np.ndarray:
+    """Whether each brand's rules in its stage read `metric` over the window lag_days back (criteria, shadow or not, and guardrails)."""
+    comp = compiled(portfolio)
+    return _reading(comp, brand_ids, stages, (comp.metric == metric) & (comp.lag == lag_days))
+
+
+def brands_reading_lag(portfolio: Portfolio, brand_ids: pd.Index | np.ndarray, stages: np.ndarray, lag_days: int) -> np.ndarray:
+    """Whether each brand's rules in its stage read any metric over the window lag_days back."""
+    comp = compiled(portfolio)
+    return _reading(comp, brand_ids, stages, comp.lag == lag_days)
+
+
+def deciding_inputs(portfolio: Portfolio, brand_ids: pd.Index | np.ndarray, stages: np.ndarray) -> tuple[list[tuple[str, int]], np.ndarray]:
+    """The (base column, lag_days) pairs the deciding criteria read, and which of them each brand's rules in its stage need.
+
+    Deciding criteria are those that can set the verdict: a stage's non-shadow criteria, and for
+    graduated brands their guardrails. Returns the pairs (by lag, then base column order) and a
+    brands × pairs mask.
+    """
+    comp = compiled(portfolio)
+    deciding = np.flatnonzero(comp.deciding)
+    pairs = {(column, int(comp.lag[i])) for i in deciding for column in base_columns(str(comp.metric[i]))}
+    keys = sorted(pairs, key=lambda k: (k[1], BASE_COLUMNS.index(k[0])))
+    position = {key: j for j, key in enumerate(keys)}
+    per_criterion = np.zeros((len(comp.metric), len(keys)), dtype=bool)
+    for i in deciding:  # the compiled criteria: configuration, not brands
+        for column in base_columns(str(comp.metric[i])):
+            per_criterion[i, position[(column, int(comp.lag[i]))]] = True
+    # a rule set needs what any of its criteria needs: cumulative counts differenced at the rule sets' bounds
+    counts = np.vstack([np.zeros((1, len(keys)), dtype=np.int64), np.cumsum(per_criterion, axis=0)])
+    per_rule_set = counts[comp.crit_start[1:]] > counts[comp.crit_start[:-1]]
+    return keys, np.asarray(per_rule_set[_rule_sets_in_stage(comp, brand_ids, stages)], dtype=bool)
+
+
+def lagged_metrics(portfolio: Portfolio) -> dict[int, list[str]]:
+    """lag_days → the metrics some rule reads over a window that many days back (lag 0 left out), in name order."""
+    comp = compiled(portfolio)
+    out: dict[int, list[str]] = {}
+    for lag, metric in sorted({(int(k), str(m)) for k, m in zip(comp.lag, comp.metric, strict=True) if k > 0}):
+        out.setdefault(lag, []).append(metric)
+    return out
 
 
 def window_days_for(portfolio: Portfolio, brand_ids: pd.Index | np.ndarray, stages: np.ndarray) -> np.ndarray:
@@ -295,11 +344,13 @@ class Rows:
     threshold: np.ndarray
     value: np.ndarray
     result: np.ndarray  # PASS_ | FAIL_ | NO_VALUE
+    window: np.ndarray | None = None  # the days each value was computed over, as text (window_texts)
 
     def evidence(self, comp: Compiled, pick: np.ndarray | slice = slice(None)) -> Evidence:
         """The rows (all, or those picked) as the ledger records them."""
         # the criteria are referred to by number in the portfolio's one Rules: no texts gathered per row
-        return Evidence(self.brand[pick], self.crit[pick], self.threshold[pick], self.value[pick], self.result[pick], comp.rules)
+        window = None if self.window is None else self.window[pick]
+        return Evidence(self.brand[pick], self.crit[pick], self.threshold[pick], self.value[pick], self.result[pick], comp.rules, window)
 
     def reasons(self, comp: Compiled, pick: np.ndarray) -> np.ndarray:
         """Reason texts of the picked rows only: a verdict quotes a few of a cohort's criteria."""
@@ -331,6 +382,12 @@ def _cohort_rows(comp: Compiled, rule_set: np.ndarray, tier_code: np.ndarray, ta
     value = table[brand, comp.metric_id[crit]] if table.size else np.full(len(brand), np.nan)
     result = _results(value, _compare(value, threshold, comp.op_code[crit]))
     return Rows(brand, crit, threshold, value, result)
+
+
+def _with_windows(rows: Rows, comp: Compiled, entered: np.ndarray, window_days: np.ndarray, as_of: date) -> Rows:
+    """The rows with each criterion's window: its stage's window shifted back by its lag_days (stage_windows)."""
+    start, end = stage_windows(as_of, entered[rows.brand], window_days[rows.brand], comp.lag[rows.crit])
+    return replace(rows, window=window_texts(start, end))
 
 
 def _metric_table(metrics: pd.DataFrame, rows: np.ndarray, names: Sequence[str]) -> np.ndarray:
@@ -380,23 +437,26 @@ def _next_stage(stage_id: str) -> str:
 
 
 def _verdicts(
-    cohort: pd.DataFrame, comp: Compiled, rows: Rows, params: dict[str, np.ndarray], sample: tuple[np.ndarray, np.ndarray, np.ndarray], err: np.ndarray
+    cohort: pd.DataFrame, comp: Compiled, rows: Rows, params: dict[str, np.ndarray], sample: tuple[np.ndarray, np.ndarray, np.ndarray], err: np.ndarray,
+    late: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The verdict (its index in VERDICTS), its reason and the score of every brand of the cohort.
 
     Aggregation rule, in this order (the first rule that matches decides):
     1. ERROR        if the brand's rows in the window failed validation;
-    2. INCONCLUSIVE if days in stage < min_days_in_stage;
-    3. INCONCLUSIVE if any min_sample window sum is below its minimum or not measured;
-    4. INCONCLUSIVE if any deciding criterion's metric has no value;
-    5. FAIL         if any must criterion fails;
-    6. FAIL         if the weighted share of passing should criteria < pass_score;
-    7. PASS         otherwise.
+    2. INCONCLUSIVE if its data was not in by the data deadline (not_ready);
+    3. INCONCLUSIVE if days in stage < min_days_in_stage;
+    4. INCONCLUSIVE if any min_sample window sum is below its minimum or not measured;
+    5. INCONCLUSIVE if any deciding criterion's metric has no value;
+    6. FAIL         if any must criterion fails;
+    7. FAIL         if the weighted share of passing should criteria < pass_score;
+    8. PASS         otherwise.
     Shadow criteria are evaluated and recorded but never decide.
-    err: each brand's data_error text ('' for none).
+    err: each brand's data_error text ('' for none); late: its not_ready text ('' for none).
     """
     n = len(cohort)
     m_error = err != ""
+    m_late = (late != "") & ~m_error
     days = cohort["days_in_stage"].to_numpy()
     least_days = params["min_days"]
     m_early = days < least_days
@@ -424,27 +484,28 @@ def _verdicts(
     least = params["pass_score"].astype(float)
     m_score = score < least - 1e-12
 
-    masks = [m_error, m_early, m_short, m_no_value, m_must, m_score]
-    verdict = np.select(masks, [_ERROR, _INCONCLUSIVE, _INCONCLUSIVE, _INCONCLUSIVE, _FAIL, _FAIL], _PASS)
+    masks = [m_error, m_late, m_early, m_short, m_no_value, m_must, m_score]
+    verdict = np.select(masks, [_ERROR, _INCONCLUSIVE, _INCONCLUSIVE, _INCONCLUSIVE, _INCONCLUSIVE, _FAIL, _FAIL], _PASS)
     # Reasons are built only for the brands whose verdict they explain.
     reason = np.full(n, "", dtype=object)
     first_error = m_error
     reason[first_error] = "data failed validation: " + err[first_error]
-    early = m_early & ~m_error
+    reason[m_late] = late[m_late]
+    early = m_early & ~m_error & ~m_late
     if early.any():
         reason[early] = per_distinct(lambda d, m: _str(d) + " days in stage < min_days_in_stage " + _str(m), days[early], least_days[early].astype(int))
-    short_now = m_short & ~m_error & ~m_early
+    short_now = m_short & ~m_error & ~m_late & ~m_early
     if short_now.any():
         pick = short & short_now[s_brand]
         values = show_numbers(s_value[pick], comp.sample_unit[s_sample[pick]])
         text = "min_sample " + comp.sample_key[s_sample[pick]] + " " + values + " < " + comp.sample_min_text[s_sample[pick]]
         text = np.where(values == "n/a", "min_sample " + comp.sample_key[s_sample[pick]] + " not measured, need " + comp.sample_min_text[s_sample[pick]], text)
         reason[short_now] = join_groups(s_brand[pick], text, n, "; ")[short_now]
-    nv_now = m_no_value & ~m_error & ~m_early & ~m_short
+    nv_now = m_no_value & ~m_error & ~m_late & ~m_early & ~m_short
     if nv_now.any():
         pick = no_value & nv_now[d_brand]
         reason[nv_now] = "no value: " + join_groups(d_brand[pick], comp.metric[d_crit[pick]], n, ", ")[nv_now]
-    must_now = m_must & ~m_error & ~m_early & ~m_short & ~m_no_value
+    must_now = m_must & ~m_error & ~m_late & ~m_early & ~m_short & ~m_no_value
     if must_now.any():
         pick = must_fail & must_now[d_brand]
         reason[must_now] = join_groups(d_brand[pick], rows.reasons(comp, np.flatnonzero(deciding)[pick]), n, "; ")[must_now]
@@ -501,6 +562,7 @@ def _guardrail_trips(
 # What the gates read of a brand besides its data_error (and window_row, where known).
 COHORT_COLUMNS: tuple[str, ...] = (
     "tier", "paused", "awaiting", "awaiting_since", "days_in_stage", "pass_streak", "stage_entered_on", *GUARD_COLUMNS, "policy_version",
+    "not_ready",  # present when onboarding.yaml has a data_deadline (readiness.apply_deadline)
 )
 
 
@@ -573,14 +635,18 @@ def _gate(portfolio: Portfolio, cohort: pd.DataFrame, stage: np.ndarray, code: n
     metric_rows = _metric_rows(metrics, cohort)
     rows = _cohort_rows(comp, rule_set, tier_code, _metric_table(metrics, metric_rows, comp.metric_names.tolist()))
     params = {k: v[rule_set] for k, v in comp.params.items()}
+    entered = _datetimes(cohort["stage_entered_on"])
+    rows = _with_windows(rows, comp, entered, params["window_days"], as_of)
 
     s_brand, s_sample = _expand(comp.sample_start, rule_set)
     s_value = _metric_table(metrics, metric_rows, comp.sample_names.tolist())[s_brand, comp.sample_id[s_sample]]
     err = _texts(cohort["data_error"])
-    verdict, reason, brand_score = _verdicts(cohort, comp, rows, params, (s_brand, s_sample, s_value), err)
+    late = _texts(cohort["not_ready"]) if "not_ready" in cohort.columns else np.full(n, "", dtype=object)
+    verdict, reason, brand_score = _verdicts(cohort, comp, rows, params, (s_brand, s_sample, s_value), err, late)
 
     consecutive_by_stage: dict[str, int] = {s.id: s.consecutive_passes for s in portfolio.playbook.stages}
-    guard_streaks, tripped, guard_reason = _guardrail_trips(comp, rows, cohort, consecutive_by_stage, err == "")
+    # guardrails watch measured data: a brand whose data failed validation or is not in is not judged by them
+    guard_streaks, tripped, guard_reason = _guardrail_trips(comp, rows, cohort, consecutive_by_stage, (err == "") & (late == ""))
 
     graduated = _GRAD[code]
     live = ~graduated  # graduated brands are only watched by guardrails: no stage rules move them
@@ -596,7 +662,7 @@ def _gate(portfolio: Portfolio, cohort: pd.DataFrame, stage: np.ndarray, code: n
     on_fail = params["on_fail"]
     approval = params["requires_approval"].astype(bool)
     trip = (tripped != "") & ~paused
-    # Only a FAIL moves a brand down (DESIGN §5: INCONCLUSIVE never moves one), so a tripped
+    # Only a FAIL moves a brand down (docs/design.md#verdict-rules: INCONCLUSIVE never moves one), so a tripped
     # guardrail is the verdict, whatever the stage's own criteria said.
     reason = np.where(trip & (verdict != _FAIL), guard_reason, reason)
     verdict = np.where(trip, _FAIL, verdict)
@@ -643,7 +709,6 @@ def _gate(portfolio: Portfolio, cohort: pd.DataFrame, stage: np.ndarray, code: n
     moved = (to_stage != stage) | (action_code == _RECYCLE_)
     awaits: np.ndarray = np.asarray(action_code == _AWAIT, dtype=bool)
     next_day = pd.Timestamp(as_of + timedelta(days=1))
-    entered = _datetimes(cohort["stage_entered_on"])
     max_days = params["max_days"].astype(float)
     days = cohort["days_in_stage"].to_numpy(dtype=int, copy=True)
     # every array below is new (the cohort's are copied): the frame keeps them without copying

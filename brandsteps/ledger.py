@@ -97,6 +97,27 @@ cycles = sa.Table(
     sa.Column("kind", sa.String(16), nullable=False, server_default="cycle"),
     sa.Index("ix_cycles_as_of", "as_of"),
 )
+# Every answer to a review and what came of it: accepted answers (with the time step of the TOTP code that proved
+# them, so a code is never accepted twice), refused ones (who, when, why) and escalations of reviews left unanswered.
+approval_attempts = sa.Table(
+    "approval_attempts",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("brand_id", sa.String(64), nullable=False),
+    sa.Column("stage", sa.String(32)),
+    sa.Column("outcome", sa.String(16), nullable=False),  # approved | rejected | refused | escalated
+    sa.Column("answer", sa.String(8)),  # approve | reject: what was asked for
+    sa.Column("actor", sa.String(100)),
+    sa.Column("reason", sa.Text, nullable=False),  # why refused; the answer's reason; who was told
+    sa.Column("refusal", sa.String(16)),  # brandsteps.approvers.Refusal.kind
+    sa.Column("channel", sa.String(16), nullable=False),  # cli | form | review-brand
+    sa.Column("code_step", sa.BigInteger),  # the TOTP time step of an accepted code (RFC 6238 counter)
+    sa.Column("flow_run_id", sa.String(64)),
+    sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_approval_attempts_actor_step", "actor", "code_step"),
+    sa.Index("ix_approval_attempts_recorded", "recorded_at"),
+)
+ACCEPTED_OUTCOMES = ("approved", "rejected")
 CYCLE, BRAND_RUN = "cycle", "brand"  # the kinds of cycles rows
 # Columns added to tables after ledgers were first created: table, column and its DDL (the same on SQLite and PostgreSQL,
 # as the metadata above renders it: tests/test_ledger.py checks), whose default fills the rows already there.
@@ -120,6 +141,10 @@ class ApprovalInputError(LedgerError):
 
 class NotAwaitingApproval(LedgerError):
     """The brand is not awaiting approval (never was, or someone decided first): the answer changes nothing."""
+
+
+class CodeAlreadyUsed(LedgerError):
+    """The approver already used this TOTP code (or a later one): a replayed code proves nothing."""
 
 
 _T = TypeVar("_T")
@@ -479,29 +504,148 @@ class Ledger:
             conn.execute(stage_changes.insert().values(**change))
         return change
 
-    def resolve_approval(self, brand_id: str, *, by: str, reason: str, approve: bool, cause: str | None = None) -> dict[str, Any]:
-        """Approve (advance or graduate) or reject (hold, streak restarts) a brand awaiting approval."""
+    def resolve_approval(
+        self,
+        brand_id: str,
+        *,
+        by: str,
+        reason: str,
+        approve: bool,
+        cause: str | None = None,
+        proof: ApprovalProof | None = None,
+    ) -> dict[str, Any]:
+        """Approve (advance or graduate) or reject (hold, streak restarts) a brand awaiting approval.
+
+        proof: how the answer came and was proved (channel, TOTP time step, the stage it answered); recorded
+        as an attempt in the same transaction. A code step not later than one the approver already used
+        raises CodeAlreadyUsed, and a brand no longer awaiting in proof.stage raises NotAwaitingApproval.
+        """
         by, reason = validate_approval(brand_id, by, reason)
         now = datetime.now(UTC)
         with self._write() as conn:
             row = conn.execute(sa.select(brand_state).where(brand_state.c.brand_id == brand_id)).mappings().first()
-            if row is None or not row["awaiting"]:
+            if row is None or not row["awaiting"] or (proof is not None and proof.stage is not None and row["stage"] != proof.stage):
                 raise NotAwaitingApproval(f"{brand_id} is not awaiting approval")
-            stage = row["stage"]
-            idx = STAGE_IDS.index(stage)
-            to_stage = stage if not approve else (STAGE_IDS[idx + 1] if idx + 1 < len(STAGE_IDS) else GRADUATED)
-            action = ("graduate" if to_stage == GRADUATED else "advance") if approve else "hold"
-            values: dict[str, Any] = {"awaiting": False, "awaiting_since": None, "pass_streak": 0, "updated_at": now}
-            if approve:
-                values.update(stage=to_stage, stage_entered_on=row["last_as_of"] + timedelta(days=1), **{c: 0 for c in GUARD_COLUMNS})
-            conn.execute(brand_state.update().where(brand_state.c.brand_id == brand_id).values(**values))
-            change = {
-                "brand_id": brand_id, "as_of": row["last_as_of"], "from_stage": stage, "to_stage": to_stage,
-                "action": action, "cause": cause or ("approval" if approve else "rejection"), "actor": by,
-                "reason": reason, "cycle_id": None, "recorded_at": now,
-            }
-            conn.execute(stage_changes.insert().values(**change))
+            if proof is not None and proof.code_step is not None and _step_used(conn, by, proof.code_step):
+                raise CodeAlreadyUsed(f"this code was already used by {by}: wait for the next one")
+            change = _approval_change(conn, row, brand_id, by, reason, approve, cause, now)
+            if proof is not None:
+                conn.execute(approval_attempts.insert().values(
+                    brand_id=brand_id, stage=row["stage"], outcome="approved" if approve else "rejected", answer="approve" if approve else "reject",
+                    actor=by, reason=reason, refusal=None, channel=proof.channel, code_step=proof.code_step, flow_run_id=proof.flow_run_id,
+                    recorded_at=now,
+                ))
         return change
+
+    def record_attempt(self, attempt: Attempt) -> dict[str, Any]:
+        """A refused answer or an escalation, as the audit shows it; the brand is not touched."""
+        values = {**attempt.__dict__, "actor": _bounded(attempt.actor, APPROVER_MAX), "recorded_at": attempt.recorded_at or datetime.now(UTC)}
+        with self._write() as conn:
+            conn.execute(approval_attempts.insert().values(**values))
+        return values
+
+    def last_code_step(self, approver: str) -> int | None:
+        """The latest TOTP time step this approver proved an answer with (codes up to it are spent)."""
+        query = sa.select(sa.func.max(approval_attempts.c.code_step)).where(
+            approval_attempts.c.actor == approver, approval_attempts.c.outcome.in_(ACCEPTED_OUTCOMES)
+        )
+        with self.engine.connect() as conn:
+            value = conn.execute(query).scalar_one_or_none()
+        return None if value is None else int(value)
+
+    def audit_rows(self, brand_id: str | None, since: datetime | None, until: datetime | None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """Stage changes, and refused or escalated attempts, recorded in [since, until) for one brand or all, oldest first.
+
+        Accepted attempts are left out: each has its stage change (approval or rejection) already.
+        """
+        changes = sa.select(stage_changes).where(*_audit_filters(stage_changes, brand_id, since, until))
+        attempts = sa.select(approval_attempts).where(
+            approval_attempts.c.outcome.not_in(ACCEPTED_OUTCOMES), *_audit_filters(approval_attempts, brand_id, since, until)
+        )
+        with self.engine.connect() as conn:
+            return (
+                _utc_rows(conn.execute(changes.order_by(stage_changes.c.recorded_at, stage_changes.c.id)).mappings()),
+                _utc_rows(conn.execute(attempts.order_by(approval_attempts.c.recorded_at, approval_attempts.c.id)).mappings()),
+            )
+
+
+def _audit_filters(table: sa.Table, brand_id: str | None, since: datetime | None, until: datetime | None) -> list[Any]:
+    where: list[Any] = [table.c.brand_id == brand_id] if brand_id is not None else []
+    if since is not None:
+        where.append(table.c.recorded_at >= since)
+    if until is not None:
+        where.append(table.c.recorded_at < until)
+    return where
+
+
+@dataclass(frozen=True)
+class ApprovalProof:
+    """How an accepted answer came (cli, form) and what proved it (the TOTP code's time step), for the attempts record."""
+
+    channel: str
+    code_step: int | None = None
+    stage: str | None = None  # the stage the answer was checked for: a brand that moved since is not approved by it
+    flow_run_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """A refused answer (refusal: its kind) or an escalation, for the approval_attempts table."""
+
+    brand_id: str
+    stage: str | None
+    outcome: str  # refused | escalated
+    actor: str | None
+    reason: str
+    channel: str
+    answer: str | None = None
+    refusal: str | None = None
+    flow_run_id: str | None = None
+    code_step: int | None = None
+    recorded_at: datetime | None = None
+
+
+def _bounded(text: str | None, most: int) -> str | None:
+    """A refused name is recorded as given, cut to the column's size (it was never validated: that is why it was refused)."""
+    return None if text is None else text[:most]
+
+
+def _step_used(conn: sa.Connection, approver: str, step: int) -> bool:
+    query = sa.select(sa.func.max(approval_attempts.c.code_step)).where(
+        approval_attempts.c.actor == approver, approval_attempts.c.outcome.in_(ACCEPTED_OUTCOMES)
+    )
+    last = conn.execute(query).scalar_one_or_none()
+    return last is not None and int(last) >= step
+
+
+def _approval_change(
+    conn: sa.Connection, row: Any, brand_id: str, by: str, reason: str, approve: bool, cause: str | None, now: datetime
+) -> dict[str, Any]:
+    """Move the brand on (approve) or restart its passes (reject); returns the stage change written."""
+    stage = row["stage"]
+    idx = STAGE_IDS.index(stage)
+    to_stage = stage if not approve else (STAGE_IDS[idx + 1] if idx + 1 < len(STAGE_IDS) else GRADUATED)
+    action = ("graduate" if to_stage == GRADUATED else "advance") if approve else "hold"
+    values: dict[str, Any] = {"awaiting": False, "awaiting_since": None, "pass_streak": 0, "updated_at": now}
+    if approve:
+        values.update(stage=to_stage, stage_entered_on=row["last_as_of"] + timedelta(days=1), **{c: 0 for c in GUARD_COLUMNS})
+    conn.execute(brand_state.update().where(brand_state.c.brand_id == brand_id).values(**values))
+    change = {
+        "brand_id": brand_id, "as_of": row["last_as_of"], "from_stage": stage, "to_stage": to_stage,
+        "action": action, "cause": cause or ("approval" if approve else "rejection"), "actor": by,
+        "reason": reason, "cycle_id": None, "recorded_at": now,
+    }
+    conn.execute(stage_changes.insert().values(**change))
+    return change
+
+
+def _utc_rows(rows: Any) -> list[dict[str, Any]]:
+    """Rows as dicts with recorded_at in UTC: SQLite gives back times written through SQLAlchemy without their zone."""
+    out = [dict(row) for row in rows]
+    for row in out:
+        if row["recorded_at"] is not None and row["recorded_at"].tzinfo is None:
+            row["recorded_at"] = row["recorded_at"].replace(tzinfo=UTC)
+    return out
 
 
 _CYCLE_LOCK_KEY = 0x5E796

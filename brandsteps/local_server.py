@@ -4,6 +4,11 @@ Prefect's own local server mode starts the server as a plain child process and s
 a SIGKILLed or crashed command leaves it running for ever. Here the server's process reads a pipe
 whose only writer is the command: when the command dies for any reason the kernel closes the pipe,
 the server sees end-of-file and stops itself. Run as `python -m brandsteps.local_server PORT`.
+
+It wants a login of its own, a fresh user:password per server that only the command knows: its loopback
+port is open to every user of the machine. So a server login set in the environment for another server
+(PREFECT_SERVER_API_AUTH_STRING, PREFECT_API_AUTH_STRING) is not used here, and the command's client sends
+`auth_string` instead.
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ import threading
 import time
 import urllib.request
 from pathlib import Path
+
+from brandsteps.api_auth import new_auth_string
 
 __all__ = ["TemporaryServer"]
 
@@ -35,6 +42,7 @@ class TemporaryServer:
     def __init__(self, log: Path | None = None) -> None:
         self.port = _free_port()
         self.log = log
+        self.auth_string = new_auth_string()  # never printed: the command's client sends it, nobody types it
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -45,6 +53,8 @@ class TemporaryServer:
         out = self.log.open("ab") if self.log else subprocess.DEVNULL
         env = {**os.environ, "PREFECT_UI_ENABLED": "false", "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
         env.pop("PREFECT_API_URL", None)  # the server is the API; it must not look for another one
+        # the server checks the first; the second is what any client inside the server process would send
+        env.update(PREFECT_SERVER_API_AUTH_STRING=self.auth_string, PREFECT_API_AUTH_STRING=self.auth_string)
         try:
             # stdin is the lifeline: this process holds its only write end
             self.process = subprocess.Popen(  # noqa: S603 - our own module, with this interpreter
@@ -61,7 +71,7 @@ class TemporaryServer:
             if self.process is None or self.process.poll() is not None:
                 code = None if self.process is None else self.process.returncode
                 raise RuntimeError(f"the temporary Prefect server exited (code {code}) before it was ready")
-            try:
+            try:  # Prefect leaves /health open without a login, for probes like this one
                 with urllib.request.urlopen(f"{self.api_url}/health", timeout=2) as response:  # noqa: S310 - our own loopback URL
                     if response.status == 200:
                         return

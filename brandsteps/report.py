@@ -280,14 +280,14 @@ def brand_report_markdown(decision: dict[str, Any], name: str, history: pd.DataF
         + ("; **overdue**" if decision.get("overdue") else ""),
         f"- Policy version {decision['policy_version']}",
         "",
-        "| criterion | kind | value | op | threshold | result | reason |",
-        "|---|---|---:|:-:|---:|---|---|",
+        "| criterion | kind | window | value | op | threshold | result | reason |",
+        "|---|---|---|---:|:-:|---:|---|---|",
     ]
     for c in _criteria(decision):
         label = c["metric"] if c["role"] == "criterion" else f"{c['metric']} (guardrail {c['source_stage']})"
         kind = c["kind"] + (" shadow" if c.get("shadow") else "")
         lines.append(
-            f"| {label} | {kind} | {show_value(c['metric'], c['value'])} | {c['op']} | "
+            f"| {label} | {kind} | {criterion_window(c)} | {show_value(c['metric'], c['value'])} | {c['op']} | "
             f"{show_value(c['metric'], c['threshold'])} | {c['result']} | {c['reason']} |"
         )
     factors = _factors(decision)
@@ -321,7 +321,7 @@ def explain_text(decision: dict[str, Any], name: str, history: pd.DataFrame, rev
             mark = {"pass": "ok  ", "fail": "FAIL", "no_value": "n/a "}[c["result"]]
             out.append(
                 f"    {mark} {c['kind']:<6} {c['metric']:<28} {show_value(c['metric'], c['value']):>14} "
-                f"{c['op']:>2} {show_value(c['metric'], c['threshold']):<12}{tag}"
+                f"{c['op']:>2} {show_value(c['metric'], c['threshold']):<12} {criterion_window(c):<26}{tag}"
             )
     factors = _factors(decision)
     out += shadow_lines(factors, markdown=False)
@@ -333,6 +333,18 @@ def explain_text(decision: dict[str, Any], name: str, history: pd.DataFrame, rev
             out.append(f"    {r.as_of} {r.from_stage} -> {r.to_stage} ({change_label(r.action, r.cause, r.actor)}): {one_line(r.reason)}")
     out.append(f"  policy {decision['policy_version']}, flow run {decision.get('flow_run_id') or '-'}")
     return "\n".join(out)
+
+
+def criterion_window(criterion: dict[str, Any]) -> str:
+    """The days a criterion's value was computed over, as recorded: '2026-11-16..2026-11-29', '(lag 7)' after a lagged one.
+
+    Decisions recorded before windows were kept show '–'; an empty lagged window (the brand entered the
+    stage after it ended) shows 'no days yet'.
+    """
+    window = criterion.get("window")
+    lag = int(criterion.get("lag_days") or 0)
+    text = "–" if window is None else window or "no days yet"
+    return text + (f" (lag {lag})" if lag else "")
 
 
 REVISIONS_NAMED = 5  # revised values named in explain's note; the rest are counted

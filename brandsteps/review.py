@@ -3,17 +3,31 @@
 from __future__ import annotations
 
 import json
+import math
 import re
-from typing import Any, Literal
+import unicodedata
+from typing import Annotated, Any, Literal
 
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
+from brandsteps.approvers import CODE_PATTERN
 from brandsteps.catalogue import GRADUATED, STAGE_IDS
 from brandsteps.report import brand_report_markdown, show_value
 
 REVIEWER_MAX = 80
 REASON_MAX = 500
+CODE_HELP = "The current 6-digit code of your authenticator app (required when configs/approvers.yaml lists who may approve)"
+
+
+def _code_digits(value: Any) -> Any:
+    """`123 456` and full-width digits as typed on a phone are the code's six digits."""
+    if isinstance(value, str):
+        return "".join(unicodedata.normalize("NFKC", value).split()) or None
+    return value
+
+
+Code = Annotated[Annotated[str, Field(pattern=CODE_PATTERN)] | None, BeforeValidator(_code_digits)]
 
 
 class ReviewAnswer(BaseModel):
@@ -24,6 +38,7 @@ class ReviewAnswer(BaseModel):
     decision: Literal["approve", "reject"] = Field(description="approve: the brand advances (or graduates); reject: it stays and must earn its passes again")
     reviewer: str = Field(min_length=2, max_length=REVIEWER_MAX, description="Your name, recorded in the ledger")
     reason: str = Field(min_length=3, max_length=REASON_MAX, description="Why, in a sentence; recorded in the ledger")
+    code: Code = Field(default=None, description=CODE_HELP)
 
 
 def review_key(brand_id: str, stage: str, awaiting_since: str) -> str:
@@ -94,3 +109,29 @@ def decided_elsewhere(brand_id: str, history: pd.DataFrame) -> str:
     when = at.tz_convert("UTC") if at.tzinfo else at
     verb = "approved" if last["cause"] == "approval" else "rejected"
     return f"{brand_id} was already decided by {last['actor']} at {when:%Y-%m-%d %H:%M} UTC: {verb}, {last['from_stage']} -> {last['to_stage']}"
+
+
+def next_pause(elapsed_seconds: float, timeout_hours: float, escalate_after_hours: float | None, escalated: bool) -> tuple[int, bool]:
+    """Seconds the review pauses next, and whether that pause ends in the escalation (else in the default outcome).
+
+    A review pauses until escalate_after_hours (if set, not yet escalated and before the timeout), then for
+    the rest of timeout_hours; a refused answer pauses again for what is left. Both counted from the start.
+    """
+    if escalate_after_hours is not None and not escalated and escalate_after_hours < timeout_hours:
+        return max(1, math.ceil(escalate_after_hours * 3600 - elapsed_seconds)), True
+    return max(1, math.ceil(timeout_hours * 3600 - elapsed_seconds)), False
+
+
+def refused_note(reviewer: str, decision: str, reason: str, at: str) -> str:
+    """The line above the evidence of a form shown again after a refused answer."""
+    return f"- **Refused:** {reviewer}'s answer ({decision}) at {at}: {reason}. The review is open for another answer."
+
+
+def escalation_text(brand_id: str, name: str, stage: str, awaiting_since: str, waited_hours: float, timeout_hours: float, told: list[str]) -> str:
+    """The escalation message: what waits, since when, who is asked, and what happens without an answer."""
+    who = ", ".join(told) if told else "nobody listed"
+    left = timeout_hours - waited_hours
+    return (
+        f"{name} ({brand_id}) awaits approval in {stage} since {awaiting_since}; its review has had no answer for {waited_hours:g} hours. "
+        f"Asked: {who}. Without an answer within {left:g} more hours the review ends with hold: {brand_id} stays in {stage}."
+    )

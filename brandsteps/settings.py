@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -50,8 +51,24 @@ def targets(portfolio: ConfigsFolder, metrics: str | None = None, ledger: str | 
     )
 
 
+CLOCK_ENV = "BRANDSTEPS_NOW"
+
+
+def now_in(tz: str) -> datetime:
+    """The time in tz: BRANDSTEPS_NOW when set (an ISO time, in tz unless it has an offset: rehearsals and tests
+    pin the clock the data deadline is checked against), else the system clock."""
+    pinned = os.environ.get(CLOCK_ENV, "").strip()
+    if not pinned:
+        return datetime.now(ZoneInfo(tz))
+    try:
+        moment = datetime.fromisoformat(pinned)
+    except ValueError:
+        raise ValueError(f"{CLOCK_ENV}: must be an ISO time like 2026-12-07T10:30 (got {pinned!r})") from None
+    return moment.replace(tzinfo=ZoneInfo(tz)) if moment.tzinfo is None else moment.astimezone(ZoneInfo(tz))
+
+
 def today_in(tz: str) -> date:
-    return datetime.now(ZoneInfo(tz)).date()
+    return now_in(tz).date()
 
 
 def yesterday_in(tz: str) -> date:
@@ -63,7 +80,7 @@ def report_sources(configs_dir: Path | str) -> Mapping[str, Sequence[str]]:
     """base column → the import profiles (built-in Kuaishou reports and configs/imports/*.yaml) that fill it.
 
     The profiles say it once brandsteps.imports is there; until then, coverage's table of the known
-    Kuaishou reports (DOMAIN.md) stands in.
+    Kuaishou reports (docs/domain.md#kuaishou-exports) stands in.
     """
     from brandsteps.coverage import FALLBACK_SOURCES, sources_from_profiles
 

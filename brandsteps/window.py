@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 import numpy as np
 import pandas as pd
 
@@ -141,6 +143,33 @@ def _last_in_order(codes: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
+def stage_windows(as_of: date, entered: np.ndarray, window_days: np.ndarray, lag_days: int | np.ndarray = 0) -> tuple[np.ndarray, np.ndarray]:
+    """First and last day (datetime64[ns]) of each brand's window: window_days ending lag_days before as_of, never before
+    the brand entered its stage (docs/design.md#windows). A first day after the last is an empty window: the brand
+    entered its stage after the lagged window ended.
+    """
+    end = np.datetime64(as_of, "ns") - np.asarray(lag_days, dtype="timedelta64[D]").astype("timedelta64[ns]")
+    earliest = end - (np.asarray(window_days, dtype=np.int64) - 1).astype("timedelta64[D]").astype("timedelta64[ns]")
+    start = np.maximum(earliest, np.asarray(entered, dtype="datetime64[ns]"))
+    return start, np.broadcast_to(end, start.shape).copy()
+
+
+def window_texts(start: np.ndarray, end: np.ndarray) -> np.ndarray:
+    """'2026-11-16..2026-11-29' for each window ('' for an empty one), each distinct text built once."""
+    first = np.asarray(start, dtype="datetime64[D]").astype(np.int64)
+    last = np.asarray(end, dtype="datetime64[D]").astype(np.int64)
+    pairs, inverse = np.unique(np.stack([first, last], axis=1).reshape(-1, 2), axis=0, return_inverse=True)
+    texts = np.array(
+        [f"{np.datetime64(a, 'D')}..{np.datetime64(b, 'D')}" if a <= b else "" for a, b in pairs.tolist()] or [""], dtype=object
+    )
+    return np.asarray(texts[inverse.reshape(-1)], dtype=object) if len(first) else np.empty(0, dtype=object)
+
+
+def lagged_name(metric: str, lag_days: int) -> str:
+    """The window-metrics column holding `metric` computed over the window lag_days back ('refund_rate@lag7')."""
+    return metric if lag_days == 0 else f"{metric}@lag{lag_days}"
+
+
 _SUM_COLUMNS: tuple[str, ...] = (*BASE_COLUMNS, "uv")
 
 
@@ -156,7 +185,7 @@ _EMPTY_COLUMNS: list[str] = list(dict.fromkeys(["days_with_data", *(f"sum_{c}" f
 
 
 def compute_window_metrics(daily: pd.DataFrame, windows: pd.DataFrame) -> pd.DataFrame:
-    """Window sums and every derived metric of DOMAIN.md, one row per brand of `windows`.
+    """Window sums and every derived metric of docs/domain.md#metrics, one row per brand of `windows`.
 
     daily: brand_id (text or Categorical), date (datetime64), base columns and uv (NaN = not measured).
     windows: index brand_id; columns window_start, window_end (Timestamps), window_len (days), and

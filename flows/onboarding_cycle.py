@@ -27,16 +27,17 @@ from brandsteps.evidence import combine, render
 from brandsteps.ledger import CYCLE, Ledger, WriteResult
 from brandsteps.metrics_source import MetricsBatch
 from brandsteps.report import table_brands
-from brandsteps.settings import targets, today_in, yesterday_in
+from brandsteps.settings import now_in, targets, today_in, yesterday_in
 from brandsteps.shards import shard_portfolio
 from flows.parameters import DayOrYesterday
 from flows.run_names import cycle_run_name
-from tasks.artifacts import cycle_coverage, publish_awaiting, publish_cycle, publish_visual_report
+from tasks.artifacts import cycle_coverage, publish_awaiting, publish_cycle, publish_readiness, publish_visual_report
 from tasks.configs import load_configs
 from tasks.events import emit_brand_events, start_reviews
 from tasks.gates import STAGE_GATES
 from tasks.ledger import read_cohorts, read_day_decisions, record_decisions
-from tasks.metrics import compute_windows, load_daily_metrics
+from tasks.metrics import check_readiness, compute_windows, load_daily_metrics
+from tasks.notify import notify_cycle
 from tasks.shards import merge_shards, run_shards
 
 
@@ -53,6 +54,7 @@ class CycleOutcome:
     cohorts: pd.DataFrame
     written: WriteResult
     coverage: Coverage | None = None  # the decided brands' criteria without a value (data-coverage artifact)
+    missing: pd.Series | None = None  # per brand, what its deciding criteria read that has not arrived (data-readiness)
 
 
 def only_brand(portfolio: Portfolio, brand_id: str) -> Portfolio:
@@ -117,8 +119,9 @@ def run_cycle_steps(
     # quote: Prefect walks task inputs looking for futures, and through a portfolio that is every brand's model, per task
     with ledger.cycle_lock() if exclusive else nullcontext():
         cohorts = read_cohorts(quote(portfolio), ledger, as_of)
+        cohorts, missing = check_readiness(quote(portfolio), batch, cohorts, as_of, now_in(where.timezone))
         progress.step(2)
-        window, errors = compute_windows(batch, cohorts)
+        window, errors = compute_windows(quote(portfolio), batch, cohorts)
         unknown_rows = unknown_brand_rows(batch, cohorts)
         batch = without_rows(batch)
         return_free_memory()
@@ -132,7 +135,8 @@ def run_cycle_steps(
         result = record_decisions(ledger, decisions, cohorts, as_of, flow_run.get_id(), len(batch.quarantine), kind)
     progress.step(progress.total)
     coverage = cycle_coverage(portfolio, cohorts, window)  # from the windows the gates read: no second read of the metrics
-    return CycleOutcome(summarise(as_of, cohorts, decisions, batch, result, unknown_rows), decisions, batch, ledger, cohorts, result, coverage)
+    summary = summarise(as_of, cohorts, decisions, batch, result, unknown_rows)
+    return CycleOutcome(summary, decisions, batch, ledger, cohorts, result, coverage, missing)
 
 
 def fail_if_every_brand_errored(summary: CycleSummary) -> None:
@@ -198,11 +202,16 @@ def onboarding_cycle(
         shown = read_day_decisions(outcome.ledger, day)
         summary = from_ledger(summary, shown)
     publish_cycle(summary, shown, outcome.batch, brands, key_prefix=prefix, coverage=outcome.coverage, configs_dir=portfolio.root)
+    if outcome.missing is not None:
+        publish_readiness(quote(portfolio), outcome.cohorts, outcome.missing, day, prefix)
     if shard_index is None:
         publish_visual_report(quote(portfolio), outcome.ledger, day)
     emit_brand_events(quote(portfolio), outcome.decisions, outcome.cohorts, names, quote(outcome.written))
     if start_reviews(outcome.decisions, quote(outcome.written), str(Path(configs).resolve()), ledger):
         publish_awaiting(shown, brands, day.isoformat(), prefix)  # again, now that the new waits' review runs exist to link
+    notify_cycle(  # after start-reviews: the awaiting-approval message links the runs it started
+        quote(portfolio), outcome.summary, outcome.decisions, outcome.cohorts, names, quote(outcome.written), prefix
+    )
     print(summary.line())
     fail_if_every_brand_errored(outcome.summary)
     return asdict(summary)

@@ -12,11 +12,21 @@ from prefect.blocks.notifications import CustomWebhookNotificationBlock
 from prefect.deployments.runner import RunnerDeployment
 from prefect.events.actions import DoNothing, SendNotification
 from prefect.events.schemas.automations import EventTrigger, Posture
+from prefect.events.schemas.deployment_triggers import DeploymentEventTrigger
 from prefect.flows import Flow, load_flow_from_entrypoint
 from prefect.schedules import Cron, Interval
 
 from brandsteps.config import Portfolio
-from brandsteps.deploy_spec import CYCLE_DEPLOYMENT, DeploymentSpec, read_deployment_specs
+from brandsteps.deploy_spec import (
+    CYCLE_DEPLOYMENT,
+    CYCLE_SCHEDULE_SLUG,
+    DEADLINE_SCHEDULE_SLUG,
+    DeploymentSpec,
+    deadline_cron,
+    deployments_file,
+    main_schedule,
+    read_deployment_specs,
+)
 from brandsteps.events import EVENT_PREFIX, OVERDUE_EVENT, RESOURCE_PREFIX
 from brandsteps.report_server import DEFAULT_REPORT_PORT, REPORT_DIR_ENV, REPORT_URL_ENV, PortInUse, ReportServer, start_report_server
 
@@ -31,9 +41,27 @@ def _schedules(spec: DeploymentSpec, portfolio: Portfolio) -> list[Any]:
             Interval(s.interval, slug=s.slug, active=s.active) if s.interval else Cron(s.cron, timezone=s.timezone, slug=s.slug, active=s.active)
             for s in spec.schedules
         ]
-    slug = spec.schedules[0].slug if spec.schedules else "daily-onboarding-cycle"
+    main = main_schedule(spec)
+    slug = main.slug if main and main.slug else CYCLE_SCHEDULE_SLUG
     # onboarding.yaml is the operators' one place for when the cycle runs.
-    return [Cron(portfolio.onboarding.schedule, timezone=portfolio.onboarding.timezone, slug=slug, active=True)]
+    onboarding = portfolio.onboarding
+    schedules = [Cron(onboarding.schedule, timezone=onboarding.timezone, slug=slug, active=True)]
+    if onboarding.data_deadline is not None:  # the run that decides the brands whose data never came
+        at_deadline = deadline_cron(onboarding.data_deadline)
+        schedules.append(Cron(at_deadline, timezone=onboarding.timezone, slug=DEADLINE_SCHEDULE_SLUG, active=True))
+    return schedules
+
+
+def _triggers(spec: DeploymentSpec, portfolio: Portfolio) -> list[DeploymentEventTrigger]:
+    """prefect.yaml's triggers as `prefect deploy` makes them; the cycle's on imports is on only with data_deadline."""
+    out = []
+    for trigger in spec.triggers:
+        fields = trigger.prefect_fields()
+        if spec.name == CYCLE_DEPLOYMENT and trigger.starts_on_imports():
+            # Without a deadline a cycle decides every brand on what has arrived: an import at dawn must not start it
+            fields["enabled"] = portfolio.onboarding.data_deadline is not None
+        out.append(DeploymentEventTrigger(**fields))
+    return out
 
 
 def runner_deployments(portfolio: Portfolio, configs: Path, prefect_yaml: Path | None = None, for_workers: bool = False) -> list[RunnerDeployment]:
@@ -41,7 +69,7 @@ def runner_deployments(portfolio: Portfolio, configs: Path, prefect_yaml: Path |
 
     for_workers: the flow code is pulled from this checkout's folder (a worker's runs start elsewhere).
     """
-    specs = read_deployment_specs(prefect_yaml or PROJECT_ROOT / "prefect.yaml")
+    specs = read_deployment_specs(prefect_yaml or deployments_file(configs, PROJECT_ROOT))
     out = []
     for spec in specs:
         path, _, func = spec.entrypoint.partition(":")
@@ -57,6 +85,7 @@ def runner_deployments(portfolio: Portfolio, configs: Path, prefect_yaml: Path |
                 tags=list(spec.tags),
                 parameters=parameters,
                 schedules=_schedules(spec, portfolio),
+                triggers=list(_triggers(spec, portfolio)),
             )
         )
     return out

@@ -20,6 +20,7 @@ from brandsteps.coverage import FALLBACK_SOURCES, Coverage, artifact_rows, data_
 from brandsteps.cycle import CycleSummary
 from brandsteps.ledger import Ledger
 from brandsteps.metrics_source import MetricsBatch
+from brandsteps.readiness import deadline_of, unready_table
 from brandsteps.report import (
     TABLE_ROWS,
     awaiting_table,
@@ -82,7 +83,7 @@ def publish_awaiting(decisions: pd.DataFrame, brands: pd.DataFrame, day: str, ke
         key=f"{key_prefix}awaiting-approval",
         table=table.rows or [{"brand": "", "why": "none today"}],
         description=f"Brands waiting for a person's approval on {day} ({len(waiting)}){table.note()}{_shown(len(waiting))}: "
-        "answer in the review-brand run, or `brandsteps approve BRAND --by NAME --reason TEXT`",
+        "answer in the review-brand run, or `brandsteps approve BRAND --by NAME --reason TEXT --code CODE` (the code: with configs/approvers.yaml)",
     )
 
 
@@ -121,6 +122,29 @@ def publish_coverage(coverage: Coverage, configs_dir: Path | None, day: str, key
         description=f"Deciding criteria, guardrails and min_sample keys without a value on {day} ({without}), for the {coverage.total} brands "
         "this run decided, most brands affected first: the base columns no day of their windows has, and the reports that fill them "
         "(`brandsteps coverage` shows every criterion)",
+    )
+
+
+@task(name="publish-readiness", cache_policy=NONE)
+def publish_readiness(portfolio: Portfolio, cohorts: pd.DataFrame, missing: pd.Series, as_of: date, key_prefix: str = "") -> None:
+    """The data-readiness table: brands left undecided until their data arrives, with what is missing.
+
+    Published by every run when onboarding.yaml has a data_deadline (an empty table says everyone was ready),
+    so the latest version is the latest run's answer.
+    """
+    onboarding = portfolio.onboarding
+    deadline = deadline_of(as_of, onboarding.data_deadline, onboarding.timezone)
+    if deadline is None:
+        return
+    table = unready_table(cohorts, missing)
+    late = int((cohorts["not_ready"] != "").sum()) if "not_ready" in cohorts else 0
+    rows = table.head(TABLE_ROWS).to_dict("records")
+    create_table_artifact(
+        key=f"{key_prefix}data-readiness",
+        table=rows or [{"brand_id": "", "name": "", "stage": "", "missing": "none: every due brand's data is in"}],
+        description=f"Brands waiting for their data of {as_of} ({len(table)}){_shown(len(table))}: decided by the next run once it "
+        f"arrives, or INCONCLUSIVE from the deadline {deadline:%Y-%m-%d %H:%M} ({onboarding.timezone})"
+        + (f"; {late} brands were decided INCONCLUSIVE for data not in by the deadline" if late else ""),
     )
 
 

@@ -11,13 +11,14 @@ from prefect.events import emit_event
 from prefect.runtime import task_run
 
 from brandsteps.config import Portfolio
+from brandsteps.events import METRICS_IMPORTED_EVENT, METRICS_RESOURCE
 from brandsteps.imports.inbox import InboxOutcome, import_inbox_file
 from brandsteps.imports.loading import load_profiles
 from brandsteps.imports.profiles import ImportProfile
 from brandsteps.metrics_source import MetricsSource
 from tasks.retries import is_transient
 
-IMPORTED_EVENT = "brandsteps.metrics.imported"
+IMPORTED_EVENT = METRICS_IMPORTED_EVENT  # what the onboarding-cycle's trigger in prefect.yaml expects
 
 
 def _file_task_name() -> str:
@@ -66,7 +67,7 @@ def publish_imports(outcomes: list[InboxOutcome]) -> None:
     if brands:
         emit_event(
             event=IMPORTED_EVENT,
-            resource={"prefect.resource.id": "brandsteps.metrics", "prefect.resource.name": "brandsteps metrics"},
+            resource=dict(METRICS_RESOURCE),
             payload={"brands": brands, "days": days, "files": [o.file for o in outcomes if o.brands]},
         )
         get_run_logger().info("Announced %s: %d brands, %d days", IMPORTED_EVENT, len(brands), len(days))

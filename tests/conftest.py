@@ -8,9 +8,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import prefect.context  # noqa: F401
 import pytest
 import yaml
 
+# Prefect freezes the environment's PREFECT_* settings into its global settings context when first imported: imported
+# here, before any test sets a variable (an auth string, an API URL) with monkeypatch, no test's values outlive it.
 REPO = Path(__file__).resolve().parents[1]
 PLAYBOOK = REPO / "configs" / "steps.yaml"
 

@@ -39,6 +39,26 @@ def test_validate_ok_and_broken(tmp_path: Path, decided: Path, capsys: pytest.Ca
     assert "configs/brands/a.yaml: tier: must be one of" in err and "Traceback" not in err
 
 
+def test_validate_warns_where_prefect_yaml_and_serve_disagree(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    configs = write_configs(tmp_path, {"a": {}}, playbook=simple_playbook(), onboarding={"metrics": "data/metrics.csv"})
+    repo_yaml = Path(__file__).resolve().parents[1] / "prefect.yaml"
+    # beside the configs: the prefect.yaml serve reads too
+    (tmp_path / "prefect.yaml").write_text(repo_yaml.read_text(encoding="utf-8"), encoding="utf-8")
+    assert main(["validate", "--configs", str(configs)]) == 0  # warnings, not errors: both ways run
+    # the checkout's prefect.yaml runs the cycle at its noon deadline and on imports; this portfolio has no deadline
+    assert [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning: prefect.yaml")] == [
+        "warning: prefect.yaml: onboarding-cycle schedule 'onboarding-cycle-at-data-deadline' runs on '0 12 * * *' "
+        "but configs/onboarding.yaml sets no data_deadline; `brandsteps serve` leaves that schedule out, "
+        "`prefect deploy` follows prefect.yaml",
+        "warning: prefect.yaml: onboarding-cycle's trigger on brandsteps.metrics.imported is enabled but "
+        "configs/onboarding.yaml sets no data_deadline, so a cycle an import starts would decide every brand on what "
+        "has arrived; "
+        "`brandsteps serve` disables it, `prefect deploy` would not (set enabled: false)",
+    ]
+
+
 def test_status_and_explain_json(decided: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["status", "--configs", str(decided), "--format", "json"]) == 0
     status = json.loads(capsys.readouterr().out)

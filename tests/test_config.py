@@ -118,7 +118,7 @@ def test_environment_overrides_yaml(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 def test_json_schemas_are_written(tmp_path: Path) -> None:
     paths = write_json_schemas(tmp_path)
     names = sorted(p.name for p in paths)
-    assert names == ["brand.schema.json", "import-profile.schema.json", "onboarding.schema.json", "steps.schema.json"]
+    assert names == ["approvers.schema.json", "brand.schema.json", "import-profile.schema.json", "onboarding.schema.json", "steps.schema.json"]
     brand = json.loads((tmp_path / "brand.schema.json").read_text())
     assert brand["additionalProperties"] is False and "tier" in brand["required"]
 

@@ -276,7 +276,7 @@ def test_counts_equal_the_decisions_no_value_criteria(portfolio: Portfolio, tmp_
     cohorts = prepare_cohorts(mine, ledger.read_state(), AS_OF)
     raw = pd.DataFrame([{"brand_id": b, "date": pd.Timestamp(2026, 1, d), **STORE} for b in "acd" for d in (1, 2, 3)])
     batch = validate(raw, as_of=AS_OF, today=TODAY)
-    window = window_metrics_for(batch, cohorts)
+    window = window_metrics_for(mine, batch, cohorts)
     decisions = decide_all(mine, cohorts, batch, window, AS_OF)
     recorded: dict[tuple[str, str, str], int] = {}
     for stage, criteria in zip(decisions["stage"], decisions["criteria"], strict=True):

@@ -9,6 +9,7 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
@@ -31,7 +32,7 @@ from brandsteps.demo_data import (
     plan_synthetic_portfolio,
     write_demo_folder,
 )
-from brandsteps.demo_exports import ACCOUNT_NOBODY, RESTATED_REPORT, USER_PROFILES
+from brandsteps.demo_exports import ACCOUNT_NOBODY, RESTATED_REPORT, USER_PROFILES, reexport_mornings
 from brandsteps.imports import BUILTIN_PROFILES, load_profiles
 from brandsteps.imports.records import IMPORT_COLUMNS, REVISION_COLUMNS, file_records, read_jsonl
 
@@ -72,7 +73,7 @@ def by_brand(metrics: pd.DataFrame) -> dict[str, pd.DataFrame]:
     }
 
 
-# --- plain-pandas window metrics, as DOMAIN.md defines them (all ratios are ratios of window sums) -------------
+# --- plain-pandas window metrics, as docs/domain.md#metrics defines them (all ratios are ratios of window sums) ----
 
 
 def _ratio(num: float, den: float) -> float:
@@ -166,7 +167,7 @@ def test_counts_for_fifty_brands() -> None:
         (20, True),  # the brief: at least one of each archetype from 20 brands on
         (50, True),
         (200, True),
-        (5, False),  # a tiny portfolio cannot hold all 14 archetypes, but still adds up
+        (5, False),  # a tiny portfolio cannot hold all 15 archetypes, but still adds up
     ],
 )
 def test_counts_scale(n_brands: int, every_archetype: bool) -> None:
@@ -320,7 +321,7 @@ def _good_brand_rows(brands: list[DemoBrand], metrics: pd.DataFrame, tier: str) 
 @pytest.mark.parametrize(
     ("tier", "name", "lo", "hi"),
     [
-        # DOMAIN.md "Realistic magnitudes", one row per tier and measure, checked on each good brand's
+        # docs/domain.md#realistic-magnitudes, one row per tier and measure, checked on each good brand's
         # whole-period ratios of sums (median for daily levels).
         ("small", "uv_per_day", 1_000, 20_000),
         ("mid", "uv_per_day", 20_000, 200_000),
@@ -365,7 +366,7 @@ def test_magnitudes_by_tier(brands: list[DemoBrand], metrics: pd.DataFrame, tier
 
 @pytest.mark.parametrize(
     ("category", "lo", "hi"),
-    [("apparel", 0.30, 0.60), ("beauty", 0.10, 0.25), ("food", 0.03, 0.10)],  # DOMAIN.md refund rate by category
+    [("apparel", 0.30, 0.60), ("beauty", 0.10, 0.25), ("food", 0.03, 0.10)],  # docs/domain.md#realistic-magnitudes
 )
 def test_refund_rate_by_category(brands: list[DemoBrand], metrics: pd.DataFrame, category: str, lo: float, hi: float) -> None:
     ids = [b.brand_id for b in brands if b.archetype in GOOD_ARCHETYPES and b.config["category"] == category]
@@ -488,6 +489,17 @@ def test_exit_candidate_fails_affiliate_trial(brands: list[DemoBrand], by_brand:
         assert failures(brand, by_brand[brand.brand_id], "affiliate_trial", end) == {"criteria:refund_rate"}
 
 
+def test_late_refunds_settle_above_the_limit(brands: list[DemoBrand], by_brand: dict[str, pd.DataFrame]) -> None:
+    late = [b for b in brands if b.archetype == "late_refunds"]
+    assert len(late) == 1 and late[0].config["category"] != "apparel"  # the playbook's limits apply, not apparel's
+    for brand in late:
+        # settled (the metrics), its refunds fail the first full affiliate_trial window: 23% above its tier's limit
+        end = brand.start_date + dt.timedelta(days=13)
+        assert failures(brand, by_brand[brand.brand_id], "affiliate_trial", end) == {"criteria:refund_rate"}
+        # the weekly re-exports come every 7 days back from the day after END: its 14th day's is one of them
+        assert (END + dt.timedelta(days=1) - brand.start_date).days % 7 == 0
+
+
 # --- corrupt rows, demo folder, synthetic scale ---------------------------------------------------------------
 
 
@@ -562,7 +574,7 @@ ROUND_TRIP: dict[str, str] = {
     "gmv_self": "全店成交分析: an amount to the fen (not a % share, which would round)",
     "gmv_affiliate": "全店成交分析: an amount to the fen",
     "gmv_exclusive": "per-item sales: whole yuan per SKU, which add up exactly in any order; none for brands without per-item exports",
-    "refund_amount": "全店成交分析 to the fen; apparel's last 30 days from the re-export (the first export's were smaller)",
+    "refund_amount": "全店成交分析 to the fen; the slow stores' (apparel, late_refunds) from their last re-export, settled",
     "active_affiliates": "快分销 数据概览 (affiliates): a whole count (the 效果明细's distinct selling 达人 say the same)",
     "commission": "全店成交分析 结算佣金 to the fen, settling the 快分销 estimate imported before it",
     "ad_spend": "磁力金牛: ￥ to the fen; no rows (not measured) for unmeasured_ads",
@@ -605,15 +617,28 @@ def test_revision_record_holds_the_restated_values(demo: DemoSummary, brands: li
     now = final.loc[list(zip(revisions["brand_id"], revisions["date"], strict=True))]
     old, new = revisions["old_value"].astype(float).to_numpy(), revisions["new_value"].astype(float).to_numpy()
     refunds = (revisions["column_name"] == "refund_amount").to_numpy()
-    # Refunds by payment date: the apparel stores' re-export of their last 30 days, grown to the generated values
-    # (55% to 99.5% of them in the first export). Nearly every such brand-day is restated (a few round to the same fen).
-    assert set(revisions["file"][refunds].map(lambda f: Path(f).parent.name)) == {"全店成交分析-重新导出"}
-    apparel = [b.brand_id for b in brands if b.config["category"] == "apparel"]
-    recent = final.reset_index()
-    recent = recent[recent["brand_id"].isin(apparel) & (recent["date"] > pd.Timestamp(END - dt.timedelta(days=30)))]
-    assert 0.95 * len(recent) <= refunds.sum() <= len(recent)
-    assert np.array_equal(new[refunds], now["refund_amount"].to_numpy()[refunds])
-    assert ((old[refunds] < new[refunds]) & (old[refunds] >= 0.55 * new[refunds] - 0.01)).all()
+    # Refunds by payment date of the slow stores (apparel, late_refunds) only: the daily exports showed 42% of them,
+    # the weekly re-exports of the last 30 days (recorded at 10:00 on their mornings) and the settled one made as the
+    # demo is built (recorded then, after them) grew them to the generated values.
+    slow = {b.brand_id for b in brands if b.config["category"] == "apparel" or b.archetype == "late_refunds"}
+    assert set(revisions["brand_id"][refunds]) == slow
+    folder = revisions["file"].map(lambda f: Path(f).parent.name).to_numpy()
+    assert set(folder[refunds]) == {"全店成交分析-重新导出", "settled"}
+    recorded = pd.to_datetime(revisions["recorded_at"], utc=True, format="ISO8601")
+    ten = dt.time(10, tzinfo=ZoneInfo("Asia/Shanghai"))
+    mornings = {pd.Timestamp(dt.datetime.combine(day, ten)) for day in reexport_mornings(START, END)}
+    weekly = refunds & (folder != "settled")
+    assert set(recorded[weekly]) <= mornings and recorded[weekly].max() < recorded[refunds & ~weekly].min()
+    settled = now["refund_amount"].to_numpy()
+    # growing from the first export's 42% on, never past the settled amount
+    assert ((old < new) & (old >= 0.42 * settled - 0.01) & (new <= settled))[refunds].all()
+    # each slow brand-day's last restatement is the settled amount the metrics hold; nearly every one was restated (a
+    # brand-day with almost no refunds rounds to the same fen)
+    last = revisions[refunds].drop_duplicates(["brand_id", "date"], keep="last")
+    held = final.loc[list(zip(last["brand_id"], last["date"], strict=True)), "refund_amount"].to_numpy()
+    assert np.array_equal(last["new_value"].astype(float).to_numpy(), held)
+    slow_days = int(metrics["brand_id"].isin(slow).sum())
+    assert 0.95 * slow_days <= len(last) <= slow_days
     # Commission: the 快分销 效果明细's estimate (3–10% above) settled by the store report's 结算佣金, on the end day
     # of the brands in their first 30 days.
     commission = ~refunds
@@ -651,8 +676,13 @@ def test_each_report_is_imported_and_summarised(demo: DemoSummary, brands: list[
     assert ads.files == 1 and ads.brands == 49 and ads.skipped == (f"account {ACCOUNT_NOBODY} (7 rows, 2026-11-15 to 2026-11-21)",)
     # the overview's selling 达人 are the detail's: the detail's brand-days come back unchanged
     assert reports["快分销 数据概览"].unchanged == reports["快分销 效果明细"].brand_days > 0
-    assert reports[RESTATED_REPORT].revisions > 0 and "restated (kept in" in reports[RESTATED_REPORT].line()
-    assert reports[RESTATED_REPORT].brands == sum(b.config["category"] == "apparel" for b in brands)
+    again = reports[RESTATED_REPORT]
+    assert again.revisions > 0 and "restated (kept in" in again.line()
+    # the slow stores' re-exports, of the two indicators that matter: a file for each weekly morning after the store's
+    # start (one covering a day of it) and the settled one
+    slow = [b for b in brands if b.config["category"] == "apparel" or b.archetype == "late_refunds"]
+    assert again.brands == len(slow) and again.columns == ("gmv", "refund_amount")
+    assert again.files == sum(1 + sum(day > b.start_date for day in reexport_mornings(START, END)) for b in slow)
 
 
 def test_a_demo_written_again_is_rebuilt_from_its_own_exports(tmp_path: Path) -> None:

@@ -6,7 +6,14 @@ import pandas as pd
 import pytest
 
 from brandsteps.config import load_portfolio
-from brandsteps.events import EVENT_NAMES, brand_events, max_days_by_brand, newly_awaiting, newly_overdue
+from brandsteps.events import (
+    EVENT_NAMES,
+    brand_events,
+    imported_payload,
+    max_days_by_brand,
+    newly_awaiting,
+    newly_overdue,
+)
 from tests.conftest import simple_playbook, write_configs
 
 AS_OF = pd.Timestamp("2026-01-10")
@@ -91,3 +98,28 @@ def test_max_days_follow_brand_overrides(tmp_path) -> None:
     stages = pd.Series({"plain": "affiliate_trial", "custom": "affiliate_trial"})
     # the playbook says 10 (simple_playbook); the custom brand's override says 30
     assert max_days_by_brand(portfolio, stages).to_dict() == {"plain": 10.0, "custom": 30.0}
+
+
+def _rows(*brand_days: tuple[str, str]) -> pd.DataFrame:
+    brands, days = [b for b, _ in brand_days], [d for _, d in brand_days]
+    return pd.DataFrame({"brand_id": brands, "date": pd.to_datetime(days), "gmv": 1.0})
+
+
+@pytest.mark.parametrize(
+    ("files", "expected"),
+    [
+        pytest.param(
+            [("b.csv", _rows(("b", "2026-01-02"), ("b", "2026-01-01"))), ("a.csv", _rows(("a", "2026-01-02")))],
+            {"brands": ["a", "b"], "days": ["2026-01-01", "2026-01-02"], "files": ["b.csv", "a.csv"]},
+            id="brands-and-days-sorted-files-in-order",  # the union of what the files changed, each once
+        ),
+        pytest.param(
+            [("empty.csv", _rows()), ("a.csv", _rows(("a", "2026-01-02")))],
+            {"brands": ["a"], "days": ["2026-01-02"], "files": ["a.csv"]},
+            id="a-file-without-rows-is-not-named",
+        ),
+        pytest.param([("empty.csv", _rows())], None, id="nothing-changed-nothing-announced"),  # no cycle to start
+    ],
+)
+def test_imported_payload(files: list[tuple[str, pd.DataFrame]], expected: dict[str, list[str]] | None) -> None:
+    assert imported_payload(files) == expected

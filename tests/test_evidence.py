@@ -123,7 +123,7 @@ def test_concat_of_parts_with_their_own_rules_reads_each_parts_criteria() -> Non
 def test_criteria_json_of_shared_rules_equals_one_criterion_per_row() -> None:
     # criteria referred to by number (thresholds per tier, one missing) render as the same criteria spelled out row by row
     ev = _evidence([0, 0, 1, 2, 2], [1.0, 2.0, float("nan"), 3.0, 0.5], [FAIL_, PASS_, NO_VALUE, PASS_, FAIL_], [1.5, float("nan"), 2.0, 1.5, 2.0])
-    rules = evidence_module.Rules(**{k: getattr(ev.rules, k)[:2] for k in ("role", "source_stage", "metric", "op", "kind", "weight", "shadow")})
+    rules = evidence_module.Rules(**{k: getattr(ev.rules, k)[:2] for k in ("role", "source_stage", "metric", "op", "kind", "weight", "shadow", "lag_days")})
     shared = Evidence(ev.row, np.array([0, 1, 0, 0, 1]), ev.threshold, ev.value, ev.result, rules)
     spelled = Evidence.of(**{k: getattr(shared, k) for k in ("row", "role", "source_stage", "metric", "op", "threshold", "kind", "weight", "shadow", "value", "result")})
     assert list(criteria_json(shared, 3)) == list(criteria_json(spelled, 3))

@@ -116,7 +116,7 @@ def test_inconclusive_and_error_never_move_a_brand(cases) -> None:
     assert (error["to_stage"] == "public_traffic").all() and not error["action"].isin(list(MOVING_ACTIONS)).any()
     assert (error["pass_streak"] == cohort.loc[error.index, "pass_streak"]).all()  # the streak stands still
     inconclusive = out[out["verdict"] == "INCONCLUSIVE"]
-    # INCONCLUSIVE: no move at all (DESIGN §5); a tripped guardrail makes the verdict FAIL instead
+    # INCONCLUSIVE: no move at all (docs/design.md#action-rules); a tripped guardrail makes the verdict FAIL instead
     assert not inconclusive["action"].isin(list(MOVING_ACTIONS)).any()
     assert (inconclusive["to_stage"] == "public_traffic").all()
     assert (inconclusive["pass_streak"] == cohort.loc[inconclusive.index, "pass_streak"]).all()

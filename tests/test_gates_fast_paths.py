@@ -59,6 +59,8 @@ def _metrics(ids: list[str], seed: int) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     sums = {f"sum_{c}": rng.uniform(1e3, 1e7, len(ids)) for c in (*BASE_COLUMNS, "uv")}
     values = {m: rng.uniform(0, 1.2, len(ids)) * 10.0 ** rng.integers(-1, 6, len(ids)) for m in METRICS}
+    # the repository playbook reads refund_rate and commission_rate 7 days back: columns of their own
+    values.update({f"{m}@lag7": rng.uniform(0, 1.2, len(ids)) for m in ("refund_rate", "commission_rate")})
     frame = pd.DataFrame({**sums, **values, "days_with_data": 28.0}, index=pd.Index(ids, name="brand_id", dtype=object))
     frame = frame.mask(rng.random(frame.shape) < 0.01)
     return frame

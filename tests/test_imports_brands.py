@@ -1,4 +1,4 @@
-"""Brands' accounts and exclusive_items (DESIGN §3): validated, and an account belongs to one brand only."""
+"""Brands' accounts and exclusive_items (docs/domain.md#accounts-and-items): validated, each account one brand's."""
 
 from __future__ import annotations
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -15,9 +16,19 @@ JINNIU = FIXTURES / "cililiujin_accounts_gbk.csv"
 ITEMS = FIXTURES / "items_daily.xlsx"
 
 
+def _write_configs(root: Path) -> Path:
+    tea = {"accounts": ["1001", "ks_tea2"], "exclusive_items": ["5001", "5002"]}
+    brands = {"shanye-tea": tea, "yunqi-beauty": {"accounts": [2002]}}
+    return write_configs(root, brands)
+
+
 @pytest.fixture
-def configs(tmp_path: Path) -> Path:
-    return write_configs(tmp_path, {"shanye-tea": {"accounts": ["1001", "ks_tea2"], "exclusive_items": ["5001", "5002"]}, "yunqi-beauty": {"accounts": [2002]}})
+def configs(tmp_path: Path) -> Iterator[Path]:
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    # no server, whatever ran before: these tests read what the command says of files (announcing is tested below)
+    with temporary_settings(restore_defaults={PREFECT_API_URL}):
+        yield _write_configs(tmp_path)
 
 
 def test_out_writes_a_new_table(configs: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -103,3 +114,31 @@ def test_a_file_that_cannot_be_stored_is_reported_and_the_others_are_stored(conf
     ]
     stored = pd.read_parquet(metrics / "imported" / "shanye-tea.parquet")
     assert stored[["brand_id", "date", "active_affiliates"]].astype(object).to_numpy().tolist() == [["shanye-tea", pd.Timestamp("2025-07-05"), 2.0]]
+
+
+def test_an_import_is_announced_to_the_prefect_server(
+    prefect_server: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With a Prefect API, the brands and days a command stored are announced as the inbox does (for the cycle)."""
+    from prefect.client.orchestration import get_client
+
+    from tests.prefect_process import wait_for
+
+    configs = _write_configs(tmp_path)
+    assert main(["import", str(JINNIU), "--configs", str(configs), "--metrics", str(tmp_path / "metrics.csv")]) == 0
+    assert capsys.readouterr().err.splitlines()[-1] == "announced brandsteps.metrics.imported: 2 brands, 2 days"
+
+    def announced() -> list[dict[str, object]]:
+        with get_client(sync_client=True) as client:
+            wanted = {"event": {"name": ["brandsteps.metrics.imported"]}, "resource": {"id": ["brandsteps.metrics"]}}
+            body = {"filter": wanted, "limit": 50}
+            events = client._client.post("/events/filter", json=body).json()["events"]
+        return [e for e in events if e["payload"]["files"] == [str(JINNIU)]]
+
+    (event,) = wait_for("the imported event", announced, timeout=30)
+    # the account report's two brands and two days, as the onboarding-cycle trigger's automations see them
+    changed = (event["payload"]["brands"], event["payload"]["days"])
+    assert changed == (["shanye-tea", "yunqi-beauty"], ["2025-07-01", "2025-07-02"])
+    # the same file again stores nothing new: nothing to announce, no cycle started for it
+    assert main(["import", str(JINNIU), "--configs", str(configs), "--metrics", str(tmp_path / "metrics.csv")]) == 0
+    assert "announced" not in capsys.readouterr().err

@@ -18,7 +18,7 @@ LIVE = {"match": ["日期", "快手ID"], "date": "日期", "account": "快手ID"
 
 def test_builtin_profiles() -> None:
     assert list(BUILTIN_PROFILES) == ["kuaishou-store-daily", "kuaishou-store-accounts", "cililiujin-accounts", "kuaifenxiao-effect", "kuaishou-items-daily"]
-    # 磁力金牛 rows go to brands by either id column (DESIGN §4a)
+    # 磁力金牛 rows go to brands by either id column (docs/domain.md#accounts-and-items)
     assert BUILTIN_PROFILES["cililiujin-accounts"].account == ["账户ID", "快手ID"]
     assert BUILTIN_PROFILES["kuaishou-items-daily"].uses_exclusive_items
 

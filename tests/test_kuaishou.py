@@ -102,9 +102,9 @@ def test_sample_month_is_a_period_file_with_exact_totals() -> None:
     assert export.daily is None
     assert export.period == (date(2025, 7, 1), date(2025, 7, 31))  # from "统计时间：… 至 …"
     assert export.period_totals == {
-        "gmv": 472278.3,  # 成交金额 ￥472,278.3 (DOMAIN.md)
-        "orders": 13848.0,  # 成交订单数 13,848 (DOMAIN.md)
-        "buyers": 11739.0,  # 成交人数 11,739 (DOMAIN.md)
+        "gmv": 472278.3,  # 成交金额 ￥472,278.3 (docs/domain.md#sample-month)
+        "orders": 13848.0,  # 成交订单数 13,848 (docs/domain.md#sample-month)
+        "buyers": 11739.0,  # 成交人数 11,739 (docs/domain.md#sample-month)
         "refund_amount": 271796.2,  # 57.55 % x 472,278.3 = 271,796.16, written ￥271,796.2
         "product_clicks": 355077.0,  # 13,848 orders / 3.9 % = 355,076.9, written 355,077
         "product_impressions": 4438463.0,  # clicks / an assumed 8 % click-through rate
@@ -436,7 +436,7 @@ def test_cli_import_to_new_csv_checks_every_number(tmp_path: Path, capsys: pytes
         assert rows[column].tolist() == values, column
     assert rows["product_impressions"].isna().tolist() == [False, False, False, True, False, False, False]  # "-" stays missing
     assert rows["date"].tolist() == [f"2025-07-0{d}" for d in range(1, 8)]
-    # the sample month (DOMAIN.md) is one period record, not 31 invented days
+    # the sample month (docs/domain.md#sample-month) is one period record, not 31 invented days
     periods = pd.read_json(tmp_path / "out.periods.jsonl", lines=True, dtype={"start": str, "end": str})
     assert len(periods) == 1
     p = periods.iloc[0]

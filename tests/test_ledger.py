@@ -144,7 +144,7 @@ def test_a_ledger_without_cycle_kinds_is_upgraded_and_one_brand_runs_are_not_the
     day = date(2026, 1, 2)
     cohorts = prepare_cohorts(only_a, upgraded.read_state(), day)
     day_batch = slice_batch(batch, day)
-    decided = decide_all(only_a, cohorts, day_batch, window_metrics_for(day_batch, cohorts), day)
+    decided = decide_all(only_a, cohorts, day_batch, window_metrics_for(only_a, day_batch, cohorts), day)
     assert upgraded.record_cycle(decided, day, "brand-run", expected_versions(cohorts), kind=BRAND_RUN).written == 1
     last = upgraded.last_cycle()
     assert (last["as_of"], last["flow_run_id"], last["kind"]) == (date(2026, 1, 1), "cycle-1", CYCLE)

@@ -19,6 +19,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pandas as pd
+import pyotp
 import pytest
 
 from tests.conftest import simple_playbook, write_configs
@@ -41,6 +42,16 @@ from tests.prefect_process import (
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.journey]
 TZ = "Asia/Shanghai"
 WAITING = ("approver", "cli-decided", "late-answer")
+# Who may approve (configs/approvers.yaml) and their TOTP secrets, given to serve and the CLI in the environment.
+TOTP = {"Li Wei": "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP", "Wang Fang": "KRSXG5CTMVRXEZLUKRSXG5CTMVRXEZLU", "Chen Jing": "MFRGGZDFMZTWQ2LKMFRGGZDFMZTWQ2LK"}
+
+
+def _secret_env(name: str) -> str:
+    return "BRANDSTEPS_TOTP_" + name.upper().replace(" ", "_")
+
+
+def _code(name: str) -> str:
+    return pyotp.TOTP(TOTP[name]).now()
 
 
 def _first_run_time(now: datetime) -> datetime:
@@ -64,6 +75,9 @@ def _portfolio(root: Path, fire: datetime) -> tuple[Path, str]:
     }
     onboarding = {"metrics": "data/metrics.csv", "ledger": "sqlite:///data/ledger.sqlite", "schedule": f"{fire.minute} {fire.hour} * * *", "timezone": TZ}
     configs = write_configs(root, brands, playbook=playbook, onboarding=onboarding)
+    (configs / "approvers.yaml").write_text(
+        "approvers:\n" + "".join(f"  - {{name: {name}, totp_secret_env: {_secret_env(name)}}}\n" for name in TOTP), encoding="utf-8"
+    )
     days = pd.date_range(start, day)
     rows = [{"brand_id": b, "date": d.date(), "gmv": 50.0 if b == "laggard" else 500.0, "orders": 5.0} for b in brands for d in days]
     (root / "data").mkdir(exist_ok=True)
@@ -96,7 +110,7 @@ def test_an_operators_day(tmp_path: Path) -> None:
     home = tmp_path / "prefect-home"
     # the scheduler service looks every 5 s instead of every 60 s: the same code path, a shorter test
     with prefect_server(home, PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS="5") as api:
-        env = quiet_env(home, api)
+        env = quiet_env(home, api, **{_secret_env(name): secret for name, secret in TOTP.items()})
         serve_log = tmp_path / "serve.log"
         serve_cmd = [str(BIN / "brandsteps"), "serve", "--configs", str(configs), "--report-dir", str(tmp_path / "reports")]
         with background(serve_cmd, env, serve_log, cwd=tmp_path) as serve:
@@ -165,27 +179,45 @@ def test_an_operators_day(tmp_path: Path) -> None:
                 run = next(r for r in flow_runs_of(api, "review-brand") if r["id"] == run_id)
                 return run if run["state_type"] not in {"PAUSED", "RUNNING", "PENDING", "SCHEDULED"} else None
 
-            # 5a. approved in the form (what the UI's Resume button sends)
+            # 5a. the owner answers the form: refused (four eyes), recorded, and the form waits again; then approved with a code
             with temporary_settings({PREFECT_API_URL: api}):
-                resume_flow_run(reviews["approver"]["id"], run_input={"decision": "approve", "reviewer": "Li Wei", "reason": "GMV holds at 500 a day"})
+                resume_flow_run(reviews["approver"]["id"], run_input={"decision": "approve", "reviewer": "Zhao Min", "reason": "my brand, fine", "code": "123456"})
+
+            def paused_again() -> bool:
+                run = next(r for r in flow_runs_of(api, "review-brand") if r["id"] == reviews["approver"]["id"])
+                return run["state_type"] == "PAUSED" and run["state"]["state_details"]["pause_key"].endswith("-2")
+
+            wait_for("the form open again after the refused answer", paused_again, timeout=60)
+            with temporary_settings({PREFECT_API_URL: api}):
+                resume_flow_run(reviews["approver"]["id"], run_input={"decision": "approve", "reviewer": "Li Wei", "reason": "GMV holds at 500 a day",
+                                                                      "code": _code("Li Wei")})
             assert wait_for("the approved review", lambda: finished(reviews["approver"]["id"]))["state_type"] == "COMPLETED"
             # 5b. decided from the terminal: the paused form is answered and completes saying who decided
-            out = _cli(env, "approve", "cli-decided", "--by", "Wang Fang", "--reason", "checked the refunds by hand", "--configs", str(configs))
+            out = _cli(env, "approve", "cli-decided", "--by", "Wang Fang", "--reason", "checked the refunds by hand", "--code", _code("Wang Fang"),
+                       "--configs", str(configs))
             assert out.returncode == 0, out.stderr
             assert "review run review-cli-decided-affiliate_trial: answered" in out.stdout
             assert wait_for("the closed review", lambda: finished(reviews["cli-decided"]["id"]))["state_type"] == "COMPLETED"
             wait_for("its message", lambda: "cli-decided was already decided by Wang Fang at " in _run_logs(api, reviews["cli-decided"]["id"]), timeout=30)
             # 5c. decided from a terminal without the server, then the form answered late: a message, never a traceback
             offline = {k: v for k, v in env.items() if k != "PREFECT_API_URL"}
-            assert _cli(offline, "approve", "late-answer", "--by", "Wang Fang", "--reject", "--reason", "refunds too high", "--configs", str(configs)).returncode == 0
+            assert _cli(offline, "approve", "late-answer", "--by", "Chen Jing", "--reject", "--reason", "refunds too high", "--code", _code("Chen Jing"),
+                        "--configs", str(configs)).returncode == 0
             with temporary_settings({PREFECT_API_URL: api}):
-                resume_flow_run(reviews["late-answer"]["id"], run_input={"decision": "approve", "reviewer": "Li Wei", "reason": "looks fine to me"})
+                resume_flow_run(reviews["late-answer"]["id"], run_input={"decision": "approve", "reviewer": "Li Wei", "reason": "looks fine to me",
+                                                                         "code": "000000"})  # not checked: the brand was decided elsewhere
             assert wait_for("the late review", lambda: finished(reviews["late-answer"]["id"]))["state_type"] == "COMPLETED"
-            wait_for("its message", lambda: "late-answer was already decided by Wang Fang at " in _run_logs(api, reviews["late-answer"]["id"]), timeout=30)
+            wait_for("its message", lambda: "late-answer was already decided by Chen Jing at " in _run_logs(api, reviews["late-answer"]["id"]), timeout=30)
             assert _ledger(tmp_path, "SELECT brand_id, cause, actor, to_stage FROM stage_changes WHERE cause != 'decision' ORDER BY brand_id") == [
                 ("approver", "approval", "Li Wei", "public_traffic"),  # the form's answer
                 ("cli-decided", "approval", "Wang Fang", "public_traffic"),  # the terminal's; the form added nothing
-                ("late-answer", "rejection", "Wang Fang", "affiliate_trial"),  # the first answer stands
+                ("late-answer", "rejection", "Chen Jing", "affiliate_trial"),  # the first answer stands
+            ]
+            # the audit has the refused answer beside the approvals: who, through which door, why
+            audit = json.loads(_cli(env, "audit", "approver", "--format", "json", "--configs", str(configs)).stdout)
+            assert [(a["event"], a["actor"], a["channel"], a["reason"]) for a in audit] == [
+                ("refused", "Zhao Min", "form", "a brand's owner may not approve it (four eyes)"),
+                ("approval", "Li Wei", None, f"GMV holds at 500 a day (review-brand run {reviews['approver']['id']})"),
             ]
 
             # 6. explain and status tell the story, text and JSON

@@ -1,4 +1,4 @@
-"""Imports of Kuaishou exports by profile (DESIGN §4a): recognise a file, read it into rows per brand and day."""
+"""Kuaishou exports by profile (docs/domain.md#kuaishou-exports): a file recognised, read into brand-day rows."""
 
 from __future__ import annotations
 

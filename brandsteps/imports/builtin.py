@@ -1,4 +1,4 @@
-"""The built-in import profiles of the known Kuaishou reports (DOMAIN.md), as data."""
+"""The built-in import profiles of the known Kuaishou reports (docs/domain.md#kuaishou-exports), as data."""
 
 from __future__ import annotations
 

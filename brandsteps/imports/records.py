@@ -22,6 +22,7 @@ from typing import Any
 import pandas as pd
 import sqlalchemy as sa
 
+from brandsteps.catalogue import UV_COLUMNS
 from brandsteps.metrics_source import MetricsSource
 
 __all__ = [
@@ -31,9 +32,11 @@ __all__ = [
     "REVISIONS_TABLE",
     "FileRecords",
     "decision_window",
+    "as_known",
     "file_records",
     "is_folder",
     "read_jsonl",
+    "read_revisions",
     "record_location",
     "revised_after",
     "revised_inputs",
@@ -144,17 +147,7 @@ def revised_after(source: MetricsSource, brand_id: str, first_day: date, last_da
     values as floats (NaN: none). Empty when the source has no revision record yet.
     """
     decided = pd.Timestamp(decided_at if decided_at.tzinfo is not None else decided_at.replace(tzinfo=UTC))
-    if source.path is not None:
-        frame = read_jsonl(file_records(source.path).revisions, REVISION_COLUMNS)
-    else:
-        frame = _read_revisions_sql(source, brand_id, first_day, last_day)
-    frame = frame.assign(
-        date=pd.to_datetime(frame["date"], format="ISO8601").astype("datetime64[ns]"),
-        # a naive time (SQLite gives back the UTC times it was given without their zone) is UTC
-        recorded_at=pd.to_datetime(frame["recorded_at"], utc=True, format="ISO8601").astype("datetime64[ns, UTC]"),
-        old_value=pd.to_numeric(frame["old_value"]).astype("float64"),
-        new_value=pd.to_numeric(frame["new_value"]).astype("float64"),
-    )
+    frame = read_revisions(source, brand_id, first_day, last_day)
     keep = (
         (frame["brand_id"] == brand_id)
         & (frame["date"] >= pd.Timestamp(first_day))
@@ -165,22 +158,68 @@ def revised_after(source: MetricsSource, brand_id: str, first_day: date, last_da
     return out.reset_index(drop=True)[list(REVISION_COLUMNS)]
 
 
+def read_revisions(source: MetricsSource, brand_id: str | None = None, first_day: date | None = None, last_day: date | None = None) -> pd.DataFrame:
+    """The source's revision record (a SQL target's narrowed to the brand and days given), typed: date and recorded_at
+    (UTC) as timestamps, old and new values as floats (NaN: none). Empty when there is no record yet."""
+    if source.path is not None:
+        frame = read_jsonl(file_records(source.path).revisions, REVISION_COLUMNS)
+    else:
+        frame = _read_revisions_sql(source, brand_id, first_day, last_day)
+    return frame.assign(
+        date=pd.to_datetime(frame["date"], format="ISO8601").astype("datetime64[ns]"),
+        # a naive time (SQLite gives back the UTC times it was given without their zone) is UTC
+        recorded_at=pd.to_datetime(frame["recorded_at"], utc=True, format="ISO8601").astype("datetime64[ns, UTC]"),
+        old_value=pd.to_numeric(frame["old_value"]).astype("float64"),
+        new_value=pd.to_numeric(frame["new_value"]).astype("float64"),
+    )
+
+
+def as_known(daily: pd.DataFrame, revisions: pd.DataFrame, moment: datetime) -> pd.DataFrame:
+    """The daily rows as they stood at `moment`: every value revised after it reads as it was before its first later
+    revision (that revision's old value). Rows first imported after `moment` are not known to the record: they stay.
+
+    daily: brand_id, date and base columns; revisions: read_revisions' frame. Returns a new frame (daily is not changed).
+    """
+    later = revisions[revisions["recorded_at"] > pd.Timestamp(moment)]
+    if later.empty:
+        return daily
+    first = later.sort_values("recorded_at", kind="stable").drop_duplicates(["brand_id", "date", "column_name"], keep="first")
+    keys = pd.MultiIndex.from_arrays([daily["brand_id"].astype(str).to_numpy(), daily["date"].to_numpy(dtype="datetime64[ns]")])
+    out = daily.copy()
+    for column, group in first.groupby("column_name", sort=False):  # the few restated columns, each at once
+        if column not in out.columns:
+            continue
+        rows = keys.get_indexer(pd.MultiIndex.from_arrays([group["brand_id"].astype(str).to_numpy(), group["date"].to_numpy()]))
+        hit = rows >= 0
+        values = out[column].to_numpy(dtype=float, copy=True)
+        values[rows[hit]] = group["old_value"].to_numpy(dtype=float)[hit]
+        out[column] = values
+    if "uv" in out.columns and set(UV_COLUMNS) & set(first["column_name"]):
+        out["uv"] = out[list(UV_COLUMNS)].sum(axis=1, min_count=len(UV_COLUMNS))  # uv is their sum, as loading makes it
+    return out
+
+
 def _empty_record(columns: tuple[str, ...]) -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
 
 
-def _read_revisions_sql(source: MetricsSource, brand_id: str, first_day: date, last_day: date) -> pd.DataFrame:
+def _read_revisions_sql(source: MetricsSource, brand_id: str | None, first_day: date | None, last_day: date | None) -> pd.DataFrame:
+    """The revisions table, narrowed to a brand and days where given (explain reads one brand's window, a backtest all)."""
     engine = sa.create_engine(source.url or "")
     try:
         schema, _, _ = source.table.rpartition(".")
         revisions, _ = sql_tables(schema or None)
         if not sa.inspect(engine).has_table(REVISIONS_TABLE, schema=schema or None):
             return _empty_record(REVISION_COLUMNS)
-        query = sa.select(*[revisions.c[c] for c in REVISION_COLUMNS]).where(
-            revisions.c.brand_id == brand_id, revisions.c.date >= first_day, revisions.c.date <= last_day
-        )
+        query = sa.select(*[revisions.c[c] for c in REVISION_COLUMNS])
+        if brand_id is not None:
+            query = query.where(revisions.c.brand_id == brand_id)
+        if first_day is not None:
+            query = query.where(revisions.c.date >= first_day)
+        if last_day is not None:
+            query = query.where(revisions.c.date <= last_day)
         with engine.connect() as conn:
-            rows = [tuple(r) for r in conn.execute(query)]  # one brand's revisions in one window: a handful
+            rows = [tuple(r) for r in conn.execute(query)]
         return pd.DataFrame.from_records(rows, columns=list(REVISION_COLUMNS)).astype(object)
     finally:
         engine.dispose()
@@ -189,4 +228,13 @@ def _read_revisions_sql(source: MetricsSource, brand_id: str, first_day: date, l
 def revised_inputs(source: MetricsSource, decision: Mapping[str, Any], window_days: int) -> pd.DataFrame:
     """revised_after for a ledger decision (brand_id, as_of, days_in_stage, decided_at) over its window (decision_window)."""
     first, last = decision_window(decision["as_of"], int(decision["days_in_stage"]), window_days)
+    first = min([first, *_criteria_starts(decision.get("criteria"))])  # a lagged criterion read earlier days
     return revised_after(source, str(decision["brand_id"]), first, last, decision["decided_at"])
+
+
+def _criteria_starts(criteria: object) -> list[date]:
+    """The first day of each criterion's recorded window ('2026-11-16..2026-11-29'); none for records without windows."""
+    if not isinstance(criteria, str):
+        return []
+    windows = [c.get("window") or "" for c in json.loads(criteria or "[]")]
+    return [date.fromisoformat(w.split("..")[0]) for w in windows if ".." in w]
