@@ -521,7 +521,7 @@ def _verdicts(
 
 
 def _guardrail_trips(
-    comp: Compiled, rows: Rows, cohort: pd.DataFrame, consecutive_by_stage: dict[str, int], valid: np.ndarray
+    comp: Compiled, rows: Rows, cohort: pd.DataFrame, consecutive_by_stage: dict[str, np.ndarray], valid: np.ndarray
 ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
     """New guardrail streaks per earlier stage, the earliest stage tripped, and its reasons.
 
@@ -644,7 +644,9 @@ def _gate(portfolio: Portfolio, cohort: pd.DataFrame, stage: np.ndarray, code: n
     late = _texts(cohort["not_ready"]) if "not_ready" in cohort.columns else np.full(n, "", dtype=object)
     verdict, reason, brand_score = _verdicts(cohort, comp, rows, params, (s_brand, s_sample, s_value), err, late)
 
-    consecutive_by_stage: dict[str, int] = {s.id: s.consecutive_passes for s in portfolio.playbook.stages}
+    # each guardrail stage trips after its consecutive_passes as the brand has it (its overrides included), like its guardrails
+    variant = rule_set % comp.variants
+    consecutive_by_stage = {s: comp.params["consecutive"][j * comp.variants + variant] for j, s in enumerate(STAGE_IDS)}
     # guardrails watch measured data: a brand whose data failed validation or is not in is not judged by them
     guard_streaks, tripped, guard_reason = _guardrail_trips(comp, rows, cohort, consecutive_by_stage, (err == "") & (late == ""))
 
