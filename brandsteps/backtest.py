@@ -150,8 +150,33 @@ def differences(base: BacktestRun, other: BacktestRun) -> pd.DataFrame:
         differs |= merged[f"{c}_a"] != merged[f"{c}_b"]
     first = merged[differs].sort_values(keys).drop_duplicates("brand_id", keep="first")
     days_differing = merged[differs].groupby("brand_id").size()
-    out = first.assign(days_differing=first["brand_id"].map(days_differing).astype(int))
-    return out[["brand_id", "as_of", "days_differing", *[f"{c}_{s}" for s in ("a", "b") for c in cols]]].reset_index(drop=True)
+    out = first.assign(
+        days_differing=first["brand_id"].map(days_differing).astype(int),
+        advanced_a=first["brand_id"].map(_advances(base)), advanced_b=first["brand_id"].map(_advances(other)),
+    )
+    shown = ["brand_id", "as_of", "days_differing", *[f"{c}_{s}" for s in ("a", "b") for c in cols], "advanced_a", "advanced_b"]
+    return out[shown].reset_index(drop=True)
+
+
+def _advances(run: BacktestRun) -> pd.Series:
+    """brand_id → its moves up under this policy, '2026-08-26 affiliate_trial -> public_traffic; …' (brands without: absent)."""
+    d = run.decisions[run.decisions["action"].isin(ADVANCING)]
+    target = d["to_stage"] if "to_stage" in d.columns else d["action"]  # a run built by hand may lack to_stage
+    text = pd.to_datetime(d["as_of"]).dt.strftime("%Y-%m-%d") + " " + d["stage"].astype(str) + " -> " + target.astype(str)
+    return text.groupby(d["brand_id"]).agg("; ".join)
+
+
+def advanced_only(diff_row: object, label_a: str, label_b: str) -> str:
+    """'advanced only under A: 2026-08-26 affiliate_trial -> public_traffic': the moves up one policy made and the other
+    did not make on the same day; '' when both made the same."""
+    a, b = (getattr(diff_row, f"advanced_{side}") for side in ("a", "b"))
+    a, b = (x if isinstance(x, str) else "" for x in (a, b))
+    if a == b:
+        return ""
+    only_a = [m for m in a.split("; ") if m and m not in b.split("; ")]
+    only_b = [m for m in b.split("; ") if m and m not in a.split("; ")]
+    parts = [f"advanced only under {label}: {'; '.join(moves)}" for label, moves in ((label_a, only_a), (label_b, only_b)) if moves]
+    return " | ".join(parts)
 
 
 def _fmt_days(v: float) -> str:
@@ -191,11 +216,12 @@ def report_markdown(runs: list[BacktestRun], diff: pd.DataFrame | None = None, l
         if diff.empty:
             lines.append("No brand's decisions differ between the two policies.")
         else:
-            lines += [f"| brand | first day | days differing | {a} | {b} |", "|---|---|---:|---|---|"]
+            lines += [f"| brand | first day | days differing | {a} | {b} | moves up in one only |", "|---|---|---:|---|---|---|"]
             for r in diff.head(limit).itertuples():  # at most `limit` report lines
                 left = f"{r.stage_a} {r.verdict_a} → {r.action_a}: {_cell(r.reason_a)}" if r.verdict_a == r.verdict_a else "no decision"
                 right = f"{r.stage_b} {r.verdict_b} → {r.action_b}: {_cell(r.reason_b)}" if r.verdict_b == r.verdict_b else "no decision"
-                lines.append(f"| {r.brand_id} | {pd.Timestamp(r.as_of).date()} | {r.days_differing} | {left} | {right} |")
+                moved = _cell(advanced_only(r, a, b)) or "–"
+                lines.append(f"| {r.brand_id} | {pd.Timestamp(r.as_of).date()} | {r.days_differing} | {left} | {right} | {moved} |")
             if len(diff) > limit:
                 lines.append(f"\n… and {len(diff) - limit} more brands")
     return "\n".join(lines) + "\n"
@@ -218,4 +244,7 @@ def report_text(runs: list[BacktestRun], diff: pd.DataFrame | None = None) -> st
             out.append(f"  {r.brand_id} from {pd.Timestamp(r.as_of).date()} ({r.days_differing} days)")
             out.append(f"    {runs[0].label}: {r.stage_a} {r.verdict_a} -> {r.action_a}: {r.reason_a}")
             out.append(f"    {runs[1].label}: {r.stage_b} {r.verdict_b} -> {r.action_b}: {r.reason_b}")
+            moved = advanced_only(r, runs[0].label, runs[1].label)
+            if moved:
+                out.append(f"    {moved}")
     return "\n".join(out)

@@ -372,3 +372,25 @@ def test_explains_revision_note_covers_a_lagged_criterions_earlier_days(tmp_path
     decision = {"brand_id": "b", "as_of": AS_OF, "days_in_stage": 20, "decided_at": datetime(2026, 1, 21, tzinfo=SHANGHAI), "criteria": json.dumps(criteria)}
     found = revised_inputs(MetricsSource.parse(str(metrics), tmp_path), decision, window_days=3)
     assert found["date"].dt.strftime("%Y-%m-%d").tolist() == ["2026-01-16"]
+
+
+def test_backtest_report_names_the_move_made_on_immature_refunds(tmp_path: Path) -> None:
+    # the same replay as above, as the terminal report shows it: the advance only the unlagged policy made, and its day
+    from brandsteps.backtest import differences, replay, report_text
+
+    def book(lag: int) -> dict:
+        criteria = [{"metric": "refund_rate", "op": "<=", "threshold": 0.3, "kind": "must", "lag_days": lag}]
+        return simple_playbook(affiliate_trial={"criteria": criteria, "on_fail": "hold"})
+
+    batch, revisions = _immature_refunds()
+    runs = [
+        replay(_portfolio(tmp_path / name, {"b": {}}, playbook=book(lag)), batch, date(2026, 1, 6), date(2026, 1, 9), name, revisions=revisions)
+        for name, lag in (("without-lag", 0), ("with-lag", 5))
+    ]
+    lines = report_text(runs, differences(runs[0], runs[1])).splitlines()
+    assert lines[-4:] == [
+        "  b from 2026-01-06 (4 days)",
+        "    without-lag: affiliate_trial PASS -> hold: all must criteria pass; score 1 >= pass_score 1",
+        "    with-lag: affiliate_trial FAIL -> hold: refund_rate 40% > 30% (lagged 5 days)",
+        "    advanced only under without-lag: 2026-01-07 affiliate_trial -> public_traffic",
+    ]
