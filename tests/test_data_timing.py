@@ -327,18 +327,25 @@ def test_as_known_reads_values_as_they_stood_then() -> None:
     assert batch.daily["refund_amount"].eq(80.0).all()  # the history itself is not changed
 
 
-def test_backtest_as_known_lists_the_brand_that_advanced_on_immature_refunds(tmp_path: Path) -> None:
-    from brandsteps.backtest import differences, replay
+def _replays_of_immature_refunds(tmp_path: Path, last: date) -> list:
+    """Brand b replayed as known then from the 6th to `last`, under a refund limit of 30% without a lag and 5 days back."""
+    from brandsteps.backtest import replay
 
     def book(lag: int) -> dict:
         criteria = [{"metric": "refund_rate", "op": "<=", "threshold": 0.3, "kind": "must", "lag_days": lag}]
         return simple_playbook(affiliate_trial={"criteria": criteria, "on_fail": "hold"})
 
     batch, revisions = _immature_refunds()
-    runs = [
-        replay(_portfolio(tmp_path / name, {"b": {}}, playbook=book(lag)), batch, date(2026, 1, 6), date(2026, 1, 12), name, revisions=revisions)
+    return [
+        replay(_portfolio(tmp_path / name, {"b": {}}, playbook=book(lag)), batch, date(2026, 1, 6), last, name, revisions=revisions)
         for name, lag in (("without-lag", 0), ("with-lag", 5))
     ]
+
+
+def test_backtest_as_known_lists_the_brand_that_advanced_on_immature_refunds(tmp_path: Path) -> None:
+    from brandsteps.backtest import differences
+
+    runs = _replays_of_immature_refunds(tmp_path, date(2026, 1, 12))
     # the 6th's cycle (its deadline: the 7th 12:00 Shanghai, 04:00 UTC) sees the days restated by then (up to the 2nd,
     # restated the 6th 10:00 UTC) at 40% and the 3rd on at 10%: without the lag b reads the 4th–6th at 10%, passes on
     # the 6th and 7th and leaves affiliate_trial on the 7th; with the lag it never does
@@ -376,17 +383,9 @@ def test_explains_revision_note_covers_a_lagged_criterions_earlier_days(tmp_path
 
 def test_backtest_report_names_the_move_made_on_immature_refunds(tmp_path: Path) -> None:
     # the same replay as above, as the terminal report shows it: the advance only the unlagged policy made, and its day
-    from brandsteps.backtest import differences, replay, report_text
+    from brandsteps.backtest import differences, report_text
 
-    def book(lag: int) -> dict:
-        criteria = [{"metric": "refund_rate", "op": "<=", "threshold": 0.3, "kind": "must", "lag_days": lag}]
-        return simple_playbook(affiliate_trial={"criteria": criteria, "on_fail": "hold"})
-
-    batch, revisions = _immature_refunds()
-    runs = [
-        replay(_portfolio(tmp_path / name, {"b": {}}, playbook=book(lag)), batch, date(2026, 1, 6), date(2026, 1, 9), name, revisions=revisions)
-        for name, lag in (("without-lag", 0), ("with-lag", 5))
-    ]
+    runs = _replays_of_immature_refunds(tmp_path, date(2026, 1, 9))
     lines = report_text(runs, differences(runs[0], runs[1])).splitlines()
     assert lines[-4:] == [
         "  b from 2026-01-06 (4 days)",
