@@ -95,9 +95,3 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
 
     with prefect_test_harness(server_startup_timeout=120):
         yield
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """The slow files first (real servers, subprocess cycles): the test workers take files in this order, so their
-    waiting on schedulers and triggers overlaps the quick tests instead of trailing after them."""
-    items.sort(key=lambda item: 0 if item.get_closest_marker("slow") or item.get_closest_marker("journey") else 1)
