@@ -37,7 +37,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from brandsteps.config import Brand  # noqa: E402
-from brandsteps.imports import BUILTIN_PROFILES, ImportedFile, read_import  # noqa: E402
+from brandsteps.sources.imports import BUILTIN_PROFILES, ImportedFile, read_import  # noqa: E402
 
 SEED = 13
 FIRST = date(2025, 6, 1)
@@ -165,10 +165,10 @@ def main() -> None:
     print(f"read_import 全店成交分析 {len(imported):,} files × {args.store_days} days ({brand_days:,} brand-days): {read_store:.2f} s ({each:.1f} ms a file)")
 
     try:
-        from brandsteps.imports.restate import restate, restate_many
-        from brandsteps.metrics_source import MetricsSource
+        from brandsteps.sources.imports.restate import restate, restate_many
+        from brandsteps.sources.metrics_source import MetricsSource
     except ImportError:
-        print("restate: brandsteps.imports.restate is not there; not timed")
+        print("restate: brandsteps.sources.imports.restate is not there; not timed")
         return
     kinds = {"parquet": ("Parquet file", args.work / "restate" / "metrics.parquet"), "folder": ("folder", args.work / "restate" / "metrics")}
     for name in args.targets.split(","):

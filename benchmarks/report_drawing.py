@@ -57,7 +57,7 @@ def prepare(work: Path, brands: int, days: int, end: date) -> Path:
     if snapshot.exists():
         return folder
     from brandsteps.cli import _replay_in_process
-    from brandsteps.demo_data import write_demo_folder
+    from brandsteps.sources.demo_data import write_demo_folder
 
     print(f"Generating {brands} brands × {days} days into {folder} and deciding all days but the last (once) …", file=sys.stderr)
     summary = write_demo_folder(folder, n_brands=brands, days=days, end=end)
@@ -86,11 +86,11 @@ def _fresh_ledger(folder: Path, name: str) -> str:
 
 def core(folder: Path, end: date, repeat: int) -> dict[str, float]:
     from brandsteps.config import load_portfolio
-    from brandsteps.cycle import metrics_start, run_day
+    from brandsteps.config.settings import targets, today_in
+    from brandsteps.engine.cycle import metrics_start, run_day
     from brandsteps.ledger import Ledger
-    from brandsteps.metrics_source import load_metrics
-    from brandsteps.settings import targets, today_in
-    from brandsteps.visual_report import write_report
+    from brandsteps.reports.visual_report import write_report
+    from brandsteps.sources.metrics_source import load_metrics
 
     configs = folder / "configs"
     url = ""
@@ -124,7 +124,7 @@ def before(folder: Path, end: date, ref: str) -> dict[str, float]:
     """The cycle's report as visual_report.py of `ref` drew it (the module loaded from git, everything else as now)."""
     git = shutil.which("git") or "git"
     # a revision the person running the benchmark named, read from this repository: no shell, fixed arguments
-    source = subprocess.run([git, "-C", str(REPO), "show", f"{ref}:brandsteps/visual_report.py"], capture_output=True, text=True, check=True).stdout  # noqa: S603
+    source = subprocess.run([git, "-C", str(REPO), "show", f"{ref}:brandsteps/reports/visual_report.py"], capture_output=True, text=True, check=True).stdout  # noqa: S603
     path = Path(tempfile.mkdtemp()) / "visual_report_before.py"
     path.write_text(source, encoding="utf-8")
     spec = importlib.util.spec_from_file_location("visual_report_before", path)
@@ -199,7 +199,7 @@ def main() -> int:
     parser.add_argument("--before-ref", help="also time the cycle's report as drawn by visual_report.py of this git revision")
     args = parser.parse_args()
 
-    from brandsteps.settings import yesterday_in
+    from brandsteps.config.settings import yesterday_in
 
     end = yesterday_in("Asia/Shanghai")  # the demo's metrics must not be dated after today
     folder = prepare(args.work, args.brands, args.days, end)

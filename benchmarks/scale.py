@@ -107,7 +107,7 @@ def portfolio_dir(work: Path, n: int, days: int) -> Path:
     import yaml
 
     from brandsteps.catalogue import STAGE_IDS
-    from brandsteps.demo_data import generate_daily_metrics, plan_synthetic_portfolio, playbook_source
+    from brandsteps.sources.demo_data import generate_daily_metrics, plan_synthetic_portfolio, playbook_source
 
     started = time.perf_counter()
     if folder.exists():
@@ -144,12 +144,12 @@ def core_phases(folder: Path, ledger_url: str, repeat: int) -> dict[str, Any]:
 
     from brandsteps.catalogue import BASE_COLUMNS, EXITED, GRADUATED, STAGE_IDS
     from brandsteps.config import load_portfolio
-    from brandsteps.cycle import cohort_for, data_errors, expected_versions, metrics_start, prepare_cohorts, window_metrics_for
-    from brandsteps.diagnosis import diagnose
-    from brandsteps.evidence import combine, render
-    from brandsteps.gates import gate_exited, gate_stage
+    from brandsteps.engine.cycle import cohort_for, data_errors, expected_versions, metrics_start, prepare_cohorts, window_metrics_for
+    from brandsteps.engine.diagnosis import diagnose
+    from brandsteps.engine.evidence import combine, render
+    from brandsteps.engine.gates import gate_exited, gate_stage
     from brandsteps.ledger import Ledger
-    from brandsteps.metrics_source import MetricsSource, load_metrics
+    from brandsteps.sources.metrics_source import MetricsSource, load_metrics
 
     meter = Meter()
     out: dict[str, Any] = {}
@@ -284,10 +284,10 @@ def naive_run(folder: Path, n: int) -> dict[str, Any]:
     from prefect.cache_policies import NONE
 
     from brandsteps.config import load_portfolio
-    from brandsteps.cycle import cohort_for, data_errors, metrics_start, prepare_cohorts, window_metrics_for
-    from brandsteps.gates import decide_stage
+    from brandsteps.engine.cycle import cohort_for, data_errors, metrics_start, prepare_cohorts, window_metrics_for
+    from brandsteps.engine.gates import decide_stage
     from brandsteps.ledger import Ledger
-    from brandsteps.metrics_source import MetricsSource, load_metrics
+    from brandsteps.sources.metrics_source import MetricsSource, load_metrics
 
     portfolio = load_portfolio(folder / "configs", apply_env=False)
     batch = load_metrics(MetricsSource(path=folder / "data" / "metrics"), as_of=END, today=END + timedelta(days=1), start=metrics_start(portfolio, END))
@@ -318,8 +318,8 @@ def ledger_reads(folder: Path, ledger_url: str, history: int) -> dict[str, Any]:
 
     from brandsteps.cli import main as cli_main
     from brandsteps.ledger import Ledger
-    from brandsteps.roster import load_roster
-    from brandsteps.status import portfolio_status
+    from brandsteps.reports.roster import load_roster
+    from brandsteps.reports.status import portfolio_status
 
     url = ledger_url if not ledger_url.startswith("sqlite") else f"sqlite:///{folder / 'data' / 'bench-ledger.sqlite'}"
     ledger = Ledger(url)

@@ -8,11 +8,11 @@ from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact, create_progress_artifact, update_progress_artifact
 from prefect.cache_policies import NONE
 
-from brandsteps.backtest import BacktestRun, differences, replay, report_markdown, with_playbook
 from brandsteps.config import Portfolio
-from brandsteps.cycle import CycleSummary, metrics_start
-from brandsteps.metrics_source import MetricsBatch
-from brandsteps.settings import targets, today_in
+from brandsteps.config.settings import targets, today_in
+from brandsteps.engine.backtest import BacktestRun, differences, replay, report_markdown, with_playbook
+from brandsteps.engine.cycle import CycleSummary, metrics_start
+from brandsteps.sources.metrics_source import MetricsBatch
 from flows.parameters import Day
 from flows.run_names import backtest_run_name
 from tasks.configs import load_configs

@@ -8,8 +8,8 @@ from pathlib import Path
 from prefect import flow
 from prefect.utilities.annotations import quote
 
-from brandsteps.imports.inbox import pending_files
-from brandsteps.settings import targets
+from brandsteps.config.settings import targets
+from brandsteps.sources.imports.inbox import pending_files
 from tasks.configs import load_configs
 from tasks.imports import import_file, publish_imports, read_profiles
 

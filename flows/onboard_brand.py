@@ -6,9 +6,9 @@ from dataclasses import asdict
 
 from prefect import flow
 
+from brandsteps.config.settings import yesterday_in
 from brandsteps.ledger import BRAND_RUN
-from brandsteps.report import brand_report_markdown
-from brandsteps.settings import yesterday_in
+from brandsteps.reports.report import brand_report_markdown
 from flows.onboarding_cycle import fail_if_every_brand_errored, only_brand, run_cycle_steps
 from flows.parameters import DayOrYesterday
 from flows.run_names import brand_run_name

@@ -19,16 +19,16 @@ from pydantic import Field
 
 from brandsteps.catalogue import GRADUATED, STAGE_IDS
 from brandsteps.config import Portfolio
-from brandsteps.coverage import Coverage
-from brandsteps.cycle import CycleSummary, from_ledger, metrics_start, return_free_memory, summarise, unknown_brand_rows, without_rows
-from brandsteps.diagnosis import diagnose
-from brandsteps.events import max_days_by_brand
-from brandsteps.evidence import combine, render
+from brandsteps.config.settings import now_in, targets, today_in, yesterday_in
+from brandsteps.engine.cycle import CycleSummary, from_ledger, metrics_start, return_free_memory, summarise, unknown_brand_rows, without_rows
+from brandsteps.engine.diagnosis import diagnose
+from brandsteps.engine.events import max_days_by_brand
+from brandsteps.engine.evidence import combine, render
+from brandsteps.engine.shards import shard_portfolio
 from brandsteps.ledger import CYCLE, Ledger, WriteResult
-from brandsteps.metrics_source import MetricsBatch
-from brandsteps.report import table_brands
-from brandsteps.settings import now_in, targets, today_in, yesterday_in
-from brandsteps.shards import shard_portfolio
+from brandsteps.reports.report import table_brands
+from brandsteps.sources.coverage import Coverage
+from brandsteps.sources.metrics_source import MetricsBatch
 from flows.parameters import DayOrYesterday
 from flows.run_names import cycle_run_name
 from tasks.artifacts import cycle_coverage, publish_awaiting, publish_cycle, publish_readiness, publish_visual_report

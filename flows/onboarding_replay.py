@@ -12,11 +12,11 @@ from prefect.runtime import flow_run, task_run
 from prefect.utilities.annotations import quote
 
 from brandsteps.config import Portfolio
-from brandsteps.cycle import CycleSummary, brand_table, metrics_start, run_day
+from brandsteps.config.settings import targets, today_in
+from brandsteps.engine.cycle import CycleSummary, brand_table, metrics_start, run_day
 from brandsteps.ledger import Ledger
-from brandsteps.metrics_source import MetricsBatch
-from brandsteps.report import print_progress
-from brandsteps.settings import targets, today_in
+from brandsteps.reports.report import print_progress
+from brandsteps.sources.metrics_source import MetricsBatch
 from flows.parameters import Day
 from flows.run_names import replay_run_name
 from tasks.configs import load_configs

@@ -16,10 +16,8 @@ from prefect.input import RunInput
 from prefect.states import Running
 from pydantic import Field
 
-from brandsteps.approvers import CODE_PATTERN, Accepted, ApproversConfig, Refusal, check_approval, load_approvers
-from brandsteps.config import BRAND_ID_PATTERN, Brand, Onboarding
-from brandsteps.ledger import ApprovalProof, Attempt, CodeAlreadyUsed, Ledger, NotAwaitingApproval
-from brandsteps.review import (
+from brandsteps.approvals.approvers import CODE_PATTERN, Accepted, ApproversConfig, Refusal, check_approval, load_approvers
+from brandsteps.approvals.review import (
     CODE_HELP,
     ReviewAnswer,
     decided_elsewhere,
@@ -30,7 +28,9 @@ from brandsteps.review import (
     review_key,
     review_run_name,
 )
-from brandsteps.settings import targets
+from brandsteps.config import BRAND_ID_PATTERN, Brand, Onboarding
+from brandsteps.config.settings import targets
+from brandsteps.ledger import ApprovalProof, Attempt, CodeAlreadyUsed, Ledger, NotAwaitingApproval
 from flows.run_names import rename_run, review_flow_run_name
 from flows.totp_secrets import totp_secret
 from tasks.configs import load_configs

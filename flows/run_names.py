@@ -25,7 +25,7 @@ def _day_or_yesterday(value: object, configs: object) -> str:
     # as_of empty means yesterday in the configured timezone: name the day the run decides
     try:
         from brandsteps.config import load_settings
-        from brandsteps.settings import yesterday_in
+        from brandsteps.config.settings import yesterday_in
 
         _, _, onboarding, _ = load_settings(str(configs or "configs"), apply_env=True)
         return yesterday_in(onboarding.timezone).isoformat()

@@ -17,7 +17,7 @@ from prefect.flows import Flow, load_flow_from_entrypoint
 from prefect.schedules import Cron, Interval
 
 from brandsteps.config import Portfolio
-from brandsteps.deploy_spec import (
+from brandsteps.config.deploy_spec import (
     CYCLE_DEPLOYMENT,
     CYCLE_SCHEDULE_SLUG,
     DEADLINE_SCHEDULE_SLUG,
@@ -27,8 +27,8 @@ from brandsteps.deploy_spec import (
     main_schedule,
     read_deployment_specs,
 )
-from brandsteps.events import EVENT_PREFIX, OVERDUE_EVENT, RESOURCE_PREFIX
-from brandsteps.report_server import DEFAULT_REPORT_PORT, REPORT_DIR_ENV, REPORT_URL_ENV, PortInUse, ReportServer, start_report_server
+from brandsteps.engine.events import EVENT_PREFIX, OVERDUE_EVENT, RESOURCE_PREFIX
+from brandsteps.reports.report_server import DEFAULT_REPORT_PORT, REPORT_DIR_ENV, REPORT_URL_ENV, PortInUse, ReportServer, start_report_server
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 OVERDUE_AUTOMATION = "brandsteps-brand-overdue"

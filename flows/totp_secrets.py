@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any, cast
 
-from brandsteps.approvers import secret_block_name
+from brandsteps.approvals.approvers import secret_block_name
 
 
 def totp_secret(env_name: str, use_blocks: bool = True) -> str | None:

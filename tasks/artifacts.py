@@ -15,13 +15,13 @@ from prefect.client.schemas.filters import FlowFilter, FlowFilterName, FlowRunFi
 from prefect.client.schemas.sorting import FlowRunSort
 from prefect.settings import PREFECT_UI_URL
 
+from brandsteps.approvals.review import review_run_names
 from brandsteps.config import Portfolio
-from brandsteps.coverage import FALLBACK_SOURCES, Coverage, artifact_rows, data_coverage
-from brandsteps.cycle import CycleSummary
+from brandsteps.config.settings import report_sources
+from brandsteps.engine.cycle import CycleSummary
+from brandsteps.engine.readiness import deadline_of, unready_table
 from brandsteps.ledger import Ledger
-from brandsteps.metrics_source import MetricsBatch
-from brandsteps.readiness import deadline_of, unready_table
-from brandsteps.report import (
+from brandsteps.reports.report import (
     TABLE_ROWS,
     awaiting_table,
     changed_count,
@@ -31,8 +31,8 @@ from brandsteps.report import (
     quarantine_rows,
     summary_markdown,
 )
-from brandsteps.review import review_run_names
-from brandsteps.settings import report_sources
+from brandsteps.sources.coverage import FALLBACK_SOURCES, Coverage, artifact_rows, data_coverage
+from brandsteps.sources.metrics_source import MetricsBatch
 
 REVIEW_FLOW = "review-brand"
 NAMES_PER_QUERY = 50  # run names per flow-run query: each may have had several runs, the server returns 200 at most
@@ -203,8 +203,8 @@ def publish_visual_report(portfolio: Portfolio, ledger: Ledger, as_of: date, day
 
     from prefect.artifacts import create_image_artifact
 
-    from brandsteps.report_server import REPORT_DIR_ENV, REPORT_URL_ENV, report_link
-    from brandsteps.visual_report import write_report
+    from brandsteps.reports.report_server import REPORT_DIR_ENV, REPORT_URL_ENV, report_link
+    from brandsteps.reports.visual_report import write_report
 
     folder = os.environ.get(REPORT_DIR_ENV)
     if not folder:

@@ -9,11 +9,11 @@ from prefect.deployments import run_deployment
 from prefect.events import emit_event
 from prefect.exceptions import ObjectNotFound
 
+from brandsteps.approvals.review import review_key, review_run_name
 from brandsteps.config import Portfolio
-from brandsteps.events import brand_events, max_days_by_brand, newly_awaiting
-from brandsteps.ids import among
+from brandsteps.engine.events import brand_events, max_days_by_brand, newly_awaiting
 from brandsteps.ledger import WriteResult
-from brandsteps.review import review_key, review_run_name
+from brandsteps.ledger.ids import among
 
 REVIEW_DEPLOYMENT = "review-brand/review-brand"
 

@@ -10,9 +10,9 @@ from prefect.cache_policies import NONE
 
 from brandsteps.catalogue import EXITED, GRADUATED, STAGE_IDS
 from brandsteps.config import Portfolio
-from brandsteps.cycle import cohort_for
-from brandsteps.evidence import Decided, combine
-from brandsteps.gates import gate_exited, gate_stage
+from brandsteps.engine.cycle import cohort_for
+from brandsteps.engine.evidence import Decided, combine
+from brandsteps.engine.gates import gate_exited, gate_stage
 
 
 def _decide(portfolio: Portfolio, stage_id: str, cohorts: pd.DataFrame, errors: pd.Series, metrics: pd.DataFrame, as_of: date) -> Decided:

@@ -11,11 +11,11 @@ from prefect.events import emit_event
 from prefect.runtime import task_run
 
 from brandsteps.config import Portfolio
-from brandsteps.events import METRICS_IMPORTED_EVENT, METRICS_RESOURCE
-from brandsteps.imports.inbox import InboxOutcome, import_inbox_file
-from brandsteps.imports.loading import load_profiles
-from brandsteps.imports.profiles import ImportProfile
-from brandsteps.metrics_source import MetricsSource
+from brandsteps.engine.events import METRICS_IMPORTED_EVENT, METRICS_RESOURCE
+from brandsteps.sources.imports.inbox import InboxOutcome, import_inbox_file
+from brandsteps.sources.imports.loading import load_profiles
+from brandsteps.sources.imports.profiles import ImportProfile
+from brandsteps.sources.metrics_source import MetricsSource
 from tasks.retries import is_transient
 
 IMPORTED_EVENT = METRICS_IMPORTED_EVENT  # what the onboarding-cycle's trigger in prefect.yaml expects

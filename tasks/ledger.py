@@ -9,7 +9,7 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NONE
 
 from brandsteps.config import Portfolio
-from brandsteps.cycle import expected_versions, prepare_cohorts
+from brandsteps.engine.cycle import expected_versions, prepare_cohorts
 from brandsteps.ledger import CYCLE, Ledger, WriteResult
 from tasks.retries import is_transient
 

@@ -9,9 +9,9 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NONE
 
 from brandsteps.config import Portfolio
-from brandsteps.cycle import data_errors, mark_readiness, window_metrics_for
-from brandsteps.metrics_source import MetricsBatch, MetricsSource, load_metrics
-from brandsteps.readiness import UNREADY
+from brandsteps.engine.cycle import data_errors, mark_readiness, window_metrics_for
+from brandsteps.engine.readiness import UNREADY
+from brandsteps.sources.metrics_source import MetricsBatch, MetricsSource, load_metrics
 from tasks.retries import is_transient
 
 

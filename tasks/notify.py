@@ -14,8 +14,8 @@ from prefect.runtime import flow_run
 from prefect.settings import PREFECT_UI_URL
 
 from brandsteps.config import Portfolio
-from brandsteps.cycle import CycleSummary
-from brandsteps.events import max_days_by_brand, newly_awaiting
+from brandsteps.engine.cycle import CycleSummary
+from brandsteps.engine.events import max_days_by_brand, newly_awaiting
 from brandsteps.ledger import WriteResult
 from brandsteps.notify import Delivery, Message, SecretRef, send_batch
 from brandsteps.notify.messages import MAX_LISTED, CycleNews, cycle_messages, written_news

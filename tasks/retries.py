@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from brandsteps.metrics_source import MetricsReadError
+from brandsteps.sources.metrics_source import MetricsReadError
 
 # A disk or network hiccup, a database restarting or failing over: worth another try in a few seconds.
 _PASSING = (OSError, ConnectionError, TimeoutError, OperationalError, InterfaceError, DisconnectionError, PoolTimeout)

@@ -12,9 +12,9 @@ from prefect.cache_policies import NONE
 from prefect.deployments import run_deployment
 
 from brandsteps.config import Portfolio
-from brandsteps.cycle import CycleSummary, prepare_cohorts
+from brandsteps.engine.cycle import CycleSummary, prepare_cohorts
+from brandsteps.engine.shards import merged_summary
 from brandsteps.ledger import Ledger
-from brandsteps.shards import merged_summary
 
 
 class ShardFailed(RuntimeError):

@@ -10,9 +10,9 @@ import pyotp
 import pytest
 
 from brandsteps.config import load_portfolio
-from brandsteps.cycle import run_day
+from brandsteps.engine.cycle import run_day
 from brandsteps.ledger import Ledger
-from brandsteps.metrics_source import validate
+from brandsteps.sources.metrics_source import validate
 from tests.conftest import simple_playbook, write_configs
 
 # Fixed base32 test secrets (never real ones): the environment variables approvers.yaml names.

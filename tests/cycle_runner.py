@@ -60,9 +60,9 @@ def make_portfolio(root: Path, n_brands: int, days: int) -> tuple[Path, Path]:
 
 def main(argv: list[str]) -> int:
     from brandsteps.config import load_portfolio
-    from brandsteps.cycle import run_day
+    from brandsteps.engine.cycle import run_day
     from brandsteps.ledger import Ledger
-    from brandsteps.metrics_source import MetricsSource, load_metrics
+    from brandsteps.sources.metrics_source import MetricsSource, load_metrics
 
     configs, metrics, url, *day_args = argv
     days = [date.fromisoformat(d) for d in day_args]

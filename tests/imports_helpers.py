@@ -11,7 +11,7 @@ import pandas as pd
 import yaml
 
 from brandsteps.config import Brand
-from brandsteps.imports import BUILTIN_PROFILES, ImportedFile, ImportProfile
+from brandsteps.sources.imports import BUILTIN_PROFILES, ImportedFile, ImportProfile
 
 FIXTURES = Path(__file__).parent / "fixtures" / "imports"
 KUAISHOU_FIXTURES = Path(__file__).parent / "fixtures" / "kuaishou"

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from brandsteps.gates import MOVING_ACTIONS
+from brandsteps.engine.gates import MOVING_ACTIONS
 from brandsteps.ledger import Ledger, brand_state, cycles, decisions, stage_changes
 
 PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -70,8 +70,8 @@ def reference(configs: str, metrics: str, url: str, days: list[date]) -> Ledger:
     from pathlib import Path
 
     from brandsteps.config import load_portfolio
-    from brandsteps.cycle import run_day
-    from brandsteps.metrics_source import MetricsSource, load_metrics
+    from brandsteps.engine.cycle import run_day
+    from brandsteps.sources.metrics_source import MetricsSource, load_metrics
 
     portfolio = load_portfolio(configs, apply_env=False)
     ledger = Ledger(url)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from brandsteps.api_auth import (
+from brandsteps.server.api_auth import (
     api_refusal,
     configured_auth_strings,
     new_auth_string,

@@ -13,7 +13,7 @@ import segno
 import yaml
 
 from brandsteps import cli
-from brandsteps.approvers import Accepted, ApproversConfig, Refusal, check_approval, code_step, load_approvers, may_be_owner, suggested_env_name
+from brandsteps.approvals.approvers import Accepted, ApproversConfig, Refusal, check_approval, code_step, load_approvers, may_be_owner, suggested_env_name
 from brandsteps.cli import main
 from brandsteps.config import Brand, ConfigError, load_portfolio
 from tests.approval_helpers import APPROVERS_YAML, SECRETS, UNSET_ENV, awaiting_portfolio, code_now, set_secrets, wrong_code

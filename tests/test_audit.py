@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from brandsteps.audit import audit_entries, audit_json, audit_text, day_bounds
 from brandsteps.cli import main
 from brandsteps.ledger import ApprovalProof, Attempt, CodeAlreadyUsed, Ledger, NotAwaitingApproval
+from brandsteps.reports.audit import audit_entries, audit_json, audit_text, day_bounds
 from tests.approval_helpers import awaiting_portfolio
 from tests.ledger_checks import pg_database  # noqa: F401 - a fixture
 

@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from brandsteps.backtest import BacktestRun, differences, replay, stage_table, with_playbook
 from brandsteps.config import ConfigError, load_portfolio
-from brandsteps.metrics_source import validate
+from brandsteps.engine.backtest import BacktestRun, differences, replay, stage_table, with_playbook
+from brandsteps.sources.metrics_source import validate
 from tests.conftest import simple_playbook, write_configs
 
 

@@ -18,9 +18,9 @@ import sqlalchemy as sa
 
 import brandsteps.cli as cli
 from brandsteps.config import load_portfolio
-from brandsteps.cycle import metrics_start, run_day
+from brandsteps.engine.cycle import metrics_start, run_day
 from brandsteps.ledger import Ledger, metadata
-from brandsteps.metrics_source import MetricsReadError, MetricsSource, load_metrics
+from brandsteps.sources.metrics_source import MetricsReadError, MetricsSource, load_metrics
 from tests.bad_input.make_corpus import HEADER, base_rows
 from tests.conftest import simple_playbook, write_configs
 

@@ -10,9 +10,9 @@ import pytest
 
 from brandsteps.cli import main
 from brandsteps.config import load_portfolio
-from brandsteps.cycle import run_day
+from brandsteps.engine.cycle import run_day
 from brandsteps.ledger import Ledger
-from brandsteps.metrics_source import validate
+from brandsteps.sources.metrics_source import validate
 from tests.conftest import simple_playbook, write_configs
 from tests.test_ledger import history
 

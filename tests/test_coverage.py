@@ -14,7 +14,10 @@ import yaml
 
 from brandsteps.cli import main
 from brandsteps.config import Portfolio, load_portfolio
-from brandsteps.coverage import (
+from brandsteps.engine.cycle import decide_all, prepare_cohorts, run_day, window_metrics_for
+from brandsteps.engine.window import compute_window_metrics
+from brandsteps.ledger import Ledger
+from brandsteps.sources.coverage import (
     FALLBACK_SOURCES,
     NO_REPORT,
     Coverage,
@@ -26,10 +29,7 @@ from brandsteps.coverage import (
     table_rows,
     uniform_windows,
 )
-from brandsteps.cycle import decide_all, prepare_cohorts, run_day, window_metrics_for
-from brandsteps.ledger import Ledger
-from brandsteps.metrics_source import MetricsBatch, validate
-from brandsteps.window import compute_window_metrics
+from brandsteps.sources.metrics_source import MetricsBatch, validate
 from tests.conftest import simple_playbook, write_configs
 
 AS_OF = date(2026, 1, 3)
@@ -249,15 +249,15 @@ def test_sources_from_profiles_lists_each_columns_profiles_in_order() -> None:
 
 
 def test_report_sources_fall_back_to_the_known_reports_without_the_imports_package(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    from brandsteps.settings import report_sources
+    from brandsteps.config.settings import report_sources
 
-    monkeypatch.setitem(sys.modules, "brandsteps.imports", None)  # importing it now raises ImportError
+    monkeypatch.setitem(sys.modules, "brandsteps.sources.imports", None)  # importing it now raises ImportError
     assert report_sources(tmp_path) is FALLBACK_SOURCES
 
 
 def test_report_sources_name_a_user_profile(tmp_path: Path) -> None:
-    pytest.importorskip("brandsteps.imports")
-    from brandsteps.settings import report_sources
+    pytest.importorskip("brandsteps.sources.imports")
+    from brandsteps.config.settings import report_sources
 
     (tmp_path / "imports").mkdir()
     profile = {"match": ["日期", "直播时长(分钟)"], "date": "日期", "columns": {"live_minutes": {"header": "直播时长(分钟)", "unit": "minute"}}}
@@ -368,14 +368,14 @@ def test_coverage_command(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], setup, argv: list[str], expected: list[str]
 ) -> None:
     # the table of the known reports: the imports package's profile names are its own to change
-    monkeypatch.setattr("brandsteps.settings.report_sources", lambda configs_dir: FALLBACK_SOURCES)
+    monkeypatch.setattr("brandsteps.config.settings.report_sources", lambda configs_dir: FALLBACK_SOURCES)
     configs = setup(tmp_path)
     assert main(["coverage", "--configs", str(configs), *argv]) == 0
     assert capsys.readouterr().out.splitlines() == [line.replace("{root}", str(tmp_path)) for line in expected]
 
 
 def test_coverage_command_json(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setattr("brandsteps.settings.report_sources", lambda configs_dir: FALLBACK_SOURCES)
+    monkeypatch.setattr("brandsteps.config.settings.report_sources", lambda configs_dir: FALLBACK_SOURCES)
     configs = after_three_cycles(tmp_path)
     assert main(["coverage", "--configs", str(configs), "--as-of", "2026-01-05", "--days", "3", "--format", "json"]) == 0
     out = json.loads(capsys.readouterr().out)

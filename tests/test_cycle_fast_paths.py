@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from brandsteps.cycle import cohort_for
+from brandsteps.engine.cycle import cohort_for
 
 
 def _cohorts() -> pd.DataFrame:

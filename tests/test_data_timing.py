@@ -1,4 +1,4 @@
-"""Data timing: lag_days per criterion, readiness and the data deadline (brandsteps.readiness, cycle, gates, window)."""
+"""Data timing: lag_days per criterion, readiness and the data deadline (brandsteps.engine.readiness, cycle, gates, window)."""
 
 from __future__ import annotations
 
@@ -13,11 +13,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from brandsteps.config import load_portfolio
-from brandsteps.cycle import decide_all, expected_versions, mark_readiness, prepare_cohorts, window_metrics_for
+from brandsteps.engine.cycle import decide_all, expected_versions, mark_readiness, prepare_cohorts, window_metrics_for
+from brandsteps.engine.readiness import UNREADY, apply_deadline, deadline_of, missing_inputs, unready_table
 from brandsteps.ledger import Ledger
-from brandsteps.metrics_source import MetricsBatch, validate
-from brandsteps.readiness import UNREADY, apply_deadline, deadline_of, missing_inputs, unready_table
-from brandsteps.report import criterion_window
+from brandsteps.reports.report import criterion_window
+from brandsteps.sources.metrics_source import MetricsBatch, validate
 from tests.conftest import simple_playbook, write_configs
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -318,7 +318,7 @@ def _immature_refunds() -> tuple[MetricsBatch, pd.DataFrame]:
 
 def test_as_known_reads_values_as_they_stood_then() -> None:
     batch, revisions = _immature_refunds()
-    from brandsteps.imports.records import as_known
+    from brandsteps.sources.imports.records import as_known
 
     # at noon Shanghai (04:00 UTC) on the 11th: days up to the 6th were restated (by the 10th 10:00 UTC), the 7th on are not yet
     seen = as_known(batch.daily, revisions, datetime(2026, 1, 11, 12, 0, tzinfo=SHANGHAI))
@@ -329,7 +329,7 @@ def test_as_known_reads_values_as_they_stood_then() -> None:
 
 def _replays_of_immature_refunds(tmp_path: Path, last: date) -> list:
     """Brand b replayed as known then from the 6th to `last`, under a refund limit of 30% without a lag and 5 days back."""
-    from brandsteps.backtest import replay
+    from brandsteps.engine.backtest import replay
 
     def book(lag: int) -> dict:
         criteria = [{"metric": "refund_rate", "op": "<=", "threshold": 0.3, "kind": "must", "lag_days": lag}]
@@ -343,7 +343,7 @@ def _replays_of_immature_refunds(tmp_path: Path, last: date) -> list:
 
 
 def test_backtest_as_known_lists_the_brand_that_advanced_on_immature_refunds(tmp_path: Path) -> None:
-    from brandsteps.backtest import differences
+    from brandsteps.engine.backtest import differences
 
     runs = _replays_of_immature_refunds(tmp_path, date(2026, 1, 12))
     # the 6th's cycle (its deadline: the 7th 12:00 Shanghai, 04:00 UTC) sees the days restated by then (up to the 2nd,
@@ -364,8 +364,8 @@ def test_backtest_as_known_lists_the_brand_that_advanced_on_immature_refunds(tmp
 def test_explains_revision_note_covers_a_lagged_criterions_earlier_days(tmp_path: Path) -> None:
     # a decision on the 20th with a 3-day window (18th–20th) whose refund_rate read the 16th–18th: a refund restated on the
     # 16th after the decision is one of its inputs, a restatement of the 15th is not
-    from brandsteps.imports.records import file_records, revised_inputs
-    from brandsteps.metrics_source import MetricsSource
+    from brandsteps.sources.imports.records import file_records, revised_inputs
+    from brandsteps.sources.metrics_source import MetricsSource
 
     metrics = tmp_path / "metrics.csv"
     metrics.write_text("brand_id,date,gmv\n", encoding="utf-8")
@@ -383,7 +383,7 @@ def test_explains_revision_note_covers_a_lagged_criterions_earlier_days(tmp_path
 
 def test_backtest_report_names_the_move_made_on_immature_refunds(tmp_path: Path) -> None:
     # the same replay as above, as the terminal report shows it: the advance only the unlagged policy made, and its day
-    from brandsteps.backtest import differences, report_text
+    from brandsteps.engine.backtest import differences, report_text
 
     runs = _replays_of_immature_refunds(tmp_path, date(2026, 1, 9))
     lines = report_text(runs, differences(runs[0], runs[1])).splitlines()

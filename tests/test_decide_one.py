@@ -17,10 +17,10 @@ from hypothesis import strategies as st
 
 from brandsteps.catalogue import GRADUATED, STAGE_IDS
 from brandsteps.config import Portfolio, Stage, load_portfolio
-from brandsteps.decide_one import BrandState, decide_one
-from brandsteps.evidence import RESULTS
-from brandsteps.gates import COHORT_COLUMNS, gate_cohort
-from brandsteps.window import lagged_name
+from brandsteps.engine.decide_one import BrandState, decide_one
+from brandsteps.engine.evidence import RESULTS
+from brandsteps.engine.gates import COHORT_COLUMNS, gate_cohort
+from brandsteps.engine.window import lagged_name
 from tests.conftest import simple_playbook, write_configs
 
 AS_OF = date(2026, 3, 10)

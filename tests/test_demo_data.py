@@ -1,4 +1,4 @@
-"""Tests of the demo portfolio and the synthetic daily metrics (brandsteps.demo_data)."""
+"""Tests of the demo portfolio and the synthetic daily metrics (brandsteps.sources.demo_data)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ import yaml
 
 from brandsteps.catalogue import BASE_COLUMNS, STAGE_IDS, TIERS, UV_COLUMNS
 from brandsteps.config import load_portfolio
-from brandsteps.demo_data import (
+from brandsteps.sources.demo_data import (
     ARCHETYPES,
     CATEGORIES,
     GOOD_ARCHETYPES,
@@ -32,9 +32,9 @@ from brandsteps.demo_data import (
     plan_synthetic_portfolio,
     write_demo_folder,
 )
-from brandsteps.demo_exports import ACCOUNT_NOBODY, RESTATED_REPORT, USER_PROFILES, reexport_mornings
-from brandsteps.imports import BUILTIN_PROFILES, load_profiles
-from brandsteps.imports.records import IMPORT_COLUMNS, REVISION_COLUMNS, file_records, read_jsonl
+from brandsteps.sources.demo_exports import ACCOUNT_NOBODY, RESTATED_REPORT, USER_PROFILES, reexport_mornings
+from brandsteps.sources.imports import BUILTIN_PROFILES, load_profiles
+from brandsteps.sources.imports.records import IMPORT_COLUMNS, REVISION_COLUMNS, file_records, read_jsonl
 
 REPO = Path(__file__).resolve().parents[1]
 PLAYBOOK = yaml.safe_load((REPO / "configs" / "steps.yaml").read_text(encoding="utf-8"))

@@ -1,4 +1,4 @@
-"""Tests of the demo's export rendering (brandsteps.demo_exports) and of the slow stores' refund history it imports; the
+"""Tests of the demo's export rendering (brandsteps.sources.demo_exports) and of the slow stores' refund history it imports; the
 exports' round trip is in test_demo_data."""
 
 from __future__ import annotations
@@ -13,11 +13,12 @@ import pandas as pd
 import pytest
 import yaml
 
-from brandsteps.backtest import known_at, replay, with_playbook
 from brandsteps.config import Portfolio, load_portfolio
-from brandsteps.cycle import metrics_start
-from brandsteps.demo_data import DemoSummary, write_demo_folder
-from brandsteps.demo_exports import (
+from brandsteps.config.settings import targets
+from brandsteps.engine.backtest import known_at, replay, with_playbook
+from brandsteps.engine.cycle import metrics_start
+from brandsteps.sources.demo_data import DemoSummary, write_demo_folder
+from brandsteps.sources.demo_exports import (
     USER_PROFILES,
     _count,
     _money,
@@ -27,11 +28,10 @@ from brandsteps.demo_exports import (
     remove_old_exports,
     split_whole,
 )
-from brandsteps.imports import BUILTIN_PROFILES, ImportProfile
-from brandsteps.imports.records import as_known, read_revisions
-from brandsteps.kuaishou import parse_kuaishou_series
-from brandsteps.metrics_source import MetricsSource, load_metrics
-from brandsteps.settings import targets
+from brandsteps.sources.imports import BUILTIN_PROFILES, ImportProfile
+from brandsteps.sources.imports.records import as_known, read_revisions
+from brandsteps.sources.kuaishou import parse_kuaishou_series
+from brandsteps.sources.metrics_source import MetricsSource, load_metrics
 
 
 def _sums_in_every_order(part: np.ndarray, group: np.ndarray, n: int) -> list[np.ndarray]:

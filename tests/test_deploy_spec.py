@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from brandsteps.config import ConfigError, Onboarding, load_portfolio
-from brandsteps.deploy_spec import (
+from brandsteps.config.deploy_spec import (
     EXPECTED_DEPLOYMENTS,
     deadline_cron,
     deployment_warnings,

@@ -11,9 +11,9 @@ import pytest
 
 from brandsteps.catalogue import BASE_COLUMNS, GMV_FACTORS
 from brandsteps.config import load_portfolio
-from brandsteps.diagnosis import diagnose, factor_diagnosis, from_records, shadow_verdicts
-from brandsteps.evidence import render
-from brandsteps.window import compute_window_metrics
+from brandsteps.engine.diagnosis import diagnose, factor_diagnosis, from_records, shadow_verdicts
+from brandsteps.engine.evidence import render
+from brandsteps.engine.window import compute_window_metrics
 from tests.conftest import REPO
 
 PORTFOLIO = load_portfolio(REPO / "configs", apply_env=False)
@@ -160,9 +160,9 @@ def test_shadow_verdicts(verdict: str, reason: str, criteria: list[dict], pass_s
 
 
 def test_diagnosis_is_recorded_by_a_real_cycle(tmp_path) -> None:
-    from brandsteps.cycle import run_day
+    from brandsteps.engine.cycle import run_day
     from brandsteps.ledger import Ledger
-    from brandsteps.metrics_source import MetricsBatch, validate
+    from brandsteps.sources.metrics_source import MetricsBatch, validate
     from tests.conftest import simple_playbook, write_configs
 
     playbook = simple_playbook(affiliate_trial={"criteria": [{"metric": "gmv", "op": ">=", "threshold": 300}, {"metric": "aov", "op": ">=", "threshold": 50, "shadow": True}]})

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from brandsteps.config import load_portfolio
-from brandsteps.events import (
+from brandsteps.engine.events import (
     EVENT_NAMES,
     brand_events,
     imported_payload,

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import brandsteps.evidence as evidence_module
-from brandsteps.evidence import (
+import brandsteps.engine.evidence as evidence_module
+from brandsteps.engine.evidence import (
     FAIL_,
     NO_VALUE,
     PASS_,

@@ -139,7 +139,7 @@ def test_onboard_brand_is_not_the_last_cycle(prefect_server: None, tmp_path: Pat
 
 def test_unreadable_metrics_fail_the_run_and_leave_the_ledger_alone(prefect_server: None, tmp_path: Path) -> None:
     from brandsteps.ledger import Ledger
-    from brandsteps.metrics_source import MetricsReadError
+    from brandsteps.sources.metrics_source import MetricsReadError
     from flows.onboarding_cycle import onboarding_cycle
 
     configs = portfolio_dir(tmp_path, 2)
@@ -212,7 +212,7 @@ def _flow_run_name(state: object) -> str:
 
 
 def _yesterday_in_shanghai() -> str:
-    from brandsteps.settings import yesterday_in
+    from brandsteps.config.settings import yesterday_in
 
     return yesterday_in("Asia/Shanghai").isoformat()
 

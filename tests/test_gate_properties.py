@@ -15,10 +15,10 @@ from hypothesis import strategies as st
 
 from brandsteps.catalogue import METRICS
 from brandsteps.config import load_portfolio
-from brandsteps.cycle import run_day
-from brandsteps.gates import GUARD_COLUMNS, MOVING_ACTIONS, decide_stage
+from brandsteps.engine.cycle import run_day
+from brandsteps.engine.gates import GUARD_COLUMNS, MOVING_ACTIONS, decide_stage
 from brandsteps.ledger import Ledger, metadata
-from brandsteps.metrics_source import validate
+from brandsteps.sources.metrics_source import validate
 from tests.conftest import simple_playbook, write_configs
 
 AS_OF = date(2026, 3, 10)

@@ -11,7 +11,7 @@ import pytest
 
 from brandsteps.catalogue import METRICS, STAGE_IDS
 from brandsteps.config import load_portfolio
-from brandsteps.gates import GUARD_COLUMNS, decide_stage, evaluate_criteria, fmt
+from brandsteps.engine.gates import GUARD_COLUMNS, decide_stage, evaluate_criteria, fmt
 from tests.conftest import simple_playbook, write_configs
 
 AS_OF = date(2026, 3, 10)
@@ -242,7 +242,7 @@ def test_all_stages_decide_many_brands_at_once(tmp_path: Path) -> None:
     ],
 )
 def test_uses_metric(tmp_path: Path, stage: str, guardrail: bool, brand: dict, expected: bool) -> None:
-    from brandsteps.gates import uses_metric
+    from brandsteps.engine.gates import uses_metric
 
     burst = {"metric": "burst_coefficient", "op": ">=", "threshold": 1.5, "kind": "should"}
     affiliate = {"criteria": [{"metric": "gmv", "op": ">=", "threshold": 300}, burst], "guardrails": [burst] if guardrail else []}

@@ -13,8 +13,8 @@ import pytest
 
 from brandsteps.catalogue import BASE_COLUMNS, GRADUATED, METRICS, STAGE_IDS, TIERS
 from brandsteps.config import load_portfolio
-from brandsteps.evidence import FACTOR_COLUMNS, fmt, per_distinct
-from brandsteps.gates import (
+from brandsteps.engine.evidence import FACTOR_COLUMNS, fmt, per_distinct
+from brandsteps.engine.gates import (
     EVALUATED,
     GUARD_COLUMNS,
     _codes,

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from brandsteps.ids import among
+from brandsteps.ledger.ids import among
 
 
 @pytest.mark.parametrize(

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from brandsteps.imports.inbox import REASON_SUFFIX, import_inbox_file, pending_files
-from brandsteps.metrics_source import MetricsSource, read_raw
+from brandsteps.sources.imports.inbox import REASON_SUFFIX, import_inbox_file, pending_files
+from brandsteps.sources.metrics_source import MetricsSource, read_raw
 from tests.imports_helpers import BRANDS, FIXTURES, KUAISHOU_FIXTURES, profiles
 
 STORE_DAILY = KUAISHOU_FIXTURES / "daily_week_utf8bom.csv"  # 全店成交分析, one row a day, no account column

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from brandsteps.config import ConfigError, write_json_schemas
-from brandsteps.imports import BUILTIN_PROFILES, ImportProfile, load_profiles
-from brandsteps.imports.profiles import header_key
+from brandsteps.sources.imports import BUILTIN_PROFILES, ImportProfile, load_profiles
+from brandsteps.sources.imports.profiles import header_key
 from tests.conftest import REPO
 from tests.imports_helpers import write_profile
 

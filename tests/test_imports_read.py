@@ -9,8 +9,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from brandsteps.imports import BUILTIN_PROFILES, ImportFormatError, read_import
-from brandsteps.kuaishou import import_kuaishou
+from brandsteps.sources.imports import BUILTIN_PROFILES, ImportFormatError, read_import
+from brandsteps.sources.kuaishou import import_kuaishou
 from tests.imports_helpers import BRANDS, FIXTURES, KUAISHOU_FIXTURES, brand, frame_records, profiles, records, write_csv
 
 NAN = None  # not measured, as records() shows it

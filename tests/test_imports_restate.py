@@ -18,12 +18,12 @@ import sqlalchemy as sa
 
 from brandsteps.cli import main
 from brandsteps.config import load_portfolio
-from brandsteps.cycle import run_day
-from brandsteps.imports.model import ImportedFile
-from brandsteps.imports.records import decision_window, file_records, revised_after
-from brandsteps.imports.restate import IMPORTED_FOLDER, RestateError, restate, restate_many
+from brandsteps.engine.cycle import run_day
 from brandsteps.ledger import Ledger, decisions
-from brandsteps.metrics_source import MetricsSource, load_metrics, read_raw, validate
+from brandsteps.sources.imports.model import ImportedFile
+from brandsteps.sources.imports.records import decision_window, file_records, revised_after
+from brandsteps.sources.imports.restate import IMPORTED_FOLDER, RestateError, restate, restate_many
+from brandsteps.sources.metrics_source import MetricsSource, load_metrics, read_raw, validate
 from tests.conftest import simple_playbook, write_configs
 from tests.ledger_checks import pg_database  # noqa: F401 - a fixture
 
@@ -232,7 +232,7 @@ def _fail_second_parquet_write() -> Callable[..., None]:
         pytest.param(lambda mp: mp.setattr(os, "replace", _fail_replacing("beta.parquet")), OSError, id="second-replace-fails"),
         pytest.param(lambda mp: mp.setattr(pd.DataFrame, "to_parquet", _fail_second_parquet_write()), OSError, id="second-write-fails"),
         # the import log line is the last step: the files and the revisions already written are undone
-        pytest.param(lambda mp: mp.setattr("brandsteps.imports.restate._jsonl", _jsonl_failing_on_log()), OSError, id="import-log-fails"),
+        pytest.param(lambda mp: mp.setattr("brandsteps.sources.imports.restate._jsonl", _jsonl_failing_on_log()), OSError, id="import-log-fails"),
     ],
 )
 def test_a_folder_import_that_fails_leaves_the_folder_as_it_was(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, patch: Callable, error: type) -> None:
@@ -248,7 +248,7 @@ def test_a_folder_import_that_fails_leaves_the_folder_as_it_was(tmp_path: Path, 
 
 
 def _jsonl_failing_on_log() -> Callable[[list[dict]], bytes]:
-    from brandsteps.imports.restate import _jsonl
+    from brandsteps.sources.imports.restate import _jsonl
 
     def jsonl(records: list[dict]) -> bytes:
         if records and "profile" in records[0]:
@@ -293,7 +293,7 @@ def test_an_sql_import_that_fails_rolls_back(request: pytest.FixtureRequest, tmp
     def fail(*_: object) -> None:  # after the UPDATEs of restated rows were sent, before the new rows
         raise RuntimeError("connection lost")
 
-    monkeypatch.setattr("brandsteps.imports.restate._insert_rows", fail)
+    monkeypatch.setattr("brandsteps.sources.imports.restate._insert_rows", fail)
     with pytest.raises(RuntimeError, match="^connection lost$"):
         restate(source, B, AT_B)
     assert snapshot(source, tmp_path) == before
@@ -604,7 +604,7 @@ def _revision(column: str, day: str, old: float, new: float) -> dict:
     ],
 )
 def test_revised_note(revisions: list[dict], items: str) -> None:
-    from brandsteps.report import revised_note
+    from brandsteps.reports.report import revised_note
 
     assert revised_note(pd.DataFrame(revisions), "table metric_revisions") == (
         f"note: inputs revised after this decision: {items}; a rerun of this day would not change it (decisions are kept), "

@@ -13,7 +13,7 @@ import pytest
 from openpyxl import Workbook
 
 from brandsteps.catalogue import BASE_COLUMNS
-from brandsteps.kuaishou import (
+from brandsteps.sources.kuaishou import (
     KuaishouFormatError,
     PeriodRecord,
     parse_kuaishou_series,
@@ -462,7 +462,7 @@ def _configs(tmp_path: Path, metrics: str) -> Path:
 
 @pytest.mark.parametrize("metrics", ["data/metrics", "data/metrics.csv", "data/metrics.parquet"])
 def test_cli_import_appends_to_configured_metrics_and_refuses_duplicates(tmp_path: Path, metrics: str, capsys: pytest.CaptureFixture[str]) -> None:
-    from brandsteps.metrics_source import MetricsSource, load_metrics
+    from brandsteps.sources.metrics_source import MetricsSource, load_metrics
 
     configs = _configs(tmp_path, metrics)
     target = tmp_path / metrics

@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 
 from brandsteps.config import load_portfolio
-from brandsteps.cycle import run_day
+from brandsteps.engine.cycle import run_day
 from brandsteps.ledger import Ledger, LedgerError, mask_url
-from brandsteps.metrics_source import validate
+from brandsteps.sources.metrics_source import validate
 from tests.conftest import simple_playbook, write_configs
 from tests.ledger_checks import pg_database  # noqa: F401 - a fixture
 
@@ -124,7 +124,7 @@ def test_a_ledger_without_cycle_kinds_is_upgraded_and_one_brand_runs_are_not_the
 
     import sqlalchemy as sa
 
-    from brandsteps.cycle import decide_all, expected_versions, prepare_cohorts, slice_batch, window_metrics_for
+    from brandsteps.engine.cycle import decide_all, expected_versions, prepare_cohorts, slice_batch, window_metrics_for
     from brandsteps.ledger import BRAND_RUN, CYCLE
 
     portfolio, ledger, batch = setup

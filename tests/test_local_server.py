@@ -73,7 +73,7 @@ def test_a_killed_run_leaves_no_server(tmp_path: Path) -> None:
         while not (tmp_path / "data" / "ledger.sqlite").exists() and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.05)
         assert proc.poll() is None, proc.communicate()[0].decode()
-        assert any("brandsteps.local_server" in p for p in _processes_with_home(tmp_path / "home"))  # the server we expect to vanish
+        assert any("brandsteps.server.local_server" in p for p in _processes_with_home(tmp_path / "home"))  # the server we expect to vanish
         proc.send_signal(signal.SIGKILL)  # no handler, no atexit, no finally runs
         proc.wait()
     finally:

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from brandsteps.metrics_source import MetricsReadError, MetricsSource, load_metrics
+from brandsteps.sources.metrics_source import MetricsReadError, MetricsSource, load_metrics
 
 AS_OF, TODAY = date(2026, 1, 10), date(2026, 1, 11)
 GOOD = "brand_id,date,orders,gmv,store_rating\nacme,2026-01-01,10,100,4.5\nacme,2026-01-02,12,120,4.6\n"

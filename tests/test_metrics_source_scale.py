@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from brandsteps.metrics_source import MetricsSource, load_metrics, validate
+from brandsteps.sources.metrics_source import MetricsSource, load_metrics, validate
 
 AS_OF, TODAY = date(2026, 1, 3), date(2026, 1, 10)
 

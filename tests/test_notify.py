@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from brandsteps.config import ConfigError, Onboarding, apply_environment, load_portfolio
-from brandsteps.cycle import CycleSummary, funnel
+from brandsteps.engine.cycle import CycleSummary, funnel
 from brandsteps.notify import Delivery, Message, NotifyChannel, Retry, send_all, send_batch
 from brandsteps.notify.messages import CycleNews, cycle_messages, plain, written_news
 from brandsteps.notify.sender import CUT_NOTE, fit, scrub

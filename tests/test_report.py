@@ -7,8 +7,8 @@ from datetime import date
 import pandas as pd
 import pytest
 
-from brandsteps.cycle import CycleSummary, from_ledger
-from brandsteps.report import (
+from brandsteps.engine.cycle import CycleSummary, from_ledger
+from brandsteps.reports.report import (
     Table,
     awaiting_table,
     changed_count,

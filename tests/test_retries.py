@@ -6,9 +6,9 @@ import pytest
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from brandsteps.imports.reading import ImportFormatError
 from brandsteps.ledger import LedgerError, NotAwaitingApproval
-from brandsteps.metrics_source import MetricsReadError
+from brandsteps.sources.imports.reading import ImportFormatError
+from brandsteps.sources.metrics_source import MetricsReadError
 from tasks.retries import is_transient
 
 

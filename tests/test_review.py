@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from pydantic import ValidationError
 
-from brandsteps.review import (
+from brandsteps.approvals.review import (
     REASON_MAX,
     REVIEWER_MAX,
     ReviewAnswer,

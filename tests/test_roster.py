@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from brandsteps.config import ConfigError, load_portfolio
-from brandsteps.roster import BrandListing, load_roster, roster_file
+from brandsteps.reports.roster import BrandListing, load_roster, roster_file
 from tests.conftest import write_configs
 from tests.test_config_cache import BRANDS
 

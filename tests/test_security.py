@@ -12,9 +12,9 @@ import sqlalchemy as sa
 
 from brandsteps.cli import main
 from brandsteps.config import load_portfolio
-from brandsteps.cycle import run_day
+from brandsteps.engine.cycle import run_day
 from brandsteps.ledger import ApprovalInputError, Ledger, LedgerError, redact
-from brandsteps.metrics_source import MetricsReadError, MetricsSource, load_metrics, validate
+from brandsteps.sources.metrics_source import MetricsReadError, MetricsSource, load_metrics, validate
 from tests.conftest import simple_playbook, write_configs
 from tests.ledger_checks import pg_database  # noqa: F401 - a fixture
 from tests.test_ledger import history

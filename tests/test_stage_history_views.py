@@ -12,9 +12,9 @@ import pytest
 
 from brandsteps.cli import main
 from brandsteps.config import load_portfolio
-from brandsteps.cycle import run_day
+from brandsteps.engine.cycle import run_day
 from brandsteps.ledger import Ledger
-from brandsteps.metrics_source import validate
+from brandsteps.sources.metrics_source import validate
 from tests.conftest import quiet_variables_restored, simple_playbook, write_configs
 
 FIRST_DAY, LAST_DAY = date(2026, 1, 1), date(2026, 1, 6)
@@ -328,7 +328,7 @@ def test_status_json_last_change(configs: Path, capsys: pytest.CaptureFixture[st
 
 def test_brand_report_names_the_reviewer_or_the_cause(configs: Path) -> None:
     # The same history in the markdown report (onboard-brand's artifact, review-brand's evidence): no "nan" for a decision.
-    from brandsteps.report import brand_report_markdown
+    from brandsteps.reports.report import brand_report_markdown
 
     ledger = Ledger("sqlite:///data/ledger.sqlite", configs.parent)
     decision = ledger.decision("approve")

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-import brandsteps.status as status_module
+import brandsteps.reports.status as status_module
 from brandsteps.config import Portfolio, load_portfolio
-from brandsteps.cycle import run_day
+from brandsteps.engine.cycle import run_day
 from brandsteps.ledger import Ledger
-from brandsteps.metrics_source import validate
-from brandsteps.roster import load_roster
-from brandsteps.status import portfolio_status
+from brandsteps.reports.roster import load_roster
+from brandsteps.reports.status import portfolio_status
+from brandsteps.sources.metrics_source import validate
 from tests.conftest import simple_playbook, write_configs
 from tests.ledger_checks import pg_database  # noqa: F401 - a fixture
 from tests.test_ledger import history

@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from brandsteps.ledger import Ledger, LedgerError, with_retries
-from brandsteps.metrics_source import MetricsSource
+from brandsteps.sources.metrics_source import MetricsSource
 from tests.ledger_checks import pg_database  # noqa: F401 - a fixture
 from tests.test_bad_input import ledger_dump
 

@@ -20,13 +20,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import brandsteps.visual_report as vr
+import brandsteps.reports.visual_report as vr
 from brandsteps.config import load_portfolio
-from brandsteps.cycle import run_day
+from brandsteps.engine.cycle import run_day
 from brandsteps.ledger import Ledger
-from brandsteps.metrics_source import validate
-from brandsteps.report_server import ReportServer, report_link, resolve_request, start_report_server
-from brandsteps.visual_report import (
+from brandsteps.reports.report_server import ReportServer, report_link, resolve_request, start_report_server
+from brandsteps.reports.visual_report import (
     attention_order,
     funnel_over_time,
     read_overview,
@@ -34,6 +33,7 @@ from brandsteps.visual_report import (
     stage_durations,
     write_report,
 )
+from brandsteps.sources.metrics_source import validate
 from tests.conftest import simple_playbook, write_configs
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -405,7 +405,7 @@ def test_report_link() -> None:
 
 
 def test_base_url_names_this_machine_for_a_wildcard_address(monkeypatch: pytest.MonkeyPatch) -> None:
-    import brandsteps.report_server as report_server
+    import brandsteps.reports.report_server as report_server
 
     monkeypatch.setattr(report_server, "public_host", lambda: "steps.example.internal")
     # 0.0.0.0 in a link would send another machine's browser to itself
@@ -416,7 +416,7 @@ def test_base_url_names_this_machine_for_a_wildcard_address(monkeypatch: pytest.
 
 def test_serve_reports_exports_the_folder_and_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import flows.serving as serving
-    from brandsteps.report_server import PortInUse
+    from brandsteps.reports.report_server import PortInUse
 
     for key in ("BRANDSTEPS_REPORT_DIR", "BRANDSTEPS_REPORT_URL"):
         monkeypatch.setenv(key, "before")  # restored after the test: serve_reports sets them for good

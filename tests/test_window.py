@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from brandsteps.catalogue import BASE_COLUMNS, GMV_FACTORS, UV_COLUMNS
-from brandsteps.window import compute_window_metrics, gmv_factor_product
+from brandsteps.engine.window import compute_window_metrics, gmv_factor_product
 
 
 def daily(rows: list[dict]) -> pd.DataFrame:
@@ -116,7 +116,7 @@ def test_gmv_factors_multiply_back_to_window_gmv(days: list[tuple[float, ...]]) 
     ],
 )
 def test_ratio_is_a_number_or_missing(num: float, den: float, expected: float | None) -> None:
-    from brandsteps.window import _ratio
+    from brandsteps.engine.window import _ratio
 
     out = float(_ratio(np.array([num]), np.array([den]))[0])
     assert (np.isnan(out) if expected is None else out == expected)

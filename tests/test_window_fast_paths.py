@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from brandsteps import window
 from brandsteps.catalogue import BASE_COLUMNS, UV_COLUMNS
-from brandsteps.window import _bincount_sums, _in_date_order, _last_in_order, _last_per_group, _median_per_row, compute_window_metrics
+from brandsteps.engine import window
+from brandsteps.engine.window import _bincount_sums, _in_date_order, _last_in_order, _last_per_group, _median_per_row, compute_window_metrics
 
 
 def _daily(n_rows: int, seed: int) -> pd.DataFrame:

@@ -14,9 +14,9 @@ from datetime import date
 import pandas as pd
 
 from brandsteps.catalogue import EXITED, GRADUATED, STAGE_IDS
-from brandsteps.cycle import FUNNEL_ORDER, CycleSummary, funnel
-from brandsteps.events import newly_awaiting, newly_overdue
-from brandsteps.ids import among
+from brandsteps.engine.cycle import FUNNEL_ORDER, CycleSummary, funnel
+from brandsteps.engine.events import newly_awaiting, newly_overdue
+from brandsteps.ledger.ids import among
 from brandsteps.notify.sender import Message
 
 MAX_LISTED = 20  # brands listed in one message: 企业微信 takes 4 KB of markdown

@@ -1,0 +1,1 @@
+"""Approvals: who may approve (TOTP, four eyes) and the answer a reviewer gives."""

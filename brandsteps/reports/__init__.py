@@ -1,0 +1,1 @@
+"""What people read: status, explain texts, the visual report and its server, the audit trail."""
