@@ -71,7 +71,9 @@ def cililiujin_file(folder: Path, accounts: int, days: int) -> Path:
             "当日累计ROI": (gmv / spend).round(2),
         }
     )
-    total = pd.DataFrame([{"账户名称": "合计", "总花费(元)": f"￥{spend.sum():,.2f}", "当日累计GMV(元)": f"￥{gmv.sum():,.2f}"}])
+    total = pd.DataFrame(
+        [{"账户名称": "合计", "总花费(元)": f"￥{spend.sum():,.2f}", "当日累计GMV(元)": f"￥{gmv.sum():,.2f}"}]
+    )
     pd.concat([frame, total]).to_csv(path, index=False, encoding="gbk")
     return path
 
@@ -114,7 +116,9 @@ def brands_for(accounts: int, store_brands: int) -> dict[str, Brand]:
     out = {}
     for b in range(count):
         listed = [str(100_000 + 2 * b), f"ks_{2 * b + 1}"] if 2 * b < accounts else []
-        out[f"brand{b:05d}"] = Brand(brand_id=f"brand{b:05d}", name=f"品牌{b}", tier="mid", category="food", start_date=FIRST, accounts=listed)
+        out[f"brand{b:05d}"] = Brand(
+            brand_id=f"brand{b:05d}", name=f"品牌{b}", tier="mid", category="food", start_date=FIRST, accounts=listed
+        )
     return out
 
 
@@ -134,8 +138,17 @@ def main() -> None:
     parser.add_argument("--store-brands", type=int, default=1000)
     parser.add_argument("--store-days", type=int, default=100)
     parser.add_argument("--repeat", type=int, default=1, help="best of N for the reads")
-    parser.add_argument("--restate-files", type=int, default=None, help="store files restated into each target after the 磁力金牛 file (default all)")
-    parser.add_argument("--one-by-one", action="store_true", help="a restate call per store file (the per-file path) instead of one restate_many")
+    parser.add_argument(
+        "--restate-files",
+        type=int,
+        default=None,
+        help="store files restated into each target after the 磁力金牛 file (default all)",
+    )
+    parser.add_argument(
+        "--one-by-one",
+        action="store_true",
+        help="a restate call per store file (the per-file path) instead of one restate_many",
+    )
     parser.add_argument("--targets", default="parquet,folder", help="comma-separated: parquet, folder (default both)")
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "brandsteps-bench-imports")
     args = parser.parse_args()
@@ -162,7 +175,9 @@ def main() -> None:
     read_store, imported = timed("store", args.repeat, read_stores)
     brand_days = sum(len(f.rows) for f in imported)
     each = read_store / max(len(imported), 1) * 1000
-    print(f"read_import 全店成交分析 {len(imported):,} files × {args.store_days} days ({brand_days:,} brand-days): {read_store:.2f} s ({each:.1f} ms a file)")
+    print(
+        f"read_import 全店成交分析 {len(imported):,} files × {args.store_days} days ({brand_days:,} brand-days): {read_store:.2f} s ({each:.1f} ms a file)"
+    )
 
     try:
         from brandsteps.sources.imports.restate import restate, restate_many
@@ -170,7 +185,10 @@ def main() -> None:
     except ImportError:
         print("restate: brandsteps.sources.imports.restate is not there; not timed")
         return
-    kinds = {"parquet": ("Parquet file", args.work / "restate" / "metrics.parquet"), "folder": ("folder", args.work / "restate" / "metrics")}
+    kinds = {
+        "parquet": ("Parquet file", args.work / "restate" / "metrics.parquet"),
+        "folder": ("folder", args.work / "restate" / "metrics"),
+    }
     for name in args.targets.split(","):
         kind, target = kinds[name.strip()]
         shutil.rmtree(target.parent, ignore_errors=True)
@@ -183,10 +201,19 @@ def main() -> None:
         results = [restate(source, f) for f in imported] if args.one_by_one else restate_many(source, imported)
         store_all = time.perf_counter() - start
         failed = sum(r.error is not None for r in results)
-        how = ("a restate call each" if args.one_by_one else "one restate_many call") + (f"; {failed} failed" if failed else "")
+        how = ("a restate call each" if args.one_by_one else "one restate_many call") + (
+            f"; {failed} failed" if failed else ""
+        )
         print(f"into a {kind}:")
         print(_against(f"  磁力金牛 {len(one.rows):,} brand-days", read_jinniu, store_jinniu, TARGETS["cililiujin"]))
-        print(_against(f"  全店成交分析 {brand_days:,} brand-days in {len(imported):,} files ({how})", read_store, store_all, TARGETS["store"]))
+        print(
+            _against(
+                f"  全店成交分析 {brand_days:,} brand-days in {len(imported):,} files ({how})",
+                read_store,
+                store_all,
+                TARGETS["store"],
+            )
+        )
 
 
 def _against(label: str, read: float, stored: float, target: float) -> str:

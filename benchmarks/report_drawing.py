@@ -59,7 +59,10 @@ def prepare(work: Path, brands: int, days: int, end: date) -> Path:
     from brandsteps.cli import _replay_in_process
     from brandsteps.sources.demo_data import write_demo_folder
 
-    print(f"Generating {brands} brands × {days} days into {folder} and deciding all days but the last (once) …", file=sys.stderr)
+    print(
+        f"Generating {brands} brands × {days} days into {folder} and deciding all days but the last (once) …",
+        file=sys.stderr,
+    )
     summary = write_demo_folder(folder, n_brands=brands, days=days, end=end)
     _replay_in_process(str(summary.configs_dir), summary.start, end - timedelta(days=1))
     ledger = folder / "data" / "ledger.sqlite"
@@ -100,7 +103,9 @@ def core(folder: Path, end: date, repeat: int) -> dict[str, float]:
         url = _fresh_ledger(folder, "ledger-bench")
         portfolio = load_portfolio(configs)
         where = targets(portfolio, None, url)
-        history = load_metrics(where.metrics, as_of=end, today=today_in(where.timezone), start=metrics_start(portfolio, end))
+        history = load_metrics(
+            where.metrics, as_of=end, today=today_in(where.timezone), start=metrics_start(portfolio, end)
+        )
         run_day(portfolio, history, where.open_ledger(), end, None)
 
     out: dict[str, float] = {"cycle (core: configs, metrics, decide, record)": _best(repeat, cycle)}
@@ -109,13 +114,19 @@ def core(folder: Path, end: date, repeat: int) -> dict[str, float]:
     since = end - timedelta(days=CYCLE_DAYS - 1)
     reports = folder / "reports"
     shutil.rmtree(reports, ignore_errors=True)
-    write_report(portfolio, ledger, reports / "warm-up", since, end, max_brands=2)  # fonts and matplotlib's first figure: once per process
+    write_report(
+        portfolio, ledger, reports / "warm-up", since, end, max_brands=2
+    )  # fonts and matplotlib's first figure: once per process
     out[f"the cycle's report: {CYCLE_DAYS} days, {CYCLE_BRANDS} brands drawn"] = _best(
         repeat, lambda: write_report(portfolio, ledger, reports / "cycle", since, end, max_brands=CYCLE_BRANDS)
     )
     n = len(portfolio.brands)
-    out[f"{CYCLE_DAYS} days, all {n} brands drawn"] = _best(repeat, lambda: write_report(portfolio, ledger, reports / "all", since, end))
-    out["`brandsteps report`: whole ledger, all brands"] = _best(repeat, lambda: write_report(portfolio, ledger, reports / "ledger"))
+    out[f"{CYCLE_DAYS} days, all {n} brands drawn"] = _best(
+        repeat, lambda: write_report(portfolio, ledger, reports / "all", since, end)
+    )
+    out["`brandsteps report`: whole ledger, all brands"] = _best(
+        repeat, lambda: write_report(portfolio, ledger, reports / "ledger")
+    )
     print(f"  reports written under {reports}", file=sys.stderr)
     return out
 
@@ -124,7 +135,12 @@ def before(folder: Path, end: date, ref: str) -> dict[str, float]:
     """The cycle's report as visual_report.py of `ref` drew it (the module loaded from git, everything else as now)."""
     git = shutil.which("git") or "git"
     # a revision the person running the benchmark named, read from this repository: no shell, fixed arguments
-    source = subprocess.run([git, "-C", str(REPO), "show", f"{ref}:brandsteps/reports/visual_report.py"], capture_output=True, text=True, check=True).stdout  # noqa: S603
+    source = subprocess.run(  # noqa: S603 - fixed arguments, a named revision
+        [git, "-C", str(REPO), "show", f"{ref}:brandsteps/reports/visual_report.py"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout  # noqa: S603
     path = Path(tempfile.mkdtemp()) / "visual_report_before.py"
     path.write_text(source, encoding="utf-8")
     spec = importlib.util.spec_from_file_location("visual_report_before", path)
@@ -138,7 +154,12 @@ def before(folder: Path, end: date, ref: str) -> dict[str, float]:
     portfolio = load_portfolio(folder / "configs")
     ledger = Ledger(f"sqlite:///{folder / 'data' / 'ledger-bench.sqlite'}")
     since = end - timedelta(days=CYCLE_DAYS - 1)
-    seconds = _best(1, lambda: module.write_report(portfolio, ledger, folder / "reports" / f"before-{ref}", since, end, max_brands=CYCLE_BRANDS))
+    seconds = _best(
+        1,
+        lambda: module.write_report(
+            portfolio, ledger, folder / "reports" / f"before-{ref}", since, end, max_brands=CYCLE_BRANDS
+        ),
+    )
     return {f"the cycle's report as of {ref}: {CYCLE_DAYS} days, {CYCLE_BRANDS} brands": seconds}
 
 
@@ -174,11 +195,15 @@ def flows(folder: Path, end: date, repeat: int) -> dict[str, float]:
                 else:
                     os.environ["BRANDSTEPS_REPORT_DIR"] = str(report_dir)
                     os.environ["BRANDSTEPS_REPORT_URL"] = "http://127.0.0.1:4280"
-                onboarding_cycle(as_of=end, configs=configs, ledger=_fresh_ledger(folder, "ledger-flow"))  # warm: imports, first run
+                onboarding_cycle(
+                    as_of=end, configs=configs, ledger=_fresh_ledger(folder, "ledger-flow")
+                )  # warm: imports, first run
                 walls, runs = [], []
                 for _ in range(repeat):
                     started = time.perf_counter()
-                    state = onboarding_cycle(as_of=end, configs=configs, ledger=_fresh_ledger(folder, "ledger-flow"), return_state=True)
+                    state = onboarding_cycle(
+                        as_of=end, configs=configs, ledger=_fresh_ledger(folder, "ledger-flow"), return_state=True
+                    )
                     walls.append(time.perf_counter() - started)
                     runs.append(client.read_flow_run(state.state_details.flow_run_id).total_run_time.total_seconds())
                 out[f"onboarding-cycle flow, {label}: wall"] = min(walls)
@@ -193,10 +218,21 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--brands", type=int, default=50)
     parser.add_argument("--days", type=int, default=180)
-    parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "brandsteps-report-bench", help="data folder, reused between runs")
+    parser.add_argument(
+        "--work",
+        type=Path,
+        default=Path(tempfile.gettempdir()) / "brandsteps-report-bench",
+        help="data folder, reused between runs",
+    )
     parser.add_argument("--repeat", type=int, default=3, help="best of this many runs")
-    parser.add_argument("--flow", action="store_true", help="also time the onboarding-cycle flow without and with the report (starts a Prefect server)")
-    parser.add_argument("--before-ref", help="also time the cycle's report as drawn by visual_report.py of this git revision")
+    parser.add_argument(
+        "--flow",
+        action="store_true",
+        help="also time the onboarding-cycle flow without and with the report (starts a Prefect server)",
+    )
+    parser.add_argument(
+        "--before-ref", help="also time the cycle's report as drawn by visual_report.py of this git revision"
+    )
     args = parser.parse_args()
 
     from brandsteps.config.settings import yesterday_in
@@ -208,7 +244,9 @@ def main() -> int:
         figures |= before(folder, end, args.before_ref)
     if args.flow:
         figures |= flows(folder, end, args.repeat)
-    print(f"\n{args.brands} brands × {args.days} days, last day {end}; best of {args.repeat} (wall seconds; load average {os.getloadavg()[0]:.2f})")
+    print(
+        f"\n{args.brands} brands × {args.days} days, last day {end}; best of {args.repeat} (wall seconds; load average {os.getloadavg()[0]:.2f})"
+    )
     width = max(map(len, figures))
     for label, seconds in figures.items():
         print(f"  {label:<{width}}  {seconds:7.2f} s")
@@ -217,7 +255,10 @@ def main() -> int:
     print(f"\nthe cycle's report / core cycle: {drawing / cycle:.1f}×")
     if args.flow:
         for what in ("wall", "run time"):
-            plain, drawn = figures[f"onboarding-cycle flow, no report: {what}"], figures[f"onboarding-cycle flow, with the report: {what}"]
+            plain, drawn = (
+                figures[f"onboarding-cycle flow, no report: {what}"],
+                figures[f"onboarding-cycle flow, with the report: {what}"],
+            )
             print(f"flow with the report / flow without ({what}): {drawn / plain:.2f}× ({drawn - plain:+.2f} s)")
     return 0
 

@@ -119,7 +119,10 @@ def portfolio_dir(work: Path, n: int, days: int) -> Path:
     brands = plan_synthetic_portfolio(n, start, seed=SEED)
     dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
     for i, brand in enumerate(brands):  # generating the data, not measured
-        config = {**brand.config, "stage": STAGE_IDS[i % len(STAGE_IDS)]}  # a portfolio in steady state: every gate busy
+        config = {
+            **brand.config,
+            "stage": STAGE_IDS[i % len(STAGE_IDS)],
+        }  # a portfolio in steady state: every gate busy
         text = yaml.dump(config, Dumper=dumper, allow_unicode=True, sort_keys=False, default_flow_style=False)
         (brands_dir / f"{brand.brand_id}.yaml").write_text(text, encoding="utf-8")
     shutil.copyfile(playbook_source(), folder / "configs" / "steps.yaml")
@@ -128,7 +131,9 @@ def portfolio_dir(work: Path, n: int, days: int) -> Path:
     metrics = generate_daily_metrics(brands, start, days, SEED)
     metrics.to_parquet(folder / "data" / "metrics" / "daily_metrics.parquet", index=False, row_group_size=1_000_000)
     apparel = int(np.sum([b.config["category"] == "apparel" for b in brands]))
-    (folder / "README.txt").write_text(f"{n} brands ({apparel} with apparel overrides) x {days} days, seed {SEED}, as_of {END}\n", encoding="utf-8")
+    (folder / "README.txt").write_text(
+        f"{n} brands ({apparel} with apparel overrides) x {days} days, seed {SEED}, as_of {END}\n", encoding="utf-8"
+    )
     done.write_text("", encoding="utf-8")
     print(f"  generated {folder} ({len(metrics):,} rows) in {time.perf_counter() - started:.0f} s", file=sys.stderr)
     return folder
@@ -144,7 +149,14 @@ def core_phases(folder: Path, ledger_url: str, repeat: int) -> dict[str, Any]:
 
     from brandsteps.catalogue import BASE_COLUMNS, EXITED, GRADUATED, STAGE_IDS
     from brandsteps.config import load_portfolio
-    from brandsteps.engine.cycle import cohort_for, data_errors, expected_versions, metrics_start, prepare_cohorts, window_metrics_for
+    from brandsteps.engine.cycle import (
+        cohort_for,
+        data_errors,
+        expected_versions,
+        metrics_start,
+        prepare_cohorts,
+        window_metrics_for,
+    )
     from brandsteps.engine.diagnosis import diagnose
     from brandsteps.engine.evidence import combine, render
     from brandsteps.engine.gates import gate_exited, gate_stage
@@ -171,7 +183,9 @@ def core_phases(folder: Path, ledger_url: str, repeat: int) -> dict[str, Any]:
             window = window_metrics_for(portfolio, batch, cohorts)
             errors = data_errors(batch, cohorts)
         with meter.phase("gates"):
-            parts = [gate_stage(portfolio, s, cohort_for(cohorts, s, errors), window, END) for s in (*STAGE_IDS, GRADUATED)]
+            parts = [
+                gate_stage(portfolio, s, cohort_for(cohorts, s, errors), window, END) for s in (*STAGE_IDS, GRADUATED)
+            ]
             parts.append(gate_exited(cohort_for(cohorts, EXITED, errors), END))
             decided = combine(parts)
         with meter.phase("GMV diagnosis"):
@@ -186,7 +200,12 @@ def core_phases(folder: Path, ledger_url: str, repeat: int) -> dict[str, Any]:
         with meter.phase("floor: group-by window sums"):
             recent = daily[daily["date"] >= pd.Timestamp(END - timedelta(days=27))]
             recent.groupby("brand_id", sort=False)[list(BASE_COLUMNS)].sum(min_count=1)
-        out.update(brands=len(portfolio.brands), rows=len(daily), decided=written.written, criteria_rows=int(decisions["criteria"].str.count('"role"').sum()))
+        out.update(
+            brands=len(portfolio.brands),
+            rows=len(daily),
+            decided=written.written,
+            criteria_rows=int(decisions["criteria"].str.count('"role"').sum()),
+        )
         out["stages"] = {str(k): int(v) for k, v in decisions["stage"].value_counts().items()}
         del portfolio, batch, cohorts, window, decided, diagnosed, decisions, daily, recent, parts
         np.zeros(1)
@@ -236,7 +255,13 @@ def flow_run(folder: Path, ledger_url: str, cold: bool, repeat: int) -> dict[str
             _clear_parse_cache()
         target = _fresh_ledger(ledger_url, folder)
         with meter.phase("whole onboarding-cycle flow"):
-            state = onboarding_cycle(as_of=END, configs=str(folder / "configs"), metrics=str(folder / "data" / "metrics"), ledger=target, return_state=True)
+            state = onboarding_cycle(
+                as_of=END,
+                configs=str(folder / "configs"),
+                metrics=str(folder / "data" / "metrics"),
+                ledger=target,
+                return_state=True,
+            )
     summary = state.result()
     from prefect.events.worker import EventsWorker
 
@@ -248,10 +273,23 @@ def flow_run(folder: Path, ledger_url: str, cold: bool, repeat: int) -> dict[str
         if again == runs:
             break
         runs = again
-    return {"phases": meter.close(), "decided": summary["decided"], "task_runs": runs["names"], "gate_span": runs["gate_span"]}
+    return {
+        "phases": meter.close(),
+        "decided": summary["decided"],
+        "task_runs": runs["names"],
+        "gate_span": runs["gate_span"],
+    }
 
 
-GATE_TASKS = ("window-metrics", "affiliate_trial", "public_traffic", "self_broadcast", "private_repurchase", "channel_exclusive", "graduated")
+GATE_TASKS = (
+    "window-metrics",
+    "affiliate_trial",
+    "public_traffic",
+    "self_broadcast",
+    "private_repurchase",
+    "channel_exclusive",
+    "graduated",
+)
 
 
 def _task_runs(flow_run_id: str) -> dict[str, Any]:
@@ -263,7 +301,9 @@ def _task_runs(flow_run_id: str) -> dict[str, Any]:
 
     async def runs() -> list[dict[str, Any]]:
         async with get_client() as client:
-            response = await client._client.post("/task_runs/filter", json={"flow_runs": {"id": {"any_": [flow_run_id]}}, "limit": 200, "offset": 0})
+            response = await client._client.post(
+                "/task_runs/filter", json={"flow_runs": {"id": {"any_": [flow_run_id]}}, "limit": 200, "offset": 0}
+            )
             response.raise_for_status()
             return list(response.json())
 
@@ -272,7 +312,10 @@ def _task_runs(flow_run_id: str) -> dict[str, Any]:
     gates = [r for r in found if r["name"].rsplit("-", 1)[0] in GATE_TASKS]
     starts = [datetime.fromisoformat(r["start_time"]) for r in gates]
     ends = [datetime.fromisoformat(r["end_time"]) for r in gates]
-    return {"names": names, "gate_span": (max(ends) - min(starts)).total_seconds() if len(gates) == len(GATE_TASKS) else None}
+    return {
+        "names": names,
+        "gate_span": (max(ends) - min(starts)).total_seconds() if len(gates) == len(GATE_TASKS) else None,
+    }
 
 
 def naive_run(folder: Path, n: int) -> dict[str, Any]:
@@ -290,7 +333,12 @@ def naive_run(folder: Path, n: int) -> dict[str, Any]:
     from brandsteps.sources.metrics_source import MetricsSource, load_metrics
 
     portfolio = load_portfolio(folder / "configs", apply_env=False)
-    batch = load_metrics(MetricsSource(path=folder / "data" / "metrics"), as_of=END, today=END + timedelta(days=1), start=metrics_start(portfolio, END))
+    batch = load_metrics(
+        MetricsSource(path=folder / "data" / "metrics"),
+        as_of=END,
+        today=END + timedelta(days=1),
+        start=metrics_start(portfolio, END),
+    )
     empty = Ledger("sqlite://")
     empty.create()
     cohorts = prepare_cohorts(portfolio, empty.read_state(), END)
@@ -323,16 +371,40 @@ def ledger_reads(folder: Path, ledger_url: str, history: int) -> dict[str, Any]:
 
     url = ledger_url if not ledger_url.startswith("sqlite") else f"sqlite:///{folder / 'data' / 'bench-ledger.sqlite'}"
     ledger = Ledger(url)
-    cols = [c for c in ("cycle_id", "brand_id", "stage", "verdict", "action", "to_stage", "score", "reason", "action_reason", "overdue", "days_in_stage",
-                        "pass_streak", "policy_version", "criteria", "gmv_factors", "flow_run_id", "decided_at")]
+    cols = [
+        c
+        for c in (
+            "cycle_id",
+            "brand_id",
+            "stage",
+            "verdict",
+            "action",
+            "to_stage",
+            "score",
+            "reason",
+            "action_reason",
+            "overdue",
+            "days_in_stage",
+            "pass_streak",
+            "policy_version",
+            "criteria",
+            "gmv_factors",
+            "flow_run_id",
+            "decided_at",
+        )
+    ]
     meter = Meter()
     with meter.phase(f"fill ledger to {history} days"), ledger.engine.begin() as conn:
         have = conn.execute(sa.text("SELECT COUNT(DISTINCT as_of) FROM decisions")).scalar_one()
         for back in range(int(have), history):
             day = END - timedelta(days=back)
             names = ", ".join(cols)
-            conn.execute(sa.text(f"INSERT INTO decisions (as_of, {names}) SELECT :day, {names} FROM decisions WHERE as_of = :last"),  # noqa: S608 - fixed names
-                         {"day": day, "last": END})
+            conn.execute(
+                sa.text(
+                    f"INSERT INTO decisions (as_of, {names}) SELECT :day, {names} FROM decisions WHERE as_of = :last"  # noqa: S608 - fixed names
+                ),
+                {"day": day, "last": END},
+            )
     load_roster(folder / "configs", apply_env=False)  # the first status after a cycle reads every file once
     for _ in range(3):
         with meter.phase("status: brand roster (configs unchanged)"):
@@ -349,7 +421,10 @@ def ledger_reads(folder: Path, ledger_url: str, history: int) -> dict[str, Any]:
     import io
 
     for command in (["status", "--format", "json"], ["explain", brand, "--format", "json"]):
-        with meter.phase(f"brandsteps {command[0]} (whole command, in this process)"), contextlib.redirect_stdout(io.StringIO()) as out:
+        with (
+            meter.phase(f"brandsteps {command[0]} (whole command, in this process)"),
+            contextlib.redirect_stdout(io.StringIO()) as out,
+        ):
             code = cli_main([*command, "--configs", str(folder / "configs"), "--ledger", url])
         if code != 0 or not out.getvalue():
             raise SystemExit(f"brandsteps {command[0]} failed with exit code {code}")
@@ -361,11 +436,32 @@ def ledger_reads(folder: Path, ledger_url: str, history: int) -> dict[str, Any]:
 # ---------------------------------------------------------------- driver
 
 
-def _child(kind: str, folder: Path, args: argparse.Namespace, env: dict[str, str], naive: int | None = None, repeat: int | None = None) -> dict[str, Any]:
+def _child(
+    kind: str,
+    folder: Path,
+    args: argparse.Namespace,
+    env: dict[str, str],
+    naive: int | None = None,
+    repeat: int | None = None,
+) -> dict[str, Any]:
     """Run one measurement in a fresh Python process and read back its JSON."""
     times = args.repeat if repeat is None else repeat
-    cmd = [sys.executable, __file__, "--child", kind, "--folder", str(folder), "--ledger", args.ledger, "--repeat", str(times),
-           "--naive", str(args.naive if naive is None else naive), "--history", str(args.history)]
+    cmd = [
+        sys.executable,
+        __file__,
+        "--child",
+        kind,
+        "--folder",
+        str(folder),
+        "--ledger",
+        args.ledger,
+        "--repeat",
+        str(times),
+        "--naive",
+        str(args.naive if naive is None else naive),
+        "--history",
+        str(args.history),
+    ]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)  # noqa: S603 - this interpreter and this script
     if done.returncode != 0:
         raise SystemExit(f"{kind} on {folder} failed:\n{done.stderr[-4000:]}")
@@ -390,11 +486,27 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="1000,10000,100000", help="brand counts, comma-separated")
     parser.add_argument("--days", type=int, default=35)
-    parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "brandsteps-bench", help="data folder, reused between runs")
-    parser.add_argument("--ledger", default="sqlite", help="sqlite (a file per N) or a PostgreSQL URL whose database the benchmark may empty")
+    parser.add_argument(
+        "--work",
+        type=Path,
+        default=Path(tempfile.gettempdir()) / "brandsteps-bench",
+        help="data folder, reused between runs",
+    )
+    parser.add_argument(
+        "--ledger",
+        default="sqlite",
+        help="sqlite (a file per N) or a PostgreSQL URL whose database the benchmark may empty",
+    )
     parser.add_argument("--repeat", type=int, default=1, help="core phases: best of this many runs")
-    parser.add_argument("--naive", type=int, default=1000, help="brands in the naive per-brand-task reference (0: skip)")
-    parser.add_argument("--history", type=int, default=35, help="days of decisions for the status/explain timing at the largest N (0: skip)")
+    parser.add_argument(
+        "--naive", type=int, default=1000, help="brands in the naive per-brand-task reference (0: skip)"
+    )
+    parser.add_argument(
+        "--history",
+        type=int,
+        default=35,
+        help="days of decisions for the status/explain timing at the largest N (0: skip)",
+    )
     parser.add_argument("--no-flow", action="store_true", help="skip the Prefect flow runs")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--folder", type=Path, help=argparse.SUPPRESS)
@@ -412,8 +524,11 @@ def main() -> int:
         return 0
 
     sizes = [int(s) for s in args.sizes.split(",") if s]
-    print(f"brandsteps scale benchmark: N = {', '.join(f'{n:,}' for n in sizes)} brands x {args.days} days; ledger {args.ledger}; "
-          f"load {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f} on {os.cpu_count()} CPUs", flush=True)
+    print(
+        f"brandsteps scale benchmark: N = {', '.join(f'{n:,}' for n in sizes)} brands x {args.days} days; ledger {args.ledger}; "
+        f"load {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f} on {os.cpu_count()} CPUs",
+        flush=True,
+    )
     folders = {n: portfolio_dir(args.work, n, args.days) for n in sizes}
     env = dict(os.environ, BRANDSTEPS_CACHE_DIR=str(args.work / "parse-cache"))
     server = None
@@ -439,7 +554,9 @@ def main() -> int:
             naive_folder = portfolio_dir(args.work, max(args.naive, 1000), args.days)
             naive = {"one": _child("naive", naive_folder, args, env, naive=1)}
             if not args.no_flow:
-                naive["ours-one"] = _child("flow", portfolio_dir(args.work, 1, args.days), args, env, repeat=max(args.repeat, 3))
+                naive["ours-one"] = _child(
+                    "flow", portfolio_dir(args.work, 1, args.days), args, env, repeat=max(args.repeat, 3)
+                )
             naive["many"] = _child("naive", naive_folder, args, env)
         reads = _child("reads", folders[sizes[-1]], args, env) if args.history else None
     finally:
@@ -449,10 +566,25 @@ def main() -> int:
     return 0
 
 
-PHASES = ("load configs", "load + validate metrics", "ledger read + cohorts", "window metrics", "gates", "GMV diagnosis", "evidence JSON", "ledger write")
+PHASES = (
+    "load configs",
+    "load + validate metrics",
+    "ledger read + cohorts",
+    "window metrics",
+    "gates",
+    "GMV diagnosis",
+    "evidence JSON",
+    "ledger write",
+)
 
 
-def report(sizes: list[int], results: dict[int, dict[str, Any]], naive: dict[str, Any] | None, reads: dict[str, Any] | None, args: argparse.Namespace) -> None:
+def report(
+    sizes: list[int],
+    results: dict[int, dict[str, Any]],
+    naive: dict[str, Any] | None,
+    reads: dict[str, Any] | None,
+    args: argparse.Namespace,
+) -> None:
     def cell(p: dict[str, float] | None) -> str:
         return f"{p['wall']:7.2f} s {p['rss'] / 2**20:6.0f} MB" if p else f"{'-':>17}"
 
@@ -466,7 +598,10 @@ def report(sizes: list[int], results: dict[int, dict[str, Any]], naive: dict[str
         for n in sizes:
             ph = results[n]["core"]["phases"]
             if name == "window metrics + gates":
-                p = {"wall": ph["window metrics"]["wall"] + ph["gates"]["wall"], "rss": max(ph["window metrics"]["rss"], ph["gates"]["rss"])}
+                p = {
+                    "wall": ph["window metrics"]["wall"] + ph["gates"]["wall"],
+                    "rss": max(ph["window metrics"]["rss"], ph["gates"]["rss"]),
+                }
             elif name == "whole onboarding-cycle flow":
                 p = results[n].get("flow", {}).get("phases", {}).get(name)
             elif name == "whole flow (cold parse cache)":
@@ -495,8 +630,10 @@ def report(sizes: list[int], results: dict[int, dict[str, Any]], naive: dict[str
         brands = naive["many"]["brands"]
         per = wall / brands
         marginal = (wall - one) / (brands - 1)
-        print(f"naive design: {brands:,} brands, one Prefect task each: {wall:.1f} s = {per * 1e3:.2f} ms per brand; "
-              f"over one brand {one:.2f} s, so {marginal * 1e3:.2f} ms per added brand")
+        print(
+            f"naive design: {brands:,} brands, one Prefect task each: {wall:.1f} s = {per * 1e3:.2f} ms per brand; "
+            f"over one brand {one:.2f} s, so {marginal * 1e3:.2f} ms per added brand"
+        )
         ours_one = naive.get("ours-one")
         for n in sizes:
             flow = results[n].get("flow")
@@ -505,15 +642,19 @@ def report(sizes: list[int], results: dict[int, dict[str, Any]], naive: dict[str
             span = flow.get("gate_span")
             if span:
                 # like for like: the same gate logic run as Prefect tasks, ours over all brands of a stage at once
-                print(f"  vs the same gate logic in our cycle at N = {n:,} (window-metrics and the six stage tasks, {span:.2f} s "
-                      f"= {span / n * 1e3:.3f} ms per brand, their task overhead included): {marginal / (span / n):.0f}x faster per brand")
+                print(
+                    f"  vs the same gate logic in our cycle at N = {n:,} (window-metrics and the six stage tasks, {span:.2f} s "
+                    f"= {span / n * 1e3:.3f} ms per brand, their task overhead included): {marginal / (span / n):.0f}x faster per brand"
+                )
             ours = flow["phases"]["whole onboarding-cycle flow"]["wall"]
             line = f"  vs the whole cycle at N = {n:,}: {per / (ours / n):.0f}x faster per brand, fixed costs included"
             if ours_one:
                 fixed = ours_one["phases"]["whole onboarding-cycle flow"]["wall"]
                 ours_marginal = (ours - fixed) / (n - 1)
                 if ours_marginal > 0:
-                    line += f"; {marginal / ours_marginal:.0f}x per added brand (our cycle over one brand: {fixed:.2f} s; "
+                    line += (
+                        f"; {marginal / ours_marginal:.0f}x per added brand (our cycle over one brand: {fixed:.2f} s; "
+                    )
                     line += f"{ours_marginal * 1e3:.3f} ms per added brand)"
                 else:  # the run-to-run spread of the fixed cost is larger than what the brands add
                     line += f"; per added brand: too small to see (our cycle over one brand took {fixed:.2f} s, over {n:,} {ours:.2f} s)"

@@ -20,7 +20,9 @@ from tasks.metrics import load_daily_metrics
 
 
 @task(name="replay-policy", cache_policy=NONE, task_run_name="replay-{label}")
-def replay_policy(portfolio: Portfolio, history: MetricsBatch, date_from: date, date_to: date, label: str) -> BacktestRun:
+def replay_policy(
+    portfolio: Portfolio, history: MetricsBatch, date_from: date, date_to: date, label: str
+) -> BacktestRun:
     """One policy over every day of the range, into its own scratch ledger, with a progress artifact."""
     progress = create_progress_artifact(progress=0.0, description=f"Backtest {label}: {date_from} to {date_to}")
 
@@ -68,5 +70,8 @@ def backtest(
     diff = differences(runs[0], runs[1]) if compare else None
     markdown = report_markdown(runs, diff)
     publish_backtest_report(markdown, date_from, date_to)
-    print(f"Backtest {date_from} to {date_to}: {len(runs)} policies" + (f", {len(diff)} brands differ" if diff is not None else ""))
+    print(
+        f"Backtest {date_from} to {date_to}: {len(runs)} policies"
+        + (f", {len(diff)} brands differ" if diff is not None else "")
+    )
     return markdown

@@ -57,5 +57,7 @@ def import_exports(configs: str = "configs", inbox: str | None = None, metrics: 
         brands=len({b for o in outcomes for b in o.brands}),
         days=len({d for o in outcomes for d in o.days}),
     )
-    print(f"{len(summary.imported)} imported, {len(summary.rejected)} rejected from {folder}: {summary.brands} brands, {summary.days} days changed")
+    print(
+        f"{len(summary.imported)} imported, {len(summary.rejected)} rejected from {folder}: {summary.brands} brands, {summary.days} days changed"
+    )
     return summary

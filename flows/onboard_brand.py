@@ -35,7 +35,9 @@ def onboard_brand(
     """
     portfolio = only_brand(load_configs(configs), brand_id)
     day = as_of or yesterday_in(portfolio.onboarding.timezone)
-    outcome = run_cycle_steps(portfolio, day, metrics, ledger, kind=BRAND_RUN)  # one brand's run: not the portfolio's last cycle
+    outcome = run_cycle_steps(
+        portfolio, day, metrics, ledger, kind=BRAND_RUN
+    )  # one brand's run: not the portfolio's last cycle
     decision = outcome.ledger.decision(brand_id, day)
     if decision is None:
         status = "has not started yet" if outcome.summary.not_started else "has a later day decided already"

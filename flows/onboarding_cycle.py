@@ -20,7 +20,15 @@ from pydantic import Field
 from brandsteps.catalogue import GRADUATED, STAGE_IDS
 from brandsteps.config import Portfolio
 from brandsteps.config.settings import now_in, targets, today_in, yesterday_in
-from brandsteps.engine.cycle import CycleSummary, from_ledger, metrics_start, return_free_memory, summarise, unknown_brand_rows, without_rows
+from brandsteps.engine.cycle import (
+    CycleSummary,
+    from_ledger,
+    metrics_start,
+    return_free_memory,
+    summarise,
+    unknown_brand_rows,
+    without_rows,
+)
 from brandsteps.engine.diagnosis import diagnose
 from brandsteps.engine.events import max_days_by_brand
 from brandsteps.engine.evidence import combine, render
@@ -87,7 +95,9 @@ class CycleProgress:
     def __init__(self, as_of: date, total: int, show: bool) -> None:
         self.total = total
         self.artifact: UUID | None = (
-            create_progress_artifact(progress=0.0, key="cycle-progress", description=f"Onboarding cycle {as_of}") if show else None
+            create_progress_artifact(progress=0.0, key="cycle-progress", description=f"Onboarding cycle {as_of}")
+            if show
+            else None
         )
         self.last = time.monotonic()
 
@@ -100,7 +110,12 @@ class CycleProgress:
 
 
 def run_cycle_steps(
-    portfolio: Portfolio, as_of: date, metrics: str | None, ledger_url: str | None, show_progress: bool = False, exclusive: bool = True,
+    portfolio: Portfolio,
+    as_of: date,
+    metrics: str | None,
+    ledger_url: str | None,
+    show_progress: bool = False,
+    exclusive: bool = True,
     kind: str = CYCLE,
 ) -> CycleOutcome:
     """The cycle's tasks in order; their number does not depend on the number of brands.
@@ -134,7 +149,9 @@ def run_cycle_steps(
         parts.clear()  # the stages' arrays are in the decisions' text now: not kept through the write
         result = record_decisions(ledger, decisions, cohorts, as_of, flow_run.get_id(), len(batch.quarantine), kind)
     progress.step(progress.total)
-    coverage = cycle_coverage(portfolio, cohorts, window)  # from the windows the gates read: no second read of the metrics
+    coverage = cycle_coverage(
+        portfolio, cohorts, window
+    )  # from the windows the gates read: no second read of the metrics
     summary = summarise(as_of, cohorts, decisions, batch, result, unknown_rows)
     return CycleOutcome(summary, decisions, batch, ledger, cohorts, result, coverage, missing)
 
@@ -148,9 +165,16 @@ def fail_if_every_brand_errored(summary: CycleSummary) -> None:
         )
 
 
-def _sharded_cycle(portfolio: Portfolio, day: date, configs: str, metrics: str | None, ledger: str | None, shards: int, deployment: str) -> dict[str, object]:
+def _sharded_cycle(
+    portfolio: Portfolio, day: date, configs: str, metrics: str | None, ledger: str | None, shards: int, deployment: str
+) -> dict[str, object]:
     """The portfolio in shards on workers, then the portfolio artifacts from what they recorded."""
-    parameters: dict[str, object] = {"as_of": day.isoformat(), "configs": str(Path(configs).resolve()), "metrics": metrics, "ledger": ledger}
+    parameters: dict[str, object] = {
+        "as_of": day.isoformat(),
+        "configs": str(Path(configs).resolve()),
+        "metrics": metrics,
+        "ledger": ledger,
+    }
     shard_runs = run_shards(deployment, shards, parameters, flow_run.get_id())
     led = targets(portfolio, metrics, ledger).open_ledger()
     summary, decisions, cohorts = merge_shards(portfolio, led, day, shard_runs)
@@ -193,7 +217,9 @@ def onboarding_cycle(
     if shard_index is not None:
         portfolio = shard_portfolio(portfolio, shard_index, shards)
         prefix = f"shard-{shard_index + 1}-of-{shards}-"
-    outcome = run_cycle_steps(portfolio, day, metrics, ledger, show_progress=shard_index is None, exclusive=shard_index is None)
+    outcome = run_cycle_steps(
+        portfolio, day, metrics, ledger, show_progress=shard_index is None, exclusive=shard_index is None
+    )
     names = brand_names(portfolio)
     brands = artifact_brands(portfolio, outcome.cohorts)
     summary, shown = outcome.summary, outcome.decisions
@@ -201,14 +227,18 @@ def onboarding_cycle(
         # a rerun wrote nothing (or little): the artifacts show the day as the ledger holds it
         shown = read_day_decisions(outcome.ledger, day)
         summary = from_ledger(summary, shown)
-    publish_cycle(summary, shown, outcome.batch, brands, key_prefix=prefix, coverage=outcome.coverage, configs_dir=portfolio.root)
+    publish_cycle(
+        summary, shown, outcome.batch, brands, key_prefix=prefix, coverage=outcome.coverage, configs_dir=portfolio.root
+    )
     if outcome.missing is not None:
         publish_readiness(quote(portfolio), outcome.cohorts, outcome.missing, day, prefix)
     if shard_index is None:
         publish_visual_report(quote(portfolio), outcome.ledger, day)
     emit_brand_events(quote(portfolio), outcome.decisions, outcome.cohorts, names, quote(outcome.written))
     if start_reviews(outcome.decisions, quote(outcome.written), str(Path(configs).resolve()), ledger):
-        publish_awaiting(shown, brands, day.isoformat(), prefix)  # again, now that the new waits' review runs exist to link
+        publish_awaiting(
+            shown, brands, day.isoformat(), prefix
+        )  # again, now that the new waits' review runs exist to link
     notify_cycle(  # after start-reviews: the awaiting-approval message links the runs it started
         quote(portfolio), outcome.summary, outcome.decisions, outcome.cohorts, names, quote(outcome.written), prefix
     )

@@ -32,7 +32,14 @@ def _chunk_name() -> str:
 
 @task(name="cycle-days", cache_policy=NONE, task_run_name=_chunk_name)
 def decide_days(
-    portfolio: Portfolio, history: MetricsBatch, ledger: Ledger, days: list[date], brands: object, show: bool, done_before: int, total: int
+    portfolio: Portfolio,
+    history: MetricsBatch,
+    ledger: Ledger,
+    days: list[date],
+    brands: object,
+    show: bool,
+    done_before: int,
+    total: int,
 ) -> list[CycleSummary]:
     """Several days in date order, each its own ledger transaction (a failure keeps the days before it)."""
     summaries = []

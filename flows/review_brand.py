@@ -16,7 +16,14 @@ from prefect.input import RunInput
 from prefect.states import Running
 from pydantic import Field
 
-from brandsteps.approvals.approvers import CODE_PATTERN, Accepted, ApproversConfig, Refusal, check_approval, load_approvers
+from brandsteps.approvals.approvers import (
+    CODE_PATTERN,
+    Accepted,
+    ApproversConfig,
+    Refusal,
+    check_approval,
+    load_approvers,
+)
 from brandsteps.approvals.review import (
     CODE_HELP,
     ReviewAnswer,
@@ -66,10 +73,18 @@ class _Review:
     started: float = field(default_factory=time.monotonic)
     escalated: bool = False
     pauses: int = 0
-    notes: list[str] = field(default_factory=list)  # refused answers, shown above the evidence when the form opens again
+    notes: list[str] = field(
+        default_factory=list
+    )  # refused answers, shown above the evidence when the form opens again
 
 
-@task(name="read-review-evidence", cache_policy=NONE, retries=2, retry_delay_seconds=[2, 10], retry_condition_fn=is_transient)
+@task(
+    name="read-review-evidence",
+    cache_policy=NONE,
+    retries=2,
+    retry_delay_seconds=[2, 10],
+    retry_condition_fn=is_transient,
+)
 def read_evidence(ledger: Ledger, brand_id: str) -> tuple[dict[Any, Any] | None, dict[str, Any] | None, Any]:
     """The brand's ledger state, its latest decision and its stage history."""
     state = ledger.read_state([brand_id])
@@ -81,7 +96,9 @@ def read_evidence(ledger: Ledger, brand_id: str) -> tuple[dict[Any, Any] | None,
 def read_approvers(configs: str, brand_ids: list[str]) -> ApproversConfig | None:
     approvers = load_approvers(configs, brand_ids)
     if approvers is None:
-        get_run_logger().warning("No configs/approvers.yaml: any name may answer this review (list approvers to require a code)")
+        get_run_logger().warning(
+            "No configs/approvers.yaml: any name may answer this review (list approvers to require a code)"
+        )
     return approvers
 
 
@@ -89,8 +106,14 @@ def read_approvers(configs: str, brand_ids: list[str]) -> ApproversConfig | None
 def check_answer(review: _Review, answer: ReviewAnswer) -> Refusal | Accepted:
     """Whether the answer's reviewer may answer, proved by their current code (the secret stays inside this task)."""
     return check_approval(
-        review.approvers, review.brand, review.stage, answer.reviewer, answer.code,
-        datetime.now(UTC), totp_secret, review.ledger.last_code_step,
+        review.approvers,
+        review.brand,
+        review.stage,
+        answer.reviewer,
+        answer.code,
+        datetime.now(UTC),
+        totp_secret,
+        review.ledger.last_code_step,
     )
 
 
@@ -100,7 +123,9 @@ def record_review(review: _Review, answer: ReviewAnswer, accepted: Accepted) -> 
     reason = answer.reason + (f" (review-brand run {review.flow_run_id})" if review.flow_run_id else "")
     proof = ApprovalProof("form", accepted.step, review.stage, review.flow_run_id)
     try:
-        return review.ledger.resolve_approval(review.brand_id, by=accepted.approver, reason=reason, approve=answer.decision == "approve", proof=proof)
+        return review.ledger.resolve_approval(
+            review.brand_id, by=accepted.approver, reason=reason, approve=answer.decision == "approve", proof=proof
+        )
     except CodeAlreadyUsed as exc:  # the same code, accepted a moment ago for another answer
         return Refusal("replayed", str(exc))
     except NotAwaitingApproval:
@@ -109,27 +134,57 @@ def record_review(review: _Review, answer: ReviewAnswer, accepted: Accepted) -> 
 
 @task(name="record-refusal", cache_policy=NONE, retries=2, retry_delay_seconds=[2, 10], retry_condition_fn=is_transient)
 def record_refusal(review: _Review, answer: ReviewAnswer, refusal: Refusal) -> None:
-    review.ledger.record_attempt(Attempt(
-        review.brand_id, review.stage, "refused", answer.reviewer, refusal.reason, "form", answer=answer.decision, refusal=refusal.kind,
-        flow_run_id=review.flow_run_id,
-    ))
+    review.ledger.record_attempt(
+        Attempt(
+            review.brand_id,
+            review.stage,
+            "refused",
+            answer.reviewer,
+            refusal.reason,
+            "form",
+            answer=answer.decision,
+            refusal=refusal.kind,
+            flow_run_id=review.flow_run_id,
+        )
+    )
 
 
 @task(name="record-review-timeout", cache_policy=NONE)
 def record_timeout(ledger: Ledger, brand_id: str, stage: str, hours: float) -> dict[str, Any] | None:
-    return ledger.record_review_timeout(brand_id, stage, by="review-brand", reason=f"no answer within {hours:g} hours: default outcome hold")
+    return ledger.record_review_timeout(
+        brand_id, stage, by="review-brand", reason=f"no answer within {hours:g} hours: default outcome hold"
+    )
 
 
 @task(name="escalate-review", cache_policy=NONE)
 def escalate(review: _Review, waited_hours: float) -> str:
     """Tell the stage's approvers and the escalation list that the review waits; record it. Returns what was recorded."""
     approvers = review.approvers
-    told = [a.name for a in approvers.answering(review.brand, review.stage)] + list(approvers.escalation) if approvers else []
+    told = (
+        [a.name for a in approvers.answering(review.brand, review.stage)] + list(approvers.escalation)
+        if approvers
+        else []
+    )
     name = review.brand.name
     text = escalation_text(review.brand_id, name, review.stage, review.awaiting_since, waited_hours, review.hours, told)
-    sent = _send_escalation(review.onboarding, f"Review of {name} waits: {waited_hours:g} hours without an answer", text, _run_link(review.flow_run_id))
+    sent = _send_escalation(
+        review.onboarding,
+        f"Review of {name} waits: {waited_hours:g} hours without an answer",
+        text,
+        _run_link(review.flow_run_id),
+    )
     reason = f"no answer within {waited_hours:g} hours: asked {', '.join(told) or 'nobody listed'} again; {sent}"
-    review.ledger.record_attempt(Attempt(review.brand_id, review.stage, "escalated", "review-brand", reason, "review-brand", flow_run_id=review.flow_run_id))
+    review.ledger.record_attempt(
+        Attempt(
+            review.brand_id,
+            review.stage,
+            "escalated",
+            "review-brand",
+            reason,
+            "review-brand",
+            flow_run_id=review.flow_run_id,
+        )
+    )
     get_run_logger().warning("%s: %s", review.brand_id, reason)
     return reason
 
@@ -139,11 +194,17 @@ def _send_escalation(onboarding: Onboarding, title: str, text: str, link: str | 
     from brandsteps.notify import Message, send_all
     from tasks.notify import PrefectSecrets
 
-    deliveries = send_all(onboarding.notify, Message(kind="escalation", title=title, text=text, link=link), resolve_secret=PrefectSecrets())
+    deliveries = send_all(
+        onboarding.notify,
+        Message(kind="escalation", title=title, text=text, link=link),
+        resolve_secret=PrefectSecrets(),
+    )
     if not deliveries:
         return "no notify channel in onboarding.yaml takes escalations"
     failed = [d.channel for d in deliveries if not d.ok]
-    return f"sent to {len(deliveries) - len(failed)} of {len(deliveries)} channels" + (f" (failed: {', '.join(failed)})" if failed else "")
+    return f"sent to {len(deliveries) - len(failed)} of {len(deliveries)} channels" + (
+        f" (failed: {', '.join(failed)})" if failed else ""
+    )
 
 
 def _run_link(flow_run_id: str | None) -> str | None:
@@ -197,12 +258,23 @@ def _answered(review: _Review, answer: ReviewAnswer) -> dict[str, Any] | None:
         record_refusal(review, answer, change)
         at = f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
         review.notes.append(refused_note(answer.reviewer, answer.decision, change.reason, at))
-        get_run_logger().warning("Refused the answer of %s (%s) for %s: %s; the review waits for another answer", answer.reviewer,
-                                 answer.decision, review.brand_id, change.reason)
+        get_run_logger().warning(
+            "Refused the answer of %s (%s) for %s: %s; the review waits for another answer",
+            answer.reviewer,
+            answer.decision,
+            review.brand_id,
+            change.reason,
+        )
         return None
     by = change["actor"]
     print(f"{review.brand_id}: {answer.decision} by {by}: {change['from_stage']} -> {change['to_stage']}")
-    return {"brand_id": review.brand_id, "outcome": answer.decision, "reviewer": by, "from_stage": change["from_stage"], "to_stage": change["to_stage"]}
+    return {
+        "brand_id": review.brand_id,
+        "outcome": answer.decision,
+        "reviewer": by,
+        "from_stage": change["from_stage"],
+        "to_stage": change["to_stage"],
+    }
 
 
 def _timed_out(review: _Review) -> dict[str, Any]:
@@ -217,10 +289,14 @@ def _await_answers(review: _Review) -> dict[str, Any]:
     """Pause for an answer until one is accepted, escalating once if configured, else record the default at the timeout."""
     escalate_after = review.approvers.escalate_after_hours if review.approvers else None
     while True:
-        seconds, escalating = next_pause(time.monotonic() - review.started, review.hours, escalate_after, review.escalated)
+        seconds, escalating = next_pause(
+            time.monotonic() - review.started, review.hours, escalate_after, review.escalated
+        )
         review.pauses += 1
         try:
-            answer = pause_flow_run(wait_for_input=_form(review), timeout=seconds, poll_interval=PAUSE_POLL_SECONDS, key=_pause_key(review))
+            answer = pause_flow_run(
+                wait_for_input=_form(review), timeout=seconds, poll_interval=PAUSE_POLL_SECONDS, key=_pause_key(review)
+            )
         except FlowPauseTimeout:
             if not escalating:
                 _running_again(f"no answer within {review.hours:g} hours: recording the default outcome")
@@ -267,11 +343,28 @@ def review_brand(
     hours = timeout_hours or portfolio.onboarding.review_timeout_hours
     stage = str(state["stage"])
     rename_run(review_run_name(brand_id, stage))
-    print(f"Review of {brand_id} ({portfolio.brands[brand_id].name}) in {stage}, awaiting approval since {state['awaiting_since']}")
-    evidence = evidence_markdown(decision, portfolio.brands[brand_id].name, history, hours, str(state["awaiting_since"]))
-    create_markdown_artifact(key=f"review-{brand_id}", markdown=evidence, description=f"Evidence for the review of {brand_id} in {stage}")
+    print(
+        f"Review of {brand_id} ({portfolio.brands[brand_id].name}) in {stage}, awaiting approval since {state['awaiting_since']}"
+    )
+    evidence = evidence_markdown(
+        decision, portfolio.brands[brand_id].name, history, hours, str(state["awaiting_since"])
+    )
+    create_markdown_artifact(
+        key=f"review-{brand_id}", markdown=evidence, description=f"Evidence for the review of {brand_id} in {stage}"
+    )
     brand = portfolio.brands[brand_id]
-    review = _Review(led, brand, portfolio.onboarding, approvers, brand_id, stage, str(state["awaiting_since"]), hours, evidence, flow_run.get_id())
+    review = _Review(
+        led,
+        brand,
+        portfolio.onboarding,
+        approvers,
+        brand_id,
+        stage,
+        str(state["awaiting_since"]),
+        hours,
+        evidence,
+        flow_run.get_id(),
+    )
     return _await_answers(review)
 
 
@@ -281,14 +374,22 @@ def answer_paused_reviews(brand_id: str, answer: ReviewAnswer) -> list[str]:
     Each run then finds the brand decided, says by whom and when, and completes: no form is left
     waiting for an answer that can no longer change anything. Returns the runs' names.
     """
-    from prefect.client.schemas.filters import FlowFilter, FlowFilterName, FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType
+    from prefect.client.schemas.filters import (
+        FlowFilter,
+        FlowFilterName,
+        FlowRunFilter,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+    )
     from prefect.client.schemas.objects import StateType
     from prefect.flow_runs import resume_flow_run
 
     with get_client(sync_client=True) as client:
         paused = client.read_flow_runs(
             flow_filter=FlowFilter(name=FlowFilterName(any_=["review-brand"])),
-            flow_run_filter=FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PAUSED]))),
+            flow_run_filter=FlowRunFilter(
+                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PAUSED]))
+            ),
         )
     mine = [run for run in paused if run.parameters.get("brand_id") == brand_id]
     for run in mine:

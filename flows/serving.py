@@ -28,7 +28,14 @@ from brandsteps.config.deploy_spec import (
     read_deployment_specs,
 )
 from brandsteps.engine.events import EVENT_PREFIX, OVERDUE_EVENT, RESOURCE_PREFIX
-from brandsteps.reports.report_server import DEFAULT_REPORT_PORT, REPORT_DIR_ENV, REPORT_URL_ENV, PortInUse, ReportServer, start_report_server
+from brandsteps.reports.report_server import (
+    DEFAULT_REPORT_PORT,
+    REPORT_DIR_ENV,
+    REPORT_URL_ENV,
+    PortInUse,
+    ReportServer,
+    start_report_server,
+)
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 OVERDUE_AUTOMATION = "brandsteps-brand-overdue"
@@ -38,7 +45,9 @@ WEBHOOK_BLOCK = "brandsteps-overdue-webhook"
 def _schedules(spec: DeploymentSpec, portfolio: Portfolio) -> list[Any]:
     if spec.name != CYCLE_DEPLOYMENT:
         return [
-            Interval(s.interval, slug=s.slug, active=s.active) if s.interval else Cron(s.cron, timezone=s.timezone, slug=s.slug, active=s.active)
+            Interval(s.interval, slug=s.slug, active=s.active)
+            if s.interval
+            else Cron(s.cron, timezone=s.timezone, slug=s.slug, active=s.active)
             for s in spec.schedules
         ]
     main = main_schedule(spec)
@@ -64,7 +73,9 @@ def _triggers(spec: DeploymentSpec, portfolio: Portfolio) -> list[DeploymentEven
     return out
 
 
-def runner_deployments(portfolio: Portfolio, configs: Path, prefect_yaml: Path | None = None, for_workers: bool = False) -> list[RunnerDeployment]:
+def runner_deployments(
+    portfolio: Portfolio, configs: Path, prefect_yaml: Path | None = None, for_workers: bool = False
+) -> list[RunnerDeployment]:
     """The deployments of prefect.yaml, parameters pointing at this configs folder.
 
     for_workers: the flow code is pulled from this checkout's folder (a worker's runs start elsewhere).
@@ -104,7 +115,9 @@ def overdue_automation(block_id: Any | None) -> Automation:
         "day {{ event.payload.days_in_stage }} in stage on {{ event.payload.as_of }}. {{ event.payload.reason }}"
     )
     actions: list[Any] = (
-        [SendNotification(block_document_id=block_id, subject="Brand overdue: {{ event.resource.name }}", body=body)] if block_id else [DoNothing()]
+        [SendNotification(block_document_id=block_id, subject="Brand overdue: {{ event.resource.name }}", body=body)]
+        if block_id
+        else [DoNothing()]
     )
     return Automation(
         name=OVERDUE_AUTOMATION,
@@ -143,7 +156,9 @@ def register_deployments(portfolio: Portfolio, configs: Path, work_pool: str) ->
     return ids
 
 
-def serve_reports(report_dir: Path, host: str, port: int | None = None, url: str | None = None) -> tuple[ReportServer, str]:
+def serve_reports(
+    report_dir: Path, host: str, port: int | None = None, url: str | None = None
+) -> tuple[ReportServer, str]:
     """Serve the reports folder over HTTP and put it and its URL in this process's environment, which the flow runs it starts inherit.
 
     The cycles then write their reports there and link <url>/<as_of>/index.html. port None: the

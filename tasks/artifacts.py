@@ -39,7 +39,11 @@ NAMES_PER_QUERY = 50  # run names per flow-run query: each may have had several 
 
 
 def _shown(total: int) -> str:
-    return f"; the first {TABLE_ROWS:,} of {total:,} shown, all are in the ledger (`brandsteps status`)" if total > TABLE_ROWS else ""
+    return (
+        f"; the first {TABLE_ROWS:,} of {total:,} shown, all are in the ledger (`brandsteps status`)"
+        if total > TABLE_ROWS
+        else ""
+    )
 
 
 def review_links(waiting: pd.DataFrame) -> dict[str, str]:
@@ -51,7 +55,9 @@ def review_links(waiting: pd.DataFrame) -> dict[str, str]:
     ui = PREFECT_UI_URL.value()
     if waiting.empty or not ui:
         return {}
-    by_name = dict(zip(review_run_names(waiting["brand_id"], waiting["stage"]), waiting["brand_id"].astype(str), strict=True))
+    by_name = dict(
+        zip(review_run_names(waiting["brand_id"], waiting["stage"]), waiting["brand_id"].astype(str), strict=True)
+    )
     names = list(by_name)
     links: dict[str, str] = {}
     try:
@@ -112,8 +118,12 @@ def publish_coverage(coverage: Coverage, configs_dir: Path | None, day: str, key
     if configs_dir is not None:
         try:
             sources = report_sources(configs_dir)
-        except Exception as exc:  # a broken import profile (`brandsteps import` names it): the known reports still fill the column
-            get_run_logger().warning("Import profiles could not be read, data-coverage names the known Kuaishou reports: %s", exc)
+        except (
+            Exception
+        ) as exc:  # a broken import profile (`brandsteps import` names it): the known reports still fill the column
+            get_run_logger().warning(
+                "Import profiles could not be read, data-coverage names the known Kuaishou reports: %s", exc
+            )
     rows = artifact_rows(coverage, sources)
     without = sum(1 for r in rows if r["no value"])
     create_table_artifact(
@@ -126,7 +136,9 @@ def publish_coverage(coverage: Coverage, configs_dir: Path | None, day: str, key
 
 
 @task(name="publish-readiness", cache_policy=NONE)
-def publish_readiness(portfolio: Portfolio, cohorts: pd.DataFrame, missing: pd.Series, as_of: date, key_prefix: str = "") -> None:
+def publish_readiness(
+    portfolio: Portfolio, cohorts: pd.DataFrame, missing: pd.Series, as_of: date, key_prefix: str = ""
+) -> None:
     """The data-readiness table: brands left undecided until their data arrives, with what is missing.
 
     Published by every run when onboarding.yaml has a data_deadline (an empty table says everyone was ready),
@@ -150,8 +162,13 @@ def publish_readiness(portfolio: Portfolio, cohorts: pd.DataFrame, missing: pd.S
 
 @task(name="publish-artifacts", cache_policy=NONE)
 def publish_cycle(
-    summary: CycleSummary, decisions: pd.DataFrame, batch: MetricsBatch, brands: pd.DataFrame, key_prefix: str = "",
-    coverage: Coverage | None = None, configs_dir: Path | None = None,
+    summary: CycleSummary,
+    decisions: pd.DataFrame,
+    batch: MetricsBatch,
+    brands: pd.DataFrame,
+    key_prefix: str = "",
+    coverage: Coverage | None = None,
+    configs_dir: Path | None = None,
 ) -> None:
     """Keyed artifacts, so the latest funnel, changes and quarantine are one click away.
 
@@ -160,8 +177,14 @@ def publish_cycle(
     own); configs_dir: where the import profiles that name the reports are.
     """
     day = summary.as_of.isoformat()
-    create_markdown_artifact(key=f"{key_prefix}cycle-summary", markdown=summary_markdown(summary), description=f"Onboarding cycle {day}")
-    create_table_artifact(key=f"{key_prefix}stage-funnel", table=funnel_rows(summary.funnel), description=f"Brands per stage after the cycle of {day}")
+    create_markdown_artifact(
+        key=f"{key_prefix}cycle-summary", markdown=summary_markdown(summary), description=f"Onboarding cycle {day}"
+    )
+    create_table_artifact(
+        key=f"{key_prefix}stage-funnel",
+        table=funnel_rows(summary.funnel),
+        description=f"Brands per stage after the cycle of {day}",
+    )
     changes = changes_table(decisions, brands["name"])
     create_table_artifact(
         key=f"{key_prefix}decision-changes",
@@ -178,7 +201,8 @@ def publish_cycle(
     publish_awaiting(decisions, brands, day, key_prefix)
     create_table_artifact(
         key=f"{key_prefix}quarantined-rows",
-        table=quarantine_rows(batch.quarantine) or [{"source": "", "row": "", "brand_id": "", "date": "", "reason": "no rows quarantined"}],
+        table=quarantine_rows(batch.quarantine)
+        or [{"source": "", "row": "", "brand_id": "", "date": "", "reason": "no rows quarantined"}],
         description=f"Metric rows set aside on {day}, each with its reason ({len(batch.quarantine)} in all)",
     )
     if coverage is not None:
@@ -187,11 +211,15 @@ def publish_cycle(
 
 @task(name="publish-brand-report", cache_policy=NONE)
 def publish_brand_report(brand_id: str, markdown: str) -> None:
-    create_markdown_artifact(key=f"brand-report-{brand_id}", markdown=markdown, description=f"Decision report for {brand_id}")
+    create_markdown_artifact(
+        key=f"brand-report-{brand_id}", markdown=markdown, description=f"Decision report for {brand_id}"
+    )
 
 
 @task(name="publish-visual-report", cache_policy=NONE)
-def publish_visual_report(portfolio: Portfolio, ledger: Ledger, as_of: date, days: int = 90, max_brands: int = 20) -> str | None:
+def publish_visual_report(
+    portfolio: Portfolio, ledger: Ledger, as_of: date, days: int = 90, max_brands: int = 20
+) -> str | None:
     """When BRANDSTEPS_REPORT_DIR is set: write the HTML report of the last `days` days there and link it (artifact visual-report).
 
     With BRANDSTEPS_REPORT_URL (`brandsteps serve` sets both and serves the folder) the link is
@@ -214,7 +242,9 @@ def publish_visual_report(portfolio: Portfolio, ledger: Ledger, as_of: date, day
     started = time.perf_counter()
     try:
         page = write_report(portfolio, ledger, out, as_of - timedelta(days=days - 1), as_of, max_brands=max_brands)
-    except Exception:  # the decisions are recorded: a chart that cannot be drawn must not stop the events and reviews after it
+    except (
+        Exception
+    ):  # the decisions are recorded: a chart that cannot be drawn must not stop the events and reviews after it
         get_run_logger().exception("The visual report of %s could not be written to %s", as_of, out)
         return None
     what = f"HTML report of the {days} days to {as_of}: stacked stage funnel, stage durations, the {max_brands} brands most in need of attention first"
@@ -222,7 +252,11 @@ def publish_visual_report(portfolio: Portfolio, ledger: Ledger, as_of: date, day
         link = report_link(base_url, as_of)
         create_link_artifact(key="visual-report", link=link, link_text=f"STEPS report {as_of}", description=what)
         funnel = report_link(base_url, as_of, "funnel.png")
-        create_image_artifact(image_url=funnel, key="visual-report-funnel", description=f"Brands per stage after each day's cycle, {days} days to {as_of}")
+        create_image_artifact(
+            image_url=funnel,
+            key="visual-report-funnel",
+            description=f"Brands per stage after each day's cycle, {days} days to {as_of}",
+        )
     else:
         link = page.as_uri()
         create_link_artifact(

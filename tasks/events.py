@@ -19,11 +19,19 @@ REVIEW_DEPLOYMENT = "review-brand/review-brand"
 
 
 @task(name="emit-events", cache_policy=NONE)
-def emit_brand_events(portfolio: Portfolio, decisions: pd.DataFrame, cohorts: pd.DataFrame, names: pd.Series, written: WriteResult) -> int:
+def emit_brand_events(
+    portfolio: Portfolio, decisions: pd.DataFrame, cohorts: pd.DataFrame, names: pd.Series, written: WriteResult
+) -> int:
     """One event per brand that moved, began awaiting approval or just became overdue (written decisions only)."""
     if decisions.empty or not written.written_ids:
         return 0
-    events = brand_events(decisions, names, cohorts["last_as_of"], max_days_by_brand(portfolio, cohorts["stage"]), set(written.written_ids))
+    events = brand_events(
+        decisions,
+        names,
+        cohorts["last_as_of"],
+        max_days_by_brand(portfolio, cohorts["stage"]),
+        set(written.written_ids),
+    )
     for e in events:
         emit_event(event=e.event, resource=e.resource, payload=e.payload)
     if events:
@@ -57,7 +65,8 @@ def start_reviews(decisions: pd.DataFrame, written: WriteResult, configs: str, l
             logger.warning(
                 "%d brands await approval but the %s deployment does not exist (start `brandsteps serve`); "
                 "approve them with `brandsteps approve BRAND --by NAME --reason TEXT`",
-                len(new), REVIEW_DEPLOYMENT,
+                len(new),
+                REVIEW_DEPLOYMENT,
             )
             return started
         started.append(str(run.id))

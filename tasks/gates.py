@@ -15,7 +15,9 @@ from brandsteps.engine.evidence import Decided, combine
 from brandsteps.engine.gates import gate_exited, gate_stage
 
 
-def _decide(portfolio: Portfolio, stage_id: str, cohorts: pd.DataFrame, errors: pd.Series, metrics: pd.DataFrame, as_of: date) -> Decided:
+def _decide(
+    portfolio: Portfolio, stage_id: str, cohorts: pd.DataFrame, errors: pd.Series, metrics: pd.DataFrame, as_of: date
+) -> Decided:
     decided = gate_stage(portfolio, stage_id, cohort_for(cohorts, stage_id, errors), metrics, as_of)
     if stage_id == GRADUATED:
         decided = combine([decided, gate_exited(cohort_for(cohorts, EXITED, errors), as_of)])
@@ -26,7 +28,9 @@ def _decide(portfolio: Portfolio, stage_id: str, cohorts: pd.DataFrame, errors: 
 
 
 def _gate_task(stage_id: str) -> Task[..., Decided]:
-    def gate(portfolio: Portfolio, cohorts: pd.DataFrame, errors: pd.Series, metrics: pd.DataFrame, as_of: date) -> Decided:
+    def gate(
+        portfolio: Portfolio, cohorts: pd.DataFrame, errors: pd.Series, metrics: pd.DataFrame, as_of: date
+    ) -> Decided:
         return _decide(portfolio, stage_id, cohorts, errors, metrics, as_of)
 
     gate.__doc__ = f"Decide for every brand currently in {stage_id}."

@@ -32,8 +32,17 @@ def read_profiles(configs: str) -> dict[str, ImportProfile]:
     return profiles
 
 
-@task(name="import-file", cache_policy=NONE, task_run_name=_file_task_name, retries=2, retry_delay_seconds=[5, 30], retry_condition_fn=is_transient)
-def import_file(path: Path, inbox: Path, portfolio: Portfolio, profiles: dict[str, ImportProfile], target: MetricsSource) -> InboxOutcome:
+@task(
+    name="import-file",
+    cache_policy=NONE,
+    task_run_name=_file_task_name,
+    retries=2,
+    retry_delay_seconds=[5, 30],
+    retry_condition_fn=is_transient,
+)
+def import_file(
+    path: Path, inbox: Path, portfolio: Portfolio, profiles: dict[str, ImportProfile], target: MetricsSource
+) -> InboxOutcome:
     """One export into the metrics, then to done/ or rejected/ (with its reason beside it)."""
     outcome = import_inbox_file(path, inbox, portfolio.brands, profiles, target)
     logger = get_run_logger()
@@ -60,7 +69,9 @@ def publish_imports(outcomes: list[InboxOutcome]) -> None:
         for o in outcomes
     ]
     imported = sum(1 for o in outcomes if o.imported)
-    description = f"{imported} of {len(outcomes)} inbox files imported; rejected ones are in rejected/ with their reason"
+    description = (
+        f"{imported} of {len(outcomes)} inbox files imported; rejected ones are in rejected/ with their reason"
+    )
     create_table_artifact(key="imported-exports", table=rows, description=description)
     brands = sorted({b for o in outcomes for b in o.brands})
     days = sorted({d for o in outcomes for d in o.days})

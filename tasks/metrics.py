@@ -15,7 +15,9 @@ from brandsteps.sources.metrics_source import MetricsBatch, MetricsSource, load_
 from tasks.retries import is_transient
 
 
-@task(name="load-metrics", cache_policy=NONE, retries=3, retry_delay_seconds=[1, 4, 10], retry_condition_fn=is_transient)
+@task(
+    name="load-metrics", cache_policy=NONE, retries=3, retry_delay_seconds=[1, 4, 10], retry_condition_fn=is_transient
+)
 def load_daily_metrics(source: MetricsSource, as_of: date, today: date, start: date | None) -> MetricsBatch:
     batch = load_metrics(source, as_of=as_of, today=today, start=start)
     logger = get_run_logger()
@@ -28,15 +30,25 @@ def load_daily_metrics(source: MetricsSource, as_of: date, today: date, start: d
 
 
 @task(name="check-readiness", cache_policy=NONE)
-def check_readiness(portfolio: Portfolio, batch: MetricsBatch, cohorts: pd.DataFrame, as_of: date, now: datetime) -> tuple[pd.DataFrame, pd.Series]:
+def check_readiness(
+    portfolio: Portfolio, batch: MetricsBatch, cohorts: pd.DataFrame, as_of: date, now: datetime
+) -> tuple[pd.DataFrame, pd.Series]:
     """The data deadline's rule over every due brand at once: unready brands wait (before it) or are INCONCLUSIVE (from it)."""
     marked, missing = mark_readiness(portfolio, batch, cohorts, as_of, now)
     waiting = int((marked["status"] == UNREADY).sum())
     late = int((marked["not_ready"] != "").sum()) if "not_ready" in marked else 0
     if waiting:
-        get_run_logger().info("%d brands wait for their data until the deadline %s (see data-readiness)", waiting, portfolio.onboarding.data_deadline)
+        get_run_logger().info(
+            "%d brands wait for their data until the deadline %s (see data-readiness)",
+            waiting,
+            portfolio.onboarding.data_deadline,
+        )
     if late:
-        get_run_logger().warning("%d brands' data was not in by the deadline %s: decided INCONCLUSIVE", late, portfolio.onboarding.data_deadline)
+        get_run_logger().warning(
+            "%d brands' data was not in by the deadline %s: decided INCONCLUSIVE",
+            late,
+            portfolio.onboarding.data_deadline,
+        )
     return marked, missing
 
 

@@ -22,7 +22,9 @@ class ShardFailed(RuntimeError):
 
 
 @task(name="run-shards", cache_policy=NONE)
-def run_shards(deployment: str, count: int, parameters: dict[str, object], parent: str | None, poll_seconds: float = 2.0) -> list[str]:
+def run_shards(
+    deployment: str, count: int, parameters: dict[str, object], parent: str | None, poll_seconds: float = 2.0
+) -> list[str]:
     """Start one run of the deployment per shard and wait until every one has finished."""
     logger = get_run_logger()
     runs = [
@@ -37,7 +39,9 @@ def run_shards(deployment: str, count: int, parameters: dict[str, object], paren
     ]
     ids = [r.id for r in runs]
     logger.info("Started %d shard runs of %s", count, deployment)
-    progress = create_progress_artifact(progress=0.0, key="shards-progress", description=f"{count} shards of the cycle of {parameters['as_of']}")
+    progress = create_progress_artifact(
+        progress=0.0, key="shards-progress", description=f"{count} shards of the cycle of {parameters['as_of']}"
+    )
     with get_client(sync_client=True) as client:
         while True:
             states = [client.read_flow_run(i).state for i in ids]
@@ -46,14 +50,18 @@ def run_shards(deployment: str, count: int, parameters: dict[str, object], paren
             if len(done) == count:
                 break
             time.sleep(poll_seconds)
-    failed = [f"shard {i + 1} ({s.name}: {s.message})" for i, s in enumerate(states) if s is None or not s.is_completed()]
+    failed = [
+        f"shard {i + 1} ({s.name}: {s.message})" for i, s in enumerate(states) if s is None or not s.is_completed()
+    ]
     if failed:
         raise ShardFailed("; ".join(failed))
     return [str(i) for i in ids]
 
 
 @task(name="merge-shards", cache_policy=NONE, retries=2, retry_delay_seconds=[2, 10])
-def merge_shards(portfolio: Portfolio, ledger: Ledger, as_of: date, shard_runs: list[str]) -> tuple[CycleSummary, pd.DataFrame, pd.DataFrame]:
+def merge_shards(
+    portfolio: Portfolio, ledger: Ledger, as_of: date, shard_runs: list[str]
+) -> tuple[CycleSummary, pd.DataFrame, pd.DataFrame]:
     """The portfolio's summary, decisions and cohorts, read back from the shared ledger."""
     cohorts = prepare_cohorts(portfolio, ledger.read_state(), as_of)
     decisions = ledger.decisions_for(as_of)

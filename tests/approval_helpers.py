@@ -34,21 +34,36 @@ approvers:
 
 
 def awaiting_portfolio(
-    root: Path, approvers_yaml: str | None = APPROVERS_YAML, ledger_url: str = "sqlite:///data/ledger.sqlite", notify: list[dict[str, object]] | None = None
+    root: Path,
+    approvers_yaml: str | None = APPROVERS_YAML,
+    ledger_url: str = "sqlite:///data/ledger.sqlite",
+    notify: list[dict[str, object]] | None = None,
 ) -> Path:
     """Brands tea and silk awaiting approval in affiliate_trial since 2026-01-02 (in ledger_url), with approvers_yaml (and notify channels)."""
     brands = {
         "tea": {"name": "山野茶社", "owner": "王敏 Wang Min", "requires_approval": ["affiliate_trial"]},
         "silk": {"name": "丝绸", "owner": "陈静", "requires_approval": ["affiliate_trial"]},
     }
-    onboarding = {"metrics": "data/metrics.csv", "ledger": "sqlite:///data/ledger.sqlite", **({"notify": notify} if notify else {})}
-    configs = write_configs(root, brands, playbook=simple_playbook(affiliate_trial={"consecutive_passes": 1}), onboarding=onboarding)
+    onboarding = {
+        "metrics": "data/metrics.csv",
+        "ledger": "sqlite:///data/ledger.sqlite",
+        **({"notify": notify} if notify else {}),
+    }
+    configs = write_configs(
+        root, brands, playbook=simple_playbook(affiliate_trial={"consecutive_passes": 1}), onboarding=onboarding
+    )
     if approvers_yaml is not None:
         (configs / "approvers.yaml").write_text(approvers_yaml, encoding="utf-8")
     portfolio = load_portfolio(configs, apply_env=False)
     ledger = Ledger(ledger_url, root)
     ledger.create()
-    rows = pd.DataFrame([{"brand_id": b, "date": d, "gmv": 500.0, "orders": 10.0} for b in brands for d in pd.date_range("2026-01-01", periods=3)])
+    rows = pd.DataFrame(
+        [
+            {"brand_id": b, "date": d, "gmv": 500.0, "orders": 10.0}
+            for b in brands
+            for d in pd.date_range("2026-01-01", periods=3)
+        ]
+    )
     batch = validate(rows, as_of=date(2026, 1, 3), today=date(2026, 2, 1))
     for day in (1, 2, 3):
         run_day(portfolio, batch, ledger, date(2026, 1, day), None)

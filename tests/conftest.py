@@ -18,7 +18,9 @@ REPO = Path(__file__).resolve().parents[1]
 PLAYBOOK = REPO / "configs" / "steps.yaml"
 
 
-def write_configs(root: Path, brands: dict[str, dict], playbook: dict | None = None, onboarding: dict | None = None) -> Path:
+def write_configs(
+    root: Path, brands: dict[str, dict], playbook: dict | None = None, onboarding: dict | None = None
+) -> Path:
     """A configs folder under root with the repository playbook (or the given one) and these brands."""
     configs = root / "configs"
     (configs / "brands").mkdir(parents=True, exist_ok=True)
@@ -27,11 +29,21 @@ def write_configs(root: Path, brands: dict[str, dict], playbook: dict | None = N
     else:
         (configs / "steps.yaml").write_text(yaml.safe_dump(playbook, sort_keys=False), encoding="utf-8")
     (configs / "onboarding.yaml").write_text(
-        yaml.safe_dump(onboarding or {"metrics": "data/metrics.csv", "ledger": "sqlite:///data/ledger.sqlite"}), encoding="utf-8"
+        yaml.safe_dump(onboarding or {"metrics": "data/metrics.csv", "ledger": "sqlite:///data/ledger.sqlite"}),
+        encoding="utf-8",
     )
     for brand_id, body in brands.items():
-        doc = {"brand_id": brand_id, "name": brand_id.title(), "tier": "small", "category": "food", "start_date": "2026-01-01", **body}
-        (configs / "brands" / f"{brand_id}.yaml").write_text(yaml.safe_dump(doc, allow_unicode=True, sort_keys=False), encoding="utf-8")
+        doc = {
+            "brand_id": brand_id,
+            "name": brand_id.title(),
+            "tier": "small",
+            "category": "food",
+            "start_date": "2026-01-01",
+            **body,
+        }
+        (configs / "brands" / f"{brand_id}.yaml").write_text(
+            yaml.safe_dump(doc, allow_unicode=True, sort_keys=False), encoding="utf-8"
+        )
     return configs
 
 

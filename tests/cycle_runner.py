@@ -37,7 +37,8 @@ def make_portfolio(root: Path, n_brands: int, days: int) -> tuple[Path, Path]:
     for i, brand_id in enumerate(ids):
         approval = "requires_approval: [public_traffic]\n" if i % 7 == 0 else ""
         (configs / "brands" / f"{brand_id}.yaml").write_text(
-            f"brand_id: {brand_id}\nname: 品牌 {i}\ntier: small\ncategory: food\nstart_date: 2026-01-01\n{approval}", encoding="utf-8"
+            f"brand_id: {brand_id}\nname: 品牌 {i}\ntier: small\ncategory: food\nstart_date: 2026-01-01\n{approval}",
+            encoding="utf-8",
         )
     rng = np.random.default_rng(5)
     dates = pd.date_range(START, periods=days)
@@ -92,7 +93,18 @@ def main(argv: list[str]) -> int:
     print("ready", flush=True)
     for day in days:
         s = run_day(portfolio, history, ledger, day, f"runner-{day}")
-        print(json.dumps({"as_of": str(day), "decided": s.decided, "already": s.already_decided, "later": s.later_decided, "conflicts": s.conflicts}), flush=True)
+        print(
+            json.dumps(
+                {
+                    "as_of": str(day),
+                    "decided": s.decided,
+                    "already": s.already_decided,
+                    "later": s.later_decided,
+                    "conflicts": s.conflicts,
+                }
+            ),
+            flush=True,
+        )
     return 0
 
 

@@ -18,7 +18,16 @@ KUAISHOU_FIXTURES = Path(__file__).parent / "fixtures" / "kuaishou"
 
 
 def brand(brand_id: str, **fields: object) -> Brand:
-    return Brand.model_validate({"brand_id": brand_id, "name": brand_id, "tier": "small", "category": "food", "start_date": date(2025, 1, 1), **fields})
+    return Brand.model_validate(
+        {
+            "brand_id": brand_id,
+            "name": brand_id,
+            "tier": "small",
+            "category": "food",
+            "start_date": date(2025, 1, 1),
+            **fields,
+        }
+    )
 
 
 # The brands the fixtures are written for (tests/fixtures/imports/make_fixtures.py).
@@ -30,7 +39,10 @@ BRANDS: dict[str, Brand] = {
 
 def profiles(**extra: dict) -> dict[str, ImportProfile]:
     """The built-ins plus profiles given as data (what a configs/imports/<name>.yaml would hold)."""
-    return {**BUILTIN_PROFILES, **{name.replace("_", "-"): ImportProfile.model_validate(data) for name, data in extra.items()}}
+    return {
+        **BUILTIN_PROFILES,
+        **{name.replace("_", "-"): ImportProfile.model_validate(data) for name, data in extra.items()},
+    }
 
 
 def write_csv(path: Path, rows: list[list[str]], encoding: str = "utf-8") -> Path:
@@ -45,7 +57,9 @@ def write_profile(configs: Path, name: str, data: dict | str) -> Path:
     folder = configs / "imports"
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{name}.yaml"
-    path.write_text(data if isinstance(data, str) else yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    path.write_text(
+        data if isinstance(data, str) else yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8"
+    )
     return path
 
 

@@ -39,7 +39,17 @@ def check_invariants(ledger: Ledger, n_brands: int) -> dict[str, int]:
     decision, none other.
     """
     with ledger.engine.connect() as conn:
-        d = pd.read_sql(sa.select(decisions.c.brand_id, decisions.c.as_of, decisions.c.stage, decisions.c.action, decisions.c.to_stage, decisions.c.cycle_id), conn)
+        d = pd.read_sql(
+            sa.select(
+                decisions.c.brand_id,
+                decisions.c.as_of,
+                decisions.c.stage,
+                decisions.c.action,
+                decisions.c.to_stage,
+                decisions.c.cycle_id,
+            ),
+            conn,
+        )
         s = pd.read_sql(sa.select(brand_state.c.brand_id, brand_state.c.stage, brand_state.c.last_as_of), conn)
         c = pd.read_sql(sa.select(cycles.c.cycle_id, cycles.c.as_of, cycles.c.decided), conn)
         ch = pd.read_sql(sa.select(stage_changes.c.brand_id, stage_changes.c.as_of, stage_changes.c.cause), conn)

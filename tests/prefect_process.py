@@ -207,9 +207,16 @@ def chromium_page(url: str, screenshot: Path, auth: str | None = None, expect: s
     if auth:
         return _chromium_page_logged_in(url, screenshot, auth, expect)
     flags = [*CHROMIUM_FLAGS, "--virtual-time-budget=20000"]
-    subprocess.run([CHROMIUM, *flags, "--window-size=1400,1000", f"--screenshot={screenshot}", url], capture_output=True, timeout=120, check=False)
+    subprocess.run(
+        [CHROMIUM, *flags, "--window-size=1400,1000", f"--screenshot={screenshot}", url],
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
     # a tall window: the UI renders only the log lines and rows that fit on screen
-    dom = subprocess.run([CHROMIUM, *flags, "--window-size=1400,4000", "--dump-dom", url], capture_output=True, timeout=120, check=True)
+    dom = subprocess.run(
+        [CHROMIUM, *flags, "--window-size=1400,4000", "--dump-dom", url], capture_output=True, timeout=120, check=True
+    )
     return dom.stdout.decode("utf-8", errors="replace")
 
 

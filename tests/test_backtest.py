@@ -16,7 +16,9 @@ from brandsteps.sources.metrics_source import validate
 from tests.conftest import simple_playbook, write_configs
 
 
-def _run(rows: list[tuple[str, str, str, str, int]], changes: list[tuple[str, str, str, str]] | None = None) -> BacktestRun:
+def _run(
+    rows: list[tuple[str, str, str, str, int]], changes: list[tuple[str, str, str, str]] | None = None
+) -> BacktestRun:
     """rows: (brand, day, stage, action, days_in_stage); changes: (brand, day, from, to)."""
     d = pd.DataFrame(rows, columns=["brand_id", "as_of", "stage", "action", "days_in_stage"])
     d["as_of"] = pd.to_datetime(d["as_of"])
@@ -36,8 +38,12 @@ RUN = _run(
         ("d", "2026-01-05", "self_broadcast", "demote", 30),
         ("d", "2026-01-06", "public_traffic", "advance", 40),
     ],
-    [("a", "2026-01-10", "affiliate_trial", "public_traffic"), ("b", "2026-01-20", "affiliate_trial", "public_traffic"),
-     ("d", "2026-01-05", "self_broadcast", "public_traffic"), ("d", "2026-01-06", "public_traffic", "self_broadcast")],
+    [
+        ("a", "2026-01-10", "affiliate_trial", "public_traffic"),
+        ("b", "2026-01-20", "affiliate_trial", "public_traffic"),
+        ("d", "2026-01-05", "self_broadcast", "public_traffic"),
+        ("d", "2026-01-06", "public_traffic", "self_broadcast"),
+    ],
 )
 
 
@@ -63,16 +69,32 @@ def test_stage_table(stage: str, column: str, expected: float) -> None:
 
 
 def test_differences_first_day_and_reasons() -> None:
-    base = _run([("a", "2026-01-01", "affiliate_trial", "hold", 1), ("a", "2026-01-02", "affiliate_trial", "advance", 2), ("a", "2026-01-03", "public_traffic", "hold", 1),
-                 ("b", "2026-01-01", "affiliate_trial", "hold", 1)])
-    other = _run([("a", "2026-01-01", "affiliate_trial", "hold", 1), ("a", "2026-01-02", "affiliate_trial", "hold", 2), ("a", "2026-01-03", "affiliate_trial", "hold", 3),
-                  ("b", "2026-01-01", "affiliate_trial", "hold", 1)])
+    base = _run(
+        [
+            ("a", "2026-01-01", "affiliate_trial", "hold", 1),
+            ("a", "2026-01-02", "affiliate_trial", "advance", 2),
+            ("a", "2026-01-03", "public_traffic", "hold", 1),
+            ("b", "2026-01-01", "affiliate_trial", "hold", 1),
+        ]
+    )
+    other = _run(
+        [
+            ("a", "2026-01-01", "affiliate_trial", "hold", 1),
+            ("a", "2026-01-02", "affiliate_trial", "hold", 2),
+            ("a", "2026-01-03", "affiliate_trial", "hold", 3),
+            ("b", "2026-01-01", "affiliate_trial", "hold", 1),
+        ]
+    )
     other.decisions.loc[1, "reason"] = "PASS 1 of 2 in a row needed"
     diff = differences(base, other)
     assert list(diff["brand_id"]) == ["a"]  # b decided the same every day
     assert diff.at[0, "as_of"] == pd.Timestamp("2026-01-02")  # the first day a differs
     assert diff.at[0, "days_differing"] == 2  # 01-02 (advance vs hold) and 01-03 (other stage)
-    assert (diff.at[0, "action_a"], diff.at[0, "action_b"], diff.at[0, "reason_b"]) == ("advance", "hold", "PASS 1 of 2 in a row needed")
+    assert (diff.at[0, "action_a"], diff.at[0, "action_b"], diff.at[0, "reason_b"]) == (
+        "advance",
+        "hold",
+        "PASS 1 of 2 in a row needed",
+    )
 
 
 def test_policy_file_is_validated(tmp_path: Path) -> None:
@@ -91,18 +113,32 @@ def test_replay_two_policies_into_scratch_ledgers(tmp_path: Path) -> None:
     configs = write_configs(tmp_path, {"aa": {}, "bb": {}}, simple_playbook())
     portfolio = load_portfolio(configs, apply_env=False)
     slow = tmp_path / "slow.yaml"
-    slow.write_text(yaml.safe_dump(simple_playbook(affiliate_trial={"consecutive_passes": 4, "max_days_in_stage": 20})), encoding="utf-8")
+    slow.write_text(
+        yaml.safe_dump(simple_playbook(affiliate_trial={"consecutive_passes": 4, "max_days_in_stage": 20})),
+        encoding="utf-8",
+    )
     days = pd.date_range("2026-01-01", "2026-01-08")
     # bb's gmv falls below 300 from 01-05 on: a replay must not see that before 01-05
     gmv = np.r_[np.full(8, 400.0), np.where(days < "2026-01-05", 400.0, 100.0)]
-    raw = pd.DataFrame({"brand_id": np.repeat(["aa", "bb"], 8), "date": np.tile(days.strftime("%Y-%m-%d"), 2), "gmv": gmv, "orders": 10.0})
+    raw = pd.DataFrame(
+        {
+            "brand_id": np.repeat(["aa", "bb"], 8),
+            "date": np.tile(days.strftime("%Y-%m-%d"), 2),
+            "gmv": gmv,
+            "orders": 10.0,
+        }
+    )
     history = validate(raw, as_of=date(2026, 1, 8), today=date(2026, 1, 9))
     base = replay(portfolio, history, date(2026, 1, 1), date(2026, 1, 6), "base")
     other = replay(with_playbook(portfolio, slow), history, date(2026, 1, 1), date(2026, 1, 6), "slow")
     table = stage_table(base)
     # days 1 and 2 pass (min 2 days → day 1 inconclusive, days 2, 3 pass): both advance on 01-03, day 3 in stage
-    assert table.at["affiliate_trial", "advancing"] == 2 and table.at["affiliate_trial", "median_days_to_advance"] == 3.0
-    assert stage_table(other).at["affiliate_trial", "advancing"] == 2  # 4 passes (days 2-5): bb's window sum on 01-05 is 400 + 400 + 100, still ≥ 300
+    assert (
+        table.at["affiliate_trial", "advancing"] == 2 and table.at["affiliate_trial", "median_days_to_advance"] == 3.0
+    )
+    assert (
+        stage_table(other).at["affiliate_trial", "advancing"] == 2
+    )  # 4 passes (days 2-5): bb's window sum on 01-05 is 400 + 400 + 100, still ≥ 300
     diff = differences(base, other)
     assert list(diff["brand_id"]) == ["aa", "bb"] and (diff["as_of"] == pd.Timestamp("2026-01-03")).all()
     assert not (configs.parent / "data" / "ledger.sqlite").exists()  # the configured ledger is never opened
@@ -118,16 +154,29 @@ def test_backtest_flow_publishes_the_report(tmp_path: Path, prefect_server: None
 
     configs = write_configs(tmp_path, {"aa": {}}, simple_playbook())
     days = pd.date_range("2026-01-01", "2026-01-04")
-    pd.DataFrame({"brand_id": "aa", "date": days.strftime("%Y-%m-%d"), "gmv": 400.0, "orders": 10.0}).to_csv(tmp_path / "m.csv", index=False)
+    pd.DataFrame({"brand_id": "aa", "date": days.strftime("%Y-%m-%d"), "gmv": 400.0, "orders": 10.0}).to_csv(
+        tmp_path / "m.csv", index=False
+    )
     slow = tmp_path / "slow.yaml"
     slow.write_text(yaml.safe_dump(simple_playbook(affiliate_trial={"consecutive_passes": 3})), encoding="utf-8")
-    markdown = backtest(date_from=date(2026, 1, 1), date_to=date(2026, 1, 4), compare=str(slow), configs=str(configs), metrics=str(tmp_path / "m.csv"))
+    markdown = backtest(
+        date_from=date(2026, 1, 1),
+        date_to=date(2026, 1, 4),
+        compare=str(slow),
+        configs=str(configs),
+        metrics=str(tmp_path / "m.csv"),
+    )
     # passes on days 2 and 3 advance aa on 01-03 under the playbook; the slow policy needs day 4 as well
     assert "## Brands whose decisions differ (1)" in markdown and "| aa | 2026-01-03 |" in markdown
 
     async def latest() -> str:
         async with get_client() as client:  # a plain filter request, as tests/test_flows.py does
-            body = {"offset": 0, "limit": 1, "artifacts": {"key": {"any_": ["backtest-report"]}}, "sort": "CREATED_DESC"}
+            body = {
+                "offset": 0,
+                "limit": 1,
+                "artifacts": {"key": {"any_": ["backtest-report"]}},
+                "sort": "CREATED_DESC",
+            }
             response = await client._client.post("/artifacts/filter", json=body)
             response.raise_for_status()
             return str(response.json()[0]["data"])

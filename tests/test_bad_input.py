@@ -29,14 +29,21 @@ AS_OF, TODAY = date(2026, 1, 3), date(2026, 1, 4)
 B = "configs/brands/b.yaml"
 STEPS = "configs/steps.yaml"
 ONB = "configs/onboarding.yaml"
-ONE_OF_STAGES = "must be one of 'affiliate_trial', 'public_traffic', 'self_broadcast', 'private_repurchase' or 'channel_exclusive'"
+ONE_OF_STAGES = (
+    "must be one of 'affiliate_trial', 'public_traffic', 'self_broadcast', 'private_repurchase' or 'channel_exclusive'"
+)
 # a and c are untouched: their 3rd PASS day in a row (2 needed, the 1st day was too early) advances them.
 GOOD = ("PASS", "advance", "all must criteria pass; score 1 >= pass_score 1")
 
 CONFIG_CASES: list[tuple[str, list[str]]] = [
     # YAML syntax: the parser's line and column, in the user's terms.
     ("cfg_malformed_yaml", [f"{B}: invalid YAML (line 3, column 5): did not find expected ',' or ']'"]),
-    ("cfg_tab_indent", [f"{B}: invalid YAML (line 4, column 1): found character that cannot start any token; indent with spaces, not tabs"]),
+    (
+        "cfg_tab_indent",
+        [
+            f"{B}: invalid YAML (line 4, column 1): found character that cannot start any token; indent with spaces, not tabs"
+        ],
+    ),
     ("cfg_duplicate_key", [f"{B}: invalid YAML (line 6, column 1): duplicate key 'tier'"]),  # tier is on lines 3 and 6
     ("cfg_empty_brand", [f"{B}: the file is empty"]),
     ("cfg_only_comments", [f"{B}: the file has no settings (only comments or blank lines)"]),  # was "not NoneType"
@@ -44,27 +51,63 @@ CONFIG_CASES: list[tuple[str, list[str]]] = [
     ("cfg_list_not_mapping", [f"{B}: must be a mapping of keys to values, not a list"]),
     ("cfg_scalar_not_mapping", [f"{ONB}: must be a mapping of keys to values, not a single value"]),
     # the safe loader knows no Python tags: nothing is constructed, let alone run
-    ("cfg_python_tag", [f"{B}: invalid YAML (line 1, column 11): tag '!!python/object/apply:os.system' is not allowed (configs are plain YAML: no tags, nothing is executed)"]),
+    (
+        "cfg_python_tag",
+        [
+            f"{B}: invalid YAML (line 1, column 11): tag '!!python/object/apply:os.system' is not allowed (configs are plain YAML: no tags, nothing is executed)"
+        ],
+    ),
     # 9^8 aliases are shared references, not copies: validation stops at the first wrong type, no blow-up
-    ("cfg_billion_laughs", [f"{B}: brand_id: is required", f"{B}: name: must be text", f"{B}: tier: is required", f"{B}: category: is required",
-                            f"{B}: start_date: is required", *(f"{B}: {k}: unknown key" for k in "abcdefg")]),
-    ("cfg_gbk_brand", [f"{B}: not UTF-8 text (byte 22); save the file as UTF-8"]),  # byte 22 is the first byte of 山 in GBK
+    (
+        "cfg_billion_laughs",
+        [
+            f"{B}: brand_id: is required",
+            f"{B}: name: must be text",
+            f"{B}: tier: is required",
+            f"{B}: category: is required",
+            f"{B}: start_date: is required",
+            *(f"{B}: {k}: unknown key" for k in "abcdefg"),
+        ],
+    ),
+    (
+        "cfg_gbk_brand",
+        [f"{B}: not UTF-8 text (byte 22); save the file as UTF-8"],
+    ),  # byte 22 is the first byte of 山 in GBK
     ("cfg_utf16_brand", [f"{B}: UTF-16 text; save the file as UTF-8"]),
     # brand fields
     ("cfg_unknown_brand_key", [f"{B}: colour: unknown key"]),
     ("cfg_wrong_type_tier", [f"{B}: tier: must be one of 'small', 'mid' or 'large' (got 3)"]),
-    ("cfg_bad_start_date", [f"{B}: start_date: must be a date like 2026-01-31 (got '2026-02-30')"]),  # was a ValueError traceback
+    (
+        "cfg_bad_start_date",
+        [f"{B}: start_date: must be a date like 2026-01-31 (got '2026-02-30')"],
+    ),  # was a ValueError traceback
     ("cfg_paused_not_bool", [f"{B}: paused: must be true or false"]),
     ("cfg_unknown_stage", [f"{B}: stage: {ONE_OF_STAGES} (got 'launch')"]),
     ("cfg_override_unknown_stage", [f"{B}: gates.launch: {ONE_OF_STAGES} (got 'launch')"]),
     ("cfg_approval_unknown_stage", [f"{B}: requires_approval[0]: {ONE_OF_STAGES} (got 'launch')"]),
-    ("cfg_override_unknown_metric", [f"{B}: gates.affiliate_trial.criteria[0].metric: unknown metric 'roi' (known: {', '.join(__import__('brandsteps.catalogue').catalogue.METRICS)})"]),
-    ("cfg_override_threshold_range", [f"{B}: gates.affiliate_trial.criteria[0]: threshold 30 is out of range for refund_rate (a share is at most 1)"]),
+    (
+        "cfg_override_unknown_metric",
+        [
+            f"{B}: gates.affiliate_trial.criteria[0].metric: unknown metric 'roi' (known: {', '.join(__import__('brandsteps.catalogue').catalogue.METRICS)})"
+        ],
+    ),
+    (
+        "cfg_override_threshold_range",
+        [
+            f"{B}: gates.affiliate_trial.criteria[0]: threshold 30 is out of range for refund_rate (a share is at most 1)"
+        ],
+    ),
     ("cfg_brand_id_mismatch", ["configs/brands/zeta.yaml: brand_id: 'zed' must equal the file name 'zeta'"]),
     ("cfg_duplicate_brand_id", ["configs/brands/a.yml: brand_id: 'a' is defined twice"]),  # a.yaml sorts first and wins
     ("cfg_path_brand_id", ["configs/brands/x.yaml: brand_id: must be a slug of lowercase letters, digits and dashes"]),
-    ("cfg_injection_brand_id", ["configs/brands/evil.yaml: brand_id: must be a slug of lowercase letters, digits and dashes"]),
-    ("cfg_uppercase_brand_id", ["configs/brands/Acme.yaml: brand_id: must be a slug of lowercase letters, digits and dashes"]),
+    (
+        "cfg_injection_brand_id",
+        ["configs/brands/evil.yaml: brand_id: must be a slug of lowercase letters, digits and dashes"],
+    ),
+    (
+        "cfg_uppercase_brand_id",
+        ["configs/brands/Acme.yaml: brand_id: must be a slug of lowercase letters, digits and dashes"],
+    ),
     ("cfg_name_too_long", [f"{B}: name: is too long (at most 200 characters)"]),  # 201 characters
     # playbook: one field changed from the valid simple playbook; stages[i] is the i-th stage
     ("cfg_stage_unknown_key", [f"{STEPS}: stages[0].colour: unknown key"]),
@@ -73,61 +116,169 @@ CONFIG_CASES: list[tuple[str, list[str]]] = [
     ("cfg_consecutive_zero", [f"{STEPS}: stages[0].consecutive_passes: must be >= 1"]),
     ("cfg_pass_score_range", [f"{STEPS}: stages[2].pass_score: must be <= 1.0"]),
     ("cfg_max_below_min", [f"{STEPS}: stages[0]: max_days_in_stage must not be below min_days_in_stage"]),  # 1 < 2
-    ("cfg_unknown_metric", [f"{STEPS}: stages[0].criteria[0].metric: unknown metric 'roi' (known: {', '.join(__import__('brandsteps.catalogue').catalogue.METRICS)})"]),
-    ("cfg_threshold_share_range", [f"{STEPS}: stages[0].criteria[0]: threshold 1.5 is out of range for refund_rate (a share is at most 1)"]),
-    ("cfg_threshold_negative", [f"{STEPS}: stages[0].criteria[0]: threshold -5 is out of range for gmv (must be >= 0)"]),
+    (
+        "cfg_unknown_metric",
+        [
+            f"{STEPS}: stages[0].criteria[0].metric: unknown metric 'roi' (known: {', '.join(__import__('brandsteps.catalogue').catalogue.METRICS)})"
+        ],
+    ),
+    (
+        "cfg_threshold_share_range",
+        [f"{STEPS}: stages[0].criteria[0]: threshold 1.5 is out of range for refund_rate (a share is at most 1)"],
+    ),
+    (
+        "cfg_threshold_negative",
+        [f"{STEPS}: stages[0].criteria[0]: threshold -5 is out of range for gmv (must be >= 0)"],
+    ),
     ("cfg_threshold_nan", [f"{STEPS}: stages[0].criteria[0].threshold: must be a finite number"]),
-    ("cfg_threshold_text", [f"{STEPS}: stages[0].criteria[0].threshold: must be a number or a map {{small, mid, large}} of numbers"]),  # '300' is quoted
-    ("cfg_threshold_tier_missing", [f"{STEPS}: stages[0].criteria[0].threshold: a tier map needs exactly small, mid and large (missing large)"]),
+    (
+        "cfg_threshold_text",
+        [f"{STEPS}: stages[0].criteria[0].threshold: must be a number or a map {{small, mid, large}} of numbers"],
+    ),  # '300' is quoted
+    (
+        "cfg_threshold_tier_missing",
+        [f"{STEPS}: stages[0].criteria[0].threshold: a tier map needs exactly small, mid and large (missing large)"],
+    ),
     ("cfg_bad_op", [f"{STEPS}: stages[0].criteria[0].op: must be one of '>=', '>', '<=' or '<' (got '=>')"]),
     ("cfg_stage_id_unknown", [f"{STEPS}: stages[3].id: {ONE_OF_STAGES} (got 'loyalty')"]),
-    ("cfg_stages_out_of_order", [f"{STEPS}: stages: must list the five stages in order: affiliate_trial, public_traffic, self_broadcast, private_repurchase, "
-                                 "channel_exclusive (found: public_traffic, affiliate_trial, self_broadcast, private_repurchase, channel_exclusive)"]),
+    (
+        "cfg_stages_out_of_order",
+        [
+            f"{STEPS}: stages: must list the five stages in order: affiliate_trial, public_traffic, self_broadcast, private_repurchase, "
+            "channel_exclusive (found: public_traffic, affiliate_trial, self_broadcast, private_repurchase, channel_exclusive)"
+        ],
+    ),
     # deployment
     ("cfg_password_in_yaml", [f"{ONB}: ledger: must not contain a password; set BRANDSTEPS_LEDGER_PASSWORD instead"]),
-    ("cfg_metrics_password_in_yaml", [f"{ONB}: metrics.url: must not contain a password; set BRANDSTEPS_METRICS (the whole URL) in the environment instead"]),
+    (
+        "cfg_metrics_password_in_yaml",
+        [
+            f"{ONB}: metrics.url: must not contain a password; set BRANDSTEPS_METRICS (the whole URL) in the environment instead"
+        ],
+    ),
     ("cfg_bad_timezone", [f"{ONB}: timezone: unknown timezone 'Mars/Olympus' (e.g. Asia/Shanghai)"]),
-    ("cfg_bad_cron", [f"{ONB}: schedule: must be a 5-field cron expression like '0 9 * * *' (got 'every day at nine')"]),
-    ("cfg_table_injection", [f"{ONB}: metrics.table: must be a table name (letters, digits and _, optionally schema.table)"]),
+    (
+        "cfg_bad_cron",
+        [f"{ONB}: schedule: must be a 5-field cron expression like '0 9 * * *' (got 'every day at nine')"],
+    ),
+    (
+        "cfg_table_injection",
+        [f"{ONB}: metrics.table: must be a table name (letters, digits and _, optionally schema.table)"],
+    ),
 ]
 
 M = "data/metrics.csv"
 P = "data/metrics.parquet"
 METRIC_REJECTED: list[tuple[str, str, str]] = [
     ("met_missing_date_column", M, "the metrics table has no date column"),
-    ("met_chinese_headers", M, "the metrics table has no brand_id or date column (this looks like a Kuaishou 生意通 export: "
-                               "convert it with `brandsteps import-kuaishou FILE --brand ID`)"),
-    ("met_ragged_row", M, "not a readable CSV file (Error tokenizing data. C error: Expected 5 fields in line 7, saw 6)"),
-    ("met_duplicate_header", M, "column gmv appears more than once in the header"),  # pandas would silently rename it gmv.1
+    (
+        "met_chinese_headers",
+        M,
+        "the metrics table has no brand_id or date column (this looks like a Kuaishou 生意通 export: "
+        "convert it with `brandsteps import-kuaishou FILE --brand ID`)",
+    ),
+    (
+        "met_ragged_row",
+        M,
+        "not a readable CSV file (Error tokenizing data. C error: Expected 5 fields in line 7, saw 6)",
+    ),
+    (
+        "met_duplicate_header",
+        M,
+        "column gmv appears more than once in the header",
+    ),  # pandas would silently rename it gmv.1
     ("met_latin1_csv", M, "unknown text encoding (use UTF-8)"),  # é in Latin-1 is neither UTF-8 nor GB18030
     ("met_zero_byte_parquet", P, "empty file (0 bytes), not a Parquet file"),
-    ("met_corrupt_parquet", P, "not a readable Parquet file (Parquet magic bytes not found in footer. Either the file is corrupted or this is not a parquet file.)"),
+    (
+        "met_corrupt_parquet",
+        P,
+        "not a readable Parquet file (Parquet magic bytes not found in footer. Either the file is corrupted or this is not a parquet file.)",
+    ),
 ]
 
 ROW7 = "row 7 (2026-01-03): "  # brand b's row of 2026-01-03 is CSV line 7 (line 1 is the header)
 METRIC_QUARANTINED: list[tuple[str, list[tuple[int, str, str]], dict[str, tuple[str, str, str]]]] = [
-    ("met_text_in_number", [(7, "b", "gmv: 'abc' is not a number")], {"b": ("ERROR", "hold", f"data failed validation: {ROW7}gmv: 'abc' is not a number")}),
-    ("met_bool_in_number", [(7, "b", "orders: 'true' is not a number")], {"b": ("ERROR", "hold", f"data failed validation: {ROW7}orders: 'true' is not a number")}),
-    ("met_negative_value", [(7, "b", "orders: negative value -3")], {"b": ("ERROR", "hold", f"data failed validation: {ROW7}orders: negative value -3")}),
-    ("met_rating_above_5", [(7, "b", "store_rating 7.5 is above 5")], {"b": ("ERROR", "hold", f"data failed validation: {ROW7}store_rating 7.5 is above 5")}),
-    ("met_inf", [(7, "b", "gmv: infinite value")], {"b": ("ERROR", "hold", f"data failed validation: {ROW7}gmv: infinite value")}),
-    ("met_huge_value", [(7, "b", "gmv: implausibly large value 1e+15")], {"b": ("ERROR", "hold", f"data failed validation: {ROW7}gmv: implausibly large value 1e+15")}),
+    (
+        "met_text_in_number",
+        [(7, "b", "gmv: 'abc' is not a number")],
+        {"b": ("ERROR", "hold", f"data failed validation: {ROW7}gmv: 'abc' is not a number")},
+    ),
+    (
+        "met_bool_in_number",
+        [(7, "b", "orders: 'true' is not a number")],
+        {"b": ("ERROR", "hold", f"data failed validation: {ROW7}orders: 'true' is not a number")},
+    ),
+    (
+        "met_negative_value",
+        [(7, "b", "orders: negative value -3")],
+        {"b": ("ERROR", "hold", f"data failed validation: {ROW7}orders: negative value -3")},
+    ),
+    (
+        "met_rating_above_5",
+        [(7, "b", "store_rating 7.5 is above 5")],
+        {"b": ("ERROR", "hold", f"data failed validation: {ROW7}store_rating 7.5 is above 5")},
+    ),
+    (
+        "met_inf",
+        [(7, "b", "gmv: infinite value")],
+        {"b": ("ERROR", "hold", f"data failed validation: {ROW7}gmv: infinite value")},
+    ),
+    (
+        "met_huge_value",
+        [(7, "b", "gmv: implausibly large value 1e+15")],
+        {"b": ("ERROR", "hold", f"data failed validation: {ROW7}gmv: implausibly large value 1e+15")},
+    ),
     # every problem of the row is listed, in column order of the checks
-    ("met_several_problems", [(7, "b", "orders: 'abc' is not a number; gmv: negative value -1; store_rating 9 is above 5")],
-     {"b": ("ERROR", "hold", f"data failed validation: {ROW7}orders: 'abc' is not a number; gmv: negative value -1; store_rating 9 is above 5")}),
+    (
+        "met_several_problems",
+        [(7, "b", "orders: 'abc' is not a number; gmv: negative value -1; store_rating 9 is above 5")],
+        {
+            "b": (
+                "ERROR",
+                "hold",
+                f"data failed validation: {ROW7}orders: 'abc' is not a number; gmv: negative value -1; store_rating 9 is above 5",
+            )
+        },
+    ),
     # neither copy of a brand/day can be trusted over the other, so both go
-    ("met_duplicate_brand_day", [(7, "b", "duplicate row for this brand and day"), (11, "b", "duplicate row for this brand and day")],
-     {"b": ("ERROR", "hold", f"data failed validation: {ROW7}duplicate row for this brand and day; row 11 (2026-01-03): duplicate row for this brand and day")}),
+    (
+        "met_duplicate_brand_day",
+        [(7, "b", "duplicate row for this brand and day"), (11, "b", "duplicate row for this brand and day")],
+        {
+            "b": (
+                "ERROR",
+                "hold",
+                f"data failed validation: {ROW7}duplicate row for this brand and day; row 11 (2026-01-03): duplicate row for this brand and day",
+            )
+        },
+    ),
     # an unreadable date cannot be placed outside the window, so it counts against the brand
-    ("met_bad_date", [(7, "b", "date '03/01/2026' is not a date (use YYYY-MM-DD)")],
-     {"b": ("ERROR", "hold", "data failed validation: row 7 (no date): date '03/01/2026' is not a date (use YYYY-MM-DD)")}),
+    (
+        "met_bad_date",
+        [(7, "b", "date '03/01/2026' is not a date (use YYYY-MM-DD)")],
+        {
+            "b": (
+                "ERROR",
+                "hold",
+                "data failed validation: row 7 (no date): date '03/01/2026' is not a date (use YYYY-MM-DD)",
+            )
+        },
+    ),
     # a future row is quarantined but lies outside b's window ending on as_of: b is decided on its real rows
     ("met_future_date", [(11, "b", "date 2026-01-09 is in the future")], {}),
     # Parquet rows count from 1; the NaN of 2 January is "not measured", the inf of 3 January is an error
-    ("met_parquet_nan_inf", [(6, "b", "gmv: infinite value")], {"b": ("ERROR", "hold", "data failed validation: row 6 (2026-01-03): gmv: infinite value")}),
+    (
+        "met_parquet_nan_inf",
+        [(6, "b", "gmv: infinite value")],
+        {"b": ("ERROR", "hold", "data failed validation: row 6 (2026-01-03): gmv: infinite value")},
+    ),
     # rows that belong to no valid brand are set aside; every configured brand is decided normally
     ("met_path_brand_id", [(11, "../x", "brand_id '../x' is not a slug [a-z0-9-]")], {}),
-    ("met_injection_brand_id", [(11, "a'; DROP TABLE decisions; --", "brand_id \"a'; DROP TABLE decisions; --\" is not a slug [a-z0-9-]")], {}),
+    (
+        "met_injection_brand_id",
+        [(11, "a'; DROP TABLE decisions; --", 'brand_id "a\'; DROP TABLE decisions; --" is not a slug [a-z0-9-]')],
+        {},
+    ),
     ("met_empty_brand_id", [(11, None, "brand_id '<empty>' is not a slug [a-z0-9-]")], {}),
     # NaN is a missing value ("not measured", never 0): b's window sum is 500 + 500 = 1000 >= 300, still a pass
     ("met_nan_text", [], {}),
@@ -179,7 +330,9 @@ def test_every_corpus_case_has_an_expected_outcome() -> None:
 
 
 @pytest.mark.parametrize(("case", "expected"), CONFIG_CASES, ids=[c for c, _ in CONFIG_CASES])
-def test_broken_config_is_refused_and_ledger_unchanged(project, case: str, expected: list[str], capsys, monkeypatch) -> None:
+def test_broken_config_is_refused_and_ledger_unchanged(
+    project, case: str, expected: list[str], capsys, monkeypatch
+) -> None:
     root, ledger = project
     before = ledger_dump(ledger)
     shutil.copytree(CORPUS / case, root, dirs_exist_ok=True)
@@ -200,7 +353,9 @@ def test_broken_config_is_refused_and_ledger_unchanged(project, case: str, expec
 def _cycle(root: Path, ledger: Ledger, rel: str):
     """The cycle's core steps in the flow's order: configs, metrics from the window start, decide, record."""
     portfolio = load_portfolio(root / "configs", apply_env=False)
-    batch = load_metrics(MetricsSource(path=root / rel), as_of=AS_OF, today=TODAY, start=metrics_start(portfolio, AS_OF))
+    batch = load_metrics(
+        MetricsSource(path=root / rel), as_of=AS_OF, today=TODAY, start=metrics_start(portfolio, AS_OF)
+    )
     run_day(portfolio, batch, ledger, AS_OF, None)
     return batch
 
@@ -217,7 +372,9 @@ def test_unreadable_metrics_are_refused_and_ledger_unchanged(project, case: str,
     assert ledger_dump(ledger) == before
 
 
-@pytest.mark.parametrize(("case", "quarantined", "decided"), METRIC_QUARANTINED, ids=[c for c, *_ in METRIC_QUARANTINED])
+@pytest.mark.parametrize(
+    ("case", "quarantined", "decided"), METRIC_QUARANTINED, ids=[c for c, *_ in METRIC_QUARANTINED]
+)
 def test_bad_rows_are_quarantined_and_others_decided(project, case: str, quarantined: list, decided: dict) -> None:
     root, ledger = project
     (root / M).unlink()
@@ -225,7 +382,14 @@ def test_bad_rows_are_quarantined_and_others_decided(project, case: str, quarant
     rel = P if (root / P).exists() else M
     batch = _cycle(root, ledger, rel)
     q = batch.quarantine
-    got = list(zip(q["row"].astype(int), q["brand_id"].astype(object).where(q["brand_id"].notna(), None), q["reason"], strict=True))
+    got = list(
+        zip(
+            q["row"].astype(int),
+            q["brand_id"].astype(object).where(q["brand_id"].notna(), None),
+            q["reason"],
+            strict=True,
+        )
+    )
     assert got == quarantined
     assert set(batch.quarantine["source"]) <= {str(root / rel)}  # each row names its file
     rows = ledger.decisions_for(AS_OF).set_index("brand_id")

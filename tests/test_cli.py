@@ -20,7 +20,11 @@ from tests.test_ledger import history
 @pytest.fixture
 def decided(tmp_path: Path) -> Path:
     """A portfolio with three days decided into its default ledger (data/ledger.sqlite)."""
-    configs = write_configs(tmp_path, {"a": {"name": "山野茶社"}, "c": {"requires_approval": ["affiliate_trial"]}}, playbook=simple_playbook())
+    configs = write_configs(
+        tmp_path,
+        {"a": {"name": "山野茶社"}, "c": {"requires_approval": ["affiliate_trial"]}},
+        playbook=simple_playbook(),
+    )
     portfolio = load_portfolio(configs, apply_env=False)
     ledger = Ledger("sqlite:///data/ledger.sqlite", tmp_path)
     ledger.create()
@@ -97,7 +101,9 @@ def test_bad_arguments_exit_2() -> None:
     assert info.value.code == 2
 
 
-def test_a_reader_that_leaves_early_is_not_an_error(decided: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_reader_that_leaves_early_is_not_an_error(
+    decided: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     # `brandsteps status | head -1` after head has gone: every write raises BrokenPipeError; exit 0, no message
     import os
     import sys
@@ -127,40 +133,82 @@ def test_status_json_has_one_line_per_brand(decided: Path, capsys: pytest.Captur
     status = json.loads(out)
     brand_lines = [line.strip().rstrip(",") for line in out.splitlines() if line.startswith('    {"brand_id"')]
     assert [json.loads(line) for line in brand_lines] == status["brands"]  # each brand's row is one line
-    assert status["funnel"] == {"affiliate_trial": 1, "public_traffic": 1, "self_broadcast": 0, "private_repurchase": 0,
-                                "channel_exclusive": 0, "graduated": 0, "exited": 0}
+    assert status["funnel"] == {
+        "affiliate_trial": 1,
+        "public_traffic": 1,
+        "self_broadcast": 0,
+        "private_repurchase": 0,
+        "channel_exclusive": 0,
+        "graduated": 0,
+        "exited": 0,
+    }
     # a passed on days 2 and 3 (day 1 was before the 2-day minimum) and advanced on day 3: its new stage starts on day 4
     assert status["brands"][1] == {
-        "brand_id": "a", "name": "山野茶社", "tier": "small", "owner": None, "stage": "public_traffic", "stage_entered_on": "2026-01-04",
-        "last_as_of": "2026-01-03", "verdict": "PASS", "action": "advance", "reason": "all must criteria pass; score 1 >= pass_score 1",
-        "awaiting": False, "overdue": False, "paused": False,
+        "brand_id": "a",
+        "name": "山野茶社",
+        "tier": "small",
+        "owner": None,
+        "stage": "public_traffic",
+        "stage_entered_on": "2026-01-04",
+        "last_as_of": "2026-01-03",
+        "verdict": "PASS",
+        "action": "advance",
+        "reason": "all must criteria pass; score 1 >= pass_score 1",
+        "awaiting": False,
+        "overdue": False,
+        "paused": False,
         # its last stage change: that day-3 advance, by the cycle (no actor)
-        "last_change": {"as_of": "2026-01-03", "cause": "decision", "actor": None, "reason": "PASS 2 of 2 in a row: advance to public_traffic",
-                        "from_stage": "affiliate_trial", "to_stage": "public_traffic", "action": "advance"},
+        "last_change": {
+            "as_of": "2026-01-03",
+            "cause": "decision",
+            "actor": None,
+            "reason": "PASS 2 of 2 in a row: advance to public_traffic",
+            "from_stage": "affiliate_trial",
+            "to_stage": "public_traffic",
+            "action": "advance",
+        },
     }
     # c earned the same passes but its first stage requires approval: it waits, still in affiliate_trial (sorted first)
-    assert (status["brands"][0]["brand_id"], status["brands"][0]["stage"], status["brands"][0]["awaiting"]) == ("c", "affiliate_trial", True)
+    assert (status["brands"][0]["brand_id"], status["brands"][0]["stage"], status["brands"][0]["awaiting"]) == (
+        "c",
+        "affiliate_trial",
+        True,
+    )
 
 
 @pytest.mark.integration
-def test_run_ends_with_the_cycle_summary(prefect_server: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_run_ends_with_the_cycle_summary(
+    prefect_server: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     # a advances on its 2nd pass in a row; c earned the same but needs approval; f fails; e's day-3 row is not a number;
     # zz has rows but no config
-    configs = write_configs(tmp_path, {"a": {"name": "山野茶社"}, "c": {"requires_approval": ["affiliate_trial"]}, "e": {}, "f": {}}, playbook=simple_playbook())
+    configs = write_configs(
+        tmp_path,
+        {"a": {"name": "山野茶社"}, "c": {"requires_approval": ["affiliate_trial"]}, "e": {}, "f": {}},
+        playbook=simple_playbook(),
+    )
     rows = history(["a", "c", "e", "f", "zz"], 3)
     rows.loc[rows["brand_id"] == "f", "gmv"] = 50.0  # a window sum of 150 < 300
     portfolio = load_portfolio(configs, apply_env=False)
     ledger = Ledger("sqlite:///data/ledger.sqlite", tmp_path)
     ledger.create()
     for day in (1, 2):  # the days before, with the cycle's own functions
-        run_day(portfolio, validate(rows, as_of=date(2026, 1, day), today=date(2026, 2, 1)), ledger, date(2026, 1, day), None)
+        run_day(
+            portfolio,
+            validate(rows, as_of=date(2026, 1, day), today=date(2026, 2, 1)),
+            ledger,
+            date(2026, 1, day),
+            None,
+        )
     rows["gmv"] = rows["gmv"].astype(object)
-    rows.loc[(rows["brand_id"] == "e") & (rows["date"] == "2026-01-03"), "gmv"] = "abc"  # CSV line 10: header, then a's and c's 3 days, e's 3rd
+    rows.loc[(rows["brand_id"] == "e") & (rows["date"] == "2026-01-03"), "gmv"] = (
+        "abc"  # CSV line 10: header, then a's and c's 3 days, e's 3rd
+    )
     rows.to_csv(tmp_path / "data" / "metrics.csv", index=False)
     assert main(["run", "--as-of", "2026-01-03", "--configs", str(configs)]) == 0
     out = capsys.readouterr().out.splitlines()
     # the terminal ends with the lines of the cycle-summary artifact (report.summary_lines), after the funnel
-    assert out[out.index("Cycle 2026-01-03:"):] == [
+    assert out[out.index("Cycle 2026-01-03:") :] == [
         "Cycle 2026-01-03:",
         "  Decided 4 brands: PASS 2, FAIL 1, ERROR 1.",
         "  Moves: advance 1, await_approval 1 (2 brands hold).",

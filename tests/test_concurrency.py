@@ -26,7 +26,11 @@ def run_at_once(configs: Path, metrics: Path, url: str, day_lists: list[list]) -
     procs = [
         subprocess.Popen(
             [sys.executable, "-m", "tests.cycle_runner", str(configs), str(metrics), url, *map(str, days)],
-            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(REPO)},
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
         )
         for days in day_lists
     ]
@@ -55,7 +59,9 @@ def ledger_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> 
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
-def test_four_cycles_for_the_same_days_equal_one(portfolio, backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+def test_four_cycles_for_the_same_days_equal_one(
+    portfolio, backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
     configs, metrics, refs = portfolio
     url = ledger_url(backend, tmp_path, request)
     # four schedules fire together on an empty ledger, each deciding days 1, 2 and 3 (brands advance on day 3)
@@ -74,7 +80,9 @@ def test_four_cycles_for_the_same_days_equal_one(portfolio, backend: str, tmp_pa
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
-def test_two_different_days_at_once_apply_in_date_order(portfolio, backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+def test_two_different_days_at_once_apply_in_date_order(
+    portfolio, backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
     configs, metrics, refs = portfolio
     url = ledger_url(backend, tmp_path, request)
     reference(str(configs), str(metrics), url, DAY[:3]).dispose()  # days 1–3 decided

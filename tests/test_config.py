@@ -16,13 +16,21 @@ REPO_SCHEMAS = REPO / "schemas"
 
 def test_repository_configs_are_valid() -> None:
     p = load_portfolio(REPO / "configs", apply_env=False)
-    assert [s.id for s in p.playbook.stages] == ["affiliate_trial", "public_traffic", "self_broadcast", "private_repurchase", "channel_exclusive"]
+    assert [s.id for s in p.playbook.stages] == [
+        "affiliate_trial",
+        "public_traffic",
+        "self_broadcast",
+        "private_repurchase",
+        "channel_exclusive",
+    ]
     assert all(s.criteria and s.actions for s in p.playbook.stages)
 
 
 def problems(tmp_path: Path, brand: dict, name: str = "acme") -> list[str]:
     write_configs(tmp_path, {})
-    (tmp_path / "configs" / "brands" / f"{name}.yaml").write_text(yaml.safe_dump(brand, allow_unicode=True), encoding="utf-8")
+    (tmp_path / "configs" / "brands" / f"{name}.yaml").write_text(
+        yaml.safe_dump(brand, allow_unicode=True), encoding="utf-8"
+    )
     with pytest.raises(ConfigError) as info:
         load_portfolio(tmp_path / "configs", apply_env=False)
     return info.value.problems
@@ -37,15 +45,42 @@ BASE = {"brand_id": "acme", "name": "Acme", "tier": "small", "category": "food",
         ({"tier": "huge"}, "configs/brands/acme.yaml: tier: must be one of 'small', 'mid' or 'large' (got 'huge')"),
         ({"colour": "red"}, "configs/brands/acme.yaml: colour: unknown key"),
         ({"brand_id": "other"}, "configs/brands/acme.yaml: brand_id: 'other' must equal the file name 'acme'"),
-        ({"brand_id": "../x"}, "configs/brands/acme.yaml: brand_id: must be a slug of lowercase letters, digits and dashes"),
+        (
+            {"brand_id": "../x"},
+            "configs/brands/acme.yaml: brand_id: must be a slug of lowercase letters, digits and dashes",
+        ),
         ({"stage": "launch"}, "configs/brands/acme.yaml: stage: must be one of"),
         ({"start_date": "soon"}, "configs/brands/acme.yaml: start_date: must be a date like 2026-01-31"),
-        ({"gates": {"public_traffic": {"criteria": [{"metric": "paid_roi", "op": ">=", "threshold": 1}, {"metric": "paid_roi", "op": ">=", "threshold": "x"}]}}},
-         "configs/brands/acme.yaml: gates.public_traffic.criteria[1].threshold: must be a number or a map {small, mid, large} of numbers"),
-        ({"gates": {"public_traffic": {"criteria": [{"metric": "roi", "op": ">=", "threshold": 1}]}}}, "gates.public_traffic.criteria[0].metric: unknown metric 'roi'"),
-        ({"gates": {"public_traffic": {"criteria": [{"metric": "refund_rate", "op": "<=", "threshold": 30}]}}}, "threshold 30 is out of range for refund_rate (a share is at most 1)"),
+        (
+            {
+                "gates": {
+                    "public_traffic": {
+                        "criteria": [
+                            {"metric": "paid_roi", "op": ">=", "threshold": 1},
+                            {"metric": "paid_roi", "op": ">=", "threshold": "x"},
+                        ]
+                    }
+                }
+            },
+            "configs/brands/acme.yaml: gates.public_traffic.criteria[1].threshold: must be a number or a map {small, mid, large} of numbers",
+        ),
+        (
+            {"gates": {"public_traffic": {"criteria": [{"metric": "roi", "op": ">=", "threshold": 1}]}}},
+            "gates.public_traffic.criteria[0].metric: unknown metric 'roi'",
+        ),
+        (
+            {"gates": {"public_traffic": {"criteria": [{"metric": "refund_rate", "op": "<=", "threshold": 30}]}}},
+            "threshold 30 is out of range for refund_rate (a share is at most 1)",
+        ),
         ({"gates": {"launch": {}}}, "configs/brands/acme.yaml: gates.launch: "),
-        ({"gates": {"public_traffic": {"criteria": [{"metric": "gmv", "op": ">=", "threshold": {"small": 1, "mid": 2}}]}}}, "a tier map needs exactly small, mid and large (missing large)"),
+        (
+            {
+                "gates": {
+                    "public_traffic": {"criteria": [{"metric": "gmv", "op": ">=", "threshold": {"small": 1, "mid": 2}}]}
+                }
+            },
+            "a tier map needs exactly small, mid and large (missing large)",
+        ),
     ],
 )
 def test_brand_errors_name_file_field_and_reason(tmp_path: Path, change: dict, expected: str) -> None:
@@ -56,7 +91,10 @@ def test_brand_errors_name_file_field_and_reason(tmp_path: Path, change: dict, e
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("brand_id: acme\nbrand_id: acme\n", "configs/brands/acme.yaml: invalid YAML (line 2, column 1): duplicate key 'brand_id'"),
+        (
+            "brand_id: acme\nbrand_id: acme\n",
+            "configs/brands/acme.yaml: invalid YAML (line 2, column 1): duplicate key 'brand_id'",
+        ),
         ("a:\n\tb: 1\n", "indent with spaces, not tabs"),
         ("", "configs/brands/acme.yaml: the file is empty"),
         ("- a\n- b\n", "configs/brands/acme.yaml: must be a mapping of keys to values, not a list"),
@@ -94,7 +132,14 @@ def test_password_never_sits_in_yaml(tmp_path: Path) -> None:
 
 
 def test_overrides_replace_criteria_by_metric_and_change_the_policy_version(tmp_path: Path) -> None:
-    override = {"gates": {"affiliate_trial": {"criteria": [{"metric": "refund_rate", "op": "<=", "threshold": 0.6}], "on_fail": "exit"}}}
+    override = {
+        "gates": {
+            "affiliate_trial": {
+                "criteria": [{"metric": "refund_rate", "op": "<=", "threshold": 0.6}],
+                "on_fail": "exit",
+            }
+        }
+    }
     write_configs(tmp_path, {"plain": {}, "apparel": override})
     p = load_portfolio(tmp_path / "configs", apply_env=False)
     stage = effective_stage(p.playbook.stage("affiliate_trial"), p.brands["apparel"])
@@ -118,7 +163,13 @@ def test_environment_overrides_yaml(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 def test_json_schemas_are_written(tmp_path: Path) -> None:
     paths = write_json_schemas(tmp_path)
     names = sorted(p.name for p in paths)
-    assert names == ["approvers.schema.json", "brand.schema.json", "import-profile.schema.json", "onboarding.schema.json", "steps.schema.json"]
+    assert names == [
+        "approvers.schema.json",
+        "brand.schema.json",
+        "import-profile.schema.json",
+        "onboarding.schema.json",
+        "steps.schema.json",
+    ]
     brand = json.loads((tmp_path / "brand.schema.json").read_text())
     assert brand["additionalProperties"] is False and "tier" in brand["required"]
 
@@ -126,4 +177,6 @@ def test_json_schemas_are_written(tmp_path: Path) -> None:
 def test_committed_schemas_are_the_models(tmp_path: Path) -> None:
     # editors read schemas/*.schema.json: a model change without `brandsteps schema` would leave them checking old keys
     for path in write_json_schemas(tmp_path):
-        assert (REPO_SCHEMAS / path.name).read_text(encoding="utf-8") == path.read_text(encoding="utf-8"), f"run `brandsteps schema`: {path.name}"
+        assert (REPO_SCHEMAS / path.name).read_text(encoding="utf-8") == path.read_text(encoding="utf-8"), (
+            f"run `brandsteps schema`: {path.name}"
+        )

@@ -16,7 +16,11 @@ import brandsteps.config as config
 from brandsteps.config import ConfigError, cache_file, load_brand_only, load_portfolio, parse_yaml
 from tests.conftest import write_configs
 
-APPAREL = {"gates": {"affiliate_trial": {"criteria": [{"metric": "refund_rate", "op": "<=", "threshold": 0.6}], "on_fail": "exit"}}}
+APPAREL = {
+    "gates": {
+        "affiliate_trial": {"criteria": [{"metric": "refund_rate", "op": "<=", "threshold": 0.6}], "on_fail": "exit"}
+    }
+}
 # Brands that exercise what JSON must carry exactly: dates, date-like text, Chinese text, overrides, approvals.
 BRANDS: dict[str, dict[str, Any]] = {
     "plain": {},
@@ -63,7 +67,12 @@ def test_cache_hit_equals_a_cold_load(tmp_path: Path, cache_dir: Path, parsed_fi
     assert first == cold and warm == cold  # Portfolio equality: root, playbook, onboarding, brands, versions
     assert warm.brands["dated"].start_date == date(2026, 2, 28)
     assert warm.brands["texty"].name == "2026-01-05"  # still text, not a tagged date
-    assert warm.policy_version("apparel-a") == warm.policy_version("apparel-b") == cold.policy_version("apparel-a") != warm.playbook_version
+    assert (
+        warm.policy_version("apparel-a")
+        == warm.policy_version("apparel-b")
+        == cold.policy_version("apparel-a")
+        != warm.playbook_version
+    )
     # the cache holds the parsed YAML with dates tagged, under a folder named by the configs path's hash
     path = cache_file(configs.resolve())
     assert path.parent == cache_dir / ("configs-" + hashlib.sha256(str(configs.resolve()).encode()).hexdigest()[:16])
@@ -78,7 +87,9 @@ def test_cache_hit_equals_a_cold_load(tmp_path: Path, cache_dir: Path, parsed_fi
         ("name: Plain", "name: Plain2", "Plain2"),  # a longer file
     ],
 )
-def test_an_edited_file_is_parsed_again(tmp_path: Path, cache_dir: Path, parsed_files: list[int], old: str, new: str, expected_name: str) -> None:
+def test_an_edited_file_is_parsed_again(
+    tmp_path: Path, cache_dir: Path, parsed_files: list[int], old: str, new: str, expected_name: str
+) -> None:
     configs = write_configs(tmp_path, BRANDS)
     load_portfolio(configs, apply_env=False)
     path = configs / "brands" / "plain.yaml"
@@ -100,11 +111,13 @@ def test_an_edited_file_is_parsed_again(tmp_path: Path, cache_dir: Path, parsed_
         b'{"format": 999, "pyyaml": "6.0.3", "entries": {}}',  # another format version
         b'{"format": 1, "pyyaml": "0.0.1", "entries": {}}',  # written with another PyYAML
         b'{"format": 1, "pyyaml": "6.0.3", "entries": []}',  # entries not a mapping
-        b'[1, 2, 3]',  # JSON, but not the cache's layout
+        b"[1, 2, 3]",  # JSON, but not the cache's layout
         b'{"format": 1, "pyyaml": "6.0.3", "entries": {"x": {"$date": "not a date"}}}',  # a broken date tag
     ],
 )
-def test_a_corrupt_cache_is_ignored_and_rewritten(tmp_path: Path, cache_dir: Path, parsed_files: list[int], damage: bytes) -> None:
+def test_a_corrupt_cache_is_ignored_and_rewritten(
+    tmp_path: Path, cache_dir: Path, parsed_files: list[int], damage: bytes
+) -> None:
     configs = write_configs(tmp_path, BRANDS)
     expected = load_portfolio(configs, apply_env=False, cache=False)
     path = cache_file(configs.resolve())
@@ -130,7 +143,9 @@ def test_a_wrong_entry_for_a_file_is_a_miss(tmp_path: Path, cache_dir: Path, par
 def test_entries_only_for_files_that_loaded_and_pruned_when_files_go(tmp_path: Path, cache_dir: Path) -> None:
     configs = write_configs(tmp_path, {"a": {}, "b": {}, "c": {}})
     (configs / "brands" / "broken.yaml").write_text("name: [unclosed\n", encoding="utf-8")
-    (configs / "brands" / "wrong-tier.yaml").write_text("brand_id: wrong-tier\nname: W\ntier: huge\ncategory: x\nstart_date: 2026-01-01\n", encoding="utf-8")
+    (configs / "brands" / "wrong-tier.yaml").write_text(
+        "brand_id: wrong-tier\nname: W\ntier: huge\ncategory: x\nstart_date: 2026-01-01\n", encoding="utf-8"
+    )
     with pytest.raises(ConfigError):
         load_portfolio(configs, apply_env=False)
     assert len(_entries(configs)) == 3  # a, b and c; neither the unparsable nor the invalid file
@@ -141,7 +156,9 @@ def test_entries_only_for_files_that_loaded_and_pruned_when_files_go(tmp_path: P
 
 
 @pytest.mark.parametrize(("setting", "written"), [("off", False), ("OFF", False), ("on", True), ("", True)])
-def test_brandsteps_config_cache_switch(tmp_path: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch, setting: str, written: bool) -> None:
+def test_brandsteps_config_cache_switch(
+    tmp_path: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch, setting: str, written: bool
+) -> None:
     configs = write_configs(tmp_path, {"plain": {}})
     monkeypatch.setenv("BRANDSTEPS_CONFIG_CACHE", setting)
     load_portfolio(configs, apply_env=False)
@@ -188,14 +205,18 @@ def _portfolio_with_broken_files(tmp_path: Path) -> Path:
     return configs
 
 
-def test_parallel_parse_reports_exactly_what_a_serial_parse_does(tmp_path: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_parallel_parse_reports_exactly_what_a_serial_parse_does(
+    tmp_path: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     configs = _portfolio_with_broken_files(tmp_path)
     with pytest.raises(ConfigError) as serial:
         load_portfolio(configs, apply_env=False, cache=False, parallel_min=10**9)
     monkeypatch.setattr(config, "_cpu_count", lambda: 3)  # this process and two workers, whatever the machine
     in_this_process: list[int] = []
     real_chunk = config._parse_chunk
-    monkeypatch.setattr(config, "_parse_chunk", lambda items, check: in_this_process.append(len(items)) or real_chunk(items, check))
+    monkeypatch.setattr(
+        config, "_parse_chunk", lambda items, check: in_this_process.append(len(items)) or real_chunk(items, check)
+    )
     with pytest.raises(ConfigError) as parallel:
         load_portfolio(configs, apply_env=False, cache=False, parallel_min=2)
     # 20 files in shares weighted 1.25 : 1 : 1, i.e. 8, 6 and 6: this process parsed its 8 and the two files
@@ -211,22 +232,32 @@ def test_parallel_parse_reports_exactly_what_a_serial_parse_does(tmp_path: Path,
         f"{B}/e-empty.yaml: the file is empty",
         f"{B}/f-gbk.yaml: not UTF-8 text (byte 6); save the file as UTF-8",  # "name: " is bytes 0-5
         f"{B}/g-tier.yaml: tier: must be one of 'small', 'mid' or 'large' (got 'huge')",
-        *(f"{B}/z-alias.yaml: {field}: is required" for field in ("brand_id", "name", "tier", "category", "start_date")),
+        *(
+            f"{B}/z-alias.yaml: {field}: is required"
+            for field in ("brand_id", "name", "tier", "category", "start_date")
+        ),
         f"{B}/z-alias.yaml: x: unknown key",
         f"{B}/z-alias.yaml: y: unknown key",
     ]
 
 
-def test_parallel_and_cached_loads_equal_a_serial_one(tmp_path: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    configs = write_configs(tmp_path, {**BRANDS, **{f"more-{i:02d}": {"start_date": date(2026, 3, i + 1)} for i in range(10)}})
+def test_parallel_and_cached_loads_equal_a_serial_one(
+    tmp_path: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    configs = write_configs(
+        tmp_path, {**BRANDS, **{f"more-{i:02d}": {"start_date": date(2026, 3, i + 1)} for i in range(10)}}
+    )
     (configs / "brands" / "set-approval.yaml").write_text(
-        "brand_id: set-approval\nname: S\ntier: mid\ncategory: food\nstart_date: 2026-01-01\nrequires_approval: !!set {public_traffic: null}\n", encoding="utf-8"
+        "brand_id: set-approval\nname: S\ntier: mid\ncategory: food\nstart_date: 2026-01-01\nrequires_approval: !!set {public_traffic: null}\n",
+        encoding="utf-8",
     )
     serial = load_portfolio(configs, apply_env=False, cache=False, parallel_min=10**9)
     monkeypatch.setattr(config, "_cpu_count", lambda: 2)
     assert load_portfolio(configs, apply_env=False, parallel_min=2) == serial  # parallel, filling the cache
     assert load_portfolio(configs, apply_env=False, parallel_min=2) == serial  # from the cache
-    assert len(_entries(configs)) == 16  # every brand but set-approval: a set does not survive JSON, so it is parsed every time
+    assert (
+        len(_entries(configs)) == 16
+    )  # every brand but set-approval: a set does not survive JSON, so it is parsed every time
 
 
 # ---------------------------------------------------------------- the fast YAML pass
@@ -271,8 +302,14 @@ def test_fast_pass_gives_the_reference_outcome(text: str, monkeypatch: pytest.Mo
     [
         # the reference order: a mapping's keys are all checked before its values are built
         ("a: 1\nb: {x: 1, x: 2}\na: 2\n", "x.yaml: invalid YAML (line 3, column 1): duplicate key 'a'"),
-        ("a: 1\n<<: {b: 2}\n", "x.yaml: invalid YAML (line 2, column 1): tag '!!merge' is not allowed (configs are plain YAML: no tags, nothing is executed)"),
-        ("? [a, b]\n: 1\n", "x.yaml: invalid YAML (line 1, column 3): found unhashable key"),  # was a TypeError traceback
+        (
+            "a: 1\n<<: {b: 2}\n",
+            "x.yaml: invalid YAML (line 2, column 1): tag '!!merge' is not allowed (configs are plain YAML: no tags, nothing is executed)",
+        ),
+        (
+            "? [a, b]\n: 1\n",
+            "x.yaml: invalid YAML (line 1, column 3): found unhashable key",
+        ),  # was a TypeError traceback
     ],
 )
 def test_yaml_problems_in_reference_words(text: str, problem: str) -> None:
@@ -292,7 +329,12 @@ def test_load_brand_only_equals_the_full_load_for_that_brand(tmp_path: Path, bra
     assert list(one.brands) == [brand_id]
     assert one.brands[brand_id] == full.brands[brand_id]
     assert one.policy_version(brand_id) == full.policy_version(brand_id)  # what explain shows next to the decision
-    assert (one.playbook, one.onboarding, one.playbook_version, one.root) == (full.playbook, full.onboarding, full.playbook_version, full.root)
+    assert (one.playbook, one.onboarding, one.playbook_version, one.root) == (
+        full.playbook,
+        full.onboarding,
+        full.playbook_version,
+        full.root,
+    )
 
 
 def test_load_brand_only_reads_three_files(tmp_path: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -313,13 +355,19 @@ def test_load_brand_only_reads_three_files(tmp_path: Path, cache_dir: Path, monk
         ("../configs/steps", {}, []),  # not a slug: no path is built from it
         ("Acme", {}, []),
         # both spellings: the full load's problem, from the second file in name order
-        ("twice", {"twice.yaml": "twice", "twice.yml": "twice"}, ["configs/brands/twice.yml: brand_id: 'twice' is defined twice"]),
+        (
+            "twice",
+            {"twice.yaml": "twice", "twice.yml": "twice"},
+            ["configs/brands/twice.yml: brand_id: 'twice' is defined twice"],
+        ),
     ],
 )
 def test_load_brand_only_edge_cases(tmp_path: Path, brand_id: str, files: dict[str, str], expected: list[str]) -> None:
     configs = write_configs(tmp_path, {})
     for name, bid in files.items():
-        (configs / "brands" / name).write_text(f"brand_id: {bid}\nname: T\ntier: mid\ncategory: food\nstart_date: 2026-01-01\n", encoding="utf-8")
+        (configs / "brands" / name).write_text(
+            f"brand_id: {bid}\nname: T\ntier: mid\ncategory: food\nstart_date: 2026-01-01\n", encoding="utf-8"
+        )
     if expected:
         with pytest.raises(ConfigError) as info:
             load_brand_only(configs, brand_id, apply_env=False)

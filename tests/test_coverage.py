@@ -43,7 +43,12 @@ PLAYBOOK = simple_playbook(
         "criteria": [
             {"metric": "gmv", "op": ">=", "threshold": 300, "kind": "must"},
             {"metric": "commission_rate", "op": "<=", "threshold": 0.35, "kind": "should"},
-            {"metric": "selling_affiliates", "op": ">=", "threshold": {"small": 10, "mid": 100, "large": 1000}, "kind": "must"},
+            {
+                "metric": "selling_affiliates",
+                "op": ">=",
+                "threshold": {"small": 10, "mid": 100, "large": 1000},
+                "kind": "must",
+            },
         ],
         "min_sample": {"orders": 10, "days_with_data": 2},
     },
@@ -70,7 +75,11 @@ COHORTS = pd.DataFrame(
 # the columns a 全店成交分析 daily export fills
 STORE = {"gmv": 500.0, "orders": 10.0, "refund_amount": 50.0, "gmv_affiliate": 400.0}
 EVERY_READ = {**STORE, "commission": 100.0, "active_affiliates": 20.0, "ad_spend": 100.0, "ad_gmv": 200.0}
-WHOLE_STORE, AD, AFFILIATES = "生意通 全店成交分析", "磁力金牛 account report", "快分销 效果明细 or 全店成交分析 账号构成「下载明细」"
+WHOLE_STORE, AD, AFFILIATES = (
+    "生意通 全店成交分析",
+    "磁力金牛 account report",
+    "快分销 效果明细 or 全店成交分析 账号构成「下载明细」",
+)
 COMMISSION = "生意通 全店成交分析 or 快分销 效果明细"
 GUARD = "guardrail of public_traffic"
 
@@ -83,7 +92,13 @@ def portfolio(tmp_path_factory: pytest.TempPathFactory) -> Portfolio:
 
 def daily_rows(rows: dict[str, dict[str, float]], days: int = 3) -> pd.DataFrame:
     """Each brand's values on each of the days to AS_OF, validated as a cycle reads them (uv and NaN for unmeasured)."""
-    raw = pd.DataFrame([{"brand_id": b, "date": pd.Timestamp(2026, 1, d), **v} for b, v in rows.items() for d in range(AS_OF.day - days + 1, AS_OF.day + 1)])
+    raw = pd.DataFrame(
+        [
+            {"brand_id": b, "date": pd.Timestamp(2026, 1, d), **v}
+            for b, v in rows.items()
+            for d in range(AS_OF.day - days + 1, AS_OF.day + 1)
+        ]
+    )
     return validate(raw, as_of=AS_OF, today=TODAY).daily
 
 
@@ -106,7 +121,14 @@ def as_tuples(rows: list[dict[str, str]]) -> list[tuple[str, ...]]:
                 # the whole-store export has no commission: no brand's commission_rate has a value
                 ("affiliate_trial", "commission_rate <= 35%", "should", "2 of 2", "commission", COMMISSION),
                 # one row for both tiers' thresholds, lowest first
-                ("affiliate_trial", "selling_affiliates >= 10 / 100", "must", "2 of 2", "active_affiliates", AFFILIATES),
+                (
+                    "affiliate_trial",
+                    "selling_affiliates >= 10 / 100",
+                    "must",
+                    "2 of 2",
+                    "active_affiliates",
+                    AFFILIATES,
+                ),
                 ("affiliate_trial", "orders >= 10", "min_sample", "0 of 2", "-", "-"),
                 ("affiliate_trial", "days_with_data >= 2", "min_sample", "0 of 2", "-", "-"),
                 # the ad report's two columns, in the order paid_roi reads them
@@ -133,7 +155,14 @@ def as_tuples(rows: list[dict[str, str]]) -> list[tuple[str, ...]]:
                     "commission, gmv_affiliate (1)",
                     f"commission: {COMMISSION}; gmv_affiliate: {WHOLE_STORE}",
                 ),
-                ("affiliate_trial", "selling_affiliates >= 10 / 100", "must", "2 of 2", "active_affiliates", AFFILIATES),
+                (
+                    "affiliate_trial",
+                    "selling_affiliates >= 10 / 100",
+                    "must",
+                    "2 of 2",
+                    "active_affiliates",
+                    AFFILIATES,
+                ),
                 ("affiliate_trial", "orders >= 10", "min_sample", "1 of 2", "orders", WHOLE_STORE),
                 # a count of days has a value (0) even without rows: short, not unmeasured
                 ("affiliate_trial", "days_with_data >= 2", "min_sample", "0 of 2", "-", "-"),
@@ -149,8 +178,22 @@ def as_tuples(rows: list[dict[str, str]]) -> list[tuple[str, ...]]:
             [
                 ("affiliate_trial", "gmv >= ¥300.00", "must", "0 of 2", "-", "-"),
                 # both columns measured, but affiliate GMV is 0: no report would help
-                ("affiliate_trial", "commission_rate <= 35%", "should", "2 of 2", "every column measured (a zero denominator or too few measured days)", "-"),
-                ("affiliate_trial", "selling_affiliates >= 10 / 100", "must", "2 of 2", "active_affiliates", AFFILIATES),
+                (
+                    "affiliate_trial",
+                    "commission_rate <= 35%",
+                    "should",
+                    "2 of 2",
+                    "every column measured (a zero denominator or too few measured days)",
+                    "-",
+                ),
+                (
+                    "affiliate_trial",
+                    "selling_affiliates >= 10 / 100",
+                    "must",
+                    "2 of 2",
+                    "active_affiliates",
+                    AFFILIATES,
+                ),
                 ("affiliate_trial", "orders >= 10", "min_sample", "0 of 2", "-", "-"),
                 ("affiliate_trial", "days_with_data >= 2", "min_sample", "0 of 2", "-", "-"),
                 ("public_traffic", "paid_roi >= 1.5", "must", "1 of 1", "ad_gmv, ad_spend", AD),
@@ -162,9 +205,18 @@ def as_tuples(rows: list[dict[str, str]]) -> list[tuple[str, ...]]:
         ),
     ],
 )
-def test_rows_per_stage_and_criterion(portfolio: Portfolio, rows: dict[str, dict[str, float]], expected: list[tuple[str, ...]]) -> None:
+def test_rows_per_stage_and_criterion(
+    portfolio: Portfolio, rows: dict[str, dict[str, float]], expected: list[tuple[str, ...]]
+) -> None:
     coverage = coverage_of(portfolio, rows)
-    assert coverage.brands == {"affiliate_trial": 2, "public_traffic": 1, "self_broadcast": 1, "private_repurchase": 0, "channel_exclusive": 0, "graduated": 1}
+    assert coverage.brands == {
+        "affiliate_trial": 2,
+        "public_traffic": 1,
+        "self_broadcast": 1,
+        "private_repurchase": 0,
+        "channel_exclusive": 0,
+        "graduated": 1,
+    }
     assert as_tuples(table_rows(coverage, FALLBACK_SOURCES)) == expected
 
 
@@ -183,7 +235,14 @@ def test_rows_per_stage_and_criterion(portfolio: Portfolio, rows: dict[str, dict
                     "commission, gmv_affiliate (1)",
                     f"commission: {COMMISSION}; gmv_affiliate: {WHOLE_STORE}",
                 ),
-                ("affiliate_trial", "selling_affiliates >= 10 / 100", "must", "2 of 2", "active_affiliates", AFFILIATES),
+                (
+                    "affiliate_trial",
+                    "selling_affiliates >= 10 / 100",
+                    "must",
+                    "2 of 2",
+                    "active_affiliates",
+                    AFFILIATES,
+                ),
                 ("affiliate_trial", "gmv >= ¥300.00", "must", "1 of 2", "gmv", WHOLE_STORE),
                 ("affiliate_trial", "orders >= 10", "min_sample", "1 of 2", "orders", WHOLE_STORE),
                 ("public_traffic", "paid_roi >= 1.5", "must", "1 of 1", "ad_gmv, ad_spend", AD),
@@ -197,14 +256,20 @@ def test_rows_per_stage_and_criterion(portfolio: Portfolio, rows: dict[str, dict
         ),
     ],
 )
-def test_artifact_rows(portfolio: Portfolio, rows: dict[str, dict[str, float]], expected: list[tuple[str, ...]]) -> None:
+def test_artifact_rows(
+    portfolio: Portfolio, rows: dict[str, dict[str, float]], expected: list[tuple[str, ...]]
+) -> None:
     assert as_tuples(artifact_rows(coverage_of(portfolio, rows), FALLBACK_SOURCES)) == expected
 
 
 def test_a_run_that_decided_no_brand_counts_none(portfolio: Portfolio) -> None:
     # a rerun of a day has no due brands, hence no windows: nothing to count (the flow then publishes nothing)
     nobody = COHORTS.iloc[:0]
-    coverage = data_coverage(portfolio, nobody, compute_window_metrics(MetricsBatch.empty().daily, uniform_windows(portfolio, nobody, AS_OF, 3)))
+    coverage = data_coverage(
+        portfolio,
+        nobody,
+        compute_window_metrics(MetricsBatch.empty().daily, uniform_windows(portfolio, nobody, AS_OF, 3)),
+    )
     assert (coverage.total, len(coverage.rows)) == (0, 0)
 
 
@@ -217,7 +282,9 @@ def test_a_run_that_decided_no_brand_counts_none(portfolio: Portfolio) -> None:
         pytest.param({"ad_gmv": ["a", "b"], "ad_spend": ["a", "b"]}, "a or b", id="two-reports-fill-both"),
     ],
 )
-def test_filled_by_names_the_reports_of_each_missing_column(portfolio: Portfolio, sources: dict[str, list[str]], filled_by: str) -> None:
+def test_filled_by_names_the_reports_of_each_missing_column(
+    portfolio: Portfolio, sources: dict[str, list[str]], filled_by: str
+) -> None:
     rows = table_rows(coverage_of(portfolio, dict.fromkeys("abcdex", STORE)), sources)
     assert [r["filled by"] for r in rows if r["criterion"] == "paid_roi >= 1.5"] == [filled_by]
 
@@ -245,10 +312,16 @@ def test_sources_from_profiles_lists_each_columns_profiles_in_order() -> None:
         "store": SimpleNamespace(columns={"gmv": {}, "orders": {}}),
         "accounts": SimpleNamespace(columns={"gmv": {}, "active_affiliates": {}}),
     }
-    assert sources_from_profiles(profiles) == {"gmv": ("store", "accounts"), "orders": ("store",), "active_affiliates": ("accounts",)}
+    assert sources_from_profiles(profiles) == {
+        "gmv": ("store", "accounts"),
+        "orders": ("store",),
+        "active_affiliates": ("accounts",),
+    }
 
 
-def test_report_sources_fall_back_to_the_known_reports_without_the_imports_package(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_report_sources_fall_back_to_the_known_reports_without_the_imports_package(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     from brandsteps.config.settings import report_sources
 
     monkeypatch.setitem(sys.modules, "brandsteps.sources.imports", None)  # importing it now raises ImportError
@@ -260,7 +333,11 @@ def test_report_sources_name_a_user_profile(tmp_path: Path) -> None:
     from brandsteps.config.settings import report_sources
 
     (tmp_path / "imports").mkdir()
-    profile = {"match": ["日期", "直播时长(分钟)"], "date": "日期", "columns": {"live_minutes": {"header": "直播时长(分钟)", "unit": "minute"}}}
+    profile = {
+        "match": ["日期", "直播时长(分钟)"],
+        "date": "日期",
+        "columns": {"live_minutes": {"header": "直播时长(分钟)", "unit": "minute"}},
+    }
     (tmp_path / "imports" / "my-live.yaml").write_text(yaml.safe_dump(profile, allow_unicode=True), encoding="utf-8")
     assert "my-live" in report_sources(tmp_path)["live_minutes"]
 
@@ -269,7 +346,11 @@ def test_counts_equal_the_decisions_no_value_criteria(portfolio: Portfolio, tmp_
     """What the cycle publishes (cycle_coverage over its windows) counts exactly the criteria its decisions recorded as no_value."""
     from tasks.artifacts import cycle_coverage
 
-    configs = write_configs(tmp_path, {"a": {}, "b": {"tier": "mid"}, "c": {"stage": "public_traffic"}, "d": {"stage": "self_broadcast"}}, playbook=PLAYBOOK)
+    configs = write_configs(
+        tmp_path,
+        {"a": {}, "b": {"tier": "mid"}, "c": {"stage": "public_traffic"}, "d": {"stage": "self_broadcast"}},
+        playbook=PLAYBOOK,
+    )
     mine = load_portfolio(configs, apply_env=False)
     ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.sqlite'}")
     ledger.create()
@@ -288,7 +369,9 @@ def test_counts_equal_the_decisions_no_value_criteria(portfolio: Portfolio, tmp_
     assert coverage is not None
     rows = coverage.rows[coverage.rows["role"] != "min_sample"]
     assert {(r.stage, r.role, r.metric): r.without_value for r in rows.itertuples()} == recorded
-    assert recorded[("affiliate_trial", "criterion", "gmv")] == 1  # b has no rows: the counts are not all 0 or all brands
+    assert (
+        recorded[("affiliate_trial", "criterion", "gmv")] == 1
+    )  # b has no rows: the counts are not all 0 or all brands
 
 
 # ---------------------------------------------------------------- the command
@@ -313,11 +396,17 @@ def after_three_cycles(tmp_path: Path) -> Path:
     configs = write_configs(tmp_path, {"a": {}}, playbook=CLI_PLAYBOOK)
     ledger = Ledger("sqlite:///data/ledger.sqlite", tmp_path)
     ledger.create()
-    history = validate(pd.DataFrame([{"brand_id": "a", "date": pd.Timestamp(2026, 1, d), **STORE} for d in range(1, 6)]), as_of=date(2026, 1, 5), today=TODAY)
+    history = validate(
+        pd.DataFrame([{"brand_id": "a", "date": pd.Timestamp(2026, 1, d), **STORE} for d in range(1, 6)]),
+        as_of=date(2026, 1, 5),
+        today=TODAY,
+    )
     for day in (1, 2, 3):
         run_day(load_portfolio(configs, apply_env=False), history, ledger, date(2026, 1, day), None)
     write_configs(tmp_path, {"n": {}}, playbook=CLI_PLAYBOOK)
-    pd.DataFrame([{"brand_id": "a", "date": f"2026-01-0{d}", **STORE} for d in range(1, 6)]).to_csv(tmp_path / "data" / "metrics.csv", index=False)
+    pd.DataFrame([{"brand_id": "a", "date": f"2026-01-0{d}", **STORE} for d in range(1, 6)]).to_csv(
+        tmp_path / "data" / "metrics.csv", index=False
+    )
     return configs
 
 
@@ -365,7 +454,12 @@ def after_three_cycles(tmp_path: Path) -> Path:
     ],
 )
 def test_coverage_command(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], setup, argv: list[str], expected: list[str]
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    setup,
+    argv: list[str],
+    expected: list[str],
 ) -> None:
     # the table of the known reports: the imports package's profile names are its own to change
     monkeypatch.setattr("brandsteps.config.settings.report_sources", lambda configs_dir: FALLBACK_SOURCES)
@@ -374,12 +468,22 @@ def test_coverage_command(
     assert capsys.readouterr().out.splitlines() == [line.replace("{root}", str(tmp_path)) for line in expected]
 
 
-def test_coverage_command_json(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_coverage_command_json(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setattr("brandsteps.config.settings.report_sources", lambda configs_dir: FALLBACK_SOURCES)
     configs = after_three_cycles(tmp_path)
-    assert main(["coverage", "--configs", str(configs), "--as-of", "2026-01-05", "--days", "3", "--format", "json"]) == 0
+    assert (
+        main(["coverage", "--configs", str(configs), "--as-of", "2026-01-05", "--days", "3", "--format", "json"]) == 0
+    )
     out = json.loads(capsys.readouterr().out)
-    assert {k: v for k, v in out.items() if k != "stages"} == {"as_of": "2026-01-05", "from": "2026-01-03", "days": 3, "brands": 2, "note": None}
+    assert {k: v for k, v in out.items() if k != "stages"} == {
+        "as_of": "2026-01-05",
+        "from": "2026-01-03",
+        "days": 3,
+        "brands": 2,
+        "note": None,
+    }
     assert [(s["stage"], s["brands"]) for s in out["stages"]] == [
         ("affiliate_trial", 1),
         ("public_traffic", 1),

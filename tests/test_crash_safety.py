@@ -27,7 +27,10 @@ DAYS = [START + timedelta(days=i) for i in range(N_DAYS)]
 def start_runner(configs: Path, metrics: Path, url: str, days: list[date]) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "tests.cycle_runner", str(configs), str(metrics), url, *map(str, days)],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
         env={**os.environ, "PYTHONPATH": str(REPO), "CYCLE_RUNNER_MID_WRITE_PAUSE": "0.2"},
     )
 

@@ -47,7 +47,9 @@ def test_errors_by_position_equal_errors_looked_up(stage: str) -> None:
         ("graduated", [], []),
     ],
 )
-def test_cohort_holds_what_the_gates_read_and_each_brands_window_row(stage: str, ids: list[str], window_rows: list[int]) -> None:
+def test_cohort_holds_what_the_gates_read_and_each_brands_window_row(
+    stage: str, ids: list[str], window_rows: list[int]
+) -> None:
     cohorts = _cohorts()
     cohort = cohort_for(cohorts, stage, pd.Series("", index=cohorts.index, dtype=object))
     assert cohort.index.tolist() == ids and cohort.index.name == "brand_id"

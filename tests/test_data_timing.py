@@ -37,7 +37,10 @@ DEADLINE = {"metrics": "data/metrics.csv", "ledger": "sqlite:///data/ledger.sqli
 
 
 def _portfolio(tmp_path: Path, brands: dict[str, dict], onboarding: dict | None = None, playbook: dict | None = None):
-    return load_portfolio(write_configs(tmp_path, brands, playbook=playbook or PLAYBOOK, onboarding=onboarding or DEADLINE), apply_env=False)
+    return load_portfolio(
+        write_configs(tmp_path, brands, playbook=playbook or PLAYBOOK, onboarding=onboarding or DEADLINE),
+        apply_env=False,
+    )
 
 
 def _state(tmp_path: Path) -> pd.DataFrame:
@@ -49,7 +52,10 @@ def _state(tmp_path: Path) -> pd.DataFrame:
 def _rows(brand: str, first: date, last: date, **columns: float | None) -> list[dict]:
     """One row a day from first to last with gmv 200 and refund_amount 20 (10%) unless columns say otherwise."""
     values = {"gmv": 200.0, "refund_amount": 20.0, "orders": 10.0, **columns}
-    return [{"brand_id": brand, "date": pd.Timestamp(first + timedelta(days=i)), **values} for i in range((last - first).days + 1)]
+    return [
+        {"brand_id": brand, "date": pd.Timestamp(first + timedelta(days=i)), **values}
+        for i in range((last - first).days + 1)
+    ]
 
 
 def _batch(rows: list[dict]) -> MetricsBatch:
@@ -59,12 +65,18 @@ def _batch(rows: list[dict]) -> MetricsBatch:
 @pytest.mark.parametrize(
     ("deadline", "as_of", "expected"),
     [
-        pytest.param("12:00", date(2026, 1, 20), datetime(2026, 1, 21, 12, 0, tzinfo=SHANGHAI), id="noon-the-day-after"),
-        pytest.param("00:00", date(2026, 12, 31), datetime(2027, 1, 1, 0, 0, tzinfo=SHANGHAI), id="midnight-across-the-year"),
+        pytest.param(
+            "12:00", date(2026, 1, 20), datetime(2026, 1, 21, 12, 0, tzinfo=SHANGHAI), id="noon-the-day-after"
+        ),
+        pytest.param(
+            "00:00", date(2026, 12, 31), datetime(2027, 1, 1, 0, 0, tzinfo=SHANGHAI), id="midnight-across-the-year"
+        ),
         pytest.param(None, date(2026, 1, 20), None, id="no-deadline"),
     ],
 )
-def test_deadline_is_the_local_time_on_the_day_after(deadline: str | None, as_of: date, expected: datetime | None) -> None:
+def test_deadline_is_the_local_time_on_the_day_after(
+    deadline: str | None, as_of: date, expected: datetime | None
+) -> None:
     assert deadline_of(as_of, deadline, "Asia/Shanghai") == expected
 
 
@@ -74,12 +86,21 @@ def test_deadline_is_the_local_time_on_the_day_after(deadline: str | None, as_of
         # every deciding input has a value on its day: gmv on the 20th, gmv and refund_amount on the 18th (lag 2)
         pytest.param(_rows("b", date(2026, 1, 1), AS_OF), "", id="ready"),
         # the day itself has not arrived: gmv is missing on as_of (refund_rate's day, the 18th, is in)
-        pytest.param(_rows("b", date(2026, 1, 1), AS_OF - timedelta(days=1)), "gmv on 2026-01-20", id="yesterday-missing"),
+        pytest.param(
+            _rows("b", date(2026, 1, 1), AS_OF - timedelta(days=1)), "gmv on 2026-01-20", id="yesterday-missing"
+        ),
         # the 20th arrived without refunds: refund_rate reads them only on the 18th, so nothing is missing
-        pytest.param(_rows("b", date(2026, 1, 1), AS_OF - timedelta(days=1)) + _rows("b", AS_OF, AS_OF, refund_amount=None), "", id="lag-skips-today"),
+        pytest.param(
+            _rows("b", date(2026, 1, 1), AS_OF - timedelta(days=1)) + _rows("b", AS_OF, AS_OF, refund_amount=None),
+            "",
+            id="lag-skips-today",
+        ),
         # the 18th has no refunds: the lagged criterion's day misses refund_amount (orders and aov never decide)
         pytest.param(
-            [r | {"refund_amount": None} if r["date"] == pd.Timestamp(2026, 1, 18) else r for r in _rows("b", date(2026, 1, 1), AS_OF)],
+            [
+                r | {"refund_amount": None} if r["date"] == pd.Timestamp(2026, 1, 18) else r
+                for r in _rows("b", date(2026, 1, 1), AS_OF)
+            ],
             "refund_amount on 2026-01-18",
             id="lagged-day-missing",
         ),
@@ -104,7 +125,12 @@ def test_a_lagged_day_before_stage_entry_is_not_awaited(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("now", "status", "not_ready"),
     [
-        pytest.param(datetime(2026, 1, 21, 11, 59, tzinfo=SHANGHAI), [UNREADY, "due"], ["", ""], id="before-the-deadline-it-waits"),
+        pytest.param(
+            datetime(2026, 1, 21, 11, 59, tzinfo=SHANGHAI),
+            [UNREADY, "due"],
+            ["", ""],
+            id="before-the-deadline-it-waits",
+        ),
         pytest.param(
             datetime(2026, 1, 21, 12, 0, tzinfo=SHANGHAI),
             ["due", "due"],
@@ -123,10 +149,17 @@ def test_apply_deadline(now: datetime, status: list[str], not_ready: list[str]) 
 
 def test_without_a_deadline_brands_are_decided_on_what_is_there() -> None:
     cohorts = pd.DataFrame({"status": ["due"]}, index=pd.Index(["late"], name="brand_id"))
-    assert apply_deadline(cohorts, pd.Series(["gmv on 2026-01-20"], index=cohorts.index), None, datetime(2026, 1, 21, tzinfo=SHANGHAI)) is cohorts
+    assert (
+        apply_deadline(
+            cohorts, pd.Series(["gmv on 2026-01-20"], index=cohorts.index), None, datetime(2026, 1, 21, tzinfo=SHANGHAI)
+        )
+        is cohorts
+    )
 
 
-def _decide(portfolio, ledger: Ledger, batch: MetricsBatch, now: datetime | None) -> tuple[pd.DataFrame, pd.DataFrame, pd.Series]:
+def _decide(
+    portfolio, ledger: Ledger, batch: MetricsBatch, now: datetime | None
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.Series]:
     """One cycle for AS_OF through the core's steps, recorded; returns the cohorts, the decisions and what is missing."""
     cohorts = prepare_cohorts(portfolio, ledger.read_state(), AS_OF)
     cohorts, missing = mark_readiness(portfolio, batch, cohorts, AS_OF, now)
@@ -163,11 +196,16 @@ def test_from_the_deadline_an_unready_brand_is_inconclusive_and_never_moves(tmp_
     portfolio = _portfolio(tmp_path, {"late": {}})
     ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.sqlite'}")
     ledger.create()
-    _, decisions, _ = _decide(portfolio, ledger, _batch(_rows("late", date(2026, 1, 1), AS_OF - timedelta(days=1))), None)
+    _, decisions, _ = _decide(
+        portfolio, ledger, _batch(_rows("late", date(2026, 1, 1), AS_OF - timedelta(days=1))), None
+    )
     row = decisions.iloc[0]
     assert (row["verdict"], row["action"], row["to_stage"]) == ("INCONCLUSIVE", "hold", "affiliate_trial")
     assert row["reason"] == "data not in by the deadline 2026-01-21 12:00: no gmv on 2026-01-20"
-    assert row["action_reason"] == "no move on INCONCLUSIVE (data not in by the deadline 2026-01-21 12:00: no gmv on 2026-01-20)"
+    assert (
+        row["action_reason"]
+        == "no move on INCONCLUSIVE (data not in by the deadline 2026-01-21 12:00: no gmv on 2026-01-20)"
+    )
 
 
 def test_each_criterion_records_its_own_window_and_lag(tmp_path: Path) -> None:
@@ -176,11 +214,18 @@ def test_each_criterion_records_its_own_window_and_lag(tmp_path: Path) -> None:
     portfolio = _portfolio(tmp_path, {"b": {}})
     ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.sqlite'}")
     ledger.create()
-    rows = [r | {"refund_amount": 150.0} if r["date"] >= pd.Timestamp(2026, 1, 19) else r for r in _rows("b", date(2026, 1, 1), AS_OF)]
+    rows = [
+        r | {"refund_amount": 150.0} if r["date"] >= pd.Timestamp(2026, 1, 19) else r
+        for r in _rows("b", date(2026, 1, 1), AS_OF)
+    ]
     _, decisions, _ = _decide(portfolio, ledger, _batch(rows), None)
     criteria = {c["metric"]: c for c in json.loads(decisions.iloc[0]["criteria"])}
     assert (criteria["gmv"]["window"], criteria["gmv"]["lag_days"]) == ("2026-01-18..2026-01-20", 0)
-    assert (criteria["refund_rate"]["window"], criteria["refund_rate"]["lag_days"], criteria["refund_rate"]["value"]) == ("2026-01-16..2026-01-18", 2, 0.1)
+    assert (
+        criteria["refund_rate"]["window"],
+        criteria["refund_rate"]["lag_days"],
+        criteria["refund_rate"]["value"],
+    ) == ("2026-01-16..2026-01-18", 2, 0.1)
     assert criteria["refund_rate"]["reason"] == "refund_rate 10% <= 30% (lagged 2 days)"
     assert criterion_window(criteria["refund_rate"]) == "2026-01-16..2026-01-18 (lag 2)"
 
@@ -203,7 +248,9 @@ DAYS = 12
 brand_days = st.lists(
     st.tuples(st.floats(0, 500), st.one_of(st.none(), st.floats(0, 400)), st.booleans()), min_size=DAYS, max_size=DAYS
 )
-PROPERTY_SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+PROPERTY_SETTINGS = settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 
 
 def _history(brands: list[list[tuple[float, float | None, bool]]]) -> MetricsBatch:
@@ -212,7 +259,15 @@ def _history(brands: list[list[tuple[float, float | None, bool]]]) -> MetricsBat
     for i, days in enumerate(brands):
         for d, (gmv, refund, present) in enumerate(days):
             if present:
-                rows.append({"brand_id": f"b{i}", "date": pd.Timestamp(AS_OF - timedelta(days=DAYS - 1 - d)), "gmv": gmv, "refund_amount": refund, "orders": 5.0})
+                rows.append(
+                    {
+                        "brand_id": f"b{i}",
+                        "date": pd.Timestamp(AS_OF - timedelta(days=DAYS - 1 - d)),
+                        "gmv": gmv,
+                        "refund_amount": refund,
+                        "orders": 5.0,
+                    }
+                )
     return _batch(rows) if rows else MetricsBatch.empty()
 
 
@@ -230,16 +285,22 @@ def _lagged_playbook(lag: int) -> dict:
 
 @PROPERTY_SETTINGS
 @given(st.lists(brand_days, min_size=1, max_size=6), st.integers(0, 4), st.sampled_from([9, 13]))
-def test_a_brand_that_is_not_ready_is_never_moved(tmp_path_factory: pytest.TempPathFactory, brands: list, lag: int, hour: int) -> None:
+def test_a_brand_that_is_not_ready_is_never_moved(
+    tmp_path_factory: pytest.TempPathFactory, brands: list, lag: int, hour: int
+) -> None:
     # before the deadline (09:00) an unready brand is not decided; from it (13:00) it is INCONCLUSIVE and holds
     root = tmp_path_factory.mktemp("ready")
-    portfolio = _portfolio(root, {f"b{i}": {"start_date": "2026-01-09"} for i in range(len(brands))}, playbook=_lagged_playbook(lag))
+    portfolio = _portfolio(
+        root, {f"b{i}": {"start_date": "2026-01-09"} for i in range(len(brands))}, playbook=_lagged_playbook(lag)
+    )
     ledger = Ledger(f"sqlite:///{root / 'ledger.sqlite'}")
     ledger.create()
     batch = _history(brands)
     cohorts, decisions, missing = _decide(portfolio, ledger, batch, datetime(2026, 1, 21, hour, 0, tzinfo=SHANGHAI))
     unready = set(missing[missing != ""].index)
-    decided = decisions.set_index("brand_id") if len(decisions) else pd.DataFrame(columns=["verdict", "to_stage", "stage"])
+    decided = (
+        decisions.set_index("brand_id") if len(decisions) else pd.DataFrame(columns=["verdict", "to_stage", "stage"])
+    )
     if hour < 12:
         assert unready.isdisjoint(decided.index)
     else:
@@ -256,7 +317,12 @@ def _unlagged_playbook() -> dict:
 
 
 def _decisions_of(root: Path, playbook: dict, batch: MetricsBatch, n: int) -> pd.DataFrame:
-    portfolio = _portfolio(root, {f"b{i}": {"start_date": "2026-01-09"} for i in range(n)}, onboarding={"metrics": "m.csv"}, playbook=playbook)
+    portfolio = _portfolio(
+        root,
+        {f"b{i}": {"start_date": "2026-01-09"} for i in range(n)},
+        onboarding={"metrics": "m.csv"},
+        playbook=playbook,
+    )
     ledger = Ledger(f"sqlite:///{root / 'ledger.sqlite'}")
     ledger.create()
     return _decide(portfolio, ledger, batch, None)[1].set_index("brand_id")
@@ -308,9 +374,14 @@ def _immature_refunds() -> tuple[MetricsBatch, pd.DataFrame]:
     days = pd.date_range(first, last)
     revisions = pd.DataFrame(
         {
-            "file": "store.csv", "digest": "d", "brand_id": "b", "date": days, "column_name": "refund_amount",
+            "file": "store.csv",
+            "digest": "d",
+            "brand_id": "b",
+            "date": days,
+            "column_name": "refund_amount",
             "recorded_at": pd.to_datetime(days + pd.Timedelta(days=4, hours=10)).tz_localize("UTC"),
-            "old_value": 20.0, "new_value": 80.0,
+            "old_value": 20.0,
+            "new_value": 80.0,
         }
     )
     return batch, revisions
@@ -337,7 +408,14 @@ def _replays_of_immature_refunds(tmp_path: Path, last: date) -> list:
 
     batch, revisions = _immature_refunds()
     return [
-        replay(_portfolio(tmp_path / name, {"b": {}}, playbook=book(lag)), batch, date(2026, 1, 6), last, name, revisions=revisions)
+        replay(
+            _portfolio(tmp_path / name, {"b": {}}, playbook=book(lag)),
+            batch,
+            date(2026, 1, 6),
+            last,
+            name,
+            revisions=revisions,
+        )
         for name, lag in (("without-lag", 0), ("with-lag", 5))
     ]
 
@@ -349,7 +427,10 @@ def test_backtest_as_known_lists_the_brand_that_advanced_on_immature_refunds(tmp
     # the 6th's cycle (its deadline: the 7th 12:00 Shanghai, 04:00 UTC) sees the days restated by then (up to the 2nd,
     # restated the 6th 10:00 UTC) at 40% and the 3rd on at 10%: without the lag b reads the 4th–6th at 10%, passes on
     # the 6th and 7th and leaves affiliate_trial on the 7th; with the lag it never does
-    out = {run.label: run.decisions[(run.decisions["action"] == "advance") & (run.decisions["stage"] == "affiliate_trial")] for run in runs}
+    out = {
+        run.label: run.decisions[(run.decisions["action"] == "advance") & (run.decisions["stage"] == "affiliate_trial")]
+        for run in runs
+    }
     advanced = {label: frame["as_of"].dt.strftime("%Y-%m-%d").tolist() for label, frame in out.items()}
     assert advanced == {"without-lag": ["2026-01-07"], "with-lag": []}
     # 5 days back it reads the 1st at 40% (restated by then) and holds on its FAIL
@@ -371,12 +452,30 @@ def test_explains_revision_note_covers_a_lagged_criterions_earlier_days(tmp_path
     metrics.write_text("brand_id,date,gmv\n", encoding="utf-8")
     later = "2026-01-25T08:00:00+00:00"
     lines = [
-        {"file": "s.csv", "digest": "d", "recorded_at": later, "brand_id": "b", "date": day, "column_name": "refund_amount", "old_value": 20, "new_value": 80}
+        {
+            "file": "s.csv",
+            "digest": "d",
+            "recorded_at": later,
+            "brand_id": "b",
+            "date": day,
+            "column_name": "refund_amount",
+            "old_value": 20,
+            "new_value": 80,
+        }
         for day in ("2026-01-15", "2026-01-16")
     ]
     file_records(metrics).revisions.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
-    criteria = [{"metric": "gmv", "window": "2026-01-18..2026-01-20"}, {"metric": "refund_rate", "window": "2026-01-16..2026-01-18"}]
-    decision = {"brand_id": "b", "as_of": AS_OF, "days_in_stage": 20, "decided_at": datetime(2026, 1, 21, tzinfo=SHANGHAI), "criteria": json.dumps(criteria)}
+    criteria = [
+        {"metric": "gmv", "window": "2026-01-18..2026-01-20"},
+        {"metric": "refund_rate", "window": "2026-01-16..2026-01-18"},
+    ]
+    decision = {
+        "brand_id": "b",
+        "as_of": AS_OF,
+        "days_in_stage": 20,
+        "decided_at": datetime(2026, 1, 21, tzinfo=SHANGHAI),
+        "criteria": json.dumps(criteria),
+    }
     found = revised_inputs(MetricsSource.parse(str(metrics), tmp_path), decision, window_days=3)
     assert found["date"].dt.strftime("%Y-%m-%d").tolist() == ["2026-01-16"]
 

@@ -19,7 +19,12 @@ async def _artifacts(flow_run_id: str) -> dict[str, object]:
     from prefect.client.orchestration import get_client
 
     async with get_client() as client:
-        body = {"offset": 0, "limit": 200, "artifacts": {"flow_run_id": {"any_": [flow_run_id]}}, "sort": "CREATED_DESC"}
+        body = {
+            "offset": 0,
+            "limit": 200,
+            "artifacts": {"flow_run_id": {"any_": [flow_run_id]}},
+            "sort": "CREATED_DESC",
+        }
         response = await client._client.post("/artifacts/filter", json=body)
         response.raise_for_status()
         return {a["key"]: a["data"] for a in response.json()}
@@ -27,16 +32,22 @@ async def _artifacts(flow_run_id: str) -> dict[str, object]:
 
 def _metrics(root: Path, through: dict[str, date]) -> None:
     rows = [
-        {"brand_id": b, "date": d, "gmv": 600.0, "orders": 5.0} for b, last in through.items() for d in pd.date_range("2026-01-01", last)
+        {"brand_id": b, "date": d, "gmv": 600.0, "orders": 5.0}
+        for b, last in through.items()
+        for d in pd.date_range("2026-01-01", last)
     ]
     pd.DataFrame(rows).to_csv(root / "data" / "metrics.csv", index=False)
 
 
-def test_a_cycle_before_the_deadline_waits_for_late_data(prefect_server: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_cycle_before_the_deadline_waits_for_late_data(
+    prefect_server: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from flows.onboarding_cycle import onboarding_cycle
 
     onboarding = {"metrics": "data/metrics.csv", "ledger": "sqlite:///data/ledger.sqlite", "data_deadline": "12:00"}
-    configs = write_configs(tmp_path, {"early": {}, "late": {"name": "迟到"}}, playbook=simple_playbook(), onboarding=onboarding)
+    configs = write_configs(
+        tmp_path, {"early": {}, "late": {"name": "迟到"}}, playbook=simple_playbook(), onboarding=onboarding
+    )
     (tmp_path / "data").mkdir(exist_ok=True)
     _metrics(tmp_path, {"early": AS_OF, "late": date(2026, 1, 4)})
 

@@ -26,8 +26,21 @@ from tests.conftest import simple_playbook, write_configs
 AS_OF = date(2026, 3, 10)
 NAN = float("nan")
 # what both sides give; criteria as (role, source_stage, metric, threshold, value, result, reason)
-FIELDS = ("verdict", "action", "to_stage", "score", "reason", "action_reason", "pass_streak", "guard_streaks",
-          "overdue", "stage_entered_on", "awaiting", "awaiting_since", "criteria")
+FIELDS = (
+    "verdict",
+    "action",
+    "to_stage",
+    "score",
+    "reason",
+    "action_reason",
+    "pass_streak",
+    "guard_streaks",
+    "overdue",
+    "stage_entered_on",
+    "awaiting",
+    "awaiting_since",
+    "criteria",
+)
 HEAD = FIELDS[:6]
 Window = dict[str, float | None]
 
@@ -55,11 +68,17 @@ def _cohort(portfolio: Portfolio, states: dict[str, BrandState]) -> pd.DataFrame
     """The engine's cohort frame of these brand states (the ledger's columns)."""
     rows = [
         {
-            "tier": s.tier, "paused": s.paused, "awaiting": s.awaiting, "awaiting_since": s.awaiting_since,
-            "days_in_stage": s.days_in_stage, "pass_streak": s.pass_streak,
+            "tier": s.tier,
+            "paused": s.paused,
+            "awaiting": s.awaiting,
+            "awaiting_since": s.awaiting_since,
+            "days_in_stage": s.days_in_stage,
+            "pass_streak": s.pass_streak,
             "stage_entered_on": pd.Timestamp(s.stage_entered_on),
             **{f"g_{g}": int(s.guard_streaks.get(g, 0)) for g in STAGE_IDS},
-            "policy_version": portfolio.policy_version(b), "not_ready": s.not_ready, "data_error": s.data_error,
+            "policy_version": portfolio.policy_version(b),
+            "not_ready": s.not_ready,
+            "data_error": s.data_error,
         }
         for b, s in states.items()
     ]
@@ -93,15 +112,25 @@ def engine_decisions(
     out = {}
     for i, row in enumerate(decided.decisions.to_dict("records")):
         criteria = [
-            (str(texts["role"][j]), str(texts["source_stage"][j]), str(texts["metric"][j]), float(ev.threshold[j]),
-             _plain(ev.value[j]), str(results[j]), str(reasons[j]))
+            (
+                str(texts["role"][j]),
+                str(texts["source_stage"][j]),
+                str(texts["metric"][j]),
+                float(ev.threshold[j]),
+                _plain(ev.value[j]),
+                str(results[j]),
+                str(reasons[j]),
+            )
             for j in np.flatnonzero(ev.row == i)
         ]
         out[row["brand_id"]] = {
             **{k: _plain(row[k]) for k in (*HEAD, "awaiting_since")},
-            "pass_streak": int(row["pass_streak"]), "overdue": bool(row["overdue"]), "awaiting": bool(row["awaiting"]),
+            "pass_streak": int(row["pass_streak"]),
+            "overdue": bool(row["overdue"]),
+            "awaiting": bool(row["awaiting"]),
             "guard_streaks": {g: int(row[f"g_{g}"]) for g in STAGE_IDS},
-            "stage_entered_on": pd.Timestamp(row["stage_entered_on"]).date(), "criteria": criteria,
+            "stage_entered_on": pd.Timestamp(row["stage_entered_on"]).date(),
+            "criteria": criteria,
         }
     return out
 
@@ -137,14 +166,16 @@ REFUND_RAIL = {"metric": "refund_rate", "op": "<=", "threshold": 0.5}
 GUARDED = {PT: {"guardrails": [REFUND_RAIL]}}
 LAGGED_GUARD = {PT: {"guardrails": [{**REFUND_RAIL, "lag_days": 7}]}}
 GMV = {"metric": "gmv", "op": ">=", "threshold": 300}
-SCORED = {AT: {
-    "criteria": [
-        GMV,
-        {"metric": "click_through_rate", "op": ">=", "threshold": 0.04, "kind": "should", "weight": 2},
-        {"metric": "refund_rate", "op": "<=", "threshold": 0.3, "kind": "should", "lag_days": 7},
-    ],
-    "pass_score": 0.6,
-}}
+SCORED = {
+    AT: {
+        "criteria": [
+            GMV,
+            {"metric": "click_through_rate", "op": ">=", "threshold": 0.04, "kind": "should", "weight": 2},
+            {"metric": "refund_rate", "op": "<=", "threshold": 0.3, "kind": "should", "lag_days": 7},
+        ],
+        "pass_score": 0.6,
+    }
+}
 SHADOWED = {AT: {"criteria": [GMV, {"metric": "aov", "op": ">=", "threshold": 999, "shadow": True}]}}
 ERR = "row 3 (2026-03-09): orders: negative value -3"
 LATE = "data not in by the deadline 2026-03-11 09:00: no gmv on 2026-03-10"
@@ -153,8 +184,10 @@ GMV_100 = "gmv ¥100.00 < ¥300.00"
 REFUND_70 = "refund_rate 70% > 50%"
 TRIP_2 = f"guardrail public_traffic failed 2 evaluations in a row ({REFUND_70})"
 TRIP_2_LAGGED = f"guardrail public_traffic failed 2 evaluations in a row ({REFUND_70} (lagged 7 days))"
-SHORT = ("min_sample orders 150 < 200; min_sample days_with_data not measured, need 3; "
-         "min_sample gmv not measured, need ¥100.00")
+SHORT = (
+    "min_sample orders 150 < 200; min_sample days_with_data not measured, need 3; "
+    "min_sample gmv not measured, need ¥100.00"
+)
 NO_CTR = "score 0.3333 < pass_score 0.6 (click_through_rate 3% < 4%)"
 ROI_TRIP = "guardrail affiliate_trial failed 2 evaluations in a row (paid_roi 1 < 1.5)"
 
@@ -163,125 +196,375 @@ ROI_TRIP = "guardrail affiliate_trial failed 2 evaluations in a row (paid_roi 1 
 CASES = [
     # --- verdict rules, in order
     # 1. quarantined rows: ERROR even with a passing gmv and a 2nd pass due; it never moves the brand
-    pytest.param(AT, {"gmv": 500}, {"data_error": ERR, "pass_streak": 1}, {}, {},
-                 ("ERROR", "hold", AT, None, f"data failed validation: {ERR}",
-                  f"no move on ERROR (data failed validation: {ERR})"), id="1-error"),
+    pytest.param(
+        AT,
+        {"gmv": 500},
+        {"data_error": ERR, "pass_streak": 1},
+        {},
+        {},
+        (
+            "ERROR",
+            "hold",
+            AT,
+            None,
+            f"data failed validation: {ERR}",
+            f"no move on ERROR (data failed validation: {ERR})",
+        ),
+        id="1-error",
+    ),
     # the error is checked before the deadline: both present, ERROR
-    pytest.param(AT, {"gmv": 500}, {"data_error": ERR, "not_ready": LATE}, {}, {},
-                 ("ERROR", "hold", AT, None, f"data failed validation: {ERR}",
-                  f"no move on ERROR (data failed validation: {ERR})"), id="1-error-before-deadline"),
+    pytest.param(
+        AT,
+        {"gmv": 500},
+        {"data_error": ERR, "not_ready": LATE},
+        {},
+        {},
+        (
+            "ERROR",
+            "hold",
+            AT,
+            None,
+            f"data failed validation: {ERR}",
+            f"no move on ERROR (data failed validation: {ERR})",
+        ),
+        id="1-error-before-deadline",
+    ),
     # 2. data not in by the deadline: INCONCLUSIVE, the readiness text its reason
-    pytest.param(AT, {"gmv": 500}, {"not_ready": LATE, "pass_streak": 1}, {}, {},
-                 ("INCONCLUSIVE", "hold", AT, None, LATE, f"no move on INCONCLUSIVE ({LATE})"), id="2-not-ready"),
+    pytest.param(
+        AT,
+        {"gmv": 500},
+        {"not_ready": LATE, "pass_streak": 1},
+        {},
+        {},
+        ("INCONCLUSIVE", "hold", AT, None, LATE, f"no move on INCONCLUSIVE ({LATE})"),
+        id="2-not-ready",
+    ),
     # 3. day 1 of a stage needing 2: too early whatever the numbers
-    pytest.param(AT, {"gmv": 500}, {"days_in_stage": 1}, {}, {},
-                 ("INCONCLUSIVE", "hold", AT, None, "1 days in stage < min_days_in_stage 2",
-                  "no move on INCONCLUSIVE (1 days in stage < min_days_in_stage 2)"), id="3-too-early"),
+    pytest.param(
+        AT,
+        {"gmv": 500},
+        {"days_in_stage": 1},
+        {},
+        {},
+        (
+            "INCONCLUSIVE",
+            "hold",
+            AT,
+            None,
+            "1 days in stage < min_days_in_stage 2",
+            "no move on INCONCLUSIVE (1 days in stage < min_days_in_stage 2)",
+        ),
+        id="3-too-early",
+    ),
     # 4. every short min_sample key in the stage's order; an unmeasured sum is short too; gmv shown as money
-    pytest.param(AT, {"gmv": 500, "sum_orders": 150, "days_with_data": None}, {},
-                 {AT: {"min_sample": {"orders": 200, "days_with_data": 3, "gmv": 100}}}, {},
-                 ("INCONCLUSIVE", "hold", AT, None, SHORT, f"no move on INCONCLUSIVE ({SHORT})"), id="4-sample-short"),
+    pytest.param(
+        AT,
+        {"gmv": 500, "sum_orders": 150, "days_with_data": None},
+        {},
+        {AT: {"min_sample": {"orders": 200, "days_with_data": 3, "gmv": 100}}},
+        {},
+        ("INCONCLUSIVE", "hold", AT, None, SHORT, f"no move on INCONCLUSIVE ({SHORT})"),
+        id="4-sample-short",
+    ),
     # 5. deciding metrics without a value, in criteria order; the lagged one named by its metric
-    pytest.param(AT, {"gmv": 500}, {}, SCORED, {},
-                 ("INCONCLUSIVE", "hold", AT, None, "no value: click_through_rate, refund_rate",
-                  "no move on INCONCLUSIVE (no value: click_through_rate, refund_rate)"), id="5-no-value"),
+    pytest.param(
+        AT,
+        {"gmv": 500},
+        {},
+        SCORED,
+        {},
+        (
+            "INCONCLUSIVE",
+            "hold",
+            AT,
+            None,
+            "no value: click_through_rate, refund_rate",
+            "no move on INCONCLUSIVE (no value: click_through_rate, refund_rate)",
+        ),
+        id="5-no-value",
+    ),
     # a shadow criterion without a value does not make the verdict inconclusive
-    pytest.param(AT, {"gmv": 500}, {"pass_streak": 1}, SHADOWED, {},
-                 ("PASS", "advance", PT, 1.0, PASSES, "PASS 2 of 2 in a row: advance to public_traffic"),
-                 id="5-shadow-no-value-never-decides"),
+    pytest.param(
+        AT,
+        {"gmv": 500},
+        {"pass_streak": 1},
+        SHADOWED,
+        {},
+        ("PASS", "advance", PT, 1.0, PASSES, "PASS 2 of 2 in a row: advance to public_traffic"),
+        id="5-shadow-no-value-never-decides",
+    ),
     # 6. a failing must, money as money; score 1 (no should criteria) is recorded on FAIL
-    pytest.param(AT, {"gmv": 100}, {"pass_streak": 1}, {}, {},
-                 ("FAIL", "hold", AT, 1.0, GMV_100, f"on_fail hold ({GMV_100})"), id="6-must-fails"),
+    pytest.param(
+        AT,
+        {"gmv": 100},
+        {"pass_streak": 1},
+        {},
+        {},
+        ("FAIL", "hold", AT, 1.0, GMV_100, f"on_fail hold ({GMV_100})"),
+        id="6-must-fails",
+    ),
     # a failing shadow must never decides
-    pytest.param(AT, {"gmv": 500, "aov": 10}, {}, SHADOWED, {},
-                 ("PASS", "hold", AT, 1.0, PASSES, "PASS 1 of 2 in a row needed"), id="6-shadow-fail-never-decides"),
+    pytest.param(
+        AT,
+        {"gmv": 500, "aov": 10},
+        {},
+        SHADOWED,
+        {},
+        ("PASS", "hold", AT, 1.0, PASSES, "PASS 1 of 2 in a row needed"),
+        id="6-shadow-fail-never-decides",
+    ),
     # 7. ctr fails (weight 2), the lagged refund passes (weight 1): 1/3 < 0.6; the unlagged column is not read
-    pytest.param(AT, {"gmv": 500, "click_through_rate": 0.03, "refund_rate@lag7": 0.2, "refund_rate": 0.9}, {},
-                 SCORED, {},
-                 ("FAIL", "hold", AT, 1 / 3, NO_CTR, f"on_fail hold ({NO_CTR})"), id="7-score-short"),
+    pytest.param(
+        AT,
+        {"gmv": 500, "click_through_rate": 0.03, "refund_rate@lag7": 0.2, "refund_rate": 0.9},
+        {},
+        SCORED,
+        {},
+        ("FAIL", "hold", AT, 1 / 3, NO_CTR, f"on_fail hold ({NO_CTR})"),
+        id="7-score-short",
+    ),
     # 8. ctr passes (2 of 3 = 0.6667 >= 0.6) while the lagged refund fails: PASS, quoting the score
-    pytest.param(AT, {"gmv": 500, "click_through_rate": 0.05, "refund_rate@lag7": 0.4}, {}, SCORED, {},
-                 ("PASS", "hold", AT, 2 / 3, "all must criteria pass; score 0.6667 >= pass_score 0.6",
-                  "PASS 1 of 2 in a row needed"), id="8-pass"),
+    pytest.param(
+        AT,
+        {"gmv": 500, "click_through_rate": 0.05, "refund_rate@lag7": 0.4},
+        {},
+        SCORED,
+        {},
+        (
+            "PASS",
+            "hold",
+            AT,
+            2 / 3,
+            "all must criteria pass; score 0.6667 >= pass_score 0.6",
+            "PASS 1 of 2 in a row needed",
+        ),
+        id="8-pass",
+    ),
     # --- the guardrail override: a trip makes the verdict FAIL
     # too early, but public_traffic's guardrail fails a 2nd time: FAIL with its reason; no score (no stage judgement)
-    pytest.param(SB, {"gmv": 500, "refund_rate": 0.7}, {"days_in_stage": 1, "guard_streaks": {PT: 1}}, GUARDED, {},
-                 ("FAIL", "demote", PT, None, TRIP_2, TRIP_2), id="override-inconclusive"),
+    pytest.param(
+        SB,
+        {"gmv": 500, "refund_rate": 0.7},
+        {"days_in_stage": 1, "guard_streaks": {PT: 1}},
+        GUARDED,
+        {},
+        ("FAIL", "demote", PT, None, TRIP_2, TRIP_2),
+        id="override-inconclusive",
+    ),
     # a stage FAIL already keeps its own reason; the action reason names the guardrail
-    pytest.param(SB, {"gmv": 100, "refund_rate": 0.7}, {"guard_streaks": {PT: 1}}, GUARDED, {},
-                 ("FAIL", "demote", PT, 1.0, GMV_100, TRIP_2), id="override-fail-keeps-reason"),
+    pytest.param(
+        SB,
+        {"gmv": 100, "refund_rate": 0.7},
+        {"guard_streaks": {PT: 1}},
+        GUARDED,
+        {},
+        ("FAIL", "demote", PT, 1.0, GMV_100, TRIP_2),
+        id="override-fail-keeps-reason",
+    ),
     # a lagged guardrail says so in the trip's reason
-    pytest.param(SB, {"gmv": 500, "refund_rate@lag7": 0.7}, {"guard_streaks": {PT: 1}}, LAGGED_GUARD, {},
-                 ("FAIL", "demote", PT, 1.0, TRIP_2_LAGGED, TRIP_2_LAGGED),
-                 id="override-lagged"),
+    pytest.param(
+        SB,
+        {"gmv": 500, "refund_rate@lag7": 0.7},
+        {"guard_streaks": {PT: 1}},
+        LAGGED_GUARD,
+        {},
+        ("FAIL", "demote", PT, 1.0, TRIP_2_LAGGED, TRIP_2_LAGGED),
+        id="override-lagged",
+    ),
     # two stages trip at once: the earliest decides where the brand goes
-    pytest.param(SB, {"gmv": 500, "refund_rate": 0.7, "paid_roi": 1.0}, {"guard_streaks": {AT: 1, PT: 1}},
-                 {**GUARDED, AT: {"guardrails": [{"metric": "paid_roi", "op": ">=", "threshold": 1.5}]}}, {},
-                 ("FAIL", "demote", AT, 1.0, ROI_TRIP, ROI_TRIP), id="override-earliest-stage"),
+    pytest.param(
+        SB,
+        {"gmv": 500, "refund_rate": 0.7, "paid_roi": 1.0},
+        {"guard_streaks": {AT: 1, PT: 1}},
+        {**GUARDED, AT: {"guardrails": [{"metric": "paid_roi", "op": ">=", "threshold": 1.5}]}},
+        {},
+        ("FAIL", "demote", AT, 1.0, ROI_TRIP, ROI_TRIP),
+        id="override-earliest-stage",
+    ),
     # paused: no trip, the verdict stays
-    pytest.param(SB, {"gmv": 500, "refund_rate": 0.7}, {"paused": True, "guard_streaks": {PT: 1}}, GUARDED, {},
-                 ("PASS", "hold", SB, 1.0, PASSES, "brand is paused"), id="override-not-when-paused"),
+    pytest.param(
+        SB,
+        {"gmv": 500, "refund_rate": 0.7},
+        {"paused": True, "guard_streaks": {PT: 1}},
+        GUARDED,
+        {},
+        ("PASS", "hold", SB, 1.0, PASSES, "brand is paused"),
+        id="override-not-when-paused",
+    ),
     # data not in: guardrails do not judge it, no trip
-    pytest.param(SB, {"gmv": 500, "refund_rate": 0.7}, {"not_ready": LATE, "guard_streaks": {PT: 1}}, GUARDED, {},
-                 ("INCONCLUSIVE", "hold", SB, None, LATE, f"no move on INCONCLUSIVE ({LATE})"),
-                 id="override-not-when-not-ready"),
+    pytest.param(
+        SB,
+        {"gmv": 500, "refund_rate": 0.7},
+        {"not_ready": LATE, "guard_streaks": {PT: 1}},
+        GUARDED,
+        {},
+        ("INCONCLUSIVE", "hold", SB, None, LATE, f"no move on INCONCLUSIVE ({LATE})"),
+        id="override-not-when-not-ready",
+    ),
     # --- action rules, in order
-    pytest.param(AT, {"gmv": 500}, {"paused": True, "pass_streak": 1}, {}, {},
-                 ("PASS", "hold", AT, 1.0, PASSES, "brand is paused"), id="a1-paused"),
+    pytest.param(
+        AT,
+        {"gmv": 500},
+        {"paused": True, "pass_streak": 1},
+        {},
+        {},
+        ("PASS", "hold", AT, 1.0, PASSES, "brand is paused"),
+        id="a1-paused",
+    ),
     # awaiting: a FAIL does not cancel the wait, which keeps its own date
-    pytest.param(AT, {"gmv": 100}, {"awaiting": True, "awaiting_since": "2026-03-08"}, {}, {},
-                 ("FAIL", "await_approval", AT, 1.0, GMV_100,
-                  "awaiting approval to advance to public_traffic since 2026-03-08"),
-                 id="a3-awaiting"),
-    pytest.param(CE, {"gmv": 500}, {"awaiting": True, "awaiting_since": "2026-03-01"}, {}, {},
-                 ("PASS", "await_approval", CE, 1.0, PASSES, "awaiting approval to graduate since 2026-03-01"),
-                 id="a3-awaiting-last-stage"),
-    pytest.param(AT, {"gmv": 100}, {}, {AT: {"on_fail": "recycle"}}, {},
-                 ("FAIL", "recycle", AT, 1.0, GMV_100,
-                  f"on_fail recycle: restart the affiliate_trial clock ({GMV_100})"),
-                 id="a5-recycle"),
-    pytest.param(PT, {"gmv": 100}, {}, {PT: {"on_fail": "demote"}}, {},
-                 ("FAIL", "demote", AT, 1.0, GMV_100, f"on_fail demote: back to affiliate_trial ({GMV_100})"),
-                 id="a6-demote"),
-    pytest.param(AT, {"gmv": 100}, {}, {AT: {"on_fail": "exit"}}, {},
-                 ("FAIL", "exit", "exited", 1.0, GMV_100, f"on_fail exit: leave the programme ({GMV_100})"),
-                 id="a7-exit"),
+    pytest.param(
+        AT,
+        {"gmv": 100},
+        {"awaiting": True, "awaiting_since": "2026-03-08"},
+        {},
+        {},
+        ("FAIL", "await_approval", AT, 1.0, GMV_100, "awaiting approval to advance to public_traffic since 2026-03-08"),
+        id="a3-awaiting",
+    ),
+    pytest.param(
+        CE,
+        {"gmv": 500},
+        {"awaiting": True, "awaiting_since": "2026-03-01"},
+        {},
+        {},
+        ("PASS", "await_approval", CE, 1.0, PASSES, "awaiting approval to graduate since 2026-03-01"),
+        id="a3-awaiting-last-stage",
+    ),
+    pytest.param(
+        AT,
+        {"gmv": 100},
+        {},
+        {AT: {"on_fail": "recycle"}},
+        {},
+        ("FAIL", "recycle", AT, 1.0, GMV_100, f"on_fail recycle: restart the affiliate_trial clock ({GMV_100})"),
+        id="a5-recycle",
+    ),
+    pytest.param(
+        PT,
+        {"gmv": 100},
+        {},
+        {PT: {"on_fail": "demote"}},
+        {},
+        ("FAIL", "demote", AT, 1.0, GMV_100, f"on_fail demote: back to affiliate_trial ({GMV_100})"),
+        id="a6-demote",
+    ),
+    pytest.param(
+        AT,
+        {"gmv": 100},
+        {},
+        {AT: {"on_fail": "exit"}},
+        {},
+        ("FAIL", "exit", "exited", 1.0, GMV_100, f"on_fail exit: leave the programme ({GMV_100})"),
+        id="a7-exit",
+    ),
     # the brand's requires_approval list; the wait begins today
-    pytest.param(AT, {"gmv": 500}, {"pass_streak": 1}, {}, {"requires_approval": [AT]},
-                 ("PASS", "await_approval", AT, 1.0, PASSES,
-                  "PASS 2 of 2 in a row; advancing to public_traffic needs approval, awaiting it since 2026-03-10"),
-                 id="a10-approval"),
-    pytest.param(CE, {"gmv": 500}, {"pass_streak": 1}, {CE: {"requires_approval": True}}, {},
-                 ("PASS", "await_approval", CE, 1.0, PASSES,
-                  "PASS 2 of 2 in a row; graduating needs approval, awaiting it since 2026-03-10"),
-                 id="a10-approval-last-stage"),
-    pytest.param(CE, {"gmv": 500}, {"pass_streak": 1}, {}, {},
-                 ("PASS", "graduate", GRADUATED, 1.0, PASSES, "PASS 2 of 2 in a row: graduate"), id="a11-graduate"),
+    pytest.param(
+        AT,
+        {"gmv": 500},
+        {"pass_streak": 1},
+        {},
+        {"requires_approval": [AT]},
+        (
+            "PASS",
+            "await_approval",
+            AT,
+            1.0,
+            PASSES,
+            "PASS 2 of 2 in a row; advancing to public_traffic needs approval, awaiting it since 2026-03-10",
+        ),
+        id="a10-approval",
+    ),
+    pytest.param(
+        CE,
+        {"gmv": 500},
+        {"pass_streak": 1},
+        {CE: {"requires_approval": True}},
+        {},
+        (
+            "PASS",
+            "await_approval",
+            CE,
+            1.0,
+            PASSES,
+            "PASS 2 of 2 in a row; graduating needs approval, awaiting it since 2026-03-10",
+        ),
+        id="a10-approval-last-stage",
+    ),
+    pytest.param(
+        CE,
+        {"gmv": 500},
+        {"pass_streak": 1},
+        {},
+        {},
+        ("PASS", "graduate", GRADUATED, 1.0, PASSES, "PASS 2 of 2 in a row: graduate"),
+        id="a11-graduate",
+    ),
     # the brand's override replaces the gmv criterion by name and lowers consecutive_passes to 1
-    pytest.param(PT, {"gmv": 250}, {}, {},
-                 {"gates": {PT: {"consecutive_passes": 1, "criteria": [{**GMV, "threshold": 200}]}}},
-                 ("PASS", "advance", SB, 1.0, PASSES, "PASS 1 of 1 in a row: advance to self_broadcast"),
-                 id="a12-advance-overridden"),
+    pytest.param(
+        PT,
+        {"gmv": 250},
+        {},
+        {},
+        {"gates": {PT: {"consecutive_passes": 1, "criteria": [{**GMV, "threshold": 200}]}}},
+        ("PASS", "advance", SB, 1.0, PASSES, "PASS 1 of 1 in a row: advance to self_broadcast"),
+        id="a12-advance-overridden",
+    ),
     # --- graduated brands: every stage's guardrails decide; they hold unless a guardrail trips
-    pytest.param(GRADUATED, {"refund_rate": 0.2}, {"pass_streak": 3}, GUARDED, {},
-                 ("PASS", "hold", GRADUATED, 1.0, PASSES, "PASS 4 of 1 in a row: guardrails hold"),
-                 id="graduated-pass"),
-    pytest.param(GRADUATED, {"refund_rate": 0.7}, {"pass_streak": 3}, GUARDED, {},
-                 ("FAIL", "hold", GRADUATED, 1.0, f"guardrail public_traffic: {REFUND_70}",
-                  "PASS 0 of 1 in a row: guardrails hold"),
-                 id="graduated-fail-below-trip"),
-    pytest.param(GRADUATED, {}, {"pass_streak": 3}, GUARDED, {},
-                 ("INCONCLUSIVE", "hold", GRADUATED, None, "no value: refund_rate",
-                  "PASS 3 of 1 in a row: guardrails hold"),
-                 id="graduated-no-value"),
-    pytest.param(GRADUATED, {"refund_rate": 0.7}, {"guard_streaks": {PT: 1}}, GUARDED, {},
-                 ("FAIL", "demote", PT, 1.0, f"guardrail public_traffic: {REFUND_70}", TRIP_2), id="graduated-trips"),
+    pytest.param(
+        GRADUATED,
+        {"refund_rate": 0.2},
+        {"pass_streak": 3},
+        GUARDED,
+        {},
+        ("PASS", "hold", GRADUATED, 1.0, PASSES, "PASS 4 of 1 in a row: guardrails hold"),
+        id="graduated-pass",
+    ),
+    pytest.param(
+        GRADUATED,
+        {"refund_rate": 0.7},
+        {"pass_streak": 3},
+        GUARDED,
+        {},
+        (
+            "FAIL",
+            "hold",
+            GRADUATED,
+            1.0,
+            f"guardrail public_traffic: {REFUND_70}",
+            "PASS 0 of 1 in a row: guardrails hold",
+        ),
+        id="graduated-fail-below-trip",
+    ),
+    pytest.param(
+        GRADUATED,
+        {},
+        {"pass_streak": 3},
+        GUARDED,
+        {},
+        ("INCONCLUSIVE", "hold", GRADUATED, None, "no value: refund_rate", "PASS 3 of 1 in a row: guardrails hold"),
+        id="graduated-no-value",
+    ),
+    pytest.param(
+        GRADUATED,
+        {"refund_rate": 0.7},
+        {"guard_streaks": {PT: 1}},
+        GUARDED,
+        {},
+        ("FAIL", "demote", PT, 1.0, f"guardrail public_traffic: {REFUND_70}", TRIP_2),
+        id="graduated-trips",
+    ),
 ]
 # The brand's own public_traffic needs 1 failure, not the playbook's 2: the first one trips (the guardrails come from
 # the effective stage, and so does "that stage's consecutive_passes"; the engine read the playbook's until this test).
 TRIP_1 = f"guardrail public_traffic failed 1 evaluations in a row ({REFUND_70})"
-OWN_STREAK_NEED = (SB, {"gmv": 500, "refund_rate": 0.7}, {}, GUARDED, {"gates": {PT: {"consecutive_passes": 1}}},
-                   ("FAIL", "demote", PT, 1.0, TRIP_1, TRIP_1))
+OWN_STREAK_NEED = (
+    SB,
+    {"gmv": 500, "refund_rate": 0.7},
+    {},
+    GUARDED,
+    {"gates": {PT: {"consecutive_passes": 1}}},
+    ("FAIL", "demote", PT, 1.0, TRIP_1, TRIP_1),
+)
 CASES.append(pytest.param(*OWN_STREAK_NEED, id="override-own-streak-need"))
 
 
@@ -305,36 +588,92 @@ def test_each_rule_gives_the_listed_decision_in_both(
     ("stage", "state", "metrics", "streaks", "pass_streak", "entered", "overdue"),
     [
         # a failing guardrail counts once; the other stages' streaks stand as they were
-        pytest.param(SB, {"guard_streaks": {"private_repurchase": 2}}, {"gmv": 500, "refund_rate": 0.7},
-                     {PT: 1, "private_repurchase": 2}, 1, AS_OF - timedelta(days=4), False, id="guard-fails-once"),
+        pytest.param(
+            SB,
+            {"guard_streaks": {"private_repurchase": 2}},
+            {"gmv": 500, "refund_rate": 0.7},
+            {PT: 1, "private_repurchase": 2},
+            1,
+            AS_OF - timedelta(days=4),
+            False,
+            id="guard-fails-once",
+        ),
         # a missing guardrail value: its streak stands still (not reset)
-        pytest.param(SB, {"guard_streaks": {PT: 1}}, {"gmv": 500}, {PT: 1}, 1, AS_OF - timedelta(days=4), False,
-                     id="guard-missing-stands"),
+        pytest.param(
+            SB,
+            {"guard_streaks": {PT: 1}},
+            {"gmv": 500},
+            {PT: 1},
+            1,
+            AS_OF - timedelta(days=4),
+            False,
+            id="guard-missing-stands",
+        ),
         # passing guardrails reset it
-        pytest.param(SB, {"guard_streaks": {PT: 1}}, {"gmv": 500, "refund_rate": 0.1}, {PT: 0}, 1,
-                     AS_OF - timedelta(days=4), False,
-                     id="guard-pass-resets"),
+        pytest.param(
+            SB,
+            {"guard_streaks": {PT: 1}},
+            {"gmv": 500, "refund_rate": 0.1},
+            {PT: 0},
+            1,
+            AS_OF - timedelta(days=4),
+            False,
+            id="guard-pass-resets",
+        ),
         # a data error: guardrails do not judge, the pass streak stands
-        pytest.param(SB, {"data_error": ERR, "pass_streak": 1, "guard_streaks": {PT: 1}},
-                     {"gmv": 500, "refund_rate": 0.7}, {PT: 1}, 1, AS_OF - timedelta(days=4), False,
-                     id="guard-error-stands"),
+        pytest.param(
+            SB,
+            {"data_error": ERR, "pass_streak": 1, "guard_streaks": {PT: 1}},
+            {"gmv": 500, "refund_rate": 0.7},
+            {PT: 1},
+            1,
+            AS_OF - timedelta(days=4),
+            False,
+            id="guard-error-stands",
+        ),
         # a move (advance on the 2nd pass) resets every streak and starts the next stage tomorrow
-        pytest.param(SB, {"pass_streak": 1, "guard_streaks": {AT: 1}}, {"gmv": 500, "refund_rate": 0.1}, {}, 0,
-                     AS_OF + timedelta(days=1), False, id="move-resets"),
+        pytest.param(
+            SB,
+            {"pass_streak": 1, "guard_streaks": {AT: 1}},
+            {"gmv": 500, "refund_rate": 0.1},
+            {},
+            0,
+            AS_OF + timedelta(days=1),
+            False,
+            id="move-resets",
+        ),
         # day 11 past max_days 10 without a move: overdue
         pytest.param(AT, {"days_in_stage": 11}, {"gmv": 100}, {}, 0, AS_OF - timedelta(days=10), True, id="overdue"),
         # past max_days but moving today: not overdue
-        pytest.param(AT, {"days_in_stage": 11, "pass_streak": 1}, {"gmv": 500}, {}, 0, AS_OF + timedelta(days=1), False,
-                     id="moving-not-overdue"),
+        pytest.param(
+            AT,
+            {"days_in_stage": 11, "pass_streak": 1},
+            {"gmv": 500},
+            {},
+            0,
+            AS_OF + timedelta(days=1),
+            False,
+            id="moving-not-overdue",
+        ),
     ],
 )
 def test_state_after_the_decision_in_both(
-    tmp_path: Path, stage: str, state: dict, metrics: Window, streaks: dict, pass_streak: int, entered: date,
+    tmp_path: Path,
+    stage: str,
+    state: dict,
+    metrics: Window,
+    streaks: dict,
+    pass_streak: int,
+    entered: date,
     overdue: bool,
 ) -> None:
     engine, reference = both(tmp_path, stage, metrics, state, GUARDED, {})
-    expected = {"guard_streaks": {s: streaks.get(s, 0) for s in STAGE_IDS}, "pass_streak": pass_streak,
-                "stage_entered_on": entered, "overdue": overdue}
+    expected = {
+        "guard_streaks": {s: streaks.get(s, 0) for s in STAGE_IDS},
+        "pass_streak": pass_streak,
+        "stage_entered_on": entered,
+        "overdue": overdue,
+    }
     for side in (reference, engine):
         assert {k: side[k] for k in expected} == expected
     assert engine == reference
@@ -349,8 +688,11 @@ POOLS: dict[str, list[float]] = {  # values and thresholds meet on these numbers
     "selling_affiliates": [0.0, 2.5, 461.4, 1000.0, 15000.0],
     "store_rating": [0.0, 4.2, 4.5, 5.0],
 }
-SAMPLE_POOLS: dict[str, list[float]] = {"orders": [0.0, 2.0, 150.0, 200.0], "days_with_data": [0.0, 2.0, 3.0, 5.0],
-                                        "gmv": [0.0, 100.0, 20000.0]}
+SAMPLE_POOLS: dict[str, list[float]] = {
+    "orders": [0.0, 2.0, 150.0, 200.0],
+    "days_with_data": [0.0, 2.0, 3.0, 5.0],
+    "gmv": [0.0, 100.0, 20000.0],
+}
 LAGS = [0, 0, 7]
 COLUMN_POOLS = {
     **{lagged_name(m, k): pool for m, pool in POOLS.items() for k in sorted(set(LAGS))},
@@ -362,11 +704,13 @@ COLUMN_POOLS = {
 def criterion(draw: st.DrawFn, metric: str) -> dict:
     pool = st.sampled_from(POOLS[metric])
     return {
-        "metric": metric, "op": draw(st.sampled_from([">=", ">", "<=", "<"])),
+        "metric": metric,
+        "op": draw(st.sampled_from([">=", ">", "<=", "<"])),
         "threshold": draw(st.one_of(pool, st.fixed_dictionaries({"small": pool, "mid": pool, "large": pool}))),
         "kind": draw(st.sampled_from(["must", "should", "should"])),
         "weight": draw(st.sampled_from([0.5, 1.0, 2.0, 3.0])),
-        "shadow": draw(st.sampled_from([False, False, False, True])), "lag_days": draw(st.sampled_from(LAGS)),
+        "shadow": draw(st.sampled_from([False, False, False, True])),
+        "lag_days": draw(st.sampled_from(LAGS)),
     }
 
 
@@ -390,11 +734,18 @@ min_sample = st.dictionaries(
 def stage(draw: st.DrawFn, stage_id: str) -> dict:
     least = draw(st.integers(0, 3))
     return {
-        "id": stage_id, "title": stage_id, "window_days": 3, "min_days_in_stage": least,
+        "id": stage_id,
+        "title": stage_id,
+        "window_days": 3,
+        "min_days_in_stage": least,
         "max_days_in_stage": draw(st.one_of(st.none(), st.integers(max(least, 1), least + 4))),
-        "consecutive_passes": draw(st.integers(1, 3)), "min_sample": draw(min_sample), "criteria": draw(criteria(1, 3)),
-        "pass_score": draw(st.sampled_from([0.0, 0.5, 0.6, 1.0])), "on_fail": draw(on_fail(stage_id)),
-        "guardrails": draw(criteria(0, 2)), "requires_approval": draw(st.booleans()),
+        "consecutive_passes": draw(st.integers(1, 3)),
+        "min_sample": draw(min_sample),
+        "criteria": draw(criteria(1, 3)),
+        "pass_score": draw(st.sampled_from([0.0, 0.5, 0.6, 1.0])),
+        "on_fail": draw(on_fail(stage_id)),
+        "guardrails": draw(criteria(0, 2)),
+        "requires_approval": draw(st.booleans()),
     }
 
 
@@ -402,14 +753,17 @@ def stage(draw: st.DrawFn, stage_id: str) -> dict:
 def override(draw: st.DrawFn, stage_id: str) -> dict:
     """A brand's changes to one stage: criteria and guardrails (replacing by metric, or added), and parameters."""
     choices = {
-        "criteria": criteria(1, 2), "guardrails": criteria(1, 2), "consecutive_passes": st.integers(1, 3),
-        "pass_score": st.sampled_from([0.0, 0.5, 1.0]), "on_fail": on_fail(stage_id), "min_sample": min_sample,
-        "min_days_in_stage": st.integers(0, 1), "requires_approval": st.booleans(),
+        "criteria": criteria(1, 2),
+        "guardrails": criteria(1, 2),
+        "consecutive_passes": st.integers(1, 3),
+        "pass_score": st.sampled_from([0.0, 0.5, 1.0]),
+        "on_fail": on_fail(stage_id),
+        "min_sample": min_sample,
+        "min_days_in_stage": st.integers(0, 1),
+        "requires_approval": st.booleans(),
     }
     keys = draw(st.lists(st.sampled_from(list(choices)), min_size=1, max_size=3, unique=True))
     return {k: draw(choices[k]) for k in keys}
-
-
 
 
 @st.composite
@@ -417,12 +771,18 @@ def brand(draw: st.DrawFn) -> tuple[dict, str, BrandState, Window]:
     """A brand's config, its stage, its state before today and its window metrics (None: not measured)."""
     tier = draw(st.sampled_from(["small", "mid", "large"]))
     gated = draw(st.lists(st.sampled_from(STAGE_IDS), max_size=2, unique=True))
-    config = {"tier": tier, "gates": {s: draw(override(s)) for s in gated},
-              "requires_approval": draw(st.lists(st.sampled_from(STAGE_IDS), max_size=2, unique=True))}
+    config = {
+        "tier": tier,
+        "gates": {s: draw(override(s)) for s in gated},
+        "requires_approval": draw(st.lists(st.sampled_from(STAGE_IDS), max_size=2, unique=True)),
+    }
     awaiting = draw(st.sampled_from([False, False, False, True]))
     state = _state(
-        tier=tier, days_in_stage=draw(st.integers(1, 12)), pass_streak=draw(st.integers(0, 3)),
-        paused=draw(st.sampled_from([False, False, False, False, True])), awaiting=awaiting,
+        tier=tier,
+        days_in_stage=draw(st.integers(1, 12)),
+        pass_streak=draw(st.integers(0, 3)),
+        paused=draw(st.sampled_from([False, False, False, False, True])),
+        awaiting=awaiting,
         awaiting_since=draw(st.sampled_from(["2026-03-01", "2026-03-09"])) if awaiting else None,
         guard_streaks={s: draw(st.integers(0, 3)) for s in STAGE_IDS},
         data_error=draw(st.sampled_from(["", "", "", "", "", ERR])),

@@ -346,7 +346,9 @@ def _good_brand_rows(brands: list[DemoBrand], metrics: pd.DataFrame, tier: str) 
         ("large", "paid_roi", 2.0, 6.0),
     ],
 )
-def test_magnitudes_by_tier(brands: list[DemoBrand], metrics: pd.DataFrame, tier: str, name: str, lo: float, hi: float) -> None:
+def test_magnitudes_by_tier(
+    brands: list[DemoBrand], metrics: pd.DataFrame, tier: str, name: str, lo: float, hi: float
+) -> None:
     rows = _good_brand_rows(brands, metrics, tier)
     assert not rows.empty
     g = rows.groupby("brand_id")
@@ -368,7 +370,9 @@ def test_magnitudes_by_tier(brands: list[DemoBrand], metrics: pd.DataFrame, tier
     ("category", "lo", "hi"),
     [("apparel", 0.30, 0.60), ("beauty", 0.10, 0.25), ("food", 0.03, 0.10)],  # docs/domain.md#realistic-magnitudes
 )
-def test_refund_rate_by_category(brands: list[DemoBrand], metrics: pd.DataFrame, category: str, lo: float, hi: float) -> None:
+def test_refund_rate_by_category(
+    brands: list[DemoBrand], metrics: pd.DataFrame, category: str, lo: float, hi: float
+) -> None:
     ids = [b.brand_id for b in brands if b.archetype in GOOD_ARCHETYPES and b.config["category"] == category]
     s = metrics[metrics["brand_id"].isin(ids)].groupby("brand_id")[["refund_amount", "gmv"]].sum()
     assert ids and (s["refund_amount"] / s["gmv"]).between(lo, hi).all()
@@ -400,7 +404,9 @@ def test_weekends_sell_more(metrics: pd.DataFrame) -> None:
 
 
 @pytest.mark.parametrize("stage_id", STAGE_IDS)
-def test_good_brands_clear_every_stage(brands: list[DemoBrand], by_brand: dict[str, pd.DataFrame], stage_id: str) -> None:
+def test_good_brands_clear_every_stage(
+    brands: list[DemoBrand], by_brand: dict[str, pd.DataFrame], stage_id: str
+) -> None:
     # A good brand's data clears every criterion, guardrail and min_sample of every stage at any time,
     # so it passes each stage whenever the engine gets there. A few windows per brand.
     days = STAGES[stage_id]["window_days"]
@@ -436,7 +442,9 @@ def test_burst_coefficient_of_good_brands(brands: list[DemoBrand], by_brand: dic
         ("stuck_channel_exclusive", "criteria:exclusive_sku_count"),
     ],
 )
-def test_stuck_brands_fail_one_must(brands: list[DemoBrand], by_brand: dict[str, pd.DataFrame], archetype: str, failing: str) -> None:
+def test_stuck_brands_fail_one_must(
+    brands: list[DemoBrand], by_brand: dict[str, pd.DataFrame], archetype: str, failing: str
+) -> None:
     stuck_stage = ARCHETYPES[archetype].stuck_stage
     assert stuck_stage is not None and f"criteria:{ARCHETYPES[archetype].fails[1]}" == failing  # type: ignore[index]
     for brand in (b for b in brands if b.archetype == archetype):
@@ -539,9 +547,10 @@ def test_write_demo_folder(demo: DemoSummary, demo_configs: dict[str, dict[str, 
         assert isinstance(config["start_date"], dt.date)  # written as an ISO date, read back as a date
         assert demo.archetypes[path.stem] in ARCHETYPES
     # the brand files are the plan plus the ids the exports name brands by (accounts, exclusive SKUs)
-    assert {b.brand_id: {k: v for k, v in demo_configs[b.brand_id].items() if k not in ("accounts", "exclusive_items")} for b in brands} == {
-        b.brand_id: b.config for b in brands
-    }
+    assert {
+        b.brand_id: {k: v for k, v in demo_configs[b.brand_id].items() if k not in ("accounts", "exclusive_items")}
+        for b in brands
+    } == {b.brand_id: b.config for b in brands}
     onboarding = yaml.safe_load(demo.onboarding_path.read_text(encoding="utf-8"))
     assert onboarding["metrics"] == "data/metrics.parquet" and onboarding["ledger"] == "sqlite:///data/ledger.sqlite"
     assert demo.metrics_path == demo.folder / "data" / "metrics.parquet"
@@ -594,7 +603,11 @@ def test_every_base_column_comes_from_an_export(demo: DemoSummary) -> None:
 
 @pytest.mark.parametrize("column", [pytest.param(c, id=c) for c in BASE_COLUMNS])
 def test_exports_reimport_to_the_generated_values(
-    demo: DemoSummary, demo_configs: dict[str, dict[str, Any]], brands: list[DemoBrand], metrics: pd.DataFrame, column: str
+    demo: DemoSummary,
+    demo_configs: dict[str, dict[str, Any]],
+    brands: list[DemoBrand],
+    metrics: pd.DataFrame,
+    column: str,
 ) -> None:
     # Exact, not approximate: the demo decides on what went through the exports (ROUND_TRIP says why it can be exact).
     expected = corrupt_rows(metrics, brands, SEED).set_index(["brand_id", "date"])[column]
@@ -605,11 +618,15 @@ def test_exports_reimport_to_the_generated_values(
         assert listed == {b.brand_id for b in brands if (END - b.start_date).days >= reach} and len(listed) >= 30
         expected = expected.where(expected.index.get_level_values("brand_id").isin(listed))
     imported = pd.read_parquet(demo.metrics_path).set_index(["brand_id", "date"])[column].reindex(expected.index)
-    assert len(pd.read_parquet(demo.metrics_path, columns=["brand_id"])) == len(expected)  # no brand-day more, none less
+    assert len(pd.read_parquet(demo.metrics_path, columns=["brand_id"])) == len(
+        expected
+    )  # no brand-day more, none less
     assert np.array_equal(imported.to_numpy(), expected.to_numpy(), equal_nan=True), ROUND_TRIP[column]
 
 
-def test_revision_record_holds_the_restated_values(demo: DemoSummary, brands: list[DemoBrand], metrics: pd.DataFrame) -> None:
+def test_revision_record_holds_the_restated_values(
+    demo: DemoSummary, brands: list[DemoBrand], metrics: pd.DataFrame
+) -> None:
     final = metrics.set_index(["brand_id", "date"])
     revisions = read_jsonl(file_records(demo.metrics_path).revisions, REVISION_COLUMNS)
     revisions["date"] = pd.to_datetime(revisions["date"])
@@ -673,7 +690,11 @@ def test_each_report_is_imported_and_summarised(demo: DemoSummary, brands: list[
     assert set(suffixes.index) == {".csv", ".xlsx"} and 0 < suffixes[".xlsx"] <= 5
     # one 磁力金牛 file for every ad account; the provider's test account is skipped, the brand without ads has no rows
     ads = reports["磁力金牛 account report"]
-    assert ads.files == 1 and ads.brands == 49 and ads.skipped == (f"account {ACCOUNT_NOBODY} (7 rows, 2026-11-15 to 2026-11-21)",)
+    assert (
+        ads.files == 1
+        and ads.brands == 49
+        and ads.skipped == (f"account {ACCOUNT_NOBODY} (7 rows, 2026-11-15 to 2026-11-21)",)
+    )
     # the overview's selling 达人 are the detail's: the detail's brand-days come back unchanged
     assert reports["快分销 数据概览"].unchanged == reports["快分销 效果明细"].brand_days > 0
     again = reports[RESTATED_REPORT]
@@ -691,12 +712,16 @@ def test_a_demo_written_again_is_rebuilt_from_its_own_exports(tmp_path: Path) ->
     write_demo_folder(tmp_path, n_brands=14, days=40, end=END - dt.timedelta(days=3), seed=SEED)
     second = write_demo_folder(tmp_path, n_brands=12, days=40, end=END, seed=SEED)
     frame = pd.read_parquet(second.metrics_path)
-    assert len(frame) == second.n_rows and frame["date"].max() == pd.Timestamp(END) and frame["brand_id"].nunique() == 12
+    assert (
+        len(frame) == second.n_rows and frame["date"].max() == pd.Timestamp(END) and frame["brand_id"].nunique() == 12
+    )
     assert len(read_jsonl(file_records(second.metrics_path).imports, IMPORT_COLUMNS)) == len(second.exports)
     assert sorted(p for p in second.exports_dir.rglob("*") if p.is_file()) == sorted(e.path for e in second.exports)
 
 
-def test_the_demo_imports_into_its_own_metrics_whatever_the_environment_says(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_demo_imports_into_its_own_metrics_whatever_the_environment_says(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # BRANDSTEPS_METRICS overrides onboarding.yaml for every command; the demo's imports never go there.
     elsewhere = tmp_path / "production" / "metrics.parquet"
     monkeypatch.setenv("BRANDSTEPS_METRICS", str(elsewhere))

@@ -75,7 +75,12 @@ def test_cells_read_back_as_the_same_floats() -> None:
     rng = np.random.default_rng(5)
     money = np.round(rng.lognormal(7, 3, 20_000), 2)
     counts = np.rint(rng.lognormal(7, 3, 20_000))
-    for cells, values in ((_money(money, "¥"), money), (_money(money, "￥"), money), (_count(counts), counts), (_wan(counts), counts)):
+    for cells, values in (
+        (_money(money, "¥"), money),
+        (_money(money, "￥"), money),
+        (_count(counts), counts),
+        (_wan(counts), counts),
+    ):
         parsed, invalid = parse_kuaishou_series(pd.Series(cells, dtype=object))
         assert not invalid.any() and np.array_equal(parsed.to_numpy(), values)
     assert _wan(np.array([123_456.0, 120_000.0, 9_999.0])).tolist() == ["12.3456万", "12万", "9,999"]
@@ -90,7 +95,10 @@ def test_user_profiles_are_valid_and_named_apart_from_the_built_ins() -> None:
 
 def test_remove_old_exports_only_takes_the_demos_files(tmp_path: Path) -> None:
     (tmp_path / "全店成交分析").mkdir()
-    old = [tmp_path / "全店成交分析" / "d051-muyu-home_全店成交分析_20260101-20260301.csv", tmp_path / "磁力金牛_账户报表_20260101-20260301.csv"]
+    old = [
+        tmp_path / "全店成交分析" / "d051-muyu-home_全店成交分析_20260101-20260301.csv",
+        tmp_path / "磁力金牛_账户报表_20260101-20260301.csv",
+    ]
     kept = [tmp_path / "磁力金牛-7月.csv", tmp_path / "全店成交分析" / "my-own-export.csv"]  # an operator's own files
     for path in (*old, *kept):
         path.write_text("x", encoding="utf-8")
@@ -171,7 +179,9 @@ def test_the_revision_record_holds_each_weekly_restatement_at_its_time(small: Sm
     shares = refunds_as_exported(np.full(4, settled), np.array([1, 7, 14, 21]))
 
     def file_of(k: int) -> str:  # the re-export k weeks after the start covers the start to the day before it
-        return f"{small.late}_全店成交分析_{small.start:%Y%m%d}-{small.start + k * week - dt.timedelta(days=1):%Y%m%d}.csv"
+        return (
+            f"{small.late}_全店成交分析_{small.start:%Y%m%d}-{small.start + k * week - dt.timedelta(days=1):%Y%m%d}.csv"
+        )
 
     records = [(Path(r.file).name, r.recorded_at, r.old_value, r.new_value) for r in first_day.itertuples()]
     assert records == [(file_of(k), _shanghai(small.start + k * week, 10), shares[k - 1], shares[k]) for k in (1, 2, 3)]

@@ -40,26 +40,80 @@ def _daily(rows: list[dict]) -> pd.DataFrame:
 )
 def test_factors_multiply_to_gmv(days: list[tuple], gmv: float) -> None:
     rows = [
-        {"brand_id": "b", "date": f"2026-01-0{i + 1}", "uv_private": p, "uv_public_organic": o, "uv_public_paid": q, "watch_minutes": w, "buyers": bu, "orders": od, "gmv": g}
+        {
+            "brand_id": "b",
+            "date": f"2026-01-0{i + 1}",
+            "uv_private": p,
+            "uv_public_organic": o,
+            "uv_public_paid": q,
+            "watch_minutes": w,
+            "buyers": bu,
+            "orders": od,
+            "gmv": g,
+        }
         for i, (p, o, q, w, bu, od, g) in enumerate(days)
     ]
-    window = pd.DataFrame({"window_start": [pd.Timestamp("2026-01-01")], "window_end": [pd.Timestamp("2026-01-05")], "window_len": [5]}, index=pd.Index(["b"], name="brand_id"))
+    window = pd.DataFrame(
+        {"window_start": [pd.Timestamp("2026-01-01")], "window_end": [pd.Timestamp("2026-01-05")], "window_len": [5]},
+        index=pd.Index(["b"], name="brand_id"),
+    )
     metrics = compute_window_metrics(_daily(rows), window)
     product = np.prod([metrics.at["b", f] for f in GMV_FACTORS])
     assert metrics.at["b", "gmv"] == gmv
-    assert product == pytest.approx(gmv, rel=1e-12)  # UV × watch/UV × buyers/watch × orders/buyers × gmv/orders telescopes to gmv
+    assert product == pytest.approx(
+        gmv, rel=1e-12
+    )  # UV × watch/UV × buyers/watch × orders/buyers × gmv/orders telescopes to gmv
 
 
-def _criterion(metric: str, threshold: float, op: str = ">=", kind: str = "should", shadow: bool = False, value: float = float("nan"), result: str = "pass") -> dict:
-    return {"role": "criterion", "source_stage": "self_broadcast", "metric": metric, "op": op, "threshold": threshold, "kind": kind, "weight": 1.0,
-            "shadow": shadow, "value": value, "result": result, "reason": f"{metric} {value} {op} {threshold}"}
+def _criterion(
+    metric: str,
+    threshold: float,
+    op: str = ">=",
+    kind: str = "should",
+    shadow: bool = False,
+    value: float = float("nan"),
+    result: str = "pass",
+) -> dict:
+    return {
+        "role": "criterion",
+        "source_stage": "self_broadcast",
+        "metric": metric,
+        "op": op,
+        "threshold": threshold,
+        "kind": kind,
+        "weight": 1.0,
+        "shadow": shadow,
+        "value": value,
+        "result": result,
+        "reason": f"{metric} {value} {op} {threshold}",
+    }
 
 
-def _decisions(brands: dict[str, tuple[float, float, float, float, float]], stage: str = "self_broadcast", criteria: dict[str, list[dict]] | None = None) -> pd.DataFrame:
+def _decisions(
+    brands: dict[str, tuple[float, float, float, float, float]],
+    stage: str = "self_broadcast",
+    criteria: dict[str, list[dict]] | None = None,
+) -> pd.DataFrame:
     rows = []
     for b, (uv, wm, conv, rf, aov) in brands.items():
-        factors = {"gmv": uv * wm * conv * rf * aov, "uv": uv, "watch_minutes_per_uv": wm, "conversion_per_watch_minute": conv, "repurchase_frequency": rf, "aov": aov}
-        rows.append({"brand_id": b, "stage": stage, "verdict": "PASS", "reason": "all must criteria pass", "gmv_factors": json.dumps(factors), "criteria": json.dumps((criteria or {}).get(b, []))})
+        factors = {
+            "gmv": uv * wm * conv * rf * aov,
+            "uv": uv,
+            "watch_minutes_per_uv": wm,
+            "conversion_per_watch_minute": conv,
+            "repurchase_frequency": rf,
+            "aov": aov,
+        }
+        rows.append(
+            {
+                "brand_id": b,
+                "stage": stage,
+                "verdict": "PASS",
+                "reason": "all must criteria pass",
+                "gmv_factors": json.dumps(factors),
+                "criteria": json.dumps((criteria or {}).get(b, [])),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -77,10 +131,17 @@ THREE = {
     [
         ("a", "uv", 1 / 3, "public_traffic"),  # 1 - 1000/1500
         ("b", "watch_minutes_per_uv", 1 / 3, "self_broadcast"),  # max(1 - 0.4/0.6, 1 - 0.4/0.5)
-        ("c", "conversion_per_watch_minute", 0.4, "self_broadcast"),  # max(1 - 0.006/0.01, 1 - 0.006/0.008); AOV is only 25% short
+        (
+            "c",
+            "conversion_per_watch_minute",
+            0.4,
+            "self_broadcast",
+        ),  # max(1 - 0.006/0.01, 1 - 0.006/0.008); AOV is only 25% short
     ],
 )
-def test_limiting_factor_against_cohort_median_and_targets(brand: str, limiting: str, shortfall: float, action_stage: str) -> None:
+def test_limiting_factor_against_cohort_median_and_targets(
+    brand: str, limiting: str, shortfall: float, action_stage: str
+) -> None:
     decisions = _decisions(THREE, criteria={b: SMALL_TARGETS for b in THREE})
     cohorts = pd.DataFrame({"tier": "small", "window_len": 14}, index=pd.Index(list(THREE), name="brand_id"))
     diag = factor_diagnosis(from_records(decisions), cohorts, PORTFOLIO).set_index(decisions["brand_id"])
@@ -94,7 +155,9 @@ def test_limiting_factor_against_cohort_median_and_targets(brand: str, limiting:
 
 def test_target_shortfall_counts_when_the_brand_is_its_own_cohort() -> None:
     # one mid-tier brand: each median is its own value (no shortfall), but watch 0.45 is half the 0.9 target
-    decisions = _decisions({"m": (280000, 0.45, 0.02, 1.2, 120.0)}, criteria={"m": [_criterion("watch_minutes_per_uv", 0.9)]})
+    decisions = _decisions(
+        {"m": (280000, 0.45, 0.02, 1.2, 120.0)}, criteria={"m": [_criterion("watch_minutes_per_uv", 0.9)]}
+    )
     cohorts = pd.DataFrame({"tier": "mid", "window_len": 14}, index=pd.Index(["m"], name="brand_id"))
     diag = factor_diagnosis(from_records(decisions), cohorts, PORTFOLIO)
     assert diag.at[0, "limiting_factor"] == "watch_minutes_per_uv"
@@ -104,7 +167,9 @@ def test_target_shortfall_counts_when_the_brand_is_its_own_cohort() -> None:
 
 def test_no_limiting_factor_when_nothing_is_short() -> None:
     # two identical brands: every factor equals the median and there are no targets
-    decisions = _decisions({"x": (1400, 1.0, 0.01, 1.0, 50.0), "y": (1400, 1.0, 0.01, 1.0, 50.0)}, stage="affiliate_trial")
+    decisions = _decisions(
+        {"x": (1400, 1.0, 0.01, 1.0, 50.0), "y": (1400, 1.0, 0.01, 1.0, 50.0)}, stage="affiliate_trial"
+    )
     cohorts = pd.DataFrame({"tier": "small", "window_len": 14}, index=pd.Index(["x", "y"], name="brand_id"))
     diag = factor_diagnosis(from_records(decisions), cohorts, PORTFOLIO)
     assert diag["limiting_factor"].isna().all()
@@ -112,7 +177,9 @@ def test_no_limiting_factor_when_nothing_is_short() -> None:
 
 def test_tiers_are_separate_cohorts() -> None:
     # same stage, different tiers: each brand is alone in its cohort, so no shortfall vs a median
-    decisions = _decisions({"s": (1400, 0.3, 0.01, 1.0, 50.0), "l": (2_800_000, 1.5, 0.02, 1.3, 200.0)}, stage="affiliate_trial")
+    decisions = _decisions(
+        {"s": (1400, 0.3, 0.01, 1.0, 50.0), "l": (2_800_000, 1.5, 0.02, 1.3, 200.0)}, stage="affiliate_trial"
+    )
     cohorts = pd.DataFrame({"tier": ["small", "large"], "window_len": 14}, index=pd.Index(["s", "l"], name="brand_id"))
     diag = factor_diagnosis(from_records(decisions), cohorts, PORTFOLIO)
     assert list(diag["cohort_brands"]) == [1, 1]
@@ -121,7 +188,18 @@ def test_tiers_are_separate_cohorts() -> None:
 
 def test_diagnose_extends_gmv_factors_and_leaves_exited_alone() -> None:
     decisions = _decisions(THREE, criteria={b: SMALL_TARGETS for b in THREE})
-    exited = pd.DataFrame([{"brand_id": "gone", "stage": "exited", "verdict": "INCONCLUSIVE", "reason": "exited", "gmv_factors": "{}", "criteria": "[]"}])
+    exited = pd.DataFrame(
+        [
+            {
+                "brand_id": "gone",
+                "stage": "exited",
+                "verdict": "INCONCLUSIVE",
+                "reason": "exited",
+                "gmv_factors": "{}",
+                "criteria": "[]",
+            }
+        ]
+    )
     frame = pd.concat([decisions, exited], ignore_index=True)
     cohorts = pd.DataFrame({"tier": "small", "window_len": 14}, index=pd.Index([*THREE, "gone"], name="brand_id"))
     out = render(diagnose(from_records(frame), cohorts, PORTFOLIO))
@@ -137,23 +215,78 @@ def test_diagnose_extends_gmv_factors_and_leaves_exited_alone() -> None:
     ("verdict", "reason", "criteria", "pass_score", "expected"),
     [
         # a shadow must that fails turns a PASS into FAIL
-        ("PASS", "all must criteria pass", [_criterion("gpm", 400, kind="must"), _criterion("aov", 999, kind="must", shadow=True, value=80, result="fail")], 1.0, "FAIL"),
+        (
+            "PASS",
+            "all must criteria pass",
+            [
+                _criterion("gpm", 400, kind="must"),
+                _criterion("aov", 999, kind="must", shadow=True, value=80, result="fail"),
+            ],
+            1.0,
+            "FAIL",
+        ),
         # one live should passes, the shadow should fails: score 0.5 < 0.6
-        ("PASS", "all must criteria pass", [_criterion("gpm", 400), _criterion("aov", 999, shadow=True, value=80, result="fail")], 0.6, "FAIL"),
+        (
+            "PASS",
+            "all must criteria pass",
+            [_criterion("gpm", 400), _criterion("aov", 999, shadow=True, value=80, result="fail")],
+            0.6,
+            "FAIL",
+        ),
         # the same with pass_score 0.5: 0.5 is enough
-        ("PASS", "all must criteria pass", [_criterion("gpm", 400), _criterion("aov", 999, shadow=True, value=80, result="fail")], 0.5, "PASS"),
+        (
+            "PASS",
+            "all must criteria pass",
+            [_criterion("gpm", 400), _criterion("aov", 999, shadow=True, value=80, result="fail")],
+            0.5,
+            "PASS",
+        ),
         # a shadow without a value makes the would-be verdict INCONCLUSIVE
-        ("PASS", "all must criteria pass", [_criterion("gpm", 400), _criterion("aov", 10, shadow=True, result="no_value")], 0.5, "INCONCLUSIVE"),
+        (
+            "PASS",
+            "all must criteria pass",
+            [_criterion("gpm", 400), _criterion("aov", 10, shadow=True, result="no_value")],
+            0.5,
+            "INCONCLUSIVE",
+        ),
         # decided before the criteria (too few days in stage): shadow changes nothing
-        ("INCONCLUSIVE", "3 days in stage < min_days_in_stage 21", [_criterion("aov", 999, kind="must", shadow=True, value=80, result="fail")], 1.0, "INCONCLUSIVE"),
+        (
+            "INCONCLUSIVE",
+            "3 days in stage < min_days_in_stage 21",
+            [_criterion("aov", 999, kind="must", shadow=True, value=80, result="fail")],
+            1.0,
+            "INCONCLUSIVE",
+        ),
         # a live FAIL with a passing shadow stays FAIL
-        ("FAIL", "gpm 300 < 400", [_criterion("gpm", 400, kind="must", value=300, result="fail"), _criterion("aov", 10, shadow=True, value=80)], 1.0, "FAIL"),
+        (
+            "FAIL",
+            "gpm 300 < 400",
+            [
+                _criterion("gpm", 400, kind="must", value=300, result="fail"),
+                _criterion("aov", 10, shadow=True, value=80),
+            ],
+            1.0,
+            "FAIL",
+        ),
         # no shadow criteria: no shadow verdict
         ("PASS", "all must criteria pass", [_criterion("gpm", 400)], 1.0, None),
     ],
 )
-def test_shadow_verdicts(verdict: str, reason: str, criteria: list[dict], pass_score: float, expected: str | None) -> None:
-    decisions = pd.DataFrame([{"brand_id": "b", "stage": "self_broadcast", "verdict": verdict, "reason": reason, "criteria": json.dumps(criteria), "gmv_factors": "{}"}])
+def test_shadow_verdicts(
+    verdict: str, reason: str, criteria: list[dict], pass_score: float, expected: str | None
+) -> None:
+    decisions = pd.DataFrame(
+        [
+            {
+                "brand_id": "b",
+                "stage": "self_broadcast",
+                "verdict": verdict,
+                "reason": reason,
+                "criteria": json.dumps(criteria),
+                "gmv_factors": "{}",
+            }
+        ]
+    )
     recorded = from_records(decisions)
     out = shadow_verdicts(recorded.decisions, recorded.evidence, np.array([pass_score]))
     assert out.at[0, "shadow_verdict"] == expected
@@ -165,12 +298,30 @@ def test_diagnosis_is_recorded_by_a_real_cycle(tmp_path) -> None:
     from brandsteps.sources.metrics_source import MetricsBatch, validate
     from tests.conftest import simple_playbook, write_configs
 
-    playbook = simple_playbook(affiliate_trial={"criteria": [{"metric": "gmv", "op": ">=", "threshold": 300}, {"metric": "aov", "op": ">=", "threshold": 50, "shadow": True}]})
+    playbook = simple_playbook(
+        affiliate_trial={
+            "criteria": [
+                {"metric": "gmv", "op": ">=", "threshold": 300},
+                {"metric": "aov", "op": ">=", "threshold": 50, "shadow": True},
+            ]
+        }
+    )
     configs = write_configs(tmp_path, {"aa": {}, "bb": {}}, playbook)
     portfolio = load_portfolio(configs, apply_env=False)
     days = pd.date_range("2026-01-01", "2026-01-03")
-    raw = pd.DataFrame({"brand_id": np.repeat(["aa", "bb"], 3), "date": np.tile(days.strftime("%Y-%m-%d"), 2), "uv_private": 100.0, "uv_public_organic": 0.0, "uv_public_paid": 0.0,
-                        "watch_minutes": 50.0, "buyers": 5.0, "orders": np.repeat([5.0, 10.0], 3), "gmv": 400.0})
+    raw = pd.DataFrame(
+        {
+            "brand_id": np.repeat(["aa", "bb"], 3),
+            "date": np.tile(days.strftime("%Y-%m-%d"), 2),
+            "uv_private": 100.0,
+            "uv_public_organic": 0.0,
+            "uv_public_paid": 0.0,
+            "watch_minutes": 50.0,
+            "buyers": 5.0,
+            "orders": np.repeat([5.0, 10.0], 3),
+            "gmv": 400.0,
+        }
+    )
     batch: MetricsBatch = validate(raw, as_of=date(2026, 1, 3), today=date(2026, 1, 4))
     ledger = Ledger(f"sqlite:///{tmp_path / 'l.sqlite'}")
     ledger.create()

@@ -19,12 +19,37 @@ from tests.conftest import simple_playbook, write_configs
 AS_OF = pd.Timestamp("2026-01-10")
 
 
-def decision(brand_id: str, action: str = "hold", *, overdue: bool = False, days: int = 5, awaiting_since: str | None = None, stage: str = "affiliate_trial") -> dict:
-    to_stage = {"advance": "public_traffic", "graduate": "graduated", "exit": "exited", "demote": "affiliate_trial"}.get(action, stage)
+def decision(
+    brand_id: str,
+    action: str = "hold",
+    *,
+    overdue: bool = False,
+    days: int = 5,
+    awaiting_since: str | None = None,
+    stage: str = "affiliate_trial",
+) -> dict:
+    to_stage = {
+        "advance": "public_traffic",
+        "graduate": "graduated",
+        "exit": "exited",
+        "demote": "affiliate_trial",
+    }.get(action, stage)
     return {
-        "brand_id": brand_id, "as_of": AS_OF, "stage": stage, "to_stage": to_stage, "verdict": "PASS", "action": action,
-        "score": 1.0, "reason": "r", "action_reason": "a", "overdue": overdue, "days_in_stage": days, "pass_streak": 0,
-        "policy_version": "v1", "awaiting_since": awaiting_since, "stage_entered_on": AS_OF - pd.Timedelta(days=days - 1),
+        "brand_id": brand_id,
+        "as_of": AS_OF,
+        "stage": stage,
+        "to_stage": to_stage,
+        "verdict": "PASS",
+        "action": action,
+        "score": 1.0,
+        "reason": "r",
+        "action_reason": "a",
+        "overdue": overdue,
+        "days_in_stage": days,
+        "pass_streak": 0,
+        "policy_version": "v1",
+        "awaiting_since": awaiting_since,
+        "stage_entered_on": AS_OF - pd.Timedelta(days=days - 1),
     }
 
 
@@ -56,7 +81,9 @@ def test_events_per_decision(row: dict, expected: list[str]) -> None:
     for e in events:
         assert e.event in EVENT_NAMES
         assert e.resource == {"prefect.resource.id": "brandsteps.brand.a", "prefect.resource.name": "品牌 A"}
-        assert e.payload["brand_id"] == "a" and e.payload["as_of"] == "2026-01-10" and e.payload["action"] == row["action"]
+        assert (
+            e.payload["brand_id"] == "a" and e.payload["as_of"] == "2026-01-10" and e.payload["action"] == row["action"]
+        )
 
 
 def test_only_written_brands_are_announced() -> None:
@@ -84,7 +111,12 @@ def test_newly_overdue(days: int, gap_days: int | None, limit: float, expected: 
 
 
 def test_newly_awaiting_compares_the_day() -> None:
-    frame = pd.DataFrame([decision("a", "await_approval", awaiting_since="2026-01-10"), decision("b", "await_approval", awaiting_since="2026-01-09")])
+    frame = pd.DataFrame(
+        [
+            decision("a", "await_approval", awaiting_since="2026-01-10"),
+            decision("b", "await_approval", awaiting_since="2026-01-09"),
+        ]
+    )
     assert newly_awaiting(frame).tolist() == [True, False]
 
 

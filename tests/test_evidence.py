@@ -25,13 +25,23 @@ from brandsteps.engine.evidence import (
 )
 
 
-def _evidence(rows: list[int], values: list[float], results: list[int], thresholds: list[float] | None = None) -> Evidence:
+def _evidence(
+    rows: list[int], values: list[float], results: list[int], thresholds: list[float] | None = None
+) -> Evidence:
     n = len(rows)
     text = lambda v: np.array([v] * n, dtype=object)  # noqa: E731 - one constant column
     return Evidence.of(
-        row=np.array(rows, dtype=np.int64), role=text("criterion"), source_stage=text("public_traffic"), metric=text("roi"), op=text(">="),
-        threshold=np.array(thresholds or [1.5] * n), kind=text("must"), weight=np.ones(n), shadow=np.zeros(n, dtype=bool),
-        value=np.array(values), result=np.array(results, dtype=np.int64),
+        row=np.array(rows, dtype=np.int64),
+        role=text("criterion"),
+        source_stage=text("public_traffic"),
+        metric=text("roi"),
+        op=text(">="),
+        threshold=np.array(thresholds or [1.5] * n),
+        kind=text("must"),
+        weight=np.ones(n),
+        shadow=np.zeros(n, dtype=bool),
+        value=np.array(values),
+        result=np.array(results, dtype=np.int64),
     )
 
 
@@ -50,8 +60,16 @@ def test_reasons(value: float, result: int, reason: str) -> None:
 
 def test_guardrail_and_shadow_reasons_name_their_role() -> None:
     ev = _evidence([0, 0], [1.0, 1.0], [FAIL_, FAIL_])
-    ev = Evidence.of(**{**{k: getattr(ev, k) for k in ("row", "source_stage", "metric", "op", "threshold", "kind", "weight", "value", "result")},
-                        "role": np.array(["guardrail", "criterion"], dtype=object), "shadow": np.array([False, True])})
+    ev = Evidence.of(
+        **{
+            **{
+                k: getattr(ev, k)
+                for k in ("row", "source_stage", "metric", "op", "threshold", "kind", "weight", "value", "result")
+            },
+            "role": np.array(["guardrail", "criterion"], dtype=object),
+            "shadow": np.array([False, True]),
+        }
+    )
     assert list(ev.reasons()) == ["guardrail public_traffic: roi 1 < 1.5", "shadow roi 1 < 1.5"]
 
 
@@ -100,8 +118,12 @@ def test_combine_shifts_criteria_to_their_decisions() -> None:
 def test_text_frame_of_fresh_arrays_equals_the_copied_frame() -> None:
     def columns() -> dict[str, object]:
         return {
-            "brand_id": np.array(["b1", "b2"], dtype=object), "verdict": np.array(["PASS", "FAIL"]), "score": np.array([0.5, np.nan]),
-            "days": np.array([3, 4]), "as_of": pd.Timestamp("2026-03-10"), "awaiting_since": np.array([None, "2026-03-01"], dtype=object),
+            "brand_id": np.array(["b1", "b2"], dtype=object),
+            "verdict": np.array(["PASS", "FAIL"]),
+            "score": np.array([0.5, np.nan]),
+            "days": np.array([3, 4]),
+            "as_of": pd.Timestamp("2026-03-10"),
+            "awaiting_since": np.array([None, "2026-03-01"], dtype=object),
         }
 
     kept, copied = text_frame(columns(), fresh=True), text_frame(columns())
@@ -112,8 +134,16 @@ def test_text_frame_of_fresh_arrays_equals_the_copied_frame() -> None:
 def test_concat_of_parts_with_their_own_rules_reads_each_parts_criteria() -> None:
     # parts of different portfolios (or rebuilt from records) refer to rules of their own
     a = _evidence([0, 1], [2.0, 1.0], [PASS_, FAIL_])
-    b = Evidence.of(**{**{k: getattr(a, k) for k in ("row", "source_stage", "op", "threshold", "kind", "weight", "shadow", "value", "result")},
-                       "role": np.array(["guardrail", "guardrail"], dtype=object), "metric": np.array(["aov", "uv"], dtype=object)})
+    b = Evidence.of(
+        **{
+            **{
+                k: getattr(a, k)
+                for k in ("row", "source_stage", "op", "threshold", "kind", "weight", "shadow", "value", "result")
+            },
+            "role": np.array(["guardrail", "guardrail"], dtype=object),
+            "metric": np.array(["aov", "uv"], dtype=object),
+        }
+    )
     both = evidence_module.concat_evidence([a, Evidence.empty(), b], [0, 2, 2])
     assert list(both.row) == [0, 1, 2, 3]
     assert list(both.metric) == ["roi", "roi", "aov", "uv"] and list(both.role) == ["criterion"] * 2 + ["guardrail"] * 2
@@ -122,9 +152,36 @@ def test_concat_of_parts_with_their_own_rules_reads_each_parts_criteria() -> Non
 
 def test_criteria_json_of_shared_rules_equals_one_criterion_per_row() -> None:
     # criteria referred to by number (thresholds per tier, one missing) render as the same criteria spelled out row by row
-    ev = _evidence([0, 0, 1, 2, 2], [1.0, 2.0, float("nan"), 3.0, 0.5], [FAIL_, PASS_, NO_VALUE, PASS_, FAIL_], [1.5, float("nan"), 2.0, 1.5, 2.0])
-    rules = evidence_module.Rules(**{k: getattr(ev.rules, k)[:2] for k in ("role", "source_stage", "metric", "op", "kind", "weight", "shadow", "lag_days")})
+    ev = _evidence(
+        [0, 0, 1, 2, 2],
+        [1.0, 2.0, float("nan"), 3.0, 0.5],
+        [FAIL_, PASS_, NO_VALUE, PASS_, FAIL_],
+        [1.5, float("nan"), 2.0, 1.5, 2.0],
+    )
+    rules = evidence_module.Rules(
+        **{
+            k: getattr(ev.rules, k)[:2]
+            for k in ("role", "source_stage", "metric", "op", "kind", "weight", "shadow", "lag_days")
+        }
+    )
     shared = Evidence(ev.row, np.array([0, 1, 0, 0, 1]), ev.threshold, ev.value, ev.result, rules)
-    spelled = Evidence.of(**{k: getattr(shared, k) for k in ("row", "role", "source_stage", "metric", "op", "threshold", "kind", "weight", "shadow", "value", "result")})
+    spelled = Evidence.of(
+        **{
+            k: getattr(shared, k)
+            for k in (
+                "row",
+                "role",
+                "source_stage",
+                "metric",
+                "op",
+                "threshold",
+                "kind",
+                "weight",
+                "shadow",
+                "value",
+                "result",
+            )
+        }
+    )
     assert list(criteria_json(shared, 3)) == list(criteria_json(spelled, 3))
     assert list(shared.reasons()) == list(spelled.reasons())

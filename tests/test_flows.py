@@ -20,7 +20,13 @@ def portfolio_dir(tmp_path: Path, n: int) -> Path:
     brands = {f"b{i:05d}": {"name": f"品牌 {i}"} for i in range(n)}
     configs = write_configs(tmp_path, brands, playbook=simple_playbook())
     dates = pd.date_range("2026-01-01", AS_OF)
-    rows = pd.DataFrame([{"brand_id": b, "date": d, "gmv": 100.0 + 500 * (i % 2), "orders": 5.0} for i, b in enumerate(brands) for d in dates])
+    rows = pd.DataFrame(
+        [
+            {"brand_id": b, "date": d, "gmv": 100.0 + 500 * (i % 2), "orders": 5.0}
+            for i, b in enumerate(brands)
+            for d in dates
+        ]
+    )
     (tmp_path / "data").mkdir(exist_ok=True)
     rows.to_csv(tmp_path / "data" / "metrics.csv", index=False)
     return configs
@@ -37,7 +43,9 @@ async def _post(path: str, body: dict) -> list[dict]:
 
 
 async def _task_runs(flow_run_id: str) -> list[str]:
-    runs = await _post("/task_runs/filter", {"flow_runs": {"id": {"any_": [flow_run_id]}}, "sort": "EXPECTED_START_TIME_ASC"})
+    runs = await _post(
+        "/task_runs/filter", {"flow_runs": {"id": {"any_": [flow_run_id]}}, "sort": "EXPECTED_START_TIME_ASC"}
+    )
     return sorted(r["name"].rsplit("-", 1)[0] for r in runs)
 
 
@@ -65,7 +73,9 @@ def _recorded_task_runs(flow_run_id: str, timeout_s: float = 30.0) -> list[str]:
 
 
 async def _artifact_keys(flow_run_id: str) -> dict[str, object]:
-    arts = await _post("/artifacts/filter", {"artifacts": {"flow_run_id": {"any_": [flow_run_id]}}, "sort": "CREATED_DESC"})
+    arts = await _post(
+        "/artifacts/filter", {"artifacts": {"flow_run_id": {"any_": [flow_run_id]}}, "sort": "CREATED_DESC"}
+    )
     return {a["key"]: a["data"] for a in arts}
 
 
@@ -116,7 +126,9 @@ def test_onboard_brand_publishes_a_report(prefect_server: None, tmp_path: Path) 
     assert "品牌 1 (b00001)" in report and "| gmv | must |" in report and "GMV = UV" in report
 
 
-def test_onboard_brand_is_not_the_last_cycle(prefect_server: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_onboard_brand_is_not_the_last_cycle(
+    prefect_server: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     import json
     from datetime import timedelta
 
@@ -127,12 +139,20 @@ def test_onboard_brand_is_not_the_last_cycle(prefect_server: None, tmp_path: Pat
     configs = portfolio_dir(tmp_path, 3)
     day_before = AS_OF - timedelta(days=1)
     onboarding_cycle(as_of=day_before, configs=str(configs))
-    onboard_brand(brand_id="b00001", as_of=AS_OF, configs=str(configs))  # one brand, a later day: not a cycle of the portfolio
+    onboard_brand(
+        brand_id="b00001", as_of=AS_OF, configs=str(configs)
+    )  # one brand, a later day: not a cycle of the portfolio
     capsys.readouterr()
     assert main(["status", "--configs", str(configs), "--format", "json"]) == 0
     status = json.loads(capsys.readouterr().out)
-    assert (status["last_cycle"]["as_of"], status["last_cycle"]["kind"], status["last_cycle"]["decided"]) == (str(day_before), "cycle", 3)
-    assert {b["brand_id"]: b["last_as_of"] for b in status["brands"]}["b00001"] == str(AS_OF)  # its decision is still shown
+    assert (status["last_cycle"]["as_of"], status["last_cycle"]["kind"], status["last_cycle"]["decided"]) == (
+        str(day_before),
+        "cycle",
+        3,
+    )
+    assert {b["brand_id"]: b["last_as_of"] for b in status["brands"]}["b00001"] == str(
+        AS_OF
+    )  # its decision is still shown
     assert main(["status", "--configs", str(configs)]) == 0
     assert capsys.readouterr().out.splitlines()[0].endswith(f"/data/ledger.sqlite; last cycle {day_before}")
 
@@ -162,19 +182,32 @@ def test_replay_decides_every_day_in_chunks_of_days(prefect_server: None, tmp_pa
     ledger = Ledger(f"sqlite:///{tmp_path / 'data' / 'ledger.sqlite'}")
     assert ledger.count_decisions() == 25
     # one task per DAYS_PER_TASK days (5 days: one chunk), plus loading configs and metrics
-    runs = asyncio.run(_post("/task_runs/filter", {"flow_runs": {"id": {"any_": [str(state.state_details.flow_run_id)]}}, "sort": "EXPECTED_START_TIME_ASC"}))
-    assert DAYS_PER_TASK >= 5 and [r["name"] for r in runs if r["name"].startswith("cycle-")] == ["cycle-2026-01-01-to-2026-01-05"]
+    runs = asyncio.run(
+        _post(
+            "/task_runs/filter",
+            {"flow_runs": {"id": {"any_": [str(state.state_details.flow_run_id)]}}, "sort": "EXPECTED_START_TIME_ASC"},
+        )
+    )
+    assert DAYS_PER_TASK >= 5 and [r["name"] for r in runs if r["name"].startswith("cycle-")] == [
+        "cycle-2026-01-01-to-2026-01-05"
+    ]
     keys = asyncio.run(_artifact_keys(str(state.state_details.flow_run_id)))
     assert "replay-progress" in keys
 
 
-def test_demo_command_runs_a_small_portfolio(prefect_server: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_demo_command_runs_a_small_portfolio(
+    prefect_server: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from brandsteps.cli import main
 
     assert main(["demo", "--dir", str(tmp_path / "demo"), "--brands", "12", "--days", "40", "--end", "2026-03-01"]) == 0
     out = capsys.readouterr().out
     assert "Demo portfolio on 2026-03-01: 12 brands" in out and "Brands per stage:" in out
-    days = sqlite3.connect(tmp_path / "demo" / "data" / "ledger.sqlite").execute("SELECT count(DISTINCT as_of), count(*) FROM cycles").fetchone()
+    days = (
+        sqlite3.connect(tmp_path / "demo" / "data" / "ledger.sqlite")
+        .execute("SELECT count(DISTINCT as_of), count(*) FROM cycles")
+        .fetchone()
+    )
     assert days == (40, 40)  # one cycle for each day of the period: 39 replayed in process, the last by the flow
 
 
@@ -187,7 +220,9 @@ def test_demo_command_runs_a_small_portfolio(prefect_server: None, tmp_path: Pat
         ([0.0, 1.5, 2.0, 2.1, 2.2], [25.0, 100.0]),
     ],
 )
-def test_cycle_progress_reports_at_most_once_a_second_and_always_the_end(monkeypatch: pytest.MonkeyPatch, clock: list[float], expected: list[float]) -> None:
+def test_cycle_progress_reports_at_most_once_a_second_and_always_the_end(
+    monkeypatch: pytest.MonkeyPatch, clock: list[float], expected: list[float]
+) -> None:
     import flows.onboarding_cycle as module
 
     ticks = iter(clock)
@@ -224,17 +259,38 @@ def _yesterday_in_shanghai() -> str:
         # an empty as_of decides yesterday in onboarding.yaml's timezone (the default, Asia/Shanghai): the name says which day
         pytest.param("onboarding_cycle", {}, f"cycle-{_yesterday_in_shanghai()}", id="cycle-of-yesterday"),
         # shard_index counts from 0, the name from 1, as the shards' artifacts do
-        pytest.param("onboarding_cycle", {"as_of": AS_OF, "shards": 2, "shard_index": 0}, "cycle-2026-01-05-shard-1-of-2", id="cycle-shard"),
-        pytest.param("onboard_brand", {"brand_id": "b00001", "as_of": AS_OF}, "brand-b00001-2026-01-05", id="onboard-brand"),
-        pytest.param("onboarding_replay", {"start": date(2026, 1, 1), "end": date(2026, 1, 2)}, "replay-2026-01-01-2026-01-02", id="replay"),
-        pytest.param("backtest", {"date_from": date(2026, 1, 3), "date_to": date(2026, 1, 4)}, "backtest-2026-01-03-2026-01-04", id="backtest"),
+        pytest.param(
+            "onboarding_cycle",
+            {"as_of": AS_OF, "shards": 2, "shard_index": 0},
+            "cycle-2026-01-05-shard-1-of-2",
+            id="cycle-shard",
+        ),
+        pytest.param(
+            "onboard_brand", {"brand_id": "b00001", "as_of": AS_OF}, "brand-b00001-2026-01-05", id="onboard-brand"
+        ),
+        pytest.param(
+            "onboarding_replay",
+            {"start": date(2026, 1, 1), "end": date(2026, 1, 2)},
+            "replay-2026-01-01-2026-01-02",
+            id="replay",
+        ),
+        pytest.param(
+            "backtest",
+            {"date_from": date(2026, 1, 3), "date_to": date(2026, 1, 4)},
+            "backtest-2026-01-03-2026-01-04",
+            id="backtest",
+        ),
     ],
 )
-def test_runs_are_named_for_what_they_are_about(prefect_server: None, tmp_path: Path, flow: str, parameters: dict, expected: str) -> None:
+def test_runs_are_named_for_what_they_are_about(
+    prefect_server: None, tmp_path: Path, flow: str, parameters: dict, expected: str
+) -> None:
     import importlib
 
     configs = portfolio_dir(tmp_path, 2)
-    state = getattr(importlib.import_module(f"flows.{flow}"), flow)(configs=str(configs), **parameters, return_state=True)
+    state = getattr(importlib.import_module(f"flows.{flow}"), flow)(
+        configs=str(configs), **parameters, return_state=True
+    )
     assert state.is_completed(), state
     assert _flow_run_name(state) == expected
 
@@ -257,8 +313,14 @@ def test_review_links_point_at_each_brands_latest_review_run(prefect_server: Non
     with get_client(sync_client=True) as client:
         yesterday = Scheduled(scheduled_time=datetime.now(UTC) - timedelta(days=1))
         older = client.create_flow_run(review_stand_in, name="review-c-affiliate_trial", state=yesterday)
-        latest = client.create_flow_run(review_stand_in, name="review-c-affiliate_trial")  # a later wait of the same brand and stage
+        latest = client.create_flow_run(
+            review_stand_in, name="review-c-affiliate_trial"
+        )  # a later wait of the same brand and stage
     waiting = pd.DataFrame({"brand_id": ["c", "nobody"], "stage": ["affiliate_trial", "affiliate_trial"]})
     with temporary_settings({PREFECT_UI_URL: "http://ui.example:4200"}):
         # c's latest run (not the older one); a brand without a review run gets no link (the table says how to approve instead)
-        assert review_links(waiting) == {"c": f"http://ui.example:4200/runs/flow-run/{latest.id}"} != {"c": f"http://ui.example:4200/runs/flow-run/{older.id}"}
+        assert (
+            review_links(waiting)
+            == {"c": f"http://ui.example:4200/runs/flow-run/{latest.id}"}
+            != {"c": f"http://ui.example:4200/runs/flow-run/{older.id}"}
+        )

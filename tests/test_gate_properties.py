@@ -26,7 +26,10 @@ SETTINGS = settings(max_examples=15, deadline=None, suppress_health_check=[Healt
 # public_traffic: a must on gmv, weighted shoulds (one of them a <=), a minimum sample, and a
 # guardrail inherited from affiliate_trial, so every verdict rule and the guardrail can fire.
 STAGES = {
-    "affiliate_trial": {"guardrails": [{"metric": "refund_rate", "op": "<=", "threshold": 0.5}], "consecutive_passes": 2},
+    "affiliate_trial": {
+        "guardrails": [{"metric": "refund_rate", "op": "<=", "threshold": 0.5}],
+        "consecutive_passes": 2,
+    },
     "public_traffic": {
         "criteria": [
             {"metric": "gmv", "op": ">=", "threshold": 300, "kind": "must"},
@@ -52,9 +55,15 @@ value = st.one_of(st.none(), st.floats(min_value=0, max_value=1e6, allow_nan=Fal
 share = st.one_of(st.none(), st.floats(min_value=0, max_value=1, allow_nan=False))
 brand_case = st.fixed_dictionaries(
     {
-        "gmv": value, "click_through_rate": share, "refund_rate": share, "paid_roi": st.one_of(st.none(), st.floats(0, 20)),
+        "gmv": value,
+        "click_through_rate": share,
+        "refund_rate": share,
+        "paid_roi": st.one_of(st.none(), st.floats(0, 20)),
         "sum_orders": st.one_of(st.none(), st.floats(0, 500)),
-        "days_in_stage": st.integers(1, 20), "pass_streak": st.integers(0, 3), "awaiting": st.booleans(), "paused": st.booleans(),
+        "days_in_stage": st.integers(1, 20),
+        "pass_streak": st.integers(0, 3),
+        "awaiting": st.booleans(),
+        "paused": st.booleans(),
         "data_error": st.sampled_from(["", "", "", "row 3 (2026-03-09): orders: negative value -3"]),
         "g_affiliate_trial": st.integers(0, 3),
     }
@@ -70,11 +79,15 @@ def frames(cases: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
     metrics["days_with_data"] = 3.0
     cohort = pd.DataFrame(
         {
-            "tier": "small", "paused": [c["paused"] for c in cases], "awaiting": [c["awaiting"] for c in cases],
+            "tier": "small",
+            "paused": [c["paused"] for c in cases],
+            "awaiting": [c["awaiting"] for c in cases],
             "awaiting_since": ["2026-03-01" if c["awaiting"] else None for c in cases],
-            "days_in_stage": [c["days_in_stage"] for c in cases], "pass_streak": [c["pass_streak"] for c in cases],
+            "days_in_stage": [c["days_in_stage"] for c in cases],
+            "pass_streak": [c["pass_streak"] for c in cases],
             "stage_entered_on": [pd.Timestamp(AS_OF) - pd.Timedelta(days=c["days_in_stage"] - 1) for c in cases],
-            "data_error": [c["data_error"] for c in cases], "policy_version": "v1",
+            "data_error": [c["data_error"] for c in cases],
+            "policy_version": "v1",
             **{g: 0 for g in GUARD_COLUMNS},
         },
         index=ids,
@@ -142,7 +155,9 @@ def test_decision_is_a_pure_function_of_its_inputs(cases, rnd) -> None:
 
 
 CYCLE_PORTFOLIO = _portfolio(6)
-daily = st.lists(st.tuples(st.integers(0, 5), st.integers(0, 11), st.floats(0, 400), st.floats(0, 30)), min_size=1, max_size=60)
+daily = st.lists(
+    st.tuples(st.integers(0, 5), st.integers(0, 11), st.floats(0, 400), st.floats(0, 30)), min_size=1, max_size=60
+)
 
 
 def _ledger() -> Ledger:
@@ -158,8 +173,14 @@ def _dump(ledger: Ledger) -> dict:
 
 def _history(rows: list[tuple]) -> pd.DataFrame:
     frame = pd.DataFrame(rows, columns=["b", "d", "gmv", "orders"]).drop_duplicates(["b", "d"])
-    return pd.DataFrame({"brand_id": "b" + frame["b"].map("{:03d}".format), "date": pd.Timestamp("2026-01-01") + pd.to_timedelta(frame["d"], unit="D"),
-                         "gmv": frame["gmv"], "orders": frame["orders"]})
+    return pd.DataFrame(
+        {
+            "brand_id": "b" + frame["b"].map("{:03d}".format),
+            "date": pd.Timestamp("2026-01-01") + pd.to_timedelta(frame["d"], unit="D"),
+            "gmv": frame["gmv"],
+            "orders": frame["orders"],
+        }
+    )
 
 
 @settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -173,15 +194,27 @@ def test_cycles_see_nothing_after_as_of_and_reruns_change_nothing(rows, later_ro
     today = date(2026, 2, 28)
     plain, noisy = _ledger(), _ledger()
     batch_plain = validate(history, as_of=days[-1], today=today)
-    batch_noisy = validate(pd.concat([history, future], ignore_index=True), as_of=max(days[-1], date(2026, 2, 20)), today=today)
+    batch_noisy = validate(
+        pd.concat([history, future], ignore_index=True), as_of=max(days[-1], date(2026, 2, 20)), today=today
+    )
     for day in days:
         run_day(CYCLE_PORTFOLIO, batch_plain, plain, day, None)
         run_day(CYCLE_PORTFOLIO, batch_noisy, noisy, day, None)
     # metrics dated after as_of do not exist for a cycle: both ledgers hold the same decisions
     strip = lambda led: {k: [r for r in v] for k, v in _dump(led).items() if k == "brand_state"}  # noqa: E731
     assert len(strip(plain)["brand_state"]) == len(strip(noisy)["brand_state"])
-    a = plain.decisions_for(days[-1]).drop(columns=["id", "cycle_id", "decided_at"]).sort_values("brand_id").reset_index(drop=True)
-    b = noisy.decisions_for(days[-1]).drop(columns=["id", "cycle_id", "decided_at"]).sort_values("brand_id").reset_index(drop=True)
+    a = (
+        plain.decisions_for(days[-1])
+        .drop(columns=["id", "cycle_id", "decided_at"])
+        .sort_values("brand_id")
+        .reset_index(drop=True)
+    )
+    b = (
+        noisy.decisions_for(days[-1])
+        .drop(columns=["id", "cycle_id", "decided_at"])
+        .sort_values("brand_id")
+        .reset_index(drop=True)
+    )
     pd.testing.assert_frame_equal(a, b)
     # rerunning every day again changes nothing at all (idempotent), not even the order of history
     before = {k: v for k, v in _dump(plain).items() if k != "cycles"}
@@ -196,8 +229,21 @@ def test_cycles_see_nothing_after_as_of_and_reruns_change_nothing(rows, later_ro
 @pytest.mark.parametrize(("metric", "op"), [(m, "<=") for m in ("refund_rate",)])
 def test_lowering_a_le_metric_is_the_mirror_case(metric: str, op: str) -> None:
     # refund_rate 0.2 <= 0.3 passes its should (weight 1 of 4): lowering it to 0.1 keeps the PASS
-    cases = [{"gmv": 500.0, "click_through_rate": 0.05, "refund_rate": 0.2, "paid_roi": 2.0, "sum_orders": 200.0, "days_in_stage": 5,
-              "pass_streak": 0, "awaiting": False, "paused": False, "data_error": "", "g_affiliate_trial": 0}]
+    cases = [
+        {
+            "gmv": 500.0,
+            "click_through_rate": 0.05,
+            "refund_rate": 0.2,
+            "paid_roi": 2.0,
+            "sum_orders": 200.0,
+            "days_in_stage": 5,
+            "pass_streak": 0,
+            "awaiting": False,
+            "paused": False,
+            "data_error": "",
+            "g_affiliate_trial": 0,
+        }
+    ]
     cohort, metrics = frames(cases)
     assert decide(cohort, metrics).iloc[0]["verdict"] == "PASS"
     metrics[metric] = 0.1

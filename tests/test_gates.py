@@ -27,8 +27,15 @@ def metrics_frame(brand_id: str = "b", **values: float) -> pd.DataFrame:
 
 def cohort_frame(brand_id: str = "b", **fields: object) -> pd.DataFrame:
     row: dict[str, object] = {
-        "tier": "small", "paused": False, "awaiting": False, "awaiting_since": None, "days_in_stage": 5,
-        "pass_streak": 0, "stage_entered_on": pd.Timestamp("2026-03-06"), "data_error": "", "policy_version": "v1",
+        "tier": "small",
+        "paused": False,
+        "awaiting": False,
+        "awaiting_since": None,
+        "days_in_stage": 5,
+        "pass_streak": 0,
+        "stage_entered_on": pd.Timestamp("2026-03-06"),
+        "data_error": "",
+        "policy_version": "v1",
         **{c: 0 for c in GUARD_COLUMNS},
     }
     row.update(fields)
@@ -40,7 +47,14 @@ def portfolio(tmp_path: Path, playbook: dict | None = None, brand: dict | None =
     return load_portfolio(tmp_path / "configs", apply_env=False)
 
 
-def decide(tmp_path: Path, stage: str, metrics: dict, cohort: dict | None = None, playbook: dict | None = None, brand: dict | None = None) -> dict:
+def decide(
+    tmp_path: Path,
+    stage: str,
+    metrics: dict,
+    cohort: dict | None = None,
+    playbook: dict | None = None,
+    brand: dict | None = None,
+) -> dict:
     p = portfolio(tmp_path, playbook, brand)
     out = decide_stage(p, stage, cohort_frame(**(cohort or {})), metrics_frame(**metrics), AS_OF)
     return out.iloc[0].to_dict()
@@ -49,37 +63,237 @@ def decide(tmp_path: Path, stage: str, metrics: dict, cohort: dict | None = None
 # (case, stage, metrics, cohort fields, playbook changes, brand config, expected verdict, action, to_stage, reason part)
 CASES = [
     # gmv 500 >= 300 is the only must; first pass of the 2 needed: hold with streak 1.
-    ("first pass holds", "affiliate_trial", {"gmv": 500}, {}, {}, {}, "PASS", "hold", "affiliate_trial", "all must criteria pass"),
+    (
+        "first pass holds",
+        "affiliate_trial",
+        {"gmv": 500},
+        {},
+        {},
+        {},
+        "PASS",
+        "hold",
+        "affiliate_trial",
+        "all must criteria pass",
+    ),
     # the second pass in a row meets consecutive_passes 2: advance to the next stage.
-    ("second pass advances", "affiliate_trial", {"gmv": 500}, {"pass_streak": 1}, {}, {}, "PASS", "advance", "public_traffic", "all must"),
+    (
+        "second pass advances",
+        "affiliate_trial",
+        {"gmv": 500},
+        {"pass_streak": 1},
+        {},
+        {},
+        "PASS",
+        "advance",
+        "public_traffic",
+        "all must",
+    ),
     # gmv 100 < 300 fails the must; on_fail defaults to hold.
-    ("must fails holds", "public_traffic", {"gmv": 100}, {"pass_streak": 1}, {}, {}, "FAIL", "hold", "public_traffic", "gmv ¥100.00 < ¥300.00"),
-    ("fail recycles", "affiliate_trial", {"gmv": 100}, {}, {"affiliate_trial": {"on_fail": "recycle"}}, {}, "FAIL", "recycle", "affiliate_trial", "gmv ¥100.00 < ¥300.00"),
-    ("fail exits", "affiliate_trial", {"gmv": 100}, {}, {"affiliate_trial": {"on_fail": "exit"}}, {}, "FAIL", "exit", "exited", "gmv ¥100.00 < ¥300.00"),
-    ("fail demotes", "public_traffic", {"gmv": 100}, {}, {"public_traffic": {"on_fail": "demote"}}, {}, "FAIL", "demote", "affiliate_trial", "gmv ¥100.00 < ¥300.00"),
+    (
+        "must fails holds",
+        "public_traffic",
+        {"gmv": 100},
+        {"pass_streak": 1},
+        {},
+        {},
+        "FAIL",
+        "hold",
+        "public_traffic",
+        "gmv ¥100.00 < ¥300.00",
+    ),
+    (
+        "fail recycles",
+        "affiliate_trial",
+        {"gmv": 100},
+        {},
+        {"affiliate_trial": {"on_fail": "recycle"}},
+        {},
+        "FAIL",
+        "recycle",
+        "affiliate_trial",
+        "gmv ¥100.00 < ¥300.00",
+    ),
+    (
+        "fail exits",
+        "affiliate_trial",
+        {"gmv": 100},
+        {},
+        {"affiliate_trial": {"on_fail": "exit"}},
+        {},
+        "FAIL",
+        "exit",
+        "exited",
+        "gmv ¥100.00 < ¥300.00",
+    ),
+    (
+        "fail demotes",
+        "public_traffic",
+        {"gmv": 100},
+        {},
+        {"public_traffic": {"on_fail": "demote"}},
+        {},
+        "FAIL",
+        "demote",
+        "affiliate_trial",
+        "gmv ¥100.00 < ¥300.00",
+    ),
     # day 1 of a stage needing 2 days: too early to judge, whatever the numbers say.
-    ("too early", "affiliate_trial", {"gmv": 500}, {"days_in_stage": 1}, {}, {}, "INCONCLUSIVE", "hold", "affiliate_trial", "1 days in stage < min_days_in_stage 2"),
+    (
+        "too early",
+        "affiliate_trial",
+        {"gmv": 500},
+        {"days_in_stage": 1},
+        {},
+        {},
+        "INCONCLUSIVE",
+        "hold",
+        "affiliate_trial",
+        "1 days in stage < min_days_in_stage 2",
+    ),
     # gmv not measured is missing, never 0, so no FAIL.
     ("no value", "affiliate_trial", {}, {}, {}, {}, "INCONCLUSIVE", "hold", "affiliate_trial", "no value: gmv"),
     # 150 orders in the window is below min_sample 200.
-    ("sample short", "affiliate_trial", {"gmv": 500, "sum_orders": 150}, {}, {"affiliate_trial": {"min_sample": {"orders": 200}}}, {}, "INCONCLUSIVE", "hold", "affiliate_trial", "min_sample orders 150 < 200"),
+    (
+        "sample short",
+        "affiliate_trial",
+        {"gmv": 500, "sum_orders": 150},
+        {},
+        {"affiliate_trial": {"min_sample": {"orders": 200}}},
+        {},
+        "INCONCLUSIVE",
+        "hold",
+        "affiliate_trial",
+        "min_sample orders 150 < 200",
+    ),
     # quarantined rows in the window: ERROR, and ERROR never moves a brand even with a 2nd pass due.
-    ("data error", "affiliate_trial", {"gmv": 500}, {"data_error": "row 3: orders negative", "pass_streak": 1}, {}, {}, "ERROR", "hold", "affiliate_trial", "data failed validation"),
-    ("approval needed", "affiliate_trial", {"gmv": 500}, {"pass_streak": 1}, {"affiliate_trial": {"requires_approval": True}}, {}, "PASS", "await_approval", "affiliate_trial", "all must"),
-    ("brand approval list", "affiliate_trial", {"gmv": 500}, {"pass_streak": 1}, {}, {"requires_approval": ["affiliate_trial"]}, "PASS", "await_approval", "affiliate_trial", "all must"),
+    (
+        "data error",
+        "affiliate_trial",
+        {"gmv": 500},
+        {"data_error": "row 3: orders negative", "pass_streak": 1},
+        {},
+        {},
+        "ERROR",
+        "hold",
+        "affiliate_trial",
+        "data failed validation",
+    ),
+    (
+        "approval needed",
+        "affiliate_trial",
+        {"gmv": 500},
+        {"pass_streak": 1},
+        {"affiliate_trial": {"requires_approval": True}},
+        {},
+        "PASS",
+        "await_approval",
+        "affiliate_trial",
+        "all must",
+    ),
+    (
+        "brand approval list",
+        "affiliate_trial",
+        {"gmv": 500},
+        {"pass_streak": 1},
+        {},
+        {"requires_approval": ["affiliate_trial"]},
+        "PASS",
+        "await_approval",
+        "affiliate_trial",
+        "all must",
+    ),
     # still waiting: a FAIL does not cancel the request, a person decides.
-    ("still awaiting", "affiliate_trial", {"gmv": 100}, {"awaiting": True, "awaiting_since": "2026-03-08"}, {}, {}, "FAIL", "await_approval", "affiliate_trial", "gmv ¥100.00 < ¥300.00"),
-    ("last stage graduates", "channel_exclusive", {"gmv": 500}, {"pass_streak": 1}, {}, {}, "PASS", "graduate", "graduated", "all must"),
-    ("paused holds", "affiliate_trial", {"gmv": 500}, {"paused": True, "pass_streak": 1}, {}, {}, "PASS", "hold", "affiliate_trial", "all must"),
+    (
+        "still awaiting",
+        "affiliate_trial",
+        {"gmv": 100},
+        {"awaiting": True, "awaiting_since": "2026-03-08"},
+        {},
+        {},
+        "FAIL",
+        "await_approval",
+        "affiliate_trial",
+        "gmv ¥100.00 < ¥300.00",
+    ),
+    (
+        "last stage graduates",
+        "channel_exclusive",
+        {"gmv": 500},
+        {"pass_streak": 1},
+        {},
+        {},
+        "PASS",
+        "graduate",
+        "graduated",
+        "all must",
+    ),
+    (
+        "paused holds",
+        "affiliate_trial",
+        {"gmv": 500},
+        {"paused": True, "pass_streak": 1},
+        {},
+        {},
+        "PASS",
+        "hold",
+        "affiliate_trial",
+        "all must",
+    ),
     # tier thresholds: a mid brand needs 600, so 500 fails.
-    ("tier threshold", "affiliate_trial", {"gmv": 500}, {"tier": "mid"}, {"affiliate_trial": {"criteria": [{"metric": "gmv", "op": ">=", "threshold": {"small": 300, "mid": 600, "large": 900}}]}}, {}, "FAIL", "hold", "affiliate_trial", "gmv ¥500.00 < ¥600.00"),
+    (
+        "tier threshold",
+        "affiliate_trial",
+        {"gmv": 500},
+        {"tier": "mid"},
+        {
+            "affiliate_trial": {
+                "criteria": [{"metric": "gmv", "op": ">=", "threshold": {"small": 300, "mid": 600, "large": 900}}]
+            }
+        },
+        {},
+        "FAIL",
+        "hold",
+        "affiliate_trial",
+        "gmv ¥500.00 < ¥600.00",
+    ),
     # the brand's override replaces the gmv criterion by metric name: 500 >= 400 passes.
-    ("brand override", "affiliate_trial", {"gmv": 500}, {"tier": "mid"}, {"affiliate_trial": {"criteria": [{"metric": "gmv", "op": ">=", "threshold": {"small": 300, "mid": 600, "large": 900}}]}}, {"tier": "mid", "gates": {"affiliate_trial": {"criteria": [{"metric": "gmv", "op": ">=", "threshold": 400}]}}}, "PASS", "hold", "affiliate_trial", "all must"),
+    (
+        "brand override",
+        "affiliate_trial",
+        {"gmv": 500},
+        {"tier": "mid"},
+        {
+            "affiliate_trial": {
+                "criteria": [{"metric": "gmv", "op": ">=", "threshold": {"small": 300, "mid": 600, "large": 900}}]
+            }
+        },
+        {"tier": "mid", "gates": {"affiliate_trial": {"criteria": [{"metric": "gmv", "op": ">=", "threshold": 400}]}}},
+        "PASS",
+        "hold",
+        "affiliate_trial",
+        "all must",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("case", "stage", "metrics", "cohort", "changes", "brand", "verdict", "action", "to_stage", "reason"), CASES, ids=[c[0] for c in CASES])
-def test_verdict_and_action(tmp_path: Path, case: str, stage: str, metrics: dict, cohort: dict, changes: dict, brand: dict, verdict: str, action: str, to_stage: str, reason: str) -> None:
+@pytest.mark.parametrize(
+    ("case", "stage", "metrics", "cohort", "changes", "brand", "verdict", "action", "to_stage", "reason"),
+    CASES,
+    ids=[c[0] for c in CASES],
+)
+def test_verdict_and_action(
+    tmp_path: Path,
+    case: str,
+    stage: str,
+    metrics: dict,
+    cohort: dict,
+    changes: dict,
+    brand: dict,
+    verdict: str,
+    action: str,
+    to_stage: str,
+    reason: str,
+) -> None:
     d = decide(tmp_path, stage, metrics, cohort, simple_playbook(**changes), brand)
     assert (d["verdict"], d["action"], d["to_stage"]) == (verdict, action, to_stage)
     assert reason in d["reason"]
@@ -115,7 +329,10 @@ def test_pass_streak_and_clock_after_moves(tmp_path: Path) -> None:
     # advancing restarts everything for the new stage, which starts the next day
     assert (d["pass_streak"], pd.Timestamp(d["stage_entered_on"])) == (0, pd.Timestamp("2026-03-11"))
     d = decide(tmp_path, "affiliate_trial", {"gmv": 100}, {"pass_streak": 1})
-    assert (d["pass_streak"], pd.Timestamp(d["stage_entered_on"])) == (0, pd.Timestamp("2026-03-06"))  # FAIL resets, clock runs on
+    assert (d["pass_streak"], pd.Timestamp(d["stage_entered_on"])) == (
+        0,
+        pd.Timestamp("2026-03-06"),
+    )  # FAIL resets, clock runs on
     d = decide(tmp_path, "affiliate_trial", {}, {"pass_streak": 1})
     assert d["pass_streak"] == 1  # INCONCLUSIVE neither counts nor resets
 
@@ -136,8 +353,16 @@ GUARDED = {"public_traffic": {"guardrails": [{"metric": "refund_rate", "op": "<=
         (np.nan, 1, "hold", "self_broadcast", 1),
     ],
 )
-def test_guardrails_demote_after_consecutive_failures(tmp_path: Path, refund: float, streak_before: int, action: str, to_stage: str, streak_after: int) -> None:
-    d = decide(tmp_path, "self_broadcast", {"gmv": 100, "refund_rate": refund}, {"g_public_traffic": streak_before}, simple_playbook(**GUARDED))
+def test_guardrails_demote_after_consecutive_failures(
+    tmp_path: Path, refund: float, streak_before: int, action: str, to_stage: str, streak_after: int
+) -> None:
+    d = decide(
+        tmp_path,
+        "self_broadcast",
+        {"gmv": 100, "refund_rate": refund},
+        {"g_public_traffic": streak_before},
+        simple_playbook(**GUARDED),
+    )
     assert (d["action"], d["to_stage"], d["g_public_traffic"]) == (action, to_stage, streak_after)
     if action == "demote":
         assert "refund_rate 70% > 50%" in d["action_reason"]
@@ -147,31 +372,92 @@ def test_guardrails_demote_after_consecutive_failures(tmp_path: Path, refund: fl
     ("stage", "metrics", "cohort", "changes", "action", "action_reason"),
     [
         # the verdict is PASS, but the brand holds because it is paused: that is the why, not "all must criteria pass"
-        pytest.param("affiliate_trial", {"gmv": 500}, {"paused": True, "pass_streak": 1}, {}, "hold", "brand is paused", id="paused"),
+        pytest.param(
+            "affiliate_trial",
+            {"gmv": 500},
+            {"paused": True, "pass_streak": 1},
+            {},
+            "hold",
+            "brand is paused",
+            id="paused",
+        ),
         # a wait that began earlier says since when (the state's date), whatever today's verdict
-        pytest.param("affiliate_trial", {"gmv": 100}, {"awaiting": True, "awaiting_since": "2026-03-08"}, {}, "await_approval",
-                     "awaiting approval to advance to public_traffic since 2026-03-08", id="still-awaiting"),
+        pytest.param(
+            "affiliate_trial",
+            {"gmv": 100},
+            {"awaiting": True, "awaiting_since": "2026-03-08"},
+            {},
+            "await_approval",
+            "awaiting approval to advance to public_traffic since 2026-03-08",
+            id="still-awaiting",
+        ),
         # a wait that begins today says so, with today's date
-        pytest.param("affiliate_trial", {"gmv": 500}, {"pass_streak": 1}, {"affiliate_trial": {"requires_approval": True}}, "await_approval",
-                     "PASS 2 of 2 in a row; advancing to public_traffic needs approval, awaiting it since 2026-03-10", id="begins-waiting"),
+        pytest.param(
+            "affiliate_trial",
+            {"gmv": 500},
+            {"pass_streak": 1},
+            {"affiliate_trial": {"requires_approval": True}},
+            "await_approval",
+            "PASS 2 of 2 in a row; advancing to public_traffic needs approval, awaiting it since 2026-03-10",
+            id="begins-waiting",
+        ),
         # the guardrail's reason, its value formatted as the share it is
-        pytest.param("self_broadcast", {"gmv": 500, "refund_rate": 0.7}, {"g_public_traffic": 1}, GUARDED, "demote",
-                     "guardrail public_traffic failed 2 evaluations in a row (refund_rate 70% > 50%)", id="guardrail-demotes"),
+        pytest.param(
+            "self_broadcast",
+            {"gmv": 500, "refund_rate": 0.7},
+            {"g_public_traffic": 1},
+            GUARDED,
+            "demote",
+            "guardrail public_traffic failed 2 evaluations in a row (refund_rate 70% > 50%)",
+            id="guardrail-demotes",
+        ),
         # on_fail actions quote the failing criterion, money as money
-        pytest.param("affiliate_trial", {"gmv": 100}, {}, {"affiliate_trial": {"on_fail": "recycle"}}, "recycle",
-                     "on_fail recycle: restart the affiliate_trial clock (gmv ¥100.00 < ¥300.00)", id="recycle"),
-        pytest.param("public_traffic", {"gmv": 100}, {}, {"public_traffic": {"on_fail": "demote"}}, "demote",
-                     "on_fail demote: back to affiliate_trial (gmv ¥100.00 < ¥300.00)", id="on-fail-demote"),
-        pytest.param("affiliate_trial", {"gmv": 100}, {}, {"affiliate_trial": {"on_fail": "exit"}}, "exit",
-                     "on_fail exit: leave the programme (gmv ¥100.00 < ¥300.00)", id="exit"),
-        pytest.param("affiliate_trial", {"gmv": 100}, {}, {}, "hold", "on_fail hold (gmv ¥100.00 < ¥300.00)", id="on-fail-hold"),
+        pytest.param(
+            "affiliate_trial",
+            {"gmv": 100},
+            {},
+            {"affiliate_trial": {"on_fail": "recycle"}},
+            "recycle",
+            "on_fail recycle: restart the affiliate_trial clock (gmv ¥100.00 < ¥300.00)",
+            id="recycle",
+        ),
+        pytest.param(
+            "public_traffic",
+            {"gmv": 100},
+            {},
+            {"public_traffic": {"on_fail": "demote"}},
+            "demote",
+            "on_fail demote: back to affiliate_trial (gmv ¥100.00 < ¥300.00)",
+            id="on-fail-demote",
+        ),
+        pytest.param(
+            "affiliate_trial",
+            {"gmv": 100},
+            {},
+            {"affiliate_trial": {"on_fail": "exit"}},
+            "exit",
+            "on_fail exit: leave the programme (gmv ¥100.00 < ¥300.00)",
+            id="exit",
+        ),
+        pytest.param(
+            "affiliate_trial", {"gmv": 100}, {}, {}, "hold", "on_fail hold (gmv ¥100.00 < ¥300.00)", id="on-fail-hold"
+        ),
         # no move on INCONCLUSIVE, and why it is inconclusive
-        pytest.param("affiliate_trial", {"gmv": 500}, {"days_in_stage": 1}, {}, "hold",
-                     "no move on INCONCLUSIVE (1 days in stage < min_days_in_stage 2)", id="too-early"),
+        pytest.param(
+            "affiliate_trial",
+            {"gmv": 500},
+            {"days_in_stage": 1},
+            {},
+            "hold",
+            "no move on INCONCLUSIVE (1 days in stage < min_days_in_stage 2)",
+            id="too-early",
+        ),
         pytest.param("affiliate_trial", {"gmv": 500}, {}, {}, "hold", "PASS 1 of 2 in a row needed", id="first-pass"),
     ],
 )
-def test_action_reasons_say_why_the_action(tmp_path: Path, stage: str, metrics: dict, cohort: dict, changes: dict, action: str, action_reason: str) -> None:
+def test_action_reasons_say_why_the_action(
+    tmp_path: Path, stage: str, metrics: dict, cohort: dict, changes: dict, action: str, action_reason: str
+) -> None:
     d = decide(tmp_path, stage, metrics, cohort, simple_playbook(**changes))
     assert (d["action"], d["action_reason"]) == (action, action_reason)
 
@@ -190,7 +476,12 @@ def test_overdue_past_max_days(tmp_path: Path, days: int, overdue: bool) -> None
 
 
 def test_shadow_criteria_are_recorded_but_never_decide(tmp_path: Path) -> None:
-    stage = {"criteria": [{"metric": "gmv", "op": ">=", "threshold": 300}, {"metric": "aov", "op": ">=", "threshold": 999, "shadow": True}]}
+    stage = {
+        "criteria": [
+            {"metric": "gmv", "op": ">=", "threshold": 300},
+            {"metric": "aov", "op": ">=", "threshold": 999, "shadow": True},
+        ]
+    }
     d = decide(tmp_path, "affiliate_trial", {"gmv": 500, "aov": 10}, {}, simple_playbook(affiliate_trial=stage))
     assert d["verdict"] == "PASS"
     assert '"result":"fail"' in d["criteria"] and "shadow aov ¥10.00 < ¥999.00" in d["criteria"]
@@ -207,7 +498,21 @@ def test_shadow_criteria_are_recorded_but_never_decide(tmp_path: Path) -> None:
     ],
 )
 def test_criterion_reasons(op: str, value: float, result: str, reason: str) -> None:
-    criteria = pd.DataFrame([{"brand_id": "b", "role": "criterion", "source_stage": "x", "metric": "refund_rate", "op": op, "threshold": 0.3, "kind": "must", "weight": 1.0, "shadow": False}])
+    criteria = pd.DataFrame(
+        [
+            {
+                "brand_id": "b",
+                "role": "criterion",
+                "source_stage": "x",
+                "metric": "refund_rate",
+                "op": op,
+                "threshold": 0.3,
+                "kind": "must",
+                "weight": 1.0,
+                "shadow": False,
+            }
+        ]
+    )
     out = evaluate_criteria(criteria, metrics_frame(refund_rate=value)).iloc[0]
     assert (out["result"], out["reason"]) == (result, reason)
 
@@ -235,7 +540,12 @@ def test_all_stages_decide_many_brands_at_once(tmp_path: Path) -> None:
     [
         ("affiliate_trial", False, {}, True),  # the stage's own should criterion
         ("public_traffic", False, {}, False),  # not read there: the window skips its day-by-day grid
-        ("public_traffic", False, {"gates": {"public_traffic": {"criteria": [{"metric": "burst_coefficient", "op": "<=", "threshold": 3}]}}}, True),
+        (
+            "public_traffic",
+            False,
+            {"gates": {"public_traffic": {"criteria": [{"metric": "burst_coefficient", "op": "<=", "threshold": 3}]}}},
+            True,
+        ),
         ("self_broadcast", True, {}, True),  # an affiliate guardrail watches every later stage
         ("graduated", True, {}, True),  # and graduated brands
         ("graduated", False, {}, False),
@@ -245,6 +555,9 @@ def test_uses_metric(tmp_path: Path, stage: str, guardrail: bool, brand: dict, e
     from brandsteps.engine.gates import uses_metric
 
     burst = {"metric": "burst_coefficient", "op": ">=", "threshold": 1.5, "kind": "should"}
-    affiliate = {"criteria": [{"metric": "gmv", "op": ">=", "threshold": 300}, burst], "guardrails": [burst] if guardrail else []}
+    affiliate = {
+        "criteria": [{"metric": "gmv", "op": ">=", "threshold": 300}, burst],
+        "guardrails": [burst] if guardrail else [],
+    }
     p = portfolio(tmp_path, simple_playbook(affiliate_trial=affiliate), brand)
     assert uses_metric(p, pd.Index(["b"]), np.array([stage], dtype=object), "burst_coefficient").tolist() == [expected]

@@ -78,7 +78,19 @@ def portfolio(tmp_path: Path):
     return load_portfolio(tmp_path / "configs", apply_env=False)
 
 
-EVIDENCE_COLUMNS = ("row", "role", "source_stage", "metric", "op", "threshold", "kind", "weight", "shadow", "value", "result")
+EVIDENCE_COLUMNS = (
+    "row",
+    "role",
+    "source_stage",
+    "metric",
+    "op",
+    "threshold",
+    "kind",
+    "weight",
+    "shadow",
+    "value",
+    "result",
+)
 
 
 def _same_decided(a, b) -> None:
@@ -134,7 +146,10 @@ def test_factors_gathered_equal_factors_reindexed() -> None:
     pd.testing.assert_frame_equal(_factors(metrics, rows, wanted), reindexed, check_exact=True)
     # a factor column that is not float64 takes the plain path, dtype and all
     as_int = metrics.assign(uv=np.arange(20))
-    pd.testing.assert_frame_equal(_factors(as_int, rows, wanted), as_int.reindex(index=wanted, columns=list(FACTOR_COLUMNS)).reset_index(drop=True))
+    pd.testing.assert_frame_equal(
+        _factors(as_int, rows, wanted),
+        as_int.reindex(index=wanted, columns=list(FACTOR_COLUMNS)).reset_index(drop=True),
+    )
 
 
 def test_per_distinct_builds_what_each_row_would_build() -> None:
@@ -186,7 +201,10 @@ def test_rule_sets_read_from_policy_versions_equal_rule_sets_by_brand_id(portfol
     cohort, metrics = _cohort(list(ids), 0), _metrics(list(ids), 0)
     by_version = gate_stage(portfolio, stage, cohort.assign(policy_version=own), metrics, AS_OF)
     looked_up = gate_stage(portfolio, stage, cohort, metrics, AS_OF)
-    _same_decided(by_version, replace(looked_up, decisions=looked_up.decisions.assign(policy_version=by_version.decisions["policy_version"])))
+    _same_decided(
+        by_version,
+        replace(looked_up, decisions=looked_up.decisions.assign(policy_version=by_version.decisions["policy_version"])),
+    )
 
 
 @pytest.mark.parametrize(
@@ -198,9 +216,13 @@ def test_rule_sets_read_from_policy_versions_equal_rule_sets_by_brand_id(portfol
         ([2, -1, 0], [2, -1, 0]),  # a brand without a row: looked up
     ],
 )
-def test_metric_rows_use_window_rows_only_where_the_ids_match(window_row: list[int] | None, expected: list[int]) -> None:
+def test_metric_rows_use_window_rows_only_where_the_ids_match(
+    window_row: list[int] | None, expected: list[int]
+) -> None:
     metrics = pd.DataFrame({"gmv": [1.0, 2.0, 3.0, 4.0]}, index=pd.Index(["b0", "b7", "b3", "b8"], dtype=object))
-    cohort = pd.DataFrame({"tier": ["small"] * 3}, index=pd.Index(["b3", "b9" if window_row != [2, 1, 0] else "b7", "b0"], dtype=object))
+    cohort = pd.DataFrame(
+        {"tier": ["small"] * 3}, index=pd.Index(["b3", "b9" if window_row != [2, 1, 0] else "b7", "b0"], dtype=object)
+    )
     if window_row is not None:
         cohort["window_row"] = window_row
     rows = _metric_rows(metrics, cohort)

@@ -24,7 +24,9 @@ def test_accounts_and_items_are_read_as_text(tmp_path: Path) -> None:
     [
         pytest.param(
             {"a": {"accounts": ["1001", "ks_shared"]}, "b": {"accounts": ["ks_shared"]}},
-            ["configs/brands/b.yaml: accounts: 'ks_shared' is also listed by configs/brands/a.yaml (an account belongs to one brand)"],
+            [
+                "configs/brands/b.yaml: accounts: 'ks_shared' is also listed by configs/brands/a.yaml (an account belongs to one brand)"
+            ],
             id="account-in-two-brands",
         ),
         pytest.param(
@@ -53,7 +55,9 @@ def test_bad_accounts(tmp_path: Path, brands: dict, expected: list[str]) -> None
 
 def test_validate_reports_brands_and_profiles_together(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     configs = write_configs(tmp_path, {"a": {"accounts": ["7"]}, "b": {"accounts": ["7"]}})
-    write_profile(configs, "live", {"match": ["日期"], "columns": {"live_minutes": {"header": "时长", "unit": "minutes"}}})
+    write_profile(
+        configs, "live", {"match": ["日期"], "columns": {"live_minutes": {"header": "时长", "unit": "minutes"}}}
+    )
     assert main(["validate", "--configs", str(configs)]) == 2
     assert capsys.readouterr().err.splitlines() == [
         "2 configuration problem(s):",

@@ -74,8 +74,16 @@ def test_a_bad_file_stores_nothing(configs: Path, tmp_path: Path, capsys: pytest
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        pytest.param(["--brand", "Shanye Tea"], "brandsteps: --brand 'Shanye Tea' is not a brand id (lowercase letters, digits and -)", id="brand-not-a-slug"),
-        pytest.param(["--out", "x.xlsx"], "brandsteps: --out x.xlsx: use a .csv or .parquet file name", id="out-not-csv-or-parquet"),
+        pytest.param(
+            ["--brand", "Shanye Tea"],
+            "brandsteps: --brand 'Shanye Tea' is not a brand id (lowercase letters, digits and -)",
+            id="brand-not-a-slug",
+        ),
+        pytest.param(
+            ["--out", "x.xlsx"],
+            "brandsteps: --out x.xlsx: use a .csv or .parquet file name",
+            id="out-not-csv-or-parquet",
+        ),
     ],
 )
 def test_usage_errors(configs: Path, argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
@@ -93,17 +101,37 @@ def test_into_the_configured_metrics(configs: Path, tmp_path: Path, capsys: pyte
         ["yunqi-beauty", "2025-07-01", 12000.0],
         ["yunqi-beauty", "2025-07-02", 9000.0],
     ]
-    assert f"{JINNIU}: cililiujin-accounts: 2 brands × 2 days × 2 columns (ad_spend, ad_gmv), 4 brand-days" in capsys.readouterr().out
+    assert (
+        f"{JINNIU}: cililiujin-accounts: 2 brands × 2 days × 2 columns (ad_spend, ad_gmv), 4 brand-days"
+        in capsys.readouterr().out
+    )
 
 
-def test_a_file_that_cannot_be_stored_is_reported_and_the_others_are_stored(configs: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_file_that_cannot_be_stored_is_reported_and_the_others_are_stored(
+    configs: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     metrics = tmp_path / "data" / "metrics"
     metrics.mkdir(parents=True)
     for name in ("a.csv", "b.csv"):  # shanye-tea 2025-07-01 twice: which copy to restate cannot be told
         (metrics / name).write_text("brand_id,date,gmv\nshanye-tea,2025-07-01,5\n", encoding="utf-8")
     accounts = FIXTURES / "store_accounts_20250705.xlsx"  # shanye-tea on 2025-07-05 only
 
-    assert main(["import", str(JINNIU), str(accounts), "--brand", "shanye-tea", "--configs", str(configs), "--metrics", str(metrics)]) == 2
+    assert (
+        main(
+            [
+                "import",
+                str(JINNIU),
+                str(accounts),
+                "--brand",
+                "shanye-tea",
+                "--configs",
+                str(configs),
+                "--metrics",
+                str(metrics),
+            ]
+        )
+        == 2
+    )
 
     out, err = capsys.readouterr()
     assert out.splitlines()[-1] == f"{accounts}: 1 brand × 1 day × 1 column; 1 new brand-day, 0 values restated"
@@ -113,7 +141,9 @@ def test_a_file_that_cannot_be_stored_is_reported_and_the_others_are_stored(conf
         "1 of 2 files not stored; the others were stored",
     ]
     stored = pd.read_parquet(metrics / "imported" / "shanye-tea.parquet")
-    assert stored[["brand_id", "date", "active_affiliates"]].astype(object).to_numpy().tolist() == [["shanye-tea", pd.Timestamp("2025-07-05"), 2.0]]
+    assert stored[["brand_id", "date", "active_affiliates"]].astype(object).to_numpy().tolist() == [
+        ["shanye-tea", pd.Timestamp("2025-07-05"), 2.0]
+    ]
 
 
 def test_an_import_is_announced_to_the_prefect_server(

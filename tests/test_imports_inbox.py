@@ -76,7 +76,9 @@ def test_a_bad_file_is_rejected_with_its_reason(tmp_path: Path) -> None:
     outcome = import_inbox_file(bad, inbox, BRANDS, profiles(), target)
     assert (outcome.imported, outcome.moved_to, outcome.brands) == (False, "rejected/bad.csv", ())
     reason = (inbox / "rejected" / f"bad.csv{REASON_SUFFIX}").read_text(encoding="utf-8")
-    assert reason == outcome.lines[0] + "\n" and "row 4" in reason and "总花费" in reason  # the file, row and column of the bad cell
+    assert (
+        reason == outcome.lines[0] + "\n" and "row 4" in reason and "总花费" in reason
+    )  # the file, row and column of the bad cell
     assert not target.path.exists()  # type: ignore[union-attr]  # nothing written
 
 
@@ -101,7 +103,9 @@ def test_a_name_already_filed_is_never_overwritten(tmp_path: Path, existing: int
         pytest.param("no-such-brand", False, "no-such-brand/rejected/全店-7月.csv", id="unknown-brand-folder"),
     ],
 )
-def test_a_brand_folder_names_the_brand_of_its_files(tmp_path: Path, folder: str, imported: bool, moved_to: str) -> None:
+def test_a_brand_folder_names_the_brand_of_its_files(
+    tmp_path: Path, folder: str, imported: bool, moved_to: str
+) -> None:
     inbox = tmp_path / "inbox"
     target = MetricsSource(path=tmp_path / "metrics.csv")
     path = _drop(inbox / folder, "全店-7月.csv", source=STORE_DAILY)
@@ -111,4 +115,6 @@ def test_a_brand_folder_names_the_brand_of_its_files(tmp_path: Path, folder: str
     if imported:
         assert outcome.brands == ("shanye-tea",) and set(read_raw(target)[0]["brand_id"]) == {"shanye-tea"}
     else:
-        assert outcome.lines == (f"{path}: the folder no-such-brand/ names no brand (no configs/brands/no-such-brand.yaml)",)
+        assert outcome.lines == (
+            f"{path}: the folder no-such-brand/ names no brand (no configs/brands/no-such-brand.yaml)",
+        )

@@ -13,11 +13,22 @@ from brandsteps.sources.imports.profiles import header_key
 from tests.conftest import REPO
 from tests.imports_helpers import write_profile
 
-LIVE = {"match": ["日期", "快手ID"], "date": "日期", "account": "快手ID", "columns": {"live_minutes": {"header": "直播时长(分钟)", "unit": "minute"}}}
+LIVE = {
+    "match": ["日期", "快手ID"],
+    "date": "日期",
+    "account": "快手ID",
+    "columns": {"live_minutes": {"header": "直播时长(分钟)", "unit": "minute"}},
+}
 
 
 def test_builtin_profiles() -> None:
-    assert list(BUILTIN_PROFILES) == ["kuaishou-store-daily", "kuaishou-store-accounts", "cililiujin-accounts", "kuaifenxiao-effect", "kuaishou-items-daily"]
+    assert list(BUILTIN_PROFILES) == [
+        "kuaishou-store-daily",
+        "kuaishou-store-accounts",
+        "cililiujin-accounts",
+        "kuaifenxiao-effect",
+        "kuaishou-items-daily",
+    ]
     # 磁力金牛 rows go to brands by either id column (docs/domain.md#accounts-and-items)
     assert BUILTIN_PROFILES["cililiujin-accounts"].account == ["账户ID", "快手ID"]
     assert BUILTIN_PROFILES["kuaishou-items-daily"].uses_exclusive_items
@@ -69,7 +80,14 @@ def test_no_imports_folder_gives_the_builtins(tmp_path: Path) -> None:
             id="text-compared-by-size",
         ),
         pytest.param(
-            {"columns": {"gmv_exclusive": {"header": "成交金额", "where": {"header": "商品ID", "op": "in", "value": "my_items"}}}},
+            {
+                "columns": {
+                    "gmv_exclusive": {
+                        "header": "成交金额",
+                        "where": {"header": "商品ID", "op": "in", "value": "my_items"},
+                    }
+                }
+            },
             "configs/imports/live.yaml: columns.gmv_exclusive.where[0]: op 'in' takes value: exclusive_items (the brand's item ids)",
             id="in-something-else",
         ),
@@ -141,6 +159,14 @@ def test_import_profile_schema_is_written(tmp_path: Path) -> None:
     write_json_schemas(tmp_path)
     schema = json.loads((tmp_path / "import-profile.schema.json").read_text(encoding="utf-8"))
     assert schema["additionalProperties"] is False and schema["required"] == ["match", "columns"]
-    assert schema["$defs"]["ColumnSpec"]["properties"]["unit"]["anyOf"][0]["enum"] == ["yuan", "fen", "li", "second", "minute", "hour", "count"]
+    assert schema["$defs"]["ColumnSpec"]["properties"]["unit"]["anyOf"][0]["enum"] == [
+        "yuan",
+        "fen",
+        "li",
+        "second",
+        "minute",
+        "hour",
+        "count",
+    ]
     # the repository's copy is the one the models give (`brandsteps schema` wrote it)
     assert json.loads((REPO / "schemas" / "import-profile.schema.json").read_text(encoding="utf-8")) == schema

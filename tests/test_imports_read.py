@@ -11,7 +11,16 @@ import pytest
 
 from brandsteps.sources.imports import BUILTIN_PROFILES, ImportFormatError, read_import
 from brandsteps.sources.kuaishou import import_kuaishou
-from tests.imports_helpers import BRANDS, FIXTURES, KUAISHOU_FIXTURES, brand, frame_records, profiles, records, write_csv
+from tests.imports_helpers import (
+    BRANDS,
+    FIXTURES,
+    KUAISHOU_FIXTURES,
+    brand,
+    frame_records,
+    profiles,
+    records,
+    write_csv,
+)
 
 NAN = None  # not measured, as records() shows it
 
@@ -60,7 +69,12 @@ NAN = None  # not measured, as records() shows it
             [
                 # exclusive 5001 (1000.5) and 5002 (0): GMV 1000.5; one exclusive item with sales
                 {"brand_id": "shanye-tea", "date": "2025-07-01", "gmv_exclusive": 1000.5, "exclusive_skus": 1.0},
-                {"brand_id": "shanye-tea", "date": "2025-07-02", "gmv_exclusive": 999.9, "exclusive_skus": 2.0},  # 800 + 199.9
+                {
+                    "brand_id": "shanye-tea",
+                    "date": "2025-07-02",
+                    "gmv_exclusive": 999.9,
+                    "exclusive_skus": 2.0,
+                },  # 800 + 199.9
                 # only the regular item 6001 sold: measured, no exclusive sales
                 {"brand_id": "shanye-tea", "date": "2025-07-03", "gmv_exclusive": 0.0, "exclusive_skus": 0.0},
             ],
@@ -71,7 +85,10 @@ NAN = None  # not measured, as records() shows it
             "yunqi-beauty",
             "kuaishou-items-daily",
             # yunqi-beauty lists no exclusive_items: which items are exclusive is unknown, so not measured
-            [{"brand_id": "yunqi-beauty", "date": f"2025-07-0{d}", "gmv_exclusive": NAN, "exclusive_skus": NAN} for d in (1, 2, 3)],
+            [
+                {"brand_id": "yunqi-beauty", "date": f"2025-07-0{d}", "gmv_exclusive": NAN, "exclusive_skus": NAN}
+                for d in (1, 2, 3)
+            ],
             id="items-brand-without-exclusive-items",
         ),
     ],
@@ -91,7 +108,9 @@ def test_the_imported_file_contract() -> None:
     dtypes = {c: str(t) for c, t in imported.rows.dtypes.items()}
     assert dtypes == {"brand_id": "str", "date": "datetime64[ns]", "ad_spend": "float64", "ad_gmv": "float64"}
     # 9999 / ks_nobody is no brand's: listed with its rows and days, not imported; the 合计 row is no account
-    assert frame_records(imported.skipped_accounts) == [{"account": "9999", "rows": 2, "days": "2025-07-01 to 2025-07-02"}]
+    assert frame_records(imported.skipped_accounts) == [
+        {"account": "9999", "rows": 2, "days": "2025-07-01 to 2025-07-02"}
+    ]
 
 
 def test_with_brand_every_row_is_that_brands() -> None:
@@ -120,15 +139,30 @@ def test_user_profile_live_room() -> None:
     assert imported.profile == "live-room"
     assert records(imported) == [
         # 120 + 30 live minutes; (360,000 + 36,000) s / 60 = 6,600 watch minutes; 85 + 5 followers
-        {"brand_id": "shanye-tea", "date": "2025-07-01", "watch_minutes": 6600.0, "live_minutes": 150.0, "followers_new": 90.0},
+        {
+            "brand_id": "shanye-tea",
+            "date": "2025-07-01",
+            "watch_minutes": 6600.0,
+            "live_minutes": 150.0,
+            "followers_new": 90.0,
+        },
         # 1.2万 s = 12,000 s = 200 min; 新增粉丝 '-' is not measured
-        {"brand_id": "shanye-tea", "date": "2025-07-02", "watch_minutes": 200.0, "live_minutes": 90.5, "followers_new": NAN},
+        {
+            "brand_id": "shanye-tea",
+            "date": "2025-07-02",
+            "watch_minutes": 200.0,
+            "live_minutes": 90.5,
+            "followers_new": NAN,
+        },
     ]
 
 
 @pytest.mark.parametrize(
     "file",
-    [pytest.param("daily_week_utf8bom.csv", id="csv-bom-estimated-commission"), pytest.param("daily_title.xlsx", id="xlsx-shares-and-total-row")],
+    [
+        pytest.param("daily_week_utf8bom.csv", id="csv-bom-estimated-commission"),
+        pytest.param("daily_title.xlsx", id="xlsx-shares-and-total-row"),
+    ],
 )
 def test_store_daily_profile_reads_what_import_kuaishou_does(file: str) -> None:
     imported = read_import(KUAISHOU_FIXTURES / file, {}, BUILTIN_PROFILES, brand="shanye-tea")
@@ -179,7 +213,10 @@ def test_time_units(tmp_path: Path, unit: str, cells: list[str], expected: float
 )
 def test_aggregates(tmp_path: Path, aggregate: str, expected: float) -> None:
     data = {"match": ["日期", "值"], "date": "日期", "columns": {"orders": {"header": "值", "aggregate": aggregate}}}
-    path = write_csv(tmp_path / "v.csv", [["日期", "值"], ["2025-07-01", "1"], ["2025-07-01", "2"], ["2025-07-01", "3"], ["2025-07-01", "-"]])
+    path = write_csv(
+        tmp_path / "v.csv",
+        [["日期", "值"], ["2025-07-01", "1"], ["2025-07-01", "2"], ["2025-07-01", "3"], ["2025-07-01", "-"]],
+    )
     assert read_import(path, {}, profiles(v=data), brand="b").rows["orders"].tolist() == [expected]
 
 
@@ -205,7 +242,10 @@ def test_two_profiles_fitting_equally_is_an_error(tmp_path: Path) -> None:
     path = write_csv(tmp_path / "ads.csv", [["日期", "花费", "消耗"], ["2025-07-01", "1", "1"]])
     with pytest.raises(ImportFormatError) as info:
         read_import(path, {}, profiles(ads_a=a, ads_b=b), brand="x")
-    assert str(info.value) == f"{path}: the header row fits the profiles ads-a, ads-b equally well; name one with --profile"
+    assert (
+        str(info.value)
+        == f"{path}: the header row fits the profiles ads-a, ads-b equally well; name one with --profile"
+    )
 
 
 def _raises(path: Path, message: str, **kwargs: object) -> None:
@@ -232,16 +272,34 @@ def test_where_on_a_header_the_file_lacks(tmp_path: Path) -> None:
     data = {
         "match": ["日期", "达人id"],
         "date": "日期",
-        "columns": {"active_affiliates": {"header": "达人id", "aggregate": "count_distinct", "where": {"header": "支付订单数", "op": ">", "value": 0}}},
+        "columns": {
+            "active_affiliates": {
+                "header": "达人id",
+                "aggregate": "count_distinct",
+                "where": {"header": "支付订单数", "op": ">", "value": 0},
+            }
+        },
     }
     path = write_csv(tmp_path / "fx.csv", [["日期", "达人id", "订单"], ["2025-07-01", "d1", "1"]])
-    _raises(path, f"{path}: columns.active_affiliates.where: the file has no column 支付订单数 (profile 'fx')", profiles=profiles(fx=data), brand="b")
+    _raises(
+        path,
+        f"{path}: columns.active_affiliates.where: the file has no column 支付订单数 (profile 'fx')",
+        profiles=profiles(fx=data),
+        brand="b",
+    )
 
 
 def test_two_brands_claiming_one_row(tmp_path: Path) -> None:
     brands = {"a": brand("a", accounts=["1001"]), "b": brand("b", accounts=["ks_b"])}
-    path = write_csv(tmp_path / "jn.csv", [["账户ID", "时间", "快手ID", "总花费(元)", "当日累计GMV(元)"], ["1001", "2025-07-01", "ks_b", "1", "2"]])
-    _raises(path, f"{path}: row 2: 账户ID 1001 is a's, 快手ID ks_b is b's: an account belongs to one brand (fix accounts in configs/brands)", brands=brands)
+    path = write_csv(
+        tmp_path / "jn.csv",
+        [["账户ID", "时间", "快手ID", "总花费(元)", "当日累计GMV(元)"], ["1001", "2025-07-01", "ks_b", "1", "2"]],
+    )
+    _raises(
+        path,
+        f"{path}: row 2: 账户ID 1001 is a's, 快手ID ks_b is b's: an account belongs to one brand (fix accounts in configs/brands)",
+        brands=brands,
+    )
 
 
 @pytest.mark.parametrize(

@@ -39,7 +39,9 @@ def exported(name: str, columns: tuple[str, ...], rows: list[tuple]) -> Imported
     frame = pd.DataFrame(rows, columns=["brand_id", "date", *columns])
     frame["date"] = pd.to_datetime(frame["date"]).astype("datetime64[ns]")
     frame = frame.astype({c: "float64" for c in columns})
-    skipped = pd.DataFrame({"account": pd.Series(dtype=str), "rows": pd.Series(dtype="int64"), "days": pd.Series(dtype=str)})
+    skipped = pd.DataFrame(
+        {"account": pd.Series(dtype=str), "rows": pd.Series(dtype="int64"), "days": pd.Series(dtype=str)}
+    )
     return ImportedFile(Path(name), "test", frame, columns, skipped, hashlib.sha256(name.encode()).hexdigest())
 
 
@@ -53,9 +55,16 @@ A = exported(
 B = exported(
     "exports/全店-b.csv",
     ("gmv", "refund_amount"),
-    [("acme", "2026-11-27", 1000, NaN), ("acme", "2026-11-28", 2000, 1388.5), ("acme", "2026-11-29", 3000, 10), ("beta", "2026-11-28", 500, 20)],
+    [
+        ("acme", "2026-11-27", 1000, NaN),
+        ("acme", "2026-11-28", 2000, 1388.5),
+        ("acme", "2026-11-29", 3000, 10),
+        ("beta", "2026-11-28", 500, 20),
+    ],
 )
-C = exported("exports/磁力金牛.csv", ("ad_spend", "ad_gmv"), [("acme", "2026-11-28", 300, 900), ("beta", "2026-11-30", 50, 0)])
+C = exported(
+    "exports/磁力金牛.csv", ("ad_spend", "ad_gmv"), [("acme", "2026-11-28", 300, 900), ("beta", "2026-11-30", 50, 0)]
+)
 
 
 def stored(source: MetricsSource) -> list[tuple]:
@@ -64,13 +73,19 @@ def stored(source: MetricsSource) -> list[tuple]:
     batch = validate(raw, as_of=date(2026, 12, 31), today=date(2026, 12, 31), all_columns=all_columns)
     assert batch.quarantine.empty, batch.quarantine.to_dict("records")
     daily = batch.daily.sort_values(["brand_id", "date"])
-    out = daily.assign(brand_id=daily["brand_id"].astype(str), date=daily["date"].dt.strftime("%Y-%m-%d"))[["brand_id", "date", *SHOWN]]
-    return [tuple(None if isinstance(v, float) and np.isnan(v) else v for v in row) for row in out.itertuples(index=False)]
+    out = daily.assign(brand_id=daily["brand_id"].astype(str), date=daily["date"].dt.strftime("%Y-%m-%d"))[
+        ["brand_id", "date", *SHOWN]
+    ]
+    return [
+        tuple(None if isinstance(v, float) and np.isnan(v) else v for v in row) for row in out.itertuples(index=False)
+    ]
 
 
 def revisions_of(source: MetricsSource, brand: str) -> list[dict]:
     found = revised_after(source, brand, date(2026, 11, 1), date(2026, 11, 30), datetime(2026, 1, 1, tzinfo=UTC))
-    out = found.assign(date=found["date"].dt.strftime("%Y-%m-%d"), recorded_at=found["recorded_at"].map(lambda t: t.isoformat()))
+    out = found.assign(
+        date=found["date"].dt.strftime("%Y-%m-%d"), recorded_at=found["recorded_at"].map(lambda t: t.isoformat())
+    )
     return list(out.astype(object).where(out.notna(), None).to_dict("records"))
 
 
@@ -91,7 +106,12 @@ def snapshot(source: MetricsSource, root: Path) -> dict[str, object]:
 def _pandas_table(url: str) -> None:
     """A metrics table someone made with pandas: dates as timestamps, only gmv and orders (the import adds its other columns)."""
     empty = pd.DataFrame(
-        {"brand_id": pd.Series(dtype=str), "date": pd.Series(dtype="datetime64[ns]"), "gmv": pd.Series(dtype=float), "orders": pd.Series(dtype=float)}
+        {
+            "brand_id": pd.Series(dtype=str),
+            "date": pd.Series(dtype="datetime64[ns]"),
+            "gmv": pd.Series(dtype=float),
+            "orders": pd.Series(dtype=float),
+        }
     )
     engine = sa.create_engine(url)
     empty.to_sql("daily_metrics", engine, index=False)
@@ -129,7 +149,11 @@ def test_restating_round_trip(target: tuple[MetricsSource, Path]) -> None:
     first = restate(source, A, AT_A)
     assert (first.new_rows, first.replaced_cells, first.revisions) == (3, 0, 0)
     second = restate(source, B, AT_B)
-    record = "table metric_revisions" if source.url else str(source.path / "revisions.jsonl" if source.path.suffix == "" else f"{source.path}.revisions.jsonl")
+    record = (
+        "table metric_revisions"
+        if source.url
+        else str(source.path / "revisions.jsonl" if source.path.suffix == "" else f"{source.path}.revisions.jsonl")
+    )
     # acme 11-27: gmv same, refund removed (a revision); acme 11-28: gmv same, refund restated (a revision);
     # beta 11-28: gmv same, refund filled in where none was (not a revision); acme 11-29 is new
     assert second.lines() == [
@@ -137,10 +161,19 @@ def test_restating_round_trip(target: tuple[MetricsSource, Path]) -> None:
     ]
     assert (second.new_rows, second.replaced_cells, second.unchanged_cells, second.revisions) == (1, 3, 3, 2)
     third = restate(source, C, AT_C)
-    assert third.lines() == ["exports/磁力金牛.csv: 2 brands × 2 days × 2 columns; 1 new brand-day, 0 values restated, 2 values filled in where none was"]
+    assert third.lines() == [
+        "exports/磁力金牛.csv: 2 brands × 2 days × 2 columns; 1 new brand-day, 0 values restated, 2 values filled in where none was"
+    ]
     assert stored(source) == [
         ("acme", "2026-11-27", 1000.0, None, None, None),  # the re-export has no refund for the day: removed, on record
-        ("acme", "2026-11-28", 2000.0, 1388.5, 300.0, 900.0),  # 磁力金牛 replaced its two columns and left gmv/refund alone
+        (
+            "acme",
+            "2026-11-28",
+            2000.0,
+            1388.5,
+            300.0,
+            900.0,
+        ),  # 磁力金牛 replaced its two columns and left gmv/refund alone
         ("acme", "2026-11-29", 3000.0, 10.0, None, None),
         ("beta", "2026-11-28", 500.0, 20.0, None, None),
         ("beta", "2026-11-30", None, None, 50.0, 0.0),  # a day only 磁力金牛 has: its other columns not measured
@@ -157,7 +190,9 @@ def test_restating_round_trip(target: tuple[MetricsSource, Path]) -> None:
     before = snapshot(source, root)
     again = restate(source, B, datetime(2026, 12, 9, tzinfo=UTC))
     assert again.already_imported
-    assert again.lines() == ["exports/全店-b.csv: already imported on 2026-12-02 09:00 UTC (same contents): nothing changed"]
+    assert again.lines() == [
+        "exports/全店-b.csv: already imported on 2026-12-02 09:00 UTC (same contents): nothing changed"
+    ]
     assert snapshot(source, root) == before  # byte for byte: no file rewritten, no revision or log line added
 
 
@@ -165,10 +200,17 @@ def test_folder_updates_a_brand_day_where_it_is_and_adds_new_ones_per_brand(tmp_
     folder = tmp_path / "metrics"
     folder.mkdir()
     # a user's older files: a CSV with a column of their own, and a Parquet file
-    (folder / "2026-11.csv").write_text("brand_id,date,gmv,orders,note\nacme,2026-11-28,2000,20,双11 after\nacme,2026-11-27,1000.50,10,\n", encoding="utf-8")
-    pd.DataFrame({"brand_id": ["beta"], "date": pd.to_datetime(["2026-11-28"]), "gmv": [500.0]}).to_parquet(folder / "old.parquet", index=False)
+    (folder / "2026-11.csv").write_text(
+        "brand_id,date,gmv,orders,note\nacme,2026-11-28,2000,20,双11 after\nacme,2026-11-27,1000.50,10,\n",
+        encoding="utf-8",
+    )
+    pd.DataFrame({"brand_id": ["beta"], "date": pd.to_datetime(["2026-11-28"]), "gmv": [500.0]}).to_parquet(
+        folder / "old.parquet", index=False
+    )
     restated = exported(
-        "exports/全店-c.csv", ("gmv", "refund_amount"), [("acme", "2026-11-28", 2100, 7), ("acme", "2026-11-29", 3000, NaN), ("beta", "2026-11-28", 550, NaN)]
+        "exports/全店-c.csv",
+        ("gmv", "refund_amount"),
+        [("acme", "2026-11-28", 2100, 7), ("acme", "2026-11-29", 3000, NaN), ("beta", "2026-11-28", 550, NaN)],
     )
 
     result = restate(MetricsSource(path=folder), restated, AT_B)
@@ -178,7 +220,11 @@ def test_folder_updates_a_brand_day_where_it_is_and_adds_new_ones_per_brand(tmp_
     assert (folder / "2026-11.csv").read_text(encoding="utf-8") == (
         "brand_id,date,gmv,orders,note,refund_amount\nacme,2026-11-28,2100,20,双11 after,7\nacme,2026-11-27,1000.50,10,,\n"
     )
-    assert pd.read_parquet(folder / "old.parquet").to_dict("list") == {"brand_id": ["beta"], "date": [pd.Timestamp("2026-11-28")], "gmv": [550.0]}
+    assert pd.read_parquet(folder / "old.parquet").to_dict("list") == {
+        "brand_id": ["beta"],
+        "date": [pd.Timestamp("2026-11-28")],
+        "gmv": [550.0],
+    }
     new_file = pd.read_parquet(folder / "imported" / "acme.parquet")
     assert new_file.astype(object).where(new_file.notna(), None).to_dict("list") == {
         "brand_id": ["acme"], "date": [pd.Timestamp("2026-11-29")], "gmv": [3000.0], "refund_amount": [None]
@@ -229,13 +275,25 @@ def _fail_second_parquet_write() -> Callable[..., None]:
     ("patch", "error"),
     [
         # imported/acme.parquet is replaced first, then imported/beta.parquet fails: acme's is put back
-        pytest.param(lambda mp: mp.setattr(os, "replace", _fail_replacing("beta.parquet")), OSError, id="second-replace-fails"),
-        pytest.param(lambda mp: mp.setattr(pd.DataFrame, "to_parquet", _fail_second_parquet_write()), OSError, id="second-write-fails"),
+        pytest.param(
+            lambda mp: mp.setattr(os, "replace", _fail_replacing("beta.parquet")), OSError, id="second-replace-fails"
+        ),
+        pytest.param(
+            lambda mp: mp.setattr(pd.DataFrame, "to_parquet", _fail_second_parquet_write()),
+            OSError,
+            id="second-write-fails",
+        ),
         # the import log line is the last step: the files and the revisions already written are undone
-        pytest.param(lambda mp: mp.setattr("brandsteps.sources.imports.restate._jsonl", _jsonl_failing_on_log()), OSError, id="import-log-fails"),
+        pytest.param(
+            lambda mp: mp.setattr("brandsteps.sources.imports.restate._jsonl", _jsonl_failing_on_log()),
+            OSError,
+            id="import-log-fails",
+        ),
     ],
 )
-def test_a_folder_import_that_fails_leaves_the_folder_as_it_was(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, patch: Callable, error: type) -> None:
+def test_a_folder_import_that_fails_leaves_the_folder_as_it_was(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, patch: Callable, error: type
+) -> None:
     source = MetricsSource(path=tmp_path / "metrics")
     restate(source, A, AT_A)
     before = snapshot(source, tmp_path)
@@ -263,8 +321,12 @@ def test_rows_holding_a_brand_day_twice_write_nothing(target: tuple[MetricsSourc
     source, root = target
     restate(source, A, AT_A)
     before = snapshot(source, root)
-    twice = exported("exports/twice.csv", ("gmv",), [("acme", "2026-11-28", 1), ("acme", "2026-11-28", 2), ("beta", "2026-11-29", 3)])
-    with pytest.raises(RestateError, match=r"^exports/twice\.csv: more than one row for acme on 2026-11-28: nothing written$"):
+    twice = exported(
+        "exports/twice.csv", ("gmv",), [("acme", "2026-11-28", 1), ("acme", "2026-11-28", 2), ("beta", "2026-11-29", 3)]
+    )
+    with pytest.raises(
+        RestateError, match=r"^exports/twice\.csv: more than one row for acme on 2026-11-28: nothing written$"
+    ):
         restate(source, twice, AT_B)
     assert snapshot(source, root) == before
 
@@ -284,7 +346,9 @@ def test_a_target_holding_a_brand_day_twice_is_refused(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("kind", [pytest.param("sqlite", id="sqlite"), pytest.param("postgresql", id="postgresql")])
-def test_an_sql_import_that_fails_rolls_back(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str) -> None:
+def test_an_sql_import_that_fails_rolls_back(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str
+) -> None:
     url = f"sqlite:///{tmp_path / 'm.sqlite'}" if kind == "sqlite" else request.getfixturevalue("pg_database")
     source = MetricsSource(url=url)
     restate(source, A, AT_A)
@@ -368,7 +432,11 @@ def import_log(source: MetricsSource) -> list[dict]:
 
 def outcome(source: MetricsSource) -> dict[str, list]:
     """What a run leaves: the table as the cycle reads it, every revision, the import log."""
-    return {"rows": stored(source), "revisions": revisions_of(source, "acme") + revisions_of(source, "beta"), "log": import_log(source)}
+    return {
+        "rows": stored(source),
+        "revisions": revisions_of(source, "acme") + revisions_of(source, "beta"),
+        "log": import_log(source),
+    }
 
 
 def emptied(request: pytest.FixtureRequest, source: MetricsSource, root: Path) -> None:
@@ -400,7 +468,9 @@ def test_many_files_in_one_call_store_what_one_by_one_stores(
     many = restate_many(source, files, AT_B)
 
     assert many == one_by_one  # every count of every file: each against what the files before it left
-    assert outcome(source) == expected  # the same table, the same revisions (old values from earlier files of the call), the same log
+    assert (
+        outcome(source) == expected
+    )  # the same table, the same revisions (old values from earlier files of the call), the same log
 
 
 def test_revisions_within_one_call_are_against_the_file_before(tmp_path: Path) -> None:
@@ -412,7 +482,9 @@ def test_revisions_within_one_call_are_against_the_file_before(tmp_path: Path) -
         (0, 2, 0, 2),  # both of its cells are values B brought in this call
     ]
     digest_b, digest_d = B.digest, RE_B.digest
-    assert [(r["file"], r["digest"], r["date"], r["old_value"], r["new_value"]) for r in revisions_of(source, "acme")] == [
+    assert [
+        (r["file"], r["digest"], r["date"], r["old_value"], r["new_value"]) for r in revisions_of(source, "acme")
+    ] == [
         ("exports/全店-b.csv", digest_b, "2026-11-27", 100.0, None),
         ("exports/全店-b.csv", digest_b, "2026-11-28", 1204.0, 1388.5),
         ("exports/全店-d.csv", digest_d, "2026-11-28", 1388.5, 1500.0),  # against B's value, not the target's 1204
@@ -420,7 +492,9 @@ def test_revisions_within_one_call_are_against_the_file_before(tmp_path: Path) -
     ]
 
 
-TWICE = exported("exports/twice.csv", ("gmv",), [("acme", "2026-11-28", 1), ("acme", "2026-11-28", 2), ("beta", "2026-11-29", 3)])
+TWICE = exported(
+    "exports/twice.csv", ("gmv",), [("acme", "2026-11-28", 1), ("acme", "2026-11-28", 2), ("beta", "2026-11-29", 3)]
+)
 NOT_A_SLUG = exported("exports/not-a-slug.csv", ("gmv",), [("acme", "2026-11-28", 1), ("Beta Shop", "2026-11-29", 3)])
 NOT_BASE = exported("exports/not-base.csv", ("gmv_total",), [("acme", "2026-11-28", 1)])
 
@@ -429,9 +503,21 @@ NOT_BASE = exported("exports/not-base.csv", ("gmv_total",), [("acme", "2026-11-2
 @pytest.mark.parametrize(
     ("bad", "error"),
     [
-        pytest.param(TWICE, "exports/twice.csv: more than one row for acme on 2026-11-28: nothing written", id="a-brand-day-twice-in-the-file"),
-        pytest.param(NOT_A_SLUG, "exports/not-a-slug.csv: 1 row(s) without a brand id (slug) or a date: nothing written", id="a-brand-id-that-is-not-a-slug"),
-        pytest.param(NOT_BASE, "exports/not-base.csv: columns gmv_total: each must be a base column of the metrics, once", id="not-a-base-column"),
+        pytest.param(
+            TWICE,
+            "exports/twice.csv: more than one row for acme on 2026-11-28: nothing written",
+            id="a-brand-day-twice-in-the-file",
+        ),
+        pytest.param(
+            NOT_A_SLUG,
+            "exports/not-a-slug.csv: 1 row(s) without a brand id (slug) or a date: nothing written",
+            id="a-brand-id-that-is-not-a-slug",
+        ),
+        pytest.param(
+            NOT_BASE,
+            "exports/not-base.csv: columns gmv_total: each must be a base column of the metrics, once",
+            id="not-a-base-column",
+        ),
     ],
 )
 def test_a_bad_file_among_good_ones_changes_nothing_and_the_others_are_stored(
@@ -447,7 +533,12 @@ def test_a_bad_file_among_good_ones_changes_nothing_and_the_others_are_stored(
 
     assert results[1].error == error
     assert results[1].lines() == [error]
-    assert (results[1].new_rows, results[1].replaced_cells, results[1].revisions, results[1].already_imported) == (0, 0, 0, False)
+    assert (results[1].new_rows, results[1].replaced_cells, results[1].revisions, results[1].already_imported) == (
+        0,
+        0,
+        0,
+        False,
+    )
     assert [results[0], results[2]] == good
     assert outcome(source) == expected  # not a cell, revision or log line of the bad file
     with pytest.raises(RestateError, match=f"^{re.escape(error)}$"):  # restate raises what restate_many reports
@@ -467,9 +558,15 @@ def test_a_file_touching_a_brand_day_the_folder_holds_twice_is_refused_alone(tmp
         f"{folder} already holds acme on 2026-11-28 ({folder}/a.csv row 2, {folder}/b.csv row 2) more than once: nothing written "
         "(the metrics reader quarantines every copy; keep one and import again)"
     )
-    assert results[0].lines() == [f"exports/全店-b.csv: {results[0].error}"]  # the reason names the target; the line names the file too
+    assert results[0].lines() == [
+        f"exports/全店-b.csv: {results[0].error}"
+    ]  # the reason names the target; the line names the file too
     assert (results[1].error, results[1].new_rows) == (None, 1)
-    assert pd.read_parquet(folder / "imported" / "beta.parquet").to_dict("list") == {"brand_id": ["beta"], "date": [pd.Timestamp("2026-11-30")], "gmv": [75.0]}
+    assert pd.read_parquet(folder / "imported" / "beta.parquet").to_dict("list") == {
+        "brand_id": ["beta"],
+        "date": [pd.Timestamp("2026-11-30")],
+        "gmv": [75.0],
+    }
     assert not (folder / "imported" / "acme.parquet").exists()  # B's new acme 11-29 is not stored either
     assert [line["file"] for line in import_log(MetricsSource(path=folder))] == ["exports/全店-e.csv"]
 
@@ -480,16 +577,23 @@ def test_a_file_touching_a_brand_day_the_folder_holds_twice_is_refused_alone(tmp
     [
         pytest.param(B, id="the-same-file-again"),
         # the digest is of the bytes: a copy under another name is the same contents
-        pytest.param(ImportedFile(Path("exports/copy-of-b.csv"), B.profile, B.rows, B.columns, B.skipped_accounts, B.digest), id="a-copy-under-another-name"),
+        pytest.param(
+            ImportedFile(Path("exports/copy-of-b.csv"), B.profile, B.rows, B.columns, B.skipped_accounts, B.digest),
+            id="a-copy-under-another-name",
+        ),
     ],
 )
-def test_the_same_file_twice_in_one_call_is_imported_once(target: tuple[MetricsSource, Path], again: ImportedFile) -> None:
+def test_the_same_file_twice_in_one_call_is_imported_once(
+    target: tuple[MetricsSource, Path], again: ImportedFile
+) -> None:
     source, _ = target
     # B, then A, then B again: the second B changes nothing, so A's refunds stay (one by one gives the same)
     results = restate_many(source, [B, A, again], AT_B)
 
     assert results[2].already_imported
-    assert results[2].lines() == [f"{again.path}: already imported on 2026-12-02 09:00 UTC (same contents): nothing changed"]
+    assert results[2].lines() == [
+        f"{again.path}: already imported on 2026-12-02 09:00 UTC (same contents): nothing changed"
+    ]
     assert (results[2].new_rows, results[2].replaced_cells, results[2].revisions) == (0, 0, 0)
     assert stored(source) == [
         ("acme", "2026-11-27", 1000.0, 100.0, None, None),
@@ -497,22 +601,33 @@ def test_the_same_file_twice_in_one_call_is_imported_once(target: tuple[MetricsS
         ("acme", "2026-11-29", 3000.0, 10.0, None, None),
         ("beta", "2026-11-28", 500.0, None, None, None),
     ]
-    assert [line["file"] for line in import_log(source)] == ["exports/全店-b.csv", "exports/全店-a.csv"]  # one line for B
+    assert [line["file"] for line in import_log(source)] == [
+        "exports/全店-b.csv",
+        "exports/全店-a.csv",
+    ]  # one line for B
 
 
 def test_a_folder_rewrites_only_the_files_whose_rows_change(tmp_path: Path) -> None:
     folder = tmp_path / "metrics"
     folder.mkdir()
-    (folder / "acme.csv").write_text("brand_id,date,gmv\nacme,2026-11-27,1000\nacme,2026-11-28,2000\n", encoding="utf-8")
+    (folder / "acme.csv").write_text(
+        "brand_id,date,gmv\nacme,2026-11-27,1000\nacme,2026-11-28,2000\n", encoding="utf-8"
+    )
     (folder / "beta.csv").write_text("brand_id,date,gmv\nbeta,2026-11-28,500\n", encoding="utf-8")
-    pd.DataFrame({"brand_id": ["gamma"], "date": pd.to_datetime(["2026-11-28"]), "gmv": [7.0]}).to_parquet(folder / "gamma.parquet", index=False)
+    pd.DataFrame({"brand_id": ["gamma"], "date": pd.to_datetime(["2026-11-28"]), "gmv": [7.0]}).to_parquet(
+        folder / "gamma.parquet", index=False
+    )
     source = MetricsSource(path=folder)
 
     def rewritten(files: list[ImportedFile]) -> set[str]:
         """The metrics files a call replaced (a replaced file has a new inode)."""
         before = {p.name: p.stat().st_ino for p in folder.glob("*.*")}
         restate_many(source, files, AT_B)
-        return {p.name for p in folder.glob("*.*") if p.suffix in (".csv", ".parquet") and p.stat().st_ino != before.get(p.name)}
+        return {
+            p.name
+            for p in folder.glob("*.*")
+            if p.suffix in (".csv", ".parquet") and p.stat().st_ino != before.get(p.name)
+        }
 
     # A adds refunds to acme's two days; for beta 11-28 it brings the gmv beta.csv holds and no refund: beta.csv
     # does not change and is not rewritten. gamma.parquet is read for its keys only.
@@ -524,8 +639,12 @@ def test_a_folder_rewrites_only_the_files_whose_rows_change(tmp_path: Path) -> N
 @pytest.mark.parametrize(
     ("as_of", "days_in_stage", "window_days", "window"),
     [
-        pytest.param(date(2026, 1, 10), 30, 7, (date(2026, 1, 4), date(2026, 1, 10)), id="the-stage-window-ending-on-as-of"),
-        pytest.param(date(2026, 1, 10), 3, 7, (date(2026, 1, 8), date(2026, 1, 10)), id="never-before-the-stage-was-entered"),
+        pytest.param(
+            date(2026, 1, 10), 30, 7, (date(2026, 1, 4), date(2026, 1, 10)), id="the-stage-window-ending-on-as-of"
+        ),
+        pytest.param(
+            date(2026, 1, 10), 3, 7, (date(2026, 1, 8), date(2026, 1, 10)), id="never-before-the-stage-was-entered"
+        ),
         pytest.param(date(2026, 1, 10), 1, 7, (date(2026, 1, 10), date(2026, 1, 10)), id="first-day-in-stage"),
     ],
 )
@@ -539,24 +658,40 @@ def decided(tmp_path: Path) -> Path:
     configs = write_configs(tmp_path, {"a": {}}, playbook=simple_playbook())
     source = MetricsSource(path=tmp_path / "data" / "metrics.csv")
     days = [f"2026-01-0{d}" for d in range(1, 5)]
-    restate(source, exported("exports/全店-1月-a.csv", ("gmv", "refund_amount"), [("a", d, 500, 1204) for d in days]), datetime(2026, 1, 4, 1, 0, tzinfo=UTC))
+    restate(
+        source,
+        exported("exports/全店-1月-a.csv", ("gmv", "refund_amount"), [("a", d, 500, 1204) for d in days]),
+        datetime(2026, 1, 4, 1, 0, tzinfo=UTC),
+    )
     ledger = Ledger("sqlite:///data/ledger.sqlite", tmp_path)
     ledger.create()
     batch = load_metrics(source, as_of=date(2026, 1, 3), today=date(2026, 2, 1))
     for day in range(1, 4):
         run_day(load_portfolio(configs, apply_env=False), batch, ledger, date(2026, 1, day), None)
-    with ledger.engine.begin() as conn:  # a fixed decision time, so the revisions are before or after it by the test's clock
+    with (
+        ledger.engine.begin() as conn
+    ):  # a fixed decision time, so the revisions are before or after it by the test's clock
         conn.execute(decisions.update().values(decided_at=datetime(2026, 1, 4, 6, 0, tzinfo=UTC)))
     ledger.dispose()
     # before the decisions: not a revision "after this decision"
-    restate(source, exported("exports/全店-1月-早.csv", ("refund_amount",), [("a", "2026-01-03", 1300)]), datetime(2026, 1, 4, 5, 0, tzinfo=UTC))
+    restate(
+        source,
+        exported("exports/全店-1月-早.csv", ("refund_amount",), [("a", "2026-01-03", 1300)]),
+        datetime(2026, 1, 4, 5, 0, tzinfo=UTC),
+    )
     # after: 01-02 restated (in the window of the 01-02 and 01-03 decisions) and 01-04 (in no decided window)
-    late = exported("exports/全店-1月-b.csv", ("refund_amount",), [("a", "2026-01-02", 1388.5), ("a", "2026-01-03", 1300), ("a", "2026-01-04", 99)])
+    late = exported(
+        "exports/全店-1月-b.csv",
+        ("refund_amount",),
+        [("a", "2026-01-02", 1388.5), ("a", "2026-01-03", 1300), ("a", "2026-01-04", 99)],
+    )
     restate(source, late, datetime(2026, 1, 5, 10, 15, tzinfo=UTC))
     return configs
 
 
-def test_explain_marks_a_decision_whose_inputs_were_revised_after_it(decided: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_explain_marks_a_decision_whose_inputs_were_revised_after_it(
+    decided: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     record = decided.parent / "data" / "metrics.csv.revisions.jsonl"
     assert main(["explain", "a", "--configs", str(decided), "--as-of", "2026-01-03"]) == 0
     notes = [line for line in capsys.readouterr().out.splitlines() if "note:" in line]
@@ -589,7 +724,11 @@ def _revision(column: str, day: str, old: float, new: float) -> dict:
     ("revisions", "items"),
     [
         # money in ¥ with separators; counts plain; a value the newer export no longer has is "not measured"
-        pytest.param([_revision("orders", "2026-11-28", 12, 14)], "orders on 2026-11-28 (12 → 14, file exports/x.csv, 2026-12-03 10:15 UTC)", id="a-count"),
+        pytest.param(
+            [_revision("orders", "2026-11-28", 12, 14)],
+            "orders on 2026-11-28 (12 → 14, file exports/x.csv, 2026-12-03 10:15 UTC)",
+            id="a-count",
+        ),
         pytest.param(
             [_revision("commission", "2026-11-28", 1204, NaN)],
             "commission on 2026-11-28 (¥1,204.00 → not measured, file exports/x.csv, 2026-12-03 10:15 UTC)",
@@ -598,7 +737,10 @@ def _revision(column: str, day: str, old: float, new: float) -> dict:
         # five named, the rest counted: a restated month must not make one line of thirty
         pytest.param(
             [_revision("gmv", f"2026-11-2{d}", 1, 2) for d in range(6)],
-            "; ".join(f"gmv on 2026-11-2{d} (¥1.00 → ¥2.00, file exports/x.csv, 2026-12-03 10:15 UTC)" for d in range(5)) + "; and 1 more",
+            "; ".join(
+                f"gmv on 2026-11-2{d} (¥1.00 → ¥2.00, file exports/x.csv, 2026-12-03 10:15 UTC)" for d in range(5)
+            )
+            + "; and 1 more",
             id="six-revisions",
         ),
     ],

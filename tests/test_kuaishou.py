@@ -23,7 +23,17 @@ from brandsteps.sources.kuaishou import (
 )
 
 # The base columns the 7-day fixture carries, in the order the reader emits them.
-DAILY_FIXTURE_COLUMNS = ["product_impressions", "product_clicks", "orders", "buyers", "gmv", "gmv_self", "gmv_affiliate", "refund_amount", "commission"]
+DAILY_FIXTURE_COLUMNS = [
+    "product_impressions",
+    "product_clicks",
+    "orders",
+    "buyers",
+    "gmv",
+    "gmv_self",
+    "gmv_affiliate",
+    "refund_amount",
+    "commission",
+]
 
 FIXTURES = Path(__file__).parent / "fixtures" / "kuaishou"
 SAMPLE_MONTH = FIXTURES / "sample_month_gbk.csv"
@@ -434,7 +444,15 @@ def test_cli_import_to_new_csv_checks_every_number(tmp_path: Path, capsys: pytes
     }
     for column, values in expected.items():
         assert rows[column].tolist() == values, column
-    assert rows["product_impressions"].isna().tolist() == [False, False, False, True, False, False, False]  # "-" stays missing
+    assert rows["product_impressions"].isna().tolist() == [
+        False,
+        False,
+        False,
+        True,
+        False,
+        False,
+        False,
+    ]  # "-" stays missing
     assert rows["date"].tolist() == [f"2025-07-0{d}" for d in range(1, 8)]
     # the sample month (docs/domain.md#sample-month) is one period record, not 31 invented days
     periods = pd.read_json(tmp_path / "out.periods.jsonl", lines=True, dtype={"start": str, "end": str})
@@ -443,7 +461,9 @@ def test_cli_import_to_new_csv_checks_every_number(tmp_path: Path, capsys: pytes
     assert (p["start"], p["end"], p["days"]) == ("2025-07-01", "2025-07-31", 31)
     assert (p["gmv"], p["orders"], p["buyers"], p["refund_amount"]) == (472278.3, 13848, 11739, 271796.2)
     assert (p["product_impressions"], p["product_clicks"]) == (4438463, 355077)
-    assert p["gmv_self"] == pytest.approx(6659.12) and p["gmv_affiliate"] == pytest.approx(465619.18)  # 1.41% and 98.59% of ¥472,278.3, to the fen
+    assert p["gmv_self"] == pytest.approx(6659.12) and p["gmv_affiliate"] == pytest.approx(
+        465619.18
+    )  # 1.41% and 98.59% of ¥472,278.3, to the fen
 
 
 def test_cli_import_xlsx_to_parquet(tmp_path: Path) -> None:
@@ -457,11 +477,15 @@ def test_cli_import_xlsx_to_parquet(tmp_path: Path) -> None:
 def _configs(tmp_path: Path, metrics: str) -> Path:
     from tests.conftest import write_configs
 
-    return write_configs(tmp_path, {"shanye-tea": {}}, onboarding={"metrics": metrics, "ledger": "sqlite:///data/ledger.sqlite"})
+    return write_configs(
+        tmp_path, {"shanye-tea": {}}, onboarding={"metrics": metrics, "ledger": "sqlite:///data/ledger.sqlite"}
+    )
 
 
 @pytest.mark.parametrize("metrics", ["data/metrics", "data/metrics.csv", "data/metrics.parquet"])
-def test_cli_import_appends_to_configured_metrics_and_refuses_duplicates(tmp_path: Path, metrics: str, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_import_appends_to_configured_metrics_and_refuses_duplicates(
+    tmp_path: Path, metrics: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     from brandsteps.sources.metrics_source import MetricsSource, load_metrics
 
     configs = _configs(tmp_path, metrics)
@@ -491,13 +515,17 @@ def test_cli_import_appends_to_configured_metrics_and_refuses_duplicates(tmp_pat
         (["--brand", "ok", "--out", "x.txt"], "use a .csv or .parquet file name"),
     ],
 )
-def test_cli_import_usage_errors(tmp_path: Path, args: list[str], message: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cli_import_usage_errors(
+    tmp_path: Path, args: list[str], message: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     assert _cli("import-kuaishou", str(DAILY_WEEK), *args) == 2
     assert message in capsys.readouterr().err
 
 
 def test_cli_import_bad_file_names_file_row_and_column(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert _cli("import-kuaishou", str(FIXTURES / "bad_number.csv"), "--brand", "x", "--out", str(tmp_path / "o.csv")) == 2
+    assert (
+        _cli("import-kuaishou", str(FIXTURES / "bad_number.csv"), "--brand", "x", "--out", str(tmp_path / "o.csv")) == 2
+    )
     assert "bad_number.csv: row 5, 成交金额: cannot read '12,3a4' as a number" in capsys.readouterr().err
     assert not (tmp_path / "o.csv").exists()

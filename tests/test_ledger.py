@@ -23,7 +23,9 @@ def history(brands: list[str], days: int, gmv: float = 500.0) -> pd.DataFrame:
 
 @pytest.fixture
 def setup(tmp_path: Path):
-    write_configs(tmp_path, {"a": {}, "b": {}, "c": {"requires_approval": ["affiliate_trial"]}}, playbook=simple_playbook())
+    write_configs(
+        tmp_path, {"a": {}, "b": {}, "c": {"requires_approval": ["affiliate_trial"]}}, playbook=simple_playbook()
+    )
     portfolio = load_portfolio(tmp_path / "configs", apply_env=False)
     ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.sqlite'}")
     ledger.create()
@@ -72,7 +74,11 @@ def test_approval_and_rejection(setup) -> None:
     assert (change["from_stage"], change["to_stage"], change["actor"]) == ("affiliate_trial", "public_traffic", "王敏")
     state = ledger.read_state().loc["c"]
     # the new stage starts the day after the last decided day
-    assert (state["stage"], str(state["stage_entered_on"]), bool(state["awaiting"])) == ("public_traffic", "2026-01-04", False)
+    assert (state["stage"], str(state["stage_entered_on"]), bool(state["awaiting"])) == (
+        "public_traffic",
+        "2026-01-04",
+        False,
+    )
 
 
 def test_failed_write_leaves_no_partial_cycle(setup, monkeypatch: pytest.MonkeyPatch) -> None:

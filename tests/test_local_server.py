@@ -43,13 +43,16 @@ def _wait_until_gone(home: Path, timeout: float = 20.0) -> list[str]:
 
 def _portfolio(root: Path, metrics: str = "data/metrics.csv") -> Path:
     configs = write_configs(
-        root, {"alpha": {}, "beta": {}}, playbook=simple_playbook(), onboarding={"metrics": metrics, "ledger": "sqlite:///data/ledger.sqlite"}
+        root,
+        {"alpha": {}, "beta": {}},
+        playbook=simple_playbook(),
+        onboarding={"metrics": metrics, "ledger": "sqlite:///data/ledger.sqlite"},
     )
     (root / "data").mkdir(exist_ok=True)
     days = pd.date_range("2026-01-01", "2026-01-03")
-    pd.DataFrame([{"brand_id": b, "date": d.date(), "gmv": 500.0, "orders": 5.0} for b in ("alpha", "beta") for d in days]).to_csv(
-        root / "data" / "metrics.csv", index=False
-    )
+    pd.DataFrame(
+        [{"brand_id": b, "date": d.date(), "gmv": 500.0, "orders": 5.0} for b in ("alpha", "beta") for d in days]
+    ).to_csv(root / "data" / "metrics.csv", index=False)
     return configs
 
 
@@ -70,10 +73,14 @@ def test_a_killed_run_leaves_no_server(tmp_path: Path) -> None:
     try:
         # mid-cycle: the flow has opened the ledger (its file appears), so the temporary server is up and in use
         deadline = time.monotonic() + 120
-        while not (tmp_path / "data" / "ledger.sqlite").exists() and proc.poll() is None and time.monotonic() < deadline:
+        while (
+            not (tmp_path / "data" / "ledger.sqlite").exists() and proc.poll() is None and time.monotonic() < deadline
+        ):
             time.sleep(0.05)
         assert proc.poll() is None, proc.communicate()[0].decode()
-        assert any("brandsteps.server.local_server" in p for p in _processes_with_home(tmp_path / "home"))  # the server we expect to vanish
+        assert any(
+            "brandsteps.server.local_server" in p for p in _processes_with_home(tmp_path / "home")
+        )  # the server we expect to vanish
         proc.send_signal(signal.SIGKILL)  # no handler, no atexit, no finally runs
         proc.wait()
     finally:

@@ -66,7 +66,9 @@ def test_parquet_folder_and_date_filter(tmp_path: Path) -> None:
 
 def test_sql_table_with_parameterised_dates(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'm.db'}"
-    frame = pd.DataFrame({"brand_id": ["acme"] * 3, "date": ["2026-01-01", "2026-01-05", "2026-01-11"], "gmv": [1.0, 2.0, 3.0]})
+    frame = pd.DataFrame(
+        {"brand_id": ["acme"] * 3, "date": ["2026-01-01", "2026-01-05", "2026-01-11"], "gmv": [1.0, 2.0, 3.0]}
+    )
     frame.to_sql("daily_metrics", sa.create_engine(url), index=False)
     batch = load_metrics(MetricsSource.parse(url), as_of=AS_OF, today=TODAY)
     assert list(batch.daily["gmv"]) == [1.0, 2.0]  # 11 January is after as_of
@@ -90,7 +92,9 @@ def test_unreadable_sources_fail_clearly(tmp_path: Path, name: str, content: byt
 
 def test_sql_table_injection_is_only_a_name(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'm.db'}"
-    pd.DataFrame({"brand_id": ["acme"], "date": ["2026-01-01"]}).to_sql("daily_metrics", sa.create_engine(url), index=False)
+    pd.DataFrame({"brand_id": ["acme"], "date": ["2026-01-01"]}).to_sql(
+        "daily_metrics", sa.create_engine(url), index=False
+    )
     with pytest.raises(MetricsReadError, match="not found"):
         load_metrics(MetricsSource(url=url, table="daily_metrics; DROP TABLE daily_metrics"), as_of=AS_OF, today=TODAY)
     assert sa.inspect(sa.create_engine(url)).has_table("daily_metrics")

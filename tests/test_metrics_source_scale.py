@@ -15,7 +15,13 @@ AS_OF, TODAY = date(2026, 1, 3), date(2026, 1, 10)
 
 
 def _rows(brands: list[object], dates: list[object]) -> pd.DataFrame:
-    return pd.DataFrame({"brand_id": pd.Series(brands, dtype=object), "date": pd.Series(dates, dtype=object), "gmv": np.arange(1.0, len(brands) + 1)})
+    return pd.DataFrame(
+        {
+            "brand_id": pd.Series(brands, dtype=object),
+            "date": pd.Series(dates, dtype=object),
+            "gmv": np.arange(1.0, len(brands) + 1),
+        }
+    )
 
 
 # (brands, dates, kept (brand, day) pairs, quarantined (row, brand, reason) triples)
@@ -56,7 +62,9 @@ CASES = [
 
 
 @pytest.mark.parametrize(("brands", "dates", "kept", "quarantined"), CASES)
-def test_checks_on_distinct_values_keep_row_semantics(brands: list[object], dates: list[object], kept: list[tuple[str, int]], quarantined: list[tuple[int, str, str]]) -> None:
+def test_checks_on_distinct_values_keep_row_semantics(
+    brands: list[object], dates: list[object], kept: list[tuple[str, int]], quarantined: list[tuple[int, str, str]]
+) -> None:
     batch = validate(_rows(brands, dates), as_of=AS_OF, today=TODAY)
     assert list(zip(batch.daily["brand_id"].astype(str), batch.daily["date"].dt.day, strict=True)) == kept
     q = batch.quarantine
@@ -65,7 +73,9 @@ def test_checks_on_distinct_values_keep_row_semantics(brands: list[object], date
 
 def test_brand_id_is_categorical_of_the_kept_ids_in_sorted_order() -> None:
     # zeta before acme in the file; BAD is quarantined; beta is dated after as_of (outside the cycle, not an error)
-    raw = _rows(["zeta", "acme", "BAD", "beta", "acme"], ["2026-01-01", "2026-01-01", "2026-01-01", "2026-01-05", "2026-01-02"])
+    raw = _rows(
+        ["zeta", "acme", "BAD", "beta", "acme"], ["2026-01-01", "2026-01-01", "2026-01-01", "2026-01-05", "2026-01-02"]
+    )
     daily = validate(raw, as_of=AS_OF, today=TODAY).daily
     assert isinstance(daily["brand_id"].dtype, pd.CategoricalDtype)
     assert list(daily["brand_id"].cat.categories) == ["acme", "zeta"]  # sorted, so groupby and sort_values stay lexical
@@ -87,7 +97,9 @@ def test_valid_frame_is_writeable_and_independent_of_raw() -> None:
 def test_loaded_parquet_frame_is_writeable(tmp_path: Path) -> None:
     # Arrow hands out read-only buffers; the valid frame must own writeable ones once raw is gone
     path = tmp_path / "m.parquet"
-    pd.DataFrame({"brand_id": ["a", "b"], "date": pd.to_datetime(["2026-01-01", "2026-01-02"]), "gmv": [1.0, 2.0]}).to_parquet(path)
+    pd.DataFrame(
+        {"brand_id": ["a", "b"], "date": pd.to_datetime(["2026-01-01", "2026-01-02"]), "gmv": [1.0, 2.0]}
+    ).to_parquet(path)
     daily = load_metrics(MetricsSource(path=path), as_of=AS_OF, today=TODAY).daily
     daily.loc[0, "gmv"] = 5.0
     daily.loc[1, "date"] = pd.Timestamp("2026-01-03")
@@ -106,7 +118,9 @@ def test_parquet_folder_keeps_categorical_ids_sources_and_row_numbers(tmp_path: 
     assert list(batch.daily["brand_id"].cat.categories) == ["a", "b", "c"]
     assert batch.daily["gmv"].tolist() == [1.0, 2.0, 3.0]
     q = batch.quarantine
-    assert list(zip(q["source"], q["row"], q["brand_id"], q["reason"], strict=True)) == [(str(folder / "2.parquet"), 2, "a", "gmv: negative value -4")]
+    assert list(zip(q["source"], q["row"], q["brand_id"], q["reason"], strict=True)) == [
+        (str(folder / "2.parquet"), 2, "a", "gmv: negative value -4")
+    ]
 
 
 def _as_csv(frame: pd.DataFrame, path: Path) -> None:
@@ -143,4 +157,6 @@ def test_every_file_type_loads_the_same_rows(tmp_path: Path, writer: str) -> Non
     assert daily["gmv"].fillna(-99.0).tolist() == [10.0, -99.0, 30.0]
     first_row = 2 if writer == "csv" else 1  # CSV counts the header line
     q = batch.quarantine
-    assert list(zip(q["row"], q["brand_id"], q["date"], q["reason"], strict=True)) == [(first_row + 3, "b", "2026-01-02", "gmv: negative value -1")]
+    assert list(zip(q["row"], q["brand_id"], q["date"], q["reason"], strict=True)) == [
+        (first_row + 3, "b", "2026-01-02", "gmv: negative value -1")
+    ]

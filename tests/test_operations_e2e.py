@@ -56,10 +56,17 @@ def _portfolio(root: Path) -> Path:
         "laggard": {"name": "拖后腿"},
     }
     configs = write_configs(
-        root, brands, playbook=playbook, onboarding={"metrics": "data/metrics.csv", "ledger": "sqlite:///data/ledger.sqlite", "schedule": "30 8 * * *"}
+        root,
+        brands,
+        playbook=playbook,
+        onboarding={"metrics": "data/metrics.csv", "ledger": "sqlite:///data/ledger.sqlite", "schedule": "30 8 * * *"},
     )
     days = pd.date_range("2026-01-01", "2026-01-04")
-    rows = [{"brand_id": b, "date": d.date(), "gmv": 50.0 if b == "laggard" else 500.0, "orders": 5.0} for b in brands for d in days]
+    rows = [
+        {"brand_id": b, "date": d.date(), "gmv": 50.0 if b == "laggard" else 500.0, "orders": 5.0}
+        for b in brands
+        for d in days
+    ]
     (root / "data").mkdir(exist_ok=True)
     pd.DataFrame(rows).to_csv(root / "data" / "metrics.csv", index=False)
     return configs
@@ -117,7 +124,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             env = quiet_env(root / "prefect-home", api, HOOK_URL=f"http://127.0.0.1:{hook_port}/hook")
             yield Stack(api, root, configs, env, root / "serve.log", _Hook.received)
             # an operator reads these logs too: a traceback in any of them fails the test, whatever it asserted
-            assert tracebacks_in_logs(root / "prefect-home" / "server.log", root / "serve.log") + tracebacks_in_run_logs(api) == []
+            assert (
+                tracebacks_in_logs(root / "prefect-home" / "server.log", root / "serve.log")
+                + tracebacks_in_run_logs(api)
+                == []
+            )
     finally:
         hook.shutdown()
 
@@ -168,7 +179,12 @@ def test_operator_desk_end_to_end(stack: Stack) -> None:
             ]:
                 with pytest.raises(Exception, match=f"Validation failed for field '{named}'"):
                     run_deployment(deployment, parameters=parameters, timeout=0)
-        started = [r["name"] for flow in ("onboarding-cycle", "review-brand") for r in flow_runs_of(stack.api, flow) if not r["auto_scheduled"]]
+        started = [
+            r["name"]
+            for flow in ("onboarding-cycle", "review-brand")
+            for r in flow_runs_of(stack.api, flow)
+            if not r["auto_scheduled"]
+        ]
         assert started == []  # only the scheduler's upcoming runs exist
         assert not (stack.root / "data" / "ledger.sqlite").exists()  # nothing was decided
 
@@ -180,8 +196,12 @@ def test_operator_desk_end_to_end(stack: Stack) -> None:
         # the schedule firing twice for the same day decides nothing twice
         rerun = _run_deployment(stack, "onboarding-cycle/onboarding-cycle", {"as_of": "2026-01-03"})
         assert rerun.state.is_completed()
-        assert _ledger(stack, "SELECT count(*), count(DISTINCT brand_id || as_of) FROM decisions") == [(12, 12)]  # 4 brands × 3 days, once each
-        assert _ledger(stack, "SELECT brand_id, action FROM decisions WHERE as_of = '2026-01-03' ORDER BY brand_id") == [
+        assert _ledger(stack, "SELECT count(*), count(DISTINCT brand_id || as_of) FROM decisions") == [
+            (12, 12)
+        ]  # 4 brands × 3 days, once each
+        assert _ledger(
+            stack, "SELECT brand_id, action FROM decisions WHERE as_of = '2026-01-03' ORDER BY brand_id"
+        ) == [
             ("approver", "await_approval"),
             ("laggard", "hold"),
             ("riser", "advance"),
@@ -189,7 +209,9 @@ def test_operator_desk_end_to_end(stack: Stack) -> None:
         ]
 
         # 5. events: one per change, the brand as resource, the decision as payload
-        events = api_post(stack.api, "/events/filter", {"filter": {"event": {"prefix": ["brandsteps.brand."]}}, "limit": 50})["events"]
+        events = api_post(
+            stack.api, "/events/filter", {"filter": {"event": {"prefix": ["brandsteps.brand."]}}, "limit": 50}
+        )["events"]
         seen = sorted((e["event"], e["resource"]["prefect.resource.id"]) for e in events)
         assert seen == [
             ("brandsteps.brand.advanced", "brandsteps.brand.riser"),
@@ -202,9 +224,16 @@ def test_operator_desk_end_to_end(stack: Stack) -> None:
             ("brandsteps.brand.overdue", "brandsteps.brand.waiter"),
         ]
         advanced = next(e for e in events if e["event"] == "brandsteps.brand.advanced")
-        assert advanced["payload"]["to_stage"] == "public_traffic" and advanced["resource"]["prefect.resource.name"] == "快手美妆 Riser"
+        assert (
+            advanced["payload"]["to_stage"] == "public_traffic"
+            and advanced["resource"]["prefect.resource.name"] == "快手美妆 Riser"
+        )
         # the overdue automation called the webhook
-        wait_for("overdue webhook", lambda: any("拖后腿" in json.dumps(h, ensure_ascii=False) for h in stack.hook), timeout=120)
+        wait_for(
+            "overdue webhook",
+            lambda: any("拖后腿" in json.dumps(h, ensure_ascii=False) for h in stack.hook),
+            timeout=120,
+        )
 
         # 6. artifacts an operator reads: funnel, changes, overdue, awaiting approval
         funnel = json.loads(latest_artifact(stack.api, "stage-funnel")["data"])
@@ -214,12 +243,17 @@ def test_operator_desk_end_to_end(stack: Stack) -> None:
             "laggard 拖后腿",
             "waiter Waiter",
         ]
-        assert [r["brand"] for r in json.loads(latest_artifact(stack.api, "awaiting-approval")["data"])] == ["approver Approver", "waiter Waiter"]
+        assert [r["brand"] for r in json.loads(latest_artifact(stack.api, "awaiting-approval")["data"])] == [
+            "approver Approver",
+            "waiter Waiter",
+        ]
 
         # 7. the cycle started one review per newly waiting brand, never two for the same wait
         def paused_reviews() -> list[dict[str, Any]] | None:
             runs = flow_runs_of(stack.api, "review-brand")
-            assert not [r for r in runs if r["state_type"] in {"FAILED", "CRASHED"}], [(r["name"], r["state"]["message"]) for r in runs]
+            assert not [r for r in runs if r["state_type"] in {"FAILED", "CRASHED"}], [
+                (r["name"], r["state"]["message"]) for r in runs
+            ]
             paused = [r for r in runs if r["state_type"] == "PAUSED"]
             return paused if len(paused) == 2 else None
 
@@ -231,18 +265,30 @@ def test_operator_desk_end_to_end(stack: Stack) -> None:
         with temporary_settings({PREFECT_API_URL: stack.api}):
             with pytest.raises(RuntimeError):  # no reason given: the form refuses it, the run stays paused
                 resume_flow_run(by_brand["approver"]["id"], run_input={"decision": "approve", "reviewer": "Li Wei"})
-            resume_flow_run(by_brand["approver"]["id"], run_input={"decision": "approve", "reviewer": "Li Wei", "reason": "GMV holds at 500 a day"})
+            resume_flow_run(
+                by_brand["approver"]["id"],
+                run_input={"decision": "approve", "reviewer": "Li Wei", "reason": "GMV holds at 500 a day"},
+            )
         wait_for(
             "approved review",
-            lambda: next(r for r in flow_runs_of(stack.api, "review-brand") if r["id"] == by_brand["approver"]["id"])["state_type"] == "COMPLETED",
+            lambda: (
+                next(r for r in flow_runs_of(stack.api, "review-brand") if r["id"] == by_brand["approver"]["id"])[
+                    "state_type"
+                ]
+                == "COMPLETED"
+            ),
         )
-        assert _ledger(stack, "SELECT stage, awaiting FROM brand_state WHERE brand_id = 'approver'") == [("public_traffic", 0)]
-        assert _ledger(stack, "SELECT cause, actor, to_stage FROM stage_changes WHERE brand_id = 'approver' AND cause = 'approval'") == [
-            ("approval", "Li Wei", "public_traffic")
+        assert _ledger(stack, "SELECT stage, awaiting FROM brand_state WHERE brand_id = 'approver'") == [
+            ("public_traffic", 0)
         ]
+        assert _ledger(
+            stack, "SELECT cause, actor, to_stage FROM stage_changes WHERE brand_id = 'approver' AND cause = 'approval'"
+        ) == [("approval", "Li Wei", "public_traffic")]
 
         # 8. an unanswered review ends with the recorded default, hold; the brand keeps waiting
-        late = _run_deployment(stack, "review-brand/review-brand", {"brand_id": "waiter", "timeout_hours": 0.0003}, timeout=0)
+        late = _run_deployment(
+            stack, "review-brand/review-brand", {"brand_id": "waiter", "timeout_hours": 0.0003}, timeout=0
+        )
 
         def late_state() -> str | None:
             # Prefect's server marks an expired pause Failed a moment before the run records its default and completes.
@@ -250,8 +296,12 @@ def test_operator_desk_end_to_end(stack: Stack) -> None:
             return run["state_type"] if run["state_type"] == "COMPLETED" else None
 
         assert wait_for("timed-out review to complete", late_state, timeout=120) == "COMPLETED"
-        assert _ledger(stack, "SELECT action, cause FROM stage_changes WHERE brand_id = 'waiter' AND cause = 'review_timeout'") == [("hold", "review_timeout")]
-        assert _ledger(stack, "SELECT stage, awaiting FROM brand_state WHERE brand_id = 'waiter'") == [("affiliate_trial", 1)]
+        assert _ledger(
+            stack, "SELECT action, cause FROM stage_changes WHERE brand_id = 'waiter' AND cause = 'review_timeout'"
+        ) == [("hold", "review_timeout")]
+        assert _ledger(stack, "SELECT stage, awaiting FROM brand_state WHERE brand_id = 'waiter'") == [
+            ("affiliate_trial", 1)
+        ]
 
         # 9. the one-brand report from onboard-brand
         report = _run_deployment(stack, "onboard-brand/onboard-brand", {"brand_id": "riser", "as_of": "2026-01-03"})
@@ -266,8 +316,13 @@ def test_operator_desk_end_to_end(stack: Stack) -> None:
         run_page = chromium_page(f"{ui}/runs/flow-run/{runs['2026-01-03'].id}", shots / "flow-run.png")
         # the run's log lines name each stage gate and what it decided
         assert "onboarding-cycle" in run_page and "affiliate_trial: 4 brands decided" in run_page
-        funnel_page = chromium_page(f"{ui}/artifacts/artifact/{latest_artifact(stack.api, 'stage-funnel')['id']}", shots / "stage-funnel.png")
-        assert all(title in funnel_page for title in ("1 Affiliate trial", "2 Public traffic", "5 Channel exclusive", "Graduated"))
+        funnel_page = chromium_page(
+            f"{ui}/artifacts/artifact/{latest_artifact(stack.api, 'stage-funnel')['id']}", shots / "stage-funnel.png"
+        )
+        assert all(
+            title in funnel_page
+            for title in ("1 Affiliate trial", "2 Public traffic", "5 Channel exclusive", "Graduated")
+        )
         artifact_page = chromium_page(f"{ui}/artifacts/artifact/{changes['id']}", shots / "decision-changes.png")
         assert "快手美妆 Riser" in artifact_page and "advance" in artifact_page and "public_traffic" in artifact_page
         assert (shots / "decision-changes.png").stat().st_size > 10_000  # a real picture, not an empty page
@@ -279,7 +334,9 @@ def test_inbox_files_are_imported_once_by_the_served_deployment(stack: Stack) ->
     """An operator drops exports in the inbox; import-exports (served, on demand here) imports each once and announces it."""
     inbox = stack.root / "inbox"
     (inbox / "riser").mkdir(parents=True)
-    shutil.copy(KUAISHOU_FIXTURES / "daily_week_utf8bom.csv", inbox / "riser" / "全店-7月.csv")  # 全店成交分析: riser's by its folder
+    shutil.copy(
+        KUAISHOU_FIXTURES / "daily_week_utf8bom.csv", inbox / "riser" / "全店-7月.csv"
+    )  # 全店成交分析: riser's by its folder
     shutil.copy(FIXTURES / "cililiujin_bad_cell.csv", inbox / "磁力金牛-坏.csv")  # an unreadable cell: rejected
     old = time.time() - 60  # at rest: not a file still being copied in
     for path in (inbox / "riser" / "全店-7月.csv", inbox / "磁力金牛-坏.csv"):
@@ -293,7 +350,11 @@ def test_inbox_files_are_imported_once_by_the_served_deployment(stack: Stack) ->
             ("riser/全店-7月.csv", "imported", "riser/done/全店-7月.csv"),
             ("磁力金牛-坏.csv", "rejected", "rejected/磁力金牛-坏.csv"),
         ]
-        assert (inbox / "rejected" / "磁力金牛-坏.csv.reason.txt").read_text(encoding="utf-8").startswith(str(inbox / "磁力金牛-坏.csv"))
+        assert (
+            (inbox / "rejected" / "磁力金牛-坏.csv.reason.txt")
+            .read_text(encoding="utf-8")
+            .startswith(str(inbox / "磁力金牛-坏.csv"))
+        )
         # the same export dropped again: filed, nothing imported twice, nothing announced twice
         shutil.copy(inbox / "riser" / "done" / "全店-7月.csv", inbox / "riser" / "全店-7月-again.csv")
         os.utime(inbox / "riser" / "全店-7月-again.csv", (old, old))
@@ -304,8 +365,18 @@ def test_inbox_files_are_imported_once_by_the_served_deployment(stack: Stack) ->
         drain_prefect_workers()
 
         def imported_events() -> list[dict[str, Any]]:
-            return api_post(stack.api, "/events/filter", {"filter": {"event": {"name": ["brandsteps.metrics.imported"]}}, "limit": 50})["events"]
+            return api_post(
+                stack.api,
+                "/events/filter",
+                {"filter": {"event": {"name": ["brandsteps.metrics.imported"]}}, "limit": 50},
+            )["events"]
 
         events = wait_for("the imported event", imported_events, timeout=60)
-        assert len(events) == 1 and events[0]["payload"]["brands"] == ["riser"] and events[0]["payload"]["files"] == ["riser/全店-7月.csv"]
-        assert events[0]["payload"]["days"][0].startswith("20") and len(events[0]["payload"]["days"]) == 7  # the export's week
+        assert (
+            len(events) == 1
+            and events[0]["payload"]["brands"] == ["riser"]
+            and events[0]["payload"]["files"] == ["riser/全店-7月.csv"]
+        )
+        assert (
+            events[0]["payload"]["days"][0].startswith("20") and len(events[0]["payload"]["days"]) == 7
+        )  # the export's week

@@ -26,7 +26,9 @@ class _State:
     [
         pytest.param(OSError("disk busy"), True, id="os-error"),
         pytest.param(ConnectionResetError(), True, id="connection-reset"),
-        pytest.param(OperationalError("SELECT 1", {}, Exception("server closed the connection")), True, id="database-away"),
+        pytest.param(
+            OperationalError("SELECT 1", {}, Exception("server closed the connection")), True, id="database-away"
+        ),
         pytest.param(PoolTimeout("pool exhausted"), True, id="pool-timeout"),
         # the ledger's core retried a few seconds already and says the failure may pass
         pytest.param(LedgerError("cannot write the ledger", transient=True), True, id="ledger-transient"),

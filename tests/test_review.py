@@ -33,13 +33,19 @@ from tests.prefect_process import wait_for
     ("fields", "ok"),
     [
         ({"decision": "approve", "reviewer": "Li Wei", "reason": "GMV holds"}, True),
-        ({"decision": "reject", "reviewer": "王芳", "reason": "退款率偏高"}, True),  # Chinese names and reasons are fine
+        (
+            {"decision": "reject", "reviewer": "王芳", "reason": "退款率偏高"},
+            True,
+        ),  # Chinese names and reasons are fine
         ({"decision": "maybe", "reviewer": "Li Wei", "reason": "GMV holds"}, False),  # only approve or reject
         ({"decision": "approve", "reviewer": "Li Wei"}, False),  # a reason is required
         ({"decision": "approve", "reviewer": "  ", "reason": "GMV holds"}, False),  # blank after stripping
         ({"decision": "approve", "reviewer": "x" * (REVIEWER_MAX + 1), "reason": "GMV holds"}, False),
         ({"decision": "approve", "reviewer": "Li Wei", "reason": "y" * (REASON_MAX + 1)}, False),
-        ({"decision": "approve", "reviewer": "Li Wei", "reason": "GMV holds", "extra": 1}, False),  # unknown fields refused
+        (
+            {"decision": "approve", "reviewer": "Li Wei", "reason": "GMV holds", "extra": 1},
+            False,
+        ),  # unknown fields refused
     ],
 )
 def test_review_answer_validation(fields: dict, ok: bool) -> None:
@@ -60,26 +66,54 @@ def test_review_key_is_a_prefect_pause_key() -> None:
 def test_review_run_names_match_one_by_one() -> None:
     # the awaiting-approval table finds the runs the cycle named, so both spell a name the same way
     names = review_run_names(pd.Series(["acme-1", "品牌/x"]), pd.Series(["self_broadcast", "public_traffic"]))
-    assert list(names) == [review_run_name("acme-1", "self_broadcast"), review_run_name("品牌/x", "public_traffic")] == [
-        "review-acme-1-self_broadcast", "review--x-public_traffic"]
+    assert (
+        list(names)
+        == [review_run_name("acme-1", "self_broadcast"), review_run_name("品牌/x", "public_traffic")]
+        == ["review-acme-1-self_broadcast", "review--x-public_traffic"]
+    )
 
 
 def _criterion(metric: str, op: str, threshold: float, value: float, reason: str, **extra: object) -> dict:
-    return {"role": "criterion", "source_stage": "affiliate_trial", "metric": metric, "op": op, "threshold": threshold, "kind": "must", "weight": 1.0,
-            "shadow": False, "value": value, "result": "pass", "reason": reason, **extra}
+    return {
+        "role": "criterion",
+        "source_stage": "affiliate_trial",
+        "metric": metric,
+        "op": op,
+        "threshold": threshold,
+        "kind": "must",
+        "weight": 1.0,
+        "shadow": False,
+        "value": value,
+        "result": "pass",
+        "reason": reason,
+        **extra,
+    }
 
 
 WAITING = {
     # the brand's latest decision (2026-12-06) of a wait that began on 2026-09-21 (the ledger's brand_state)
-    "brand_id": "tea", "as_of": date(2026, 12, 6), "stage": "affiliate_trial", "verdict": "PASS", "action": "await_approval",
-    "to_stage": "affiliate_trial", "reason": "all must criteria pass; score 1 >= pass_score 1",
-    "action_reason": "awaiting approval to advance to public_traffic since 2026-09-21", "days_in_stage": 90, "pass_streak": 2,
-    "overdue": False, "policy_version": "abc", "flow_run_id": None,
-    "criteria": json.dumps([
-        _criterion("gpm", ">=", 2000.0, 3163.28, "gpm ¥3,163.28 >= ¥2,000.00"),
-        _criterion("refund_rate", "<", 0.25, 0.1739, "refund_rate 17.39% < 25%"),
-        _criterion("aov", ">=", 999.0, 80.0, "shadow aov ¥80.00 < ¥999.00", shadow=True, result="fail"),  # shadow: not a key number
-    ]),
+    "brand_id": "tea",
+    "as_of": date(2026, 12, 6),
+    "stage": "affiliate_trial",
+    "verdict": "PASS",
+    "action": "await_approval",
+    "to_stage": "affiliate_trial",
+    "reason": "all must criteria pass; score 1 >= pass_score 1",
+    "action_reason": "awaiting approval to advance to public_traffic since 2026-09-21",
+    "days_in_stage": 90,
+    "pass_streak": 2,
+    "overdue": False,
+    "policy_version": "abc",
+    "flow_run_id": None,
+    "criteria": json.dumps(
+        [
+            _criterion("gpm", ">=", 2000.0, 3163.28, "gpm ¥3,163.28 >= ¥2,000.00"),
+            _criterion("refund_rate", "<", 0.25, 0.1739, "refund_rate 17.39% < 25%"),
+            _criterion(
+                "aov", ">=", 999.0, 80.0, "shadow aov ¥80.00 < ¥999.00", shadow=True, result="fail"
+            ),  # shadow: not a key number
+        ]
+    ),
     "gmv_factors": json.dumps({"gmv": 48213.5}),
 }
 
@@ -117,7 +151,10 @@ def test_review_answer_code_is_its_six_digits(typed: str, code: str | None) -> N
     assert answer.code == code
 
 
-@pytest.mark.parametrize("typed", [pytest.param("12345", id="five"), pytest.param("12345a", id="letter"), pytest.param("1234567", id="seven")])
+@pytest.mark.parametrize(
+    "typed",
+    [pytest.param("12345", id="five"), pytest.param("12345a", id="letter"), pytest.param("1234567", id="seven")],
+)
 def test_review_answer_refuses_what_is_no_code(typed: str) -> None:
     with pytest.raises(ValidationError):
         ReviewAnswer(decision="approve", reviewer="Li Wei", reason="GMV holds", code=typed)
@@ -129,13 +166,17 @@ def test_review_answer_refuses_what_is_no_code(typed: str) -> None:
         pytest.param(0, 72, None, False, (259_200, False), id="no-escalation-the-whole-timeout"),
         pytest.param(0, 72, 24, False, (86_400, True), id="first-until-the-escalation"),
         pytest.param(86_400, 72, 24, True, (172_800, False), id="then-the-rest"),
-        pytest.param(3_600, 72, 24, False, (82_800, True), id="a-refused-answer-after-an-hour-keeps-the-escalation-time"),
+        pytest.param(
+            3_600, 72, 24, False, (82_800, True), id="a-refused-answer-after-an-hour-keeps-the-escalation-time"
+        ),
         pytest.param(0, 12, 24, False, (43_200, False), id="escalation-after-the-timeout-never-comes"),
         pytest.param(90_000, 72, 24, False, (1, True), id="escalation-overdue-at-once"),
         pytest.param(300_000, 72, None, False, (1, False), id="timeout-overdue-at-once"),
     ],
 )
-def test_next_pause(elapsed: float, timeout: float, escalate: float | None, escalated: bool, pause: tuple[int, bool]) -> None:
+def test_next_pause(
+    elapsed: float, timeout: float, escalate: float | None, escalated: bool, pause: tuple[int, bool]
+) -> None:
     # seconds counted from the review's start, so an answer refused midway does not restart the clock
     assert next_pause(elapsed, timeout, escalate, escalated) == pause
 
@@ -169,7 +210,11 @@ def _paused_run(configs: Path, pause: int) -> object:
 
     def paused() -> object:
         with get_client(sync_client=True) as client:
-            runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PAUSED]))))
+            runs = client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(
+                    state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PAUSED]))
+                )
+            )
         mine = [r for r in runs if r.parameters.get("configs") == str(configs)]
         key = mine[0].state.state_details.pause_key if mine else ""
         return mine[0] if mine and (key.endswith(f"-{pause}") if pause > 1 else not key.endswith("-2")) else None
@@ -200,31 +245,60 @@ def test_a_refused_form_answer_is_recorded_and_the_form_waits_for_another(
     with pytest.raises(RuntimeError, match="'code' is a required property"):
         resume_flow_run(run.id, run_input={"decision": "approve", "reviewer": "赵磊 Zhao Lei", "reason": "GMV holds"})
     # the owner, with his own valid code: refused, recorded, and the form opens again with the reason on top
-    resume_flow_run(run.id, run_input={"decision": "approve", "reviewer": "王敏 Wang Min", "reason": "mine, and fine",
-                                       "code": code_now("BRANDSTEPS_TOTP_TEST_WANG")})
+    resume_flow_run(
+        run.id,
+        run_input={
+            "decision": "approve",
+            "reviewer": "王敏 Wang Min",
+            "reason": "mine, and fine",
+            "code": code_now("BRANDSTEPS_TOTP_TEST_WANG"),
+        },
+    )
     again = _paused_run(configs, 2)
     with get_client(sync_client=True) as client:
-        description = json.loads(client.read_flow_run_input(again.id, f"paused-{again.state.state_details.pause_key}-description"))
+        description = json.loads(
+            client.read_flow_run_input(again.id, f"paused-{again.state.state_details.pause_key}-description")
+        )
     assert description.startswith("- **Refused:** 王敏 Wang Min's answer (approve) at ")
-    assert description.split("\n")[0].endswith(": a brand's owner may not approve it (four eyes). The review is open for another answer.")
-    resume_flow_run(again.id, run_input={"decision": "approve", "reviewer": "赵磊 Zhao Lei", "reason": "GMV holds",
-                                         "code": code_now("BRANDSTEPS_TOTP_TEST_ZHAO")})
+    assert description.split("\n")[0].endswith(
+        ": a brand's owner may not approve it (four eyes). The review is open for another answer."
+    )
+    resume_flow_run(
+        again.id,
+        run_input={
+            "decision": "approve",
+            "reviewer": "赵磊 Zhao Lei",
+            "reason": "GMV holds",
+            "code": code_now("BRANDSTEPS_TOTP_TEST_ZHAO"),
+        },
+    )
     thread.join(timeout=120)
-    assert out["result"] == {"brand_id": "tea", "outcome": "approve", "reviewer": "赵磊 Zhao Lei", "from_stage": "affiliate_trial",
-                             "to_stage": "public_traffic"}
-    assert _ledger_rows(configs, "SELECT outcome, actor, refusal, channel, code_step IS NOT NULL, flow_run_id FROM approval_attempts ORDER BY id") == [
+    assert out["result"] == {
+        "brand_id": "tea",
+        "outcome": "approve",
+        "reviewer": "赵磊 Zhao Lei",
+        "from_stage": "affiliate_trial",
+        "to_stage": "public_traffic",
+    }
+    assert _ledger_rows(
+        configs,
+        "SELECT outcome, actor, refusal, channel, code_step IS NOT NULL, flow_run_id FROM approval_attempts ORDER BY id",
+    ) == [
         ("refused", "王敏 Wang Min", "owner", "form", 0, str(run.id)),
         ("approved", "赵磊 Zhao Lei", None, "form", 1, str(run.id)),
     ]
     assert _ledger_rows(configs, "SELECT cause, actor, reason FROM stage_changes WHERE brand_id = 'tea'") == [
-        ("approval", "赵磊 Zhao Lei", f"GMV holds (review-brand run {run.id})")]
+        ("approval", "赵磊 Zhao Lei", f"GMV holds (review-brand run {run.id})")
+    ]
 
 
 ESCALATING = APPROVERS_YAML + "escalate_after_hours: 0.0005\nescalation: ['@ops']\n"  # 1.8 s
 
 
 @pytest.mark.integration
-def test_an_unanswered_review_escalates_once_then_ends_with_hold(prefect_server: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_unanswered_review_escalates_once_then_ends_with_hold(
+    prefect_server: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import flows.review_brand
 
     set_secrets(monkeypatch)
@@ -241,8 +315,18 @@ def test_an_unanswered_review_escalates_once_then_ends_with_hold(prefect_server:
     assert len(received) == 1
     content = received[0]["markdown"]["content"]
     assert "Review of 山野茶社 waits: 0.0005 hours without an answer" in content
-    assert ("山野茶社 (tea) awaits approval in affiliate_trial since 2026-01-02; its review has had no answer for 0.0005 hours. "
-            "Asked: 赵磊 Zhao Lei, @ops. Without an answer within 0.0015 more hours the review ends with hold: tea stays in affiliate_trial.") in content
+    assert (
+        "山野茶社 (tea) awaits approval in affiliate_trial since 2026-01-02; its review has had no answer for 0.0005 hours. "
+        "Asked: 赵磊 Zhao Lei, @ops. Without an answer within 0.0015 more hours the review ends with hold: tea stays in affiliate_trial."
+    ) in content
     assert _ledger_rows(configs, "SELECT outcome, actor, reason, channel FROM approval_attempts") == [
-        ("escalated", "review-brand", "no answer within 0.0005 hours: asked 赵磊 Zhao Lei, @ops again; sent to 1 of 1 channels", "review-brand")]
-    assert _ledger_rows(configs, "SELECT cause, action, actor FROM stage_changes WHERE brand_id = 'tea'") == [("review_timeout", "hold", "review-brand")]
+        (
+            "escalated",
+            "review-brand",
+            "no answer within 0.0005 hours: asked 赵磊 Zhao Lei, @ops again; sent to 1 of 1 channels",
+            "review-brand",
+        )
+    ]
+    assert _ledger_rows(configs, "SELECT cause, action, actor FROM stage_changes WHERE brand_id = 'tea'") == [
+        ("review_timeout", "hold", "review-brand")
+    ]

@@ -56,7 +56,9 @@ def test_roster_lists_what_a_full_load_validates_and_then_reads_no_file(configs:
         ("playbook", 6, ["apparel-a", "apparel-b", "approving", "dated", "plain", "texty"]),
     ],
 )
-def test_roster_reads_only_what_changed(configs: Path, change: str, expected_read: int, expected_ids: list[str]) -> None:
+def test_roster_reads_only_what_changed(
+    configs: Path, change: str, expected_read: int, expected_ids: list[str]
+) -> None:
     load_roster(configs, apply_env=False)
     if change == "edit":
         _edit(configs, "plain", owner="李雷")
@@ -81,7 +83,9 @@ def test_an_edit_that_keeps_size_and_modification_time_is_still_seen(configs: Pa
     before = path.stat()
     text = path.read_text(encoding="utf-8")
     path.write_text(text.replace("name: Plain", "name: Plaim"), encoding="utf-8")  # same length
-    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))  # modification time set back, as `touch -r` or a sync tool does
+    os.utime(
+        path, ns=(before.st_atime_ns, before.st_mtime_ns)
+    )  # modification time set back, as `touch -r` or a sync tool does
     assert path.stat().st_size == before.st_size and path.stat().st_mtime_ns == before.st_mtime_ns
     roster = load_roster(configs, apply_env=False)
     # the change time moved (it cannot be set back), so the file is read again
@@ -106,7 +110,9 @@ def test_a_brand_in_two_files_is_reported_even_when_one_was_listed(configs: Path
 
 
 @pytest.mark.parametrize("switch", ["argument", "environment"])
-def test_roster_off_reads_every_file_and_writes_nothing(configs: Path, monkeypatch: pytest.MonkeyPatch, switch: str) -> None:
+def test_roster_off_reads_every_file_and_writes_nothing(
+    configs: Path, monkeypatch: pytest.MonkeyPatch, switch: str
+) -> None:
     if switch == "environment":
         monkeypatch.setenv("BRANDSTEPS_CONFIG_CACHE", "off")
     for _ in range(2):

@@ -26,14 +26,31 @@ SECRET = "Tr0ub4dor&3-xyz"
 
 def test_no_eval_exec_pickle_or_unsafe_yaml_in_the_code() -> None:
     # every call in the application code: none may evaluate, unpickle or unsafely parse input
-    banned = {"eval", "exec", "compile", "__import__", "loads:pickle", "load:pickle", "unsafe_load", "full_load", "load:marshal", "loads:marshal"}
+    banned = {
+        "eval",
+        "exec",
+        "compile",
+        "__import__",
+        "loads:pickle",
+        "load:pickle",
+        "unsafe_load",
+        "full_load",
+        "load:marshal",
+        "loads:marshal",
+    }
     found = []
     for path in [*REPO.glob("brandsteps/*.py"), *REPO.glob("tasks/*.py"), *REPO.glob("flows/*.py")]:
         tree = ast.parse(path.read_text(encoding="utf-8"))
         for node in ast.walk(tree):
             if isinstance(node, ast.Import | ast.ImportFrom):
-                names = [a.name for a in node.names] + ([node.module] if isinstance(node, ast.ImportFrom) and node.module else [])
-                found += [f"{path.name}: import {n}" for n in names if n in {"pickle", "marshal", "shelve", "dill", "cloudpickle"}]
+                names = [a.name for a in node.names] + (
+                    [node.module] if isinstance(node, ast.ImportFrom) and node.module else []
+                )
+                found += [
+                    f"{path.name}: import {n}"
+                    for n in names
+                    if n in {"pickle", "marshal", "shelve", "dill", "cloudpickle"}
+                ]
             if not isinstance(node, ast.Call):
                 continue
             f = node.func
@@ -45,7 +62,9 @@ def test_no_eval_exec_pickle_or_unsafe_yaml_in_the_code() -> None:
                 loader = next((k.value for k in node.keywords if k.arg == "Loader"), None)
                 if not (isinstance(loader, ast.Name) and loader.id == "_UniqueKeyLoader"):
                     found.append(f"{path.name}:{node.lineno} yaml.load without the safe loader")
-            if name == "read_pickle" or (name in {"run", "Popen", "call", "check_output"} and any(k.arg == "shell" for k in node.keywords)):
+            if name == "read_pickle" or (
+                name in {"run", "Popen", "call", "check_output"} and any(k.arg == "shell" for k in node.keywords)
+            ):
                 found.append(f"{path.name}:{node.lineno} {name}")
     assert found == []
 
@@ -62,7 +81,9 @@ def test_safe_loader_refuses_python_objects(tmp_path: Path) -> None:
 
 @pytest.fixture
 def decided(tmp_path: Path) -> tuple[Path, Ledger]:
-    configs = write_configs(tmp_path, {"a": {}, "c": {"requires_approval": ["affiliate_trial"]}}, playbook=simple_playbook())
+    configs = write_configs(
+        tmp_path, {"a": {}, "c": {"requires_approval": ["affiliate_trial"]}}, playbook=simple_playbook()
+    )
     ledger = Ledger("sqlite:///data/ledger.sqlite", tmp_path)
     ledger.create()
     batch = validate(history(["a", "c"], 3), as_of=date(2026, 1, 3), today=date(2026, 2, 1))
@@ -85,7 +106,7 @@ def test_injection_in_a_brand_id_is_only_a_value(decided) -> None:
     "table",
     [
         "daily_metrics; DROP TABLE daily_metrics",
-        "daily_metrics\"; DROP TABLE daily_metrics; --",
+        'daily_metrics"; DROP TABLE daily_metrics; --',
         "x UNION SELECT * FROM daily_metrics",
     ],
 )
@@ -100,7 +121,9 @@ def test_injection_in_a_metrics_table_name_is_only_a_name(tmp_path: Path, table:
     assert sa.inspect(engine).has_table("daily_metrics")
 
 
-def test_injection_in_a_metrics_table_name_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_injection_in_a_metrics_table_name_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     write_configs(tmp_path, {"a": {}})
     monkeypatch.setenv("BRANDSTEPS_METRICS", f"sqlite:///{tmp_path / 'm.db'}")
     monkeypatch.setenv("BRANDSTEPS_METRICS_TABLE", "daily; DROP TABLE decisions")
@@ -108,7 +131,9 @@ def test_injection_in_a_metrics_table_name_from_the_environment(tmp_path: Path, 
 
     with pytest.raises(ConfigError) as info:
         load_portfolio(tmp_path / "configs")
-    assert info.value.problems == ["environment: metrics.table: must be a table name (letters, digits and _, optionally schema.table)"]
+    assert info.value.problems == [
+        "environment: metrics.table: must be a table name (letters, digits and _, optionally schema.table)"
+    ]
 
 
 @pytest.mark.parametrize(
@@ -144,7 +169,10 @@ def test_approval_inputs_are_validated_and_limited(decided, by: str, reason: str
     ("text", "masked"),
     [
         ("postgresql://app:s3cret@db:5432/ledger", "postgresql://app:***@db:5432/ledger"),
-        ("failed: postgresql+psycopg://u:p%40ss@h/db and mysql://r:x@y/z", "failed: postgresql+psycopg://u:***@h/db and mysql://r:***@y/z"),
+        (
+            "failed: postgresql+psycopg://u:p%40ss@h/db and mysql://r:x@y/z",
+            "failed: postgresql+psycopg://u:***@h/db and mysql://r:***@y/z",
+        ),
         (f"password authentication failed: {SECRET}", "password authentication failed: ***"),  # the env secret anywhere
         ("sqlite:///data/ledger.sqlite", "sqlite:///data/ledger.sqlite"),  # nothing to hide
     ],
@@ -161,9 +189,14 @@ def test_ledger_errors_never_show_the_password(monkeypatch: pytest.MonkeyPatch) 
 
 
 @pytest.mark.integration
-def test_password_never_appears_in_output_logs_artifacts_or_status(prefect_server: None, pg_database: str, tmp_path: Path,  # noqa: F811
-                                                                   monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
-                                                                   caplog: pytest.LogCaptureFixture) -> None:
+def test_password_never_appears_in_output_logs_artifacts_or_status(
+    prefect_server: None,
+    pg_database: str,  # noqa: F811
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     # trust auth ignores the password, so a real cycle runs with it in the connection URL
     import asyncio
 
@@ -191,7 +224,9 @@ def test_password_never_appears_in_output_logs_artifacts_or_status(prefect_serve
     # status in both formats, and a CLI failure that mentions the URL
     assert main(["status", "--configs", str(configs), "--ledger", pg_database]) == 0
     assert main(["status", "--configs", str(configs), "--ledger", pg_database, "--format", "json"]) == 0
-    assert main(["status", "--configs", str(configs), "--ledger", "postgresql+psycopg://postgres@127.0.0.1:1/none"]) == 1
+    assert (
+        main(["status", "--configs", str(configs), "--ledger", "postgresql+psycopg://postgres@127.0.0.1:1/none"]) == 1
+    )
     out = capsys.readouterr()
     everything = json.dumps([logs, artifacts, flow_runs]) + out.out + out.err + caplog.text
     assert "***@127.0.0.1" in everything  # masked URLs are shown…

@@ -20,7 +20,21 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 PG = "postgres@127.0.0.1:5432"
 N_BRANDS = 300
 DAYS = (date(2026, 1, 2), date(2026, 1, 3))
-COMPARED = ["brand_id", "as_of", "stage", "verdict", "action", "to_stage", "score", "reason", "action_reason", "days_in_stage", "pass_streak", "criteria", "gmv_factors"]
+COMPARED = [
+    "brand_id",
+    "as_of",
+    "stage",
+    "verdict",
+    "action",
+    "to_stage",
+    "score",
+    "reason",
+    "action_reason",
+    "days_in_stage",
+    "pass_streak",
+    "criteria",
+    "gmv_factors",
+]
 
 
 def _admin(sql: str) -> None:
@@ -76,7 +90,9 @@ def _decisions(url: str) -> pd.DataFrame:
         engine.dispose()
     frame = frame[COMPARED].sort_values(["as_of", "brand_id"]).reset_index(drop=True)
     # the GMV factors must match; the diagnosis's cohort medians are taken within each shard (see README "Scaling out")
-    frame["gmv_factors"] = frame["gmv_factors"].map(lambda text: json.dumps({k: v for k, v in json.loads(text).items() if k != "diagnosis"}, sort_keys=True))
+    frame["gmv_factors"] = frame["gmv_factors"].map(
+        lambda text: json.dumps({k: v for k, v in json.loads(text).items() if k != "diagnosis"}, sort_keys=True)
+    )
     return frame
 
 
@@ -91,31 +107,48 @@ def test_sharded_cycle_on_workers_equals_the_single_cycle(databases: dict[str, s
     with prefect_server(home, f"postgresql+asyncpg://{PG}/{databases['prefect']}") as api:
         env = quiet_env(home, api, PWD=str(REPO), PREFECT_WORKER_QUERY_SECONDS="1", PREFECT_RUNNER_POLL_FREQUENCY="1")
         cli = {"env": env, "cwd": REPO, "capture_output": True, "timeout": 180}
-        created = subprocess.run([str(BIN / "prefect"), "work-pool", "create", "brandsteps", "--type", "process"], **cli)
+        created = subprocess.run(
+            [str(BIN / "prefect"), "work-pool", "create", "brandsteps", "--type", "process"], **cli
+        )
         assert created.returncode == 0, created.stdout + created.stderr
         # prefect.yaml's deployments registered for the pool (`prefect deploy` of Prefect 3.8.8 trips on its own worker query here)
-        deployed = subprocess.run([str(BIN / "brandsteps"), "deploy", "--configs", str(configs), "--pool", "brandsteps"], **cli)
+        deployed = subprocess.run(
+            [str(BIN / "brandsteps"), "deploy", "--configs", str(configs), "--pool", "brandsteps"], **cli
+        )
         assert deployed.returncode == 0, deployed.stdout.decode() + deployed.stderr.decode()
         with SyncPrefectClient(api) as client:
             deployment = client.read_deployment_by_name("onboarding-cycle/onboarding-cycle")
             for schedule in deployment.schedules:  # no 09:00 run of the repository's own configs during the test
                 client.update_deployment_schedule(deployment.id, schedule.id, active=False)
         worker = [str(BIN / "prefect"), "worker", "start", "--pool", "brandsteps"]
-        with background([*worker, "--name", "w1"], env, tmp_path / "w1.log"), background([*worker, "--name", "w2"], env, tmp_path / "w2.log"):
+        with (
+            background([*worker, "--name", "w1"], env, tmp_path / "w1.log"),
+            background([*worker, "--name", "w2"], env, tmp_path / "w2.log"),
+        ):
             with temporary_settings({PREFECT_API_URL: api}):
                 from flows.onboarding_cycle import onboarding_cycle
 
                 for day in DAYS:
-                    state = onboarding_cycle(as_of=day, configs=str(configs), ledger=sharded, shards=2, return_state=True)
-                    assert state.is_completed(), (state, (tmp_path / "w1.log").read_text()[-2000:], (tmp_path / "w2.log").read_text()[-2000:])
+                    state = onboarding_cycle(
+                        as_of=day, configs=str(configs), ledger=sharded, shards=2, return_state=True
+                    )
+                    assert state.is_completed(), (
+                        state,
+                        (tmp_path / "w1.log").read_text()[-2000:],
+                        (tmp_path / "w2.log").read_text()[-2000:],
+                    )
                     summary = state.result()
                     assert summary["decided"] == N_BRANDS  # every brand, across both shards
                     assert sum(summary["funnel"].values()) == N_BRANDS
                 for day in DAYS:  # the same cycles without shards, into another ledger
-                    assert onboarding_cycle(as_of=day, configs=str(configs), ledger=single, return_state=True).is_completed()
+                    assert onboarding_cycle(
+                        as_of=day, configs=str(configs), ledger=single, return_state=True
+                    ).is_completed()
                 drain_prefect_workers()
             with SyncPrefectClient(api) as client:
-                response = client._client.post("/flow_runs/filter", json={"offset": 0, "limit": 50, "sort": "START_TIME_DESC"})
+                response = client._client.post(
+                    "/flow_runs/filter", json={"offset": 0, "limit": 50, "sort": "START_TIME_DESC"}
+                )
                 runs = [r for r in response.json() if not r["auto_scheduled"]]  # not the schedules' upcoming runs
     shard_runs = [r for r in runs if "-shard-" in r["name"]]
     # two shard runs a day, each completed on a worker of the process pool, named for the day and the shard
@@ -124,6 +157,10 @@ def test_sharded_cycle_on_workers_equals_the_single_cycle(databases: dict[str, s
     assert sorted(r["name"] for r in runs if r not in shard_runs) == sorted(f"cycle-{d}" for d in DAYS for _ in (1, 2))
     assert all(r["state_type"] == "COMPLETED" and r["work_pool_name"] == "brandsteps" for r in shard_runs)
     got, want = _decisions(sharded), _decisions(single)
-    assert len(got) == N_BRANDS * len(DAYS) and not got.duplicated(["brand_id", "as_of"]).any()  # exactly one decision per brand and day
+    assert (
+        len(got) == N_BRANDS * len(DAYS) and not got.duplicated(["brand_id", "as_of"]).any()
+    )  # exactly one decision per brand and day
     pd.testing.assert_frame_equal(got, want)  # sharding changes nothing decided
-    assert (got.loc[got["as_of"] == DAYS[-1], "action"] == "advance").sum() == N_BRANDS // 2  # the GMV-500 half advanced on day 3
+    assert (
+        got.loc[got["as_of"] == DAYS[-1], "action"] == "advance"
+    ).sum() == N_BRANDS // 2  # the GMV-500 half advanced on day 3

@@ -46,7 +46,9 @@ BRANDS = {
     "recycle": Brand({"stage": "self_broadcast"}, days=2, gmv=50),
     "exit": Brand({"stage": "private_repurchase"}, days=2, gmv=50),
     "graduate": Brand({"stage": "channel_exclusive"}, days=3, gmv=500),
-    "approve-graduate": Brand({"stage": "private_repurchase", "requires_approval": ["channel_exclusive"]}, days=6, gmv=500),
+    "approve-graduate": Brand(
+        {"stage": "private_repurchase", "requires_approval": ["channel_exclusive"]}, days=6, gmv=500
+    ),
     "steady": Brand({}, days=6, gmv=50),
 }
 
@@ -72,7 +74,13 @@ class Case(NamedTuple):
 
 
 PASS_TO_PUBLIC_TRAFFIC = Change(
-    "2026-01-03", "affiliate_trial", "public_traffic", "advance", "decision", None, "PASS 2 of 2 in a row: advance to public_traffic"
+    "2026-01-03",
+    "affiliate_trial",
+    "public_traffic",
+    "advance",
+    "decision",
+    None,
+    "PASS 2 of 2 in a row: advance to public_traffic",
 )
 PASS_TO_PUBLIC_TRAFFIC_LINE = "    2026-01-03 affiliate_trial -> public_traffic (advance, decision): PASS 2 of 2 in a row: advance to public_traffic"
 
@@ -95,8 +103,14 @@ CASES = [
     pytest.param(
         Case(
             "approve",
-            (PASS_TO_PUBLIC_TRAFFIC_LINE, "    2026-01-06 public_traffic -> self_broadcast (advance, approval by 王敏): numbers hold"),
-            (PASS_TO_PUBLIC_TRAFFIC, Change("2026-01-06", "public_traffic", "self_broadcast", "advance", "approval", "王敏", "numbers hold")),
+            (
+                PASS_TO_PUBLIC_TRAFFIC_LINE,
+                "    2026-01-06 public_traffic -> self_broadcast (advance, approval by 王敏): numbers hold",
+            ),
+            (
+                PASS_TO_PUBLIC_TRAFFIC,
+                Change("2026-01-06", "public_traffic", "self_broadcast", "advance", "approval", "王敏", "numbers hold"),
+            ),
             "2026-01-06 advance, approval by 王敏",
             "approve self_broadcast 2026-01-06 PASS await_approval 2026-01-06 advance, approval by 王敏",
         ),
@@ -107,8 +121,22 @@ CASES = [
     pytest.param(
         Case(
             "reject",
-            (PASS_TO_PUBLIC_TRAFFIC_LINE, "    2026-01-06 public_traffic -> public_traffic (hold, rejection by Li Wei): refunds look high"),
-            (PASS_TO_PUBLIC_TRAFFIC, Change("2026-01-06", "public_traffic", "public_traffic", "hold", "rejection", "Li Wei", "refunds look\nhigh")),
+            (
+                PASS_TO_PUBLIC_TRAFFIC_LINE,
+                "    2026-01-06 public_traffic -> public_traffic (hold, rejection by Li Wei): refunds look high",
+            ),
+            (
+                PASS_TO_PUBLIC_TRAFFIC,
+                Change(
+                    "2026-01-06",
+                    "public_traffic",
+                    "public_traffic",
+                    "hold",
+                    "rejection",
+                    "Li Wei",
+                    "refunds look\nhigh",
+                ),
+            ),
             "2026-01-06 hold, rejection by Li Wei",
             "reject public_traffic 2026-01-06 PASS await_approval 2026-01-06 hold, rejection by Li Wei",
         ),
@@ -119,8 +147,22 @@ CASES = [
     pytest.param(
         Case(
             "timeout",
-            (PASS_TO_PUBLIC_TRAFFIC_LINE, f"    2026-01-06 public_traffic -> public_traffic (hold, review_timeout by review-brand): {TIMEOUT_REASON}"),
-            (PASS_TO_PUBLIC_TRAFFIC, Change("2026-01-06", "public_traffic", "public_traffic", "hold", "review_timeout", TIMEOUT_BY, TIMEOUT_REASON)),
+            (
+                PASS_TO_PUBLIC_TRAFFIC_LINE,
+                f"    2026-01-06 public_traffic -> public_traffic (hold, review_timeout by review-brand): {TIMEOUT_REASON}",
+            ),
+            (
+                PASS_TO_PUBLIC_TRAFFIC,
+                Change(
+                    "2026-01-06",
+                    "public_traffic",
+                    "public_traffic",
+                    "hold",
+                    "review_timeout",
+                    TIMEOUT_BY,
+                    TIMEOUT_REASON,
+                ),
+            ),
             "2026-01-06 hold, review_timeout by review-brand",
             "timeout public_traffic 2026-01-06 PASS await_approval 2026-01-06 hold, review_timeout by review-brand awaiting-approval",
         ),
@@ -156,7 +198,9 @@ CASES = [
     pytest.param(
         Case(
             "recycle",
-            ("    2026-01-02 self_broadcast -> self_broadcast (recycle, decision): on_fail recycle: restart the self_broadcast clock (gmv ¥100.00 < ¥300.00)",),
+            (
+                "    2026-01-02 self_broadcast -> self_broadcast (recycle, decision): on_fail recycle: restart the self_broadcast clock (gmv ¥100.00 < ¥300.00)",
+            ),
             (
                 Change(
                     "2026-01-02",
@@ -177,8 +221,20 @@ CASES = [
     pytest.param(
         Case(
             "exit",
-            ("    2026-01-02 private_repurchase -> exited (exit, decision): on_fail exit: leave the programme (gmv ¥100.00 < ¥300.00)",),
-            (Change("2026-01-02", "private_repurchase", "exited", "exit", "decision", None, "on_fail exit: leave the programme (gmv ¥100.00 < ¥300.00)"),),
+            (
+                "    2026-01-02 private_repurchase -> exited (exit, decision): on_fail exit: leave the programme (gmv ¥100.00 < ¥300.00)",
+            ),
+            (
+                Change(
+                    "2026-01-02",
+                    "private_repurchase",
+                    "exited",
+                    "exit",
+                    "decision",
+                    None,
+                    "on_fail exit: leave the programme (gmv ¥100.00 < ¥300.00)",
+                ),
+            ),
             "2026-01-02 exit, decision",
             "exit exited 2026-01-06 INCONCLUSIVE hold 2026-01-02 exit, decision",
         ),
@@ -190,7 +246,17 @@ CASES = [
         Case(
             "graduate",
             ("    2026-01-03 channel_exclusive -> graduated (graduate, decision): PASS 2 of 2 in a row: graduate",),
-            (Change("2026-01-03", "channel_exclusive", "graduated", "graduate", "decision", None, "PASS 2 of 2 in a row: graduate"),),
+            (
+                Change(
+                    "2026-01-03",
+                    "channel_exclusive",
+                    "graduated",
+                    "graduate",
+                    "decision",
+                    None,
+                    "PASS 2 of 2 in a row: graduate",
+                ),
+            ),
             "2026-01-03 graduate, decision",
             "graduate graduated 2026-01-06 INCONCLUSIVE hold 2026-01-03 graduate, decision",
         ),
@@ -207,9 +273,23 @@ CASES = [
             ),
             (
                 Change(
-                    "2026-01-03", "private_repurchase", "channel_exclusive", "advance", "decision", None, "PASS 2 of 2 in a row: advance to channel_exclusive"
+                    "2026-01-03",
+                    "private_repurchase",
+                    "channel_exclusive",
+                    "advance",
+                    "decision",
+                    None,
+                    "PASS 2 of 2 in a row: advance to channel_exclusive",
                 ),
-                Change("2026-01-06", "channel_exclusive", "graduated", "graduate", "approval", "王敏", "ready for the channel"),
+                Change(
+                    "2026-01-06",
+                    "channel_exclusive",
+                    "graduated",
+                    "graduate",
+                    "approval",
+                    "王敏",
+                    "ready for the channel",
+                ),
             ),
             "2026-01-06 graduate, approval by 王敏",
             "approve-graduate graduated 2026-01-06 PASS await_approval 2026-01-06 graduate, approval by 王敏",
@@ -273,7 +353,9 @@ def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
 
 
 @pytest.mark.parametrize("case", CASES)
-def test_explain_text_shows_each_change_with_cause_actor_and_reason(configs: Path, capsys: pytest.CaptureFixture[str], case: Case) -> None:
+def test_explain_text_shows_each_change_with_cause_actor_and_reason(
+    configs: Path, capsys: pytest.CaptureFixture[str], case: Case
+) -> None:
     lines = _run(capsys, "explain", case.brand, "--configs", str(configs)).splitlines()
     if not case.explain_lines:
         assert "  stage history" not in lines
@@ -335,6 +417,9 @@ def test_brand_report_names_the_reviewer_or_the_cause(configs: Path) -> None:
     assert decision is not None
     report = brand_report_markdown(decision, "Approve", ledger.history("approve"))
     ledger.dispose()
-    assert "| 2026-01-03 | affiliate_trial | public_traffic | advance | decision | PASS 2 of 2 in a row: advance to public_traffic |" in report
+    assert (
+        "| 2026-01-03 | affiliate_trial | public_traffic | advance | decision | PASS 2 of 2 in a row: advance to public_traffic |"
+        in report
+    )
     assert "| 2026-01-06 | public_traffic | self_broadcast | advance | 王敏 | numbers hold |" in report
     assert "nan" not in report

@@ -31,14 +31,22 @@ def _three_days(tmp_path: Path) -> tuple[Portfolio, Ledger]:
 
 
 def test_status_counts_every_configured_brand(tmp_path: Path) -> None:
-    write_configs(tmp_path, {"a": {}, "b": {}, "late": {"start_date": "2026-02-01", "stage": "self_broadcast"}}, playbook=simple_playbook())
+    write_configs(
+        tmp_path,
+        {"a": {}, "b": {}, "late": {"start_date": "2026-02-01", "stage": "self_broadcast"}},
+        playbook=simple_playbook(),
+    )
     portfolio, ledger = _three_days(tmp_path)
     status = portfolio_status(load_roster(tmp_path / "configs", apply_env=False).brands, ledger)
     # a and b advanced on day 3 (2 passes after the 2-day minimum); "late" has no decision and sits in its configured stage
     assert status["funnel"]["public_traffic"] == 2 and status["funnel"]["self_broadcast"] == 1
     rows = {r["brand_id"]: r for r in status["brands"]}
     assert (rows["a"]["action"], rows["a"]["last_as_of"]) == ("advance", "2026-01-03")
-    assert (rows["late"]["stage"], rows["late"]["verdict"], rows["late"]["last_as_of"]) == ("self_broadcast", None, None)
+    assert (rows["late"]["stage"], rows["late"]["verdict"], rows["late"]["last_as_of"]) == (
+        "self_broadcast",
+        None,
+        None,
+    )
     assert [r["brand_id"] for r in status["brands"]] == ["a", "b", "late"]  # by stage order, then id
 
 
@@ -54,11 +62,22 @@ LAST_CHANGE_IDS = "SCAN stage_changes USING COVERING INDEX ix_stage_changes_bran
         # (brand_id, as_of) index serves explain's two decision lookups
         (1, ["SCAN brand_state", LAST_CHANGE_IDS, "SCAN cycles USING INDEX ix_cycles_as_of"], 1, 2),
         # no day with enough brands: the state joined with one unique-index search per brand, and explain's two
-        (10_000, ["SCAN brand_state", "SCAN brand_state", LAST_CHANGE_IDS, "SCAN cycles USING INDEX ix_cycles_as_of"], 0, 3),
+        (
+            10_000,
+            ["SCAN brand_state", "SCAN brand_state", LAST_CHANGE_IDS, "SCAN cycles USING INDEX ix_cycles_as_of"],
+            0,
+            3,
+        ),
     ],
 )
-def test_status_and_explain_reads_use_indexes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, day_read_min: int,
-                                              expected_scans: list[str], as_of_searches: int, brand_day_searches: int) -> None:
+def test_status_and_explain_reads_use_indexes(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    day_read_min: int,
+    expected_scans: list[str],
+    as_of_searches: int,
+    brand_day_searches: int,
+) -> None:
     # At 35 days x 100,000 brands a scan of decisions or stage_changes costs seconds; every lookup must be an index search.
     import sqlalchemy as sa
 
@@ -73,7 +92,11 @@ def test_status_and_explain_reads_use_indexes(tmp_path: Path, monkeypatch: pytes
 
     sa.event.listen(ledger.engine, "before_cursor_execute", record)
     portfolio_status(load_roster(tmp_path / "configs", apply_env=False).brands, ledger)  # status
-    ledger.decision("a"), ledger.decision("a", date(2026, 1, 2)), ledger.history("a")  # explain: latest, one day, history
+    (
+        ledger.decision("a"),
+        ledger.decision("a", date(2026, 1, 2)),
+        ledger.history("a"),
+    )  # explain: latest, one day, history
     sa.event.remove(ledger.engine, "before_cursor_execute", record)
     plans = []
     with ledger.engine.connect() as conn:
@@ -90,25 +113,37 @@ def test_status_and_explain_reads_use_indexes(tmp_path: Path, monkeypatch: pytes
 
 
 @pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
-@pytest.mark.parametrize("day_read_min", [1, 2, 10_000])  # days 3 and 4 read whole; day 4 whole and c joined; every brand joined
-def test_status_reads_each_brands_latest_decision_whatever_day_it_was(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                                       request: pytest.FixtureRequest, day_read_min: int, backend: str) -> None:
+@pytest.mark.parametrize(
+    "day_read_min", [1, 2, 10_000]
+)  # days 3 and 4 read whole; day 4 whole and c joined; every brand joined
+def test_status_reads_each_brands_latest_decision_whatever_day_it_was(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest, day_read_min: int, backend: str
+) -> None:
     from dataclasses import replace
 
     monkeypatch.setattr(status_module, "DAY_READ_MIN_BRANDS", day_read_min)
     write_configs(tmp_path, {"a": {}, "b": {}, "c": {}}, playbook=simple_playbook())
     portfolio = load_portfolio(tmp_path / "configs", apply_env=False)
     # dates come back as text from SQLite and as dates from PostgreSQL: both are bound back as dates
-    ledger = Ledger(request.getfixturevalue("pg_database") if backend == "postgresql" else f"sqlite:///{tmp_path / 'ledger.sqlite'}")
+    ledger = Ledger(
+        request.getfixturevalue("pg_database") if backend == "postgresql" else f"sqlite:///{tmp_path / 'ledger.sqlite'}"
+    )
     ledger.create()
     batch = validate(history(["a", "b", "c"], 5), as_of=date(2026, 1, 5), today=date(2026, 2, 1))
     for day in range(1, 4):
         run_day(portfolio, batch, ledger, date(2026, 1, day), None)
     a_and_b = replace(portfolio, brands={k: portfolio.brands[k] for k in ("a", "b")}, brand_versions={})
     run_day(a_and_b, batch, ledger, date(2026, 1, 4), None)
-    rows = {r["brand_id"]: r for r in portfolio_status(load_roster(tmp_path / "configs", apply_env=False).brands, ledger)["brands"]}
+    rows = {
+        r["brand_id"]: r
+        for r in portfolio_status(load_roster(tmp_path / "configs", apply_env=False).brands, ledger)["brands"]
+    }
     # a and b were decided again on day 4 in public_traffic, entered that day (1 day in stage < min 2: held), so their
     # day-3 advance (also among the day-3 rows read whole) is not their latest; c's latest is still day 3's advance
     for brand in ("a", "b"):
-        assert (rows[brand]["last_as_of"], rows[brand]["verdict"], rows[brand]["action"]) == ("2026-01-04", "INCONCLUSIVE", "hold")
+        assert (rows[brand]["last_as_of"], rows[brand]["verdict"], rows[brand]["action"]) == (
+            "2026-01-04",
+            "INCONCLUSIVE",
+            "hold",
+        )
     assert (rows["c"]["last_as_of"], rows["c"]["verdict"], rows["c"]["action"]) == ("2026-01-03", "PASS", "advance")

@@ -75,7 +75,10 @@ def test_transient_database_errors_are_retried_then_reported(failures: int, outc
     try:
         got = f"{with_retries(flaky, 'read', 'postgresql://app:***@db/ledger', delays=(0, 0, 0))} after {len(calls)} attempt{'s' * (len(calls) > 1)}"
     except LedgerError as exc:
-        assert str(exc) == "cannot read the ledger postgresql://app:***@db/ledger (tried 4 times): server closed the connection unexpectedly"
+        assert (
+            str(exc)
+            == "cannot read the ledger postgresql://app:***@db/ledger (tried 4 times): server closed the connection unexpectedly"
+        )
         got = f"LedgerError after {len(calls)} attempts"
     assert got == outcome
 
@@ -112,14 +115,17 @@ def test_permanently_unreachable_ledger_is_one_clear_message(monkeypatch: pytest
     with pytest.raises(LedgerError) as info:
         ledger.create()
     message = str(info.value)
-    assert message.startswith(f"cannot open the ledger postgresql+psycopg://app:***@127.0.0.1:{port}/ledger (tried 3 times): ")
+    assert message.startswith(
+        f"cannot open the ledger postgresql+psycopg://app:***@127.0.0.1:{port}/ledger (tried 3 times): "
+    )
     assert "Connection refused" in message and "Very-Secret-77" not in message and "\n" not in message
 
 
 @pytest.mark.integration
 @pytest.mark.parametrize(("failures", "expect_ok", "attempts"), [(2, True, 3), (5, False, 4)])
-def test_metrics_read_retries_then_works_or_fails_cleanly(prefect_server: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                          failures: int, expect_ok: bool, attempts: int) -> None:
+def test_metrics_read_retries_then_works_or_fails_cleanly(
+    prefect_server: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failures: int, expect_ok: bool, attempts: int
+) -> None:
     # twice failing then working: the cycle completes; failing on every attempt (1 + 3 retries): the
     # run fails with the I/O error and the ledger holds exactly what it held before
     import flows.onboarding_cycle as cycle_flow
@@ -141,7 +147,9 @@ def test_metrics_read_retries_then_works_or_fails_cleanly(prefect_server: None, 
         return real(source, **kw)  # type: ignore[arg-type]
 
     monkeypatch.setattr(metric_tasks, "load_metrics", flaky)
-    monkeypatch.setattr(cycle_flow, "load_daily_metrics", metric_tasks.load_daily_metrics.with_options(retry_delay_seconds=0))
+    monkeypatch.setattr(
+        cycle_flow, "load_daily_metrics", metric_tasks.load_daily_metrics.with_options(retry_delay_seconds=0)
+    )
     if expect_ok:
         summary = cycle_flow.onboarding_cycle(as_of=AS_OF, configs=str(configs))
         assert summary["decided"] == 3

@@ -159,7 +159,9 @@ def test_overview_queries_agree_with_the_decisions(ledger_and_portfolio, span: t
     overview = read_overview(ledger, *span)
     pd.testing.assert_frame_equal(overview.funnel, funnel_over_time(data), check_names=False)
     expected = stage_durations(data).reset_index(drop=True)
-    pd.testing.assert_frame_equal(overview.durations[expected.columns].reset_index(drop=True), expected, check_dtype=False)
+    pd.testing.assert_frame_equal(
+        overview.durations[expected.columns].reset_index(drop=True), expected, check_dtype=False
+    )
     pd.testing.assert_frame_equal(overview.order, attention_order(data.decisions, data.date_to))
     assert overview.n_decisions == len(data.decisions)
 
@@ -227,8 +229,14 @@ HOLD_PASS = ("hold", "PASS", "public_traffic", "public_traffic", 20, False)
         # Exiting is a set-back too, and afterwards the brand is finished: exited last week first, exited long ago last.
         pytest.param(
             {
-                "gone-long-ago": [(60, "exit", "FAIL", "affiliate_trial", "exited", 30, False), (0, "hold", "INCONCLUSIVE", "exited", "exited", 90, False)],
-                "gone-lately": [(6, "exit", "FAIL", "affiliate_trial", "exited", 30, False), (0, "hold", "INCONCLUSIVE", "exited", "exited", 6, False)],
+                "gone-long-ago": [
+                    (60, "exit", "FAIL", "affiliate_trial", "exited", 30, False),
+                    (0, "hold", "INCONCLUSIVE", "exited", "exited", 90, False),
+                ],
+                "gone-lately": [
+                    (6, "exit", "FAIL", "affiliate_trial", "exited", 30, False),
+                    (0, "hold", "INCONCLUSIVE", "exited", "exited", 6, False),
+                ],
                 "fine": [(0, *HOLD_PASS)],
             },
             ["gone-lately", "fine", "gone-long-ago"],
@@ -268,7 +276,10 @@ def test_attention_order(spec: dict[str, list[tuple]], expected: list[str]) -> N
 
 
 def test_attention_why_names_the_cause() -> None:
-    order = attention_order(_decisions({"f-down": [(3, "demote", "FAIL", "self_broadcast", "public_traffic", 30, False), (0, *HOLD_PASS)]}), END)
+    order = attention_order(
+        _decisions({"f-down": [(3, "demote", "FAIL", "self_broadcast", "public_traffic", 30, False), (0, *HOLD_PASS)]}),
+        END,
+    )
     assert order.loc[0, "why"] == "demote on 2026-03-28: self_broadcast → public_traffic; now day 20 in public_traffic"
 
 
@@ -286,7 +297,9 @@ def test_brand_chart_shows_stage_verdict_and_criteria(ledger_and_portfolio) -> N
     assert image.size[1] == vr.TITLE_PX + 3 * vr.ROW_PX + vr.GAP_PX + vr.AXIS_PX
     pixels = np.asarray(image.convert("RGB")).reshape(-1, 3)
     for colour in (vr.PALETTE[vr.FAIL_0 + vr.RAMP - 1], vr.VERDICT_COLOURS["FAIL"] * 255, vr._hex(vr.TIER_COLOURS[1])):
-        assert (np.abs(pixels.astype(int) - np.rint(colour)).sum(axis=1) < 4).any()  # the fail cells, FAIL verdicts, the overdue label
+        assert (
+            np.abs(pixels.astype(int) - np.rint(colour)).sum(axis=1) < 4
+        ).any()  # the fail cells, FAIL verdicts, the overdue label
 
 
 def test_chinese_names_get_real_glyphs() -> None:
@@ -307,7 +320,9 @@ def test_without_a_cjk_font_titles_fall_back_to_the_id(monkeypatch: pytest.Monke
     assert vr.title_name("Riser", "riser") == "Riser (riser)"
 
 
-def test_report_page_links_its_charts_in_attention_order(ledger_and_portfolio, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_report_page_links_its_charts_in_attention_order(
+    ledger_and_portfolio, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     ledger, portfolio, _ = ledger_and_portfolio
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no warnings spam (missing glyphs, fonts) while drawing
@@ -316,7 +331,13 @@ def test_report_page_links_its_charts_in_attention_order(ledger_and_portfolio, t
     text = page.read_text(encoding="utf-8")
     assert re.search(r'data-chart="funnel"[^>]*data-points="12"', text)
     srcs = re.findall(r'<img src="([^"]+)"', text)
-    assert srcs == ["funnel.png", "stage_durations.png", "brand-cc.png", "brand-aa.png", "brand-bb.png"]  # relative: served, copied or zipped alike
+    assert srcs == [
+        "funnel.png",
+        "stage_durations.png",
+        "brand-cc.png",
+        "brand-aa.png",
+        "brand-bb.png",
+    ]  # relative: served, copied or zipped alike
     assert all((tmp_path / "rep" / s).read_bytes().startswith(b"\x89PNG") for s in srcs)
     assert not re.search(r'(src|href)="(http|//|file:)', text)  # nothing fetched from elsewhere
     assert re.findall(r'<li class="brand"[^>]*data-brand="([^"]+)"', text) == ["cc", "aa", "bb"]
@@ -325,7 +346,9 @@ def test_report_page_links_its_charts_in_attention_order(ledger_and_portfolio, t
 
 def test_report_of_days_when_no_brand_moved(ledger_and_portfolio, tmp_path: Path) -> None:
     ledger, portfolio, _ = ledger_and_portfolio
-    text = write_report(portfolio, ledger, tmp_path / "rep", date(2026, 1, 1), date(2026, 1, 2)).read_text(encoding="utf-8")
+    text = write_report(portfolio, ledger, tmp_path / "rep", date(2026, 1, 1), date(2026, 1, 2)).read_text(
+        encoding="utf-8"
+    )
     assert 'data-stays="0"' in text and "Stage changes: none in this range" in text
 
 
@@ -400,8 +423,14 @@ def test_server_serves_files_read_only_and_refuses_traversal(served: tuple[Repor
 
 
 def test_report_link() -> None:
-    assert report_link("http://reports.example.com:4280/", date(2026, 1, 12)) == "http://reports.example.com:4280/2026-01-12/index.html"
-    assert report_link("https://x.example/steps", date(2026, 1, 12), "funnel.png") == "https://x.example/steps/2026-01-12/funnel.png"
+    assert (
+        report_link("http://reports.example.com:4280/", date(2026, 1, 12))
+        == "http://reports.example.com:4280/2026-01-12/index.html"
+    )
+    assert (
+        report_link("https://x.example/steps", date(2026, 1, 12), "funnel.png")
+        == "https://x.example/steps/2026-01-12/funnel.png"
+    )
 
 
 def test_base_url_names_this_machine_for_a_wildcard_address(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -429,7 +458,10 @@ def test_serve_reports_exports_the_folder_and_url(tmp_path: Path, monkeypatch: p
         server, url = serving.serve_reports(tmp_path / "reports", "127.0.0.1")
         try:
             assert server.port != busy and url == f"http://127.0.0.1:{server.port}"
-            assert (os.environ["BRANDSTEPS_REPORT_DIR"], os.environ["BRANDSTEPS_REPORT_URL"]) == (str((tmp_path / "reports").resolve()), url)
+            assert (os.environ["BRANDSTEPS_REPORT_DIR"], os.environ["BRANDSTEPS_REPORT_URL"]) == (
+                str((tmp_path / "reports").resolve()),
+                url,
+            )
         finally:
             server.stop()
         # a port asked for must be the one
@@ -472,7 +504,9 @@ def _chromium(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess[by
     return subprocess.run(cmd, check=True, timeout=120, capture_output=True, env={**os.environ, "HOME": str(tmp_path)})
 
 
-def test_served_report_renders_in_headless_chromium(ledger_and_portfolio, served: tuple[ReportServer, Path], tmp_path: Path) -> None:
+def test_served_report_renders_in_headless_chromium(
+    ledger_and_portfolio, served: tuple[ReportServer, Path], tmp_path: Path
+) -> None:
     _need_chromium()
     server, root = served
     ledger, portfolio, _ = ledger_and_portfolio
@@ -480,7 +514,11 @@ def test_served_report_renders_in_headless_chromium(ledger_and_portfolio, served
     url = report_link(server.url, date(2026, 1, 12))
     dom = _chromium(["--window-size=1280,2400", "--dump-dom", url], tmp_path).stdout.decode("utf-8")
     # every brand, most in need of attention first, as the ledger ranks them
-    assert re.findall(r'<li class="brand"[^>]*data-brand="([^"]+)"', dom) == list(read_overview(ledger).order["brand_id"]) == ["cc", "aa", "bb"]
+    assert (
+        re.findall(r'<li class="brand"[^>]*data-brand="([^"]+)"', dom)
+        == list(read_overview(ledger).order["brand_id"])
+        == ["cc", "aa", "bb"]
+    )
     assert LAGGARD in dom  # the Chinese name as written
     srcs = re.findall(r'<img src="([^"]+)"', dom)
     assert len(srcs) == 5  # funnel, durations, three brands
@@ -514,7 +552,11 @@ def test_cli_report(ledger_and_portfolio, tmp_path: Path, capsys: pytest.Capture
     assert main([*args, "--from", "2026-01-05", "--to", "2026-01-08", "--out", str(out)]) == 0
     text = (out / "index.html").read_text(encoding="utf-8")
     assert re.search(r'data-chart="funnel"[^>]*data-points="4"', text)  # 01-05 to 01-08
-    assert re.findall(r'<li class="brand"[^>]*data-brand="([^"]+)"', text) == ["cc", "aa", "bb"]  # the command draws every brand
+    assert re.findall(r'<li class="brand"[^>]*data-brand="([^"]+)"', text) == [
+        "cc",
+        "aa",
+        "bb",
+    ]  # the command draws every brand
     assert main([*args, "--from", "2026-01-08", "--to", "2026-01-05", "--out", str(out)]) == 2
 
 
@@ -522,7 +564,9 @@ async def _artifacts(flow_run_id: str) -> dict[str, dict]:
     from prefect.client.orchestration import get_client
 
     async with get_client() as client:
-        response = await client._client.post("/artifacts/filter", json={"artifacts": {"flow_run_id": {"any_": [flow_run_id]}}, "limit": 200, "offset": 0})
+        response = await client._client.post(
+            "/artifacts/filter", json={"artifacts": {"flow_run_id": {"any_": [flow_run_id]}}, "limit": 200, "offset": 0}
+        )
         response.raise_for_status()
         return {a["key"]: a for a in response.json()}
 
@@ -533,7 +577,11 @@ def test_cycle_links_the_served_report(prefect_server: None, tmp_path: Path, mon
 
     configs = write_configs(tmp_path, {"aa": {}, "cc": {"name": LAGGARD}}, simple_playbook())
     days = pd.date_range("2026-01-01", "2026-01-05")
-    rows = [{"brand_id": b, "date": d.date(), "gmv": g, "orders": 5.0} for b, g in (("aa", 500.0), ("cc", 10.0)) for d in days]
+    rows = [
+        {"brand_id": b, "date": d.date(), "gmv": g, "orders": 5.0}
+        for b, g in (("aa", 500.0), ("cc", 10.0))
+        for d in days
+    ]
     (tmp_path / "data").mkdir()
     pd.DataFrame(rows).to_csv(tmp_path / "data" / "metrics.csv", index=False)
     reports = tmp_path / "reports"
@@ -562,6 +610,8 @@ def test_cycle_links_the_served_report(prefect_server: None, tmp_path: Path, mon
 
         monkeypatch.setattr(vr, "write_report", broken)
         state = onboarding_cycle(as_of=date(2026, 1, 5), configs=str(configs), return_state=True)
-        assert state.is_completed() and "visual-report" not in asyncio.run(_artifacts(str(state.state_details.flow_run_id)))
+        assert state.is_completed() and "visual-report" not in asyncio.run(
+            _artifacts(str(state.state_details.flow_run_id))
+        )
     finally:
         server.stop()

@@ -25,7 +25,10 @@ def daily(rows: list[dict]) -> pd.DataFrame:
 
 def windows(brands: dict[str, tuple[str, str]]) -> pd.DataFrame:
     out = pd.DataFrame(
-        {"window_start": [pd.Timestamp(s) for s, _ in brands.values()], "window_end": [pd.Timestamp(e) for _, e in brands.values()]},
+        {
+            "window_start": [pd.Timestamp(s) for s, _ in brands.values()],
+            "window_end": [pd.Timestamp(e) for _, e in brands.values()],
+        },
         index=pd.Index(list(brands), name="brand_id"),
     )
     out["window_len"] = (out["window_end"] - out["window_start"]).dt.days + 1
@@ -33,10 +36,34 @@ def windows(brands: dict[str, tuple[str, str]]) -> pd.DataFrame:
 
 
 TWO_DAYS = [
-    {"brand_id": "a", "date": "2026-01-01", "gmv": 1000, "orders": 10, "buyers": 8, "refund_amount": 100, "store_rating": 4.8,
-     "uv_private": 100, "uv_public_organic": 200, "uv_public_paid": 100, "watch_minutes": 800, "live_minutes": 120},
-    {"brand_id": "a", "date": "2026-01-02", "gmv": 3000, "orders": 30, "buyers": 22, "refund_amount": 500, "store_rating": np.nan,
-     "uv_private": 300, "uv_public_organic": 100, "uv_public_paid": 200, "watch_minutes": 1200, "live_minutes": 240},
+    {
+        "brand_id": "a",
+        "date": "2026-01-01",
+        "gmv": 1000,
+        "orders": 10,
+        "buyers": 8,
+        "refund_amount": 100,
+        "store_rating": 4.8,
+        "uv_private": 100,
+        "uv_public_organic": 200,
+        "uv_public_paid": 100,
+        "watch_minutes": 800,
+        "live_minutes": 120,
+    },
+    {
+        "brand_id": "a",
+        "date": "2026-01-02",
+        "gmv": 3000,
+        "orders": 30,
+        "buyers": 22,
+        "refund_amount": 500,
+        "store_rating": np.nan,
+        "uv_private": 300,
+        "uv_public_organic": 100,
+        "uv_public_paid": 200,
+        "watch_minutes": 1200,
+        "live_minutes": 240,
+    },
     # outside the window: must not count
     {"brand_id": "a", "date": "2026-01-03", "gmv": 99999, "orders": 1, "buyers": 1},
 ]
@@ -66,7 +93,9 @@ def test_hand_computed_metrics(metric: str, expected: float) -> None:
 
 def test_missing_is_never_zero() -> None:
     rows = [{"brand_id": "a", "date": "2026-01-01", "gmv": 0, "orders": 0, "refund_amount": 0}]
-    m = compute_window_metrics(daily(rows), windows({"a": ("2026-01-01", "2026-01-01"), "ghost": ("2026-01-01", "2026-01-01")}))
+    m = compute_window_metrics(
+        daily(rows), windows({"a": ("2026-01-01", "2026-01-01"), "ghost": ("2026-01-01", "2026-01-01")})
+    )
     assert np.isnan(m.loc["a", "refund_rate"])  # 0 / 0 GMV has no value
     assert np.isnan(m.loc["a", "aov"])
     assert np.isnan(m.loc["a", "paid_roi"])  # ad columns never measured
@@ -96,8 +125,17 @@ positive = st.floats(min_value=1e-3, max_value=1e7, allow_nan=False)
 @given(st.lists(st.tuples(positive, positive, positive, positive, positive, positive), min_size=1, max_size=20))
 def test_gmv_factors_multiply_back_to_window_gmv(days: list[tuple[float, ...]]) -> None:
     rows = [
-        {"brand_id": "a", "date": pd.Timestamp("2026-01-01") + pd.Timedelta(days=i), "gmv": g, "orders": o, "buyers": b,
-         "watch_minutes": w, "uv_private": u, "uv_public_organic": u2, "uv_public_paid": 0.0}
+        {
+            "brand_id": "a",
+            "date": pd.Timestamp("2026-01-01") + pd.Timedelta(days=i),
+            "gmv": g,
+            "orders": o,
+            "buyers": b,
+            "watch_minutes": w,
+            "uv_private": u,
+            "uv_public_organic": u2,
+            "uv_public_paid": 0.0,
+        }
         for i, (g, o, b, w, u, u2) in enumerate(days)
     ]
     frame = daily(rows)
@@ -119,14 +157,20 @@ def test_ratio_is_a_number_or_missing(num: float, den: float, expected: float | 
     from brandsteps.engine.window import _ratio
 
     out = float(_ratio(np.array([num]), np.array([den]))[0])
-    assert (np.isnan(out) if expected is None else out == expected)
+    assert np.isnan(out) if expected is None else out == expected
 
 
 def test_burst_only_for_the_brands_whose_rules_read_it() -> None:
     # the same 14 days for a and b; only a's rules read burst_coefficient (windows' burst column)
     values = [100] * 7 + [400] * 5 + [100] * 2
-    rows = [{"brand_id": b, "date": f"2026-01-{d + 1:02d}", "gmv_affiliate": v} for b in ("a", "b") for d, v in enumerate(values)]
+    rows = [
+        {"brand_id": b, "date": f"2026-01-{d + 1:02d}", "gmv_affiliate": v}
+        for b in ("a", "b")
+        for d, v in enumerate(values)
+    ]
     w = windows({"a": ("2026-01-01", "2026-01-14"), "b": ("2026-01-01", "2026-01-14")}).assign(burst=[True, False])
     m = compute_window_metrics(daily(rows), w)
     assert m.loc["a", "burst_coefficient"] == pytest.approx((5 * 400 + 2 * 100) / 7 / 100)  # as when computed for all
-    assert np.isnan(m.loc["b", "burst_coefficient"]) and m.loc["b", "sum_gmv_affiliate"] == m.loc["a", "sum_gmv_affiliate"]  # the rest is unchanged
+    assert (
+        np.isnan(m.loc["b", "burst_coefficient"]) and m.loc["b", "sum_gmv_affiliate"] == m.loc["a", "sum_gmv_affiliate"]
+    )  # the rest is unchanged

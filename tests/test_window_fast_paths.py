@@ -8,7 +8,14 @@ import pytest
 
 from brandsteps.catalogue import BASE_COLUMNS, UV_COLUMNS
 from brandsteps.engine import window
-from brandsteps.engine.window import _bincount_sums, _in_date_order, _last_in_order, _last_per_group, _median_per_row, compute_window_metrics
+from brandsteps.engine.window import (
+    _bincount_sums,
+    _in_date_order,
+    _last_in_order,
+    _last_per_group,
+    _median_per_row,
+    compute_window_metrics,
+)
 
 
 def _daily(n_rows: int, seed: int) -> pd.DataFrame:
@@ -33,7 +40,9 @@ def _windows() -> pd.DataFrame:
     # b5 has no rows in the window of 14 days ending 2026-01-20 only by chance; "ghost" has none at all
     ends = pd.Timestamp("2026-01-20")
     lens = {"b0": 7, "b1": 14, "b2": 3, "b3": 14, "b4": 7, "b5": 1, "ghost": 14}
-    out = pd.DataFrame({"window_end": ends, "window_len": list(lens.values())}, index=pd.Index(list(lens), name="brand_id"))
+    out = pd.DataFrame(
+        {"window_end": ends, "window_len": list(lens.values())}, index=pd.Index(list(lens), name="brand_id")
+    )
     out["window_start"] = out["window_end"] - pd.to_timedelta(out["window_len"] - 1, unit="D")
     return out[["window_start", "window_end", "window_len"]]
 
@@ -48,7 +57,11 @@ def test_categorical_brand_ids_give_bit_identical_metrics(seed: int) -> None:
     # load_metrics hands over brand_id as a Categorical (categories in no particular order here,
     # one unused); hand-built frames hold text: both must give the same bits
     plain = _daily(400, seed)
-    categorical = plain.assign(brand_id=pd.Categorical(plain["brand_id"], categories=["b3", "stranger", "b0", "b1", "b2", "b4", "b5", "unused"]))
+    categorical = plain.assign(
+        brand_id=pd.Categorical(
+            plain["brand_id"], categories=["b3", "stranger", "b0", "b1", "b2", "b4", "b5", "unused"]
+        )
+    )
     a = compute_window_metrics(plain, _windows())
     b = compute_window_metrics(categorical, _windows())
     pd.testing.assert_frame_equal(a, b, check_exact=True)
@@ -92,7 +105,10 @@ def test_median_per_row_matches_nanmedian_on_random_grids() -> None:
 # rows: (brand code, day, hour, value); the latest measured day's value wins
 LAST_CASES = [
     ([(0, 0, 0, 1.0), (0, 2, 0, 3.0), (0, 1, 0, 2.0)], [3.0, np.nan]),  # rows out of date order
-    ([(0, 0, 0, 1.0), (0, 2, 0, np.nan), (1, 1, 0, 5.0)], [1.0, 5.0]),  # a missing last day falls back to the day before
+    (
+        [(0, 0, 0, 1.0), (0, 2, 0, np.nan), (1, 1, 0, 5.0)],
+        [1.0, 5.0],
+    ),  # a missing last day falls back to the day before
     ([(0, 1, 9, 1.0), (0, 1, 18, 2.0)], [2.0, np.nan]),  # two rows of one day: the later time of day (sort path)
     ([(1, 0, 23, 4.0), (1, 1, 1, 6.0)], [np.nan, 6.0]),  # times of day on different days: still by day
 ]
@@ -102,7 +118,15 @@ LAST_CASES = [
 def test_last_per_group_grid_and_sort_agree(rows: list[tuple[int, int, int, float]], expected: list[float]) -> None:
     codes = np.array([r[0] for r in rows])
     offset = np.array([r[1] for r in rows])
-    key = (np.datetime64("2026-01-01") + offset.astype("timedelta64[D]") + np.array([r[2] for r in rows]).astype("timedelta64[h]")).astype("datetime64[ns]").astype(np.int64)
+    key = (
+        (
+            np.datetime64("2026-01-01")
+            + offset.astype("timedelta64[D]")
+            + np.array([r[2] for r in rows]).astype("timedelta64[h]")
+        )
+        .astype("datetime64[ns]")
+        .astype(np.int64)
+    )
     values = np.array([r[3] for r in rows])
     width = 3
     slots = codes * width + offset
@@ -124,7 +148,8 @@ def test_a_brand_with_an_unmeasured_day_sums_only_its_measured_days() -> None:
         daily[col] = 1.0
     daily["gmv"] = [10.0, np.nan, np.inf, -np.inf, np.nan]
     windows = pd.DataFrame(
-        {"window_start": pd.Timestamp("2026-01-01"), "window_end": pd.Timestamp("2026-01-02"), "window_len": 2}, index=pd.Index(["a", "b", "c"], name="brand_id")
+        {"window_start": pd.Timestamp("2026-01-01"), "window_end": pd.Timestamp("2026-01-02"), "window_len": 2},
+        index=pd.Index(["a", "b", "c"], name="brand_id"),
     )
     m = compute_window_metrics(daily, windows)
     assert m.loc["a", "gmv"] == 10.0  # one measured day of two
@@ -153,7 +178,10 @@ def _complete_days(n_brands: int, days: int, seed: int) -> pd.DataFrame:
 def _varied_windows(n_brands: int, seed: int) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     lens = rng.integers(1, 15, n_brands)
-    out = pd.DataFrame({"window_end": pd.Timestamp("2026-01-14"), "window_len": lens}, index=pd.Index([f"b{i}" for i in range(n_brands)], name="brand_id"))
+    out = pd.DataFrame(
+        {"window_end": pd.Timestamp("2026-01-14"), "window_len": lens},
+        index=pd.Index([f"b{i}" for i in range(n_brands)], name="brand_id"),
+    )
     out["window_start"] = out["window_end"] - pd.to_timedelta(out["window_len"] - 1, unit="D")
     out["burst"] = rng.random(n_brands) < 0.5
     return out[["window_start", "window_end", "window_len", "burst"]]
@@ -217,7 +245,9 @@ def test_in_date_order(codes: list[int], days: list[int], in_order: bool) -> Non
     assert _in_date_order(np.array(codes), np.array(days, dtype=np.int64)) is in_order
 
 
-@pytest.mark.parametrize(("rows", "expected"), [c for c in LAST_CASES if c[0][0][2] == 0 and len({(r[0], r[1]) for r in c[0]}) == len(c[0])])
+@pytest.mark.parametrize(
+    ("rows", "expected"), [c for c in LAST_CASES if c[0][0][2] == 0 and len({(r[0], r[1]) for r in c[0]}) == len(c[0])]
+)
 def test_last_in_order_agrees_with_the_sort(rows: list[tuple[int, int, int, float]], expected: list[float]) -> None:
     ordered = sorted(rows)
     codes = np.array([r[0] for r in ordered])
@@ -256,7 +286,9 @@ def test_windows_ending_on_one_day_give_the_bits_of_windows_ending_apart(seed: i
     ],
 )
 @pytest.mark.parametrize("dtype", ["str", object])
-def test_same_texts_equals_comparing_objects(categories: list[str], index: list[object], same: bool, dtype: object) -> None:
+def test_same_texts_equals_comparing_objects(
+    categories: list[str], index: list[object], same: bool, dtype: object
+) -> None:
     cats = pd.Index(categories, dtype=dtype)
     ids = pd.Index(index, dtype=object)
     assert window._same_texts(cats, ids) is same

@@ -61,8 +61,12 @@ class Approver(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
 
     name: str = Field(min_length=2, max_length=NAME_MAX, description="As typed in the form's reviewer field or `--by`")
-    stages: list[StageId] | None = Field(default=None, min_length=1, description="Stages whose reviews they may answer (default: every stage)")
-    brands: list[str] | None = Field(default=None, min_length=1, description="Brand ids they may answer for (default: every brand)")
+    stages: list[StageId] | None = Field(
+        default=None, min_length=1, description="Stages whose reviews they may answer (default: every stage)"
+    )
+    brands: list[str] | None = Field(
+        default=None, min_length=1, description="Brand ids they may answer for (default: every brand)"
+    )
     totp_secret_env: str = Field(
         description="Environment variable holding their TOTP secret (base32); or a Prefect Secret block named like it in lowercase with dashes",
     )
@@ -79,7 +83,9 @@ class Approver(BaseModel):
         if not re.fullmatch(ENV_NAME_PATTERN, value):
             raise ValueError("must be the name of an environment variable, like BRANDSTEPS_TOTP_WANG_MIN")
         if "_" not in value and re.fullmatch(r"[A-Z2-7]{16,}", value):
-            raise ValueError("looks like a TOTP secret itself: put the secret in an environment variable and name the variable here")
+            raise ValueError(
+                "looks like a TOTP secret itself: put the secret in an environment variable and name the variable here"
+            )
         return value
 
     @field_validator("brands")
@@ -106,9 +112,14 @@ class ApproversConfig(BaseModel):
 
     approvers: list[Approver] = Field(min_length=1)
     escalate_after_hours: float | None = Field(
-        default=None, gt=0, le=24 * 90, description="Hours a review may wait before its approvers and the escalation list are told again"
+        default=None,
+        gt=0,
+        le=24 * 90,
+        description="Hours a review may wait before its approvers and the escalation list are told again",
     )
-    escalation: list[str] = Field(default_factory=list, description="Names or chat mentions told on escalation besides the stage's approvers")
+    escalation: list[str] = Field(
+        default_factory=list, description="Names or chat mentions told on escalation besides the stage's approvers"
+    )
 
     @field_validator("approvers")
     @classmethod
@@ -117,7 +128,9 @@ class ApproversConfig(BaseModel):
         for i, approver in enumerate(approvers):
             earlier = first.setdefault(_person_key(approver.name), i)
             if earlier != i:
-                raise ValueError(f"[{i}] lists {approver.name!r} again (also [{earlier}]): one entry per person, with all their stages and brands")
+                raise ValueError(
+                    f"[{i}] lists {approver.name!r} again (also [{earlier}]): one entry per person, with all their stages and brands"
+                )
         return approvers
 
     @field_validator("escalation")
@@ -136,7 +149,11 @@ class ApproversConfig(BaseModel):
 
     def answering(self, brand: Brand, stage: str) -> list[Approver]:
         """The approvers who may answer this brand's review in this stage (its owner never does)."""
-        return [a for a in self.approvers if a.may_answer(brand.brand_id, stage) and not (brand.owner and may_be_owner(a.name, brand.owner))]
+        return [
+            a
+            for a in self.approvers
+            if a.may_answer(brand.brand_id, stage) and not (brand.owner and may_be_owner(a.name, brand.owner))
+        ]
 
 
 def load_approvers(configs_dir: Path | str, brand_ids: Collection[str] | None = None) -> ApproversConfig | None:
@@ -223,16 +240,22 @@ def check_approval(
     return _check_code(approver, code, now, secret_of, last_step_of)
 
 
-def _check_code(approver: Approver, code: str | None, now: datetime, secret_of: SecretOf, last_step_of: Callable[[str], int | None]) -> Refusal | Accepted:
+def _check_code(
+    approver: Approver, code: str | None, now: datetime, secret_of: SecretOf, last_step_of: Callable[[str], int | None]
+) -> Refusal | Accepted:
     if not code or not code.strip():
-        return Refusal("no_code", f"a code is required: the current 6-digit code of {approver.name}'s authenticator app")
+        return Refusal(
+            "no_code", f"a code is required: the current 6-digit code of {approver.name}'s authenticator app"
+        )
     secret = secret_of(approver.totp_secret_env)
     if not secret:
         return Refusal("no_secret", f"no secret in {approver.totp_secret_env} for {approver.name}")
     try:
         step = code_step(secret, code, now)
     except ValueError:  # binascii.Error included: the secret is not base32
-        return Refusal("bad_secret", f"the secret in {approver.totp_secret_env} for {approver.name} is not a base32 TOTP secret")
+        return Refusal(
+            "bad_secret", f"the secret in {approver.totp_secret_env} for {approver.name} is not a base32 TOTP secret"
+        )
     if step is None:
         return Refusal("wrong_code", "wrong or expired code")
     last = last_step_of(approver.name)
@@ -249,7 +272,9 @@ def code_step(secret: str, code: str, now: datetime) -> int | None:
     digits = "".join(unicodedata.normalize("NFKC", code).split())
     totp = pyotp.TOTP(secret)
     current = totp.timecode(now)
-    expected = {current + offset: totp.at(now, counter_offset=offset) for offset in range(-VALID_WINDOW, VALID_WINDOW + 1)}
+    expected = {
+        current + offset: totp.at(now, counter_offset=offset) for offset in range(-VALID_WINDOW, VALID_WINDOW + 1)
+    }
     if not re.fullmatch(CODE_PATTERN, digits):
         return None
     matching = [step for step, value in expected.items() if pyotp.utils.strings_equal(value, digits)]

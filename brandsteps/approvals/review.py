@@ -17,7 +17,9 @@ from brandsteps.reports.report import brand_report_markdown, show_value
 
 REVIEWER_MAX = 80
 REASON_MAX = 500
-CODE_HELP = "The current 6-digit code of your authenticator app (required when configs/approvers.yaml lists who may approve)"
+CODE_HELP = (
+    "The current 6-digit code of your authenticator app (required when configs/approvers.yaml lists who may approve)"
+)
 
 
 def _code_digits(value: Any) -> Any:
@@ -35,7 +37,9 @@ class ReviewAnswer(BaseModel):
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    decision: Literal["approve", "reject"] = Field(description="approve: the brand advances (or graduates); reject: it stays and must earn its passes again")
+    decision: Literal["approve", "reject"] = Field(
+        description="approve: the brand advances (or graduates); reject: it stays and must earn its passes again"
+    )
     reviewer: str = Field(min_length=2, max_length=REVIEWER_MAX, description="Your name, recorded in the ledger")
     reason: str = Field(min_length=3, max_length=REASON_MAX, description="Why, in a sentence; recorded in the ledger")
     code: Code = Field(default=None, description=CODE_HELP)
@@ -80,7 +84,10 @@ def evidence_summary(decision: dict[str, Any], name: str, timeout_hours: float, 
     factors = decision.get("gmv_factors") or "{}"
     gmv = (json.loads(factors) if isinstance(factors, str) else dict(factors)).get("gmv")
     numbers = "; ".join(deciding[:KEY_NUMBERS]) + ("; …" if len(deciding) > KEY_NUMBERS else "")
-    numbers = "; ".join(n for n in (numbers, f"window GMV {show_value('gmv', gmv)}" if gmv is not None else "") if n) or "none recorded"
+    numbers = (
+        "; ".join(n for n in (numbers, f"window GMV {show_value('gmv', gmv)}" if gmv is not None else "") if n)
+        or "none recorded"
+    )
     return [
         f"- **Passed:** {name} ({brand}) earned its passes in {stage} and awaits approval to {goal} since {awaiting_since} "
         f"({days} day{'' if days == 1 else 's'} by {decision['as_of']}, the latest decision: {decision['verdict']}, {decision['reason']}).",
@@ -91,9 +98,15 @@ def evidence_summary(decision: dict[str, Any], name: str, timeout_hours: float, 
     ]
 
 
-def evidence_markdown(decision: dict[str, Any], name: str, history: pd.DataFrame, timeout_hours: float, awaiting_since: str) -> str:
+def evidence_markdown(
+    decision: dict[str, Any], name: str, history: pd.DataFrame, timeout_hours: float, awaiting_since: str
+) -> str:
     """What the reviewer reads in the form: a three-line summary, then the full decision report."""
-    return "\n".join(evidence_summary(decision, name, timeout_hours, awaiting_since)) + "\n\n---\n\n" + brand_report_markdown(decision, name, history)
+    return (
+        "\n".join(evidence_summary(decision, name, timeout_hours, awaiting_since))
+        + "\n\n---\n\n"
+        + brand_report_markdown(decision, name, history)
+    )
 
 
 ANSWER_CAUSES = ("approval", "rejection")
@@ -111,7 +124,9 @@ def decided_elsewhere(brand_id: str, history: pd.DataFrame) -> str:
     return f"{brand_id} was already decided by {last['actor']} at {when:%Y-%m-%d %H:%M} UTC: {verb}, {last['from_stage']} -> {last['to_stage']}"
 
 
-def next_pause(elapsed_seconds: float, timeout_hours: float, escalate_after_hours: float | None, escalated: bool) -> tuple[int, bool]:
+def next_pause(
+    elapsed_seconds: float, timeout_hours: float, escalate_after_hours: float | None, escalated: bool
+) -> tuple[int, bool]:
     """Seconds the review pauses next, and whether that pause ends in the escalation (else in the default outcome).
 
     A review pauses until escalate_after_hours (if set, not yet escalated and before the timeout), then for
@@ -127,7 +142,15 @@ def refused_note(reviewer: str, decision: str, reason: str, at: str) -> str:
     return f"- **Refused:** {reviewer}'s answer ({decision}) at {at}: {reason}. The review is open for another answer."
 
 
-def escalation_text(brand_id: str, name: str, stage: str, awaiting_since: str, waited_hours: float, timeout_hours: float, told: list[str]) -> str:
+def escalation_text(
+    brand_id: str,
+    name: str,
+    stage: str,
+    awaiting_since: str,
+    waited_hours: float,
+    timeout_hours: float,
+    told: list[str],
+) -> str:
     """The escalation message: what waits, since when, who is asked, and what happens without an answer."""
     who = ", ".join(told) if told else "nobody listed"
     left = timeout_hours - waited_hours

@@ -16,8 +16,16 @@ from typing import Any, NoReturn
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
 
-_QUIET_ALWAYS = {"PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1", "PREFECT_SERVER_UI_SHOW_PROMOTIONAL_CONTENT": "false"}
-_QUIET_UNLESS_VERBOSE = {"PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL": "CRITICAL", "PREFECT_LOGGING_LEVEL": "WARNING", "PREFECT_SERVER_LOGGING_LEVEL": "CRITICAL"}
+_QUIET_ALWAYS = {
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "DO_NOT_TRACK": "1",
+    "PREFECT_SERVER_UI_SHOW_PROMOTIONAL_CONTENT": "false",
+}
+_QUIET_UNLESS_VERBOSE = {
+    "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL": "CRITICAL",
+    "PREFECT_LOGGING_LEVEL": "WARNING",
+    "PREFECT_SERVER_LOGGING_LEVEL": "CRITICAL",
+}
 QUIET_PREFECT_VARIABLES = (*_QUIET_ALWAYS, *_QUIET_UNLESS_VERBOSE)
 
 
@@ -56,7 +64,9 @@ def prefect_api(start_now: bool = True) -> Iterator[Any]:
 
     from brandsteps.server.local_server import TemporaryServer
 
-    print("Starting a temporary Prefect server (about 10 s; set PREFECT_API_URL to use a running one)…", file=sys.stderr)
+    print(
+        "Starting a temporary Prefect server (about 10 s; set PREFECT_API_URL to use a running one)…", file=sys.stderr
+    )
     server = TemporaryServer()
     server.start()
     try:
@@ -129,9 +139,13 @@ def cmd_validate(args: argparse.Namespace) -> int:
         raise ConfigError(problems)
     stages = len(portfolio.playbook.stages)
     overrides = len(portfolio.brand_versions)
-    print(f"{args.configs}: OK — {stages} stages, {len(portfolio.brands)} brands ({overrides} with overrides), playbook version {portfolio.playbook_version}")
+    print(
+        f"{args.configs}: OK — {stages} stages, {len(portfolio.brands)} brands ({overrides} with overrides), playbook version {portfolio.playbook_version}"
+    )
     own = [n for n in profiles if n not in BUILTIN_PROFILES]
-    print(f"import profiles: {len(BUILTIN_PROFILES)} built-in, {len(own)} in {args.configs}/imports{': ' + ', '.join(own) if own else ''}")
+    print(
+        f"import profiles: {len(BUILTIN_PROFILES)} built-in, {len(own)} in {args.configs}/imports{': ' + ', '.join(own) if own else ''}"
+    )
     _report_approvers(args.configs, approvers)
     prefect_yaml = Path(args.configs).resolve().parent / "prefect.yaml"
     if prefect_yaml.exists():
@@ -172,7 +186,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         if args.to:
             from flows.onboarding_replay import onboarding_replay
 
-            summaries = onboarding_replay(start=day, end=args.to, configs=args.configs, metrics=args.metrics, ledger=args.ledger, show_progress=True)
+            summaries = onboarding_replay(
+                start=day,
+                end=args.to,
+                configs=args.configs,
+                metrics=args.metrics,
+                ledger=args.ledger,
+                show_progress=True,
+            )
             last = summaries[-1] if summaries else {}
             print(f"Decided {sum(int(s['decided']) for s in summaries)} brand-days from {day} to {args.to}.")
             _print_funnel(last.get("funnel", {}))
@@ -219,9 +240,19 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"Ledger {status['ledger']}; last cycle {last['as_of'] if last else 'none yet'}")
         print(funnel_text(status["funnel"]))
         print()
-        lines = [f"{'brand':<28} {'stage':<20} {'last day':<11} {'verdict':<13} {'action':<15} {'last stage change':<48} flags"]
+        lines = [
+            f"{'brand':<28} {'stage':<20} {'last day':<11} {'verdict':<13} {'action':<15} {'last stage change':<48} flags"
+        ]
         for b in status["brands"]:
-            flags = " ".join(f for f in ("paused" if b["paused"] else "", "awaiting-approval" if b["awaiting"] else "", "overdue" if b["overdue"] else "") if f)
+            flags = " ".join(
+                f
+                for f in (
+                    "paused" if b["paused"] else "",
+                    "awaiting-approval" if b["awaiting"] else "",
+                    "overdue" if b["overdue"] else "",
+                )
+                if f
+            )
             lc = b["last_change"]
             change = f"{lc['as_of']} {change_label(lc['action'], lc['cause'], lc['actor'])}" if lc else "-"
             lines.append(
@@ -264,7 +295,9 @@ def cmd_explain(args: argparse.Namespace) -> int:
         out = dict(decision)
         out["criteria"] = json.loads(out["criteria"])
         out["gmv_factors"] = json.loads(out["gmv_factors"])
-        out["stage_history"] = history.to_dict("records")  # None, never NaN, for a missing actor or cycle (Ledger.history)
+        out["stage_history"] = history.to_dict(
+            "records"
+        )  # None, never NaN, for a missing actor or cycle (Ledger.history)
         out["revised_inputs"] = revised_inputs_records(revised)
         # allow_nan=False: a NaN would be printed as the invalid JSON token NaN; better a clear failure than output no parser reads
         print(json.dumps(out, ensure_ascii=False, indent=2, default=str, allow_nan=False))
@@ -287,10 +320,15 @@ def _revised_inputs(args: argparse.Namespace, portfolio: Any, decision: dict[str
     source = targets(portfolio, args.metrics, args.ledger).metrics
     try:
         # the window as the decision's stage has it configured now (the ledger keeps as_of and days in stage)
-        window_days = int(window_days_for(portfolio, pd.Index([decision["brand_id"]]), np.array([decision["stage"]], dtype=object))[0])
+        window_days = int(
+            window_days_for(portfolio, pd.Index([decision["brand_id"]]), np.array([decision["stage"]], dtype=object))[0]
+        )
         return revised_inputs(source, decision, window_days), record_location(source)
     except Exception as exc:  # the record unreadable (database down, file damaged): the decision is still worth showing
-        print(f"warning: the revision record of {source.describe()} could not be read ({type(exc).__name__}: {exc})", file=sys.stderr)
+        print(
+            f"warning: the revision record of {source.describe()} could not be read ({type(exc).__name__}: {exc})",
+            file=sys.stderr,
+        )
         return None, record_location(source)
 
 
@@ -299,7 +337,13 @@ def cmd_coverage(args: argparse.Namespace) -> int:
     from brandsteps.config.settings import report_sources, targets, today_in, yesterday_in
     from brandsteps.engine.cycle import prepare_cohorts
     from brandsteps.engine.window import compute_window_metrics
-    from brandsteps.sources.coverage import coverage_records, coverage_text, data_coverage, default_days, uniform_windows
+    from brandsteps.sources.coverage import (
+        coverage_records,
+        coverage_text,
+        data_coverage,
+        default_days,
+        uniform_windows,
+    )
     from brandsteps.sources.metrics_source import MetricsBatch, load_metrics
 
     day = args.as_of or yesterday_in(portfolio.onboarding.timezone)
@@ -313,16 +357,28 @@ def cmd_coverage(args: argparse.Namespace) -> int:
         batch, note = MetricsBatch.empty(), f"no metrics at {where.metrics.path} yet: every column is missing"
     else:
         batch = load_metrics(where.metrics, as_of=day, today=today_in(where.timezone), start=first)
-        note = f"{len(batch.quarantine)} invalid rows set aside are not counted (`brandsteps run` lists them)" if len(batch.quarantine) else ""
+        note = (
+            f"{len(batch.quarantine)} invalid rows set aside are not counted (`brandsteps run` lists them)"
+            if len(batch.quarantine)
+            else ""
+        )
     metrics = compute_window_metrics(batch.daily, uniform_windows(portfolio, cohorts, day, days))
     coverage = data_coverage(portfolio, cohorts[["stage", "tier"]], metrics)
     sources = report_sources(portfolio.root)
     if args.format == "json":
-        out = {"as_of": day.isoformat(), "from": first.isoformat(), "days": days, "brands": coverage.total, "note": note or None,
-               "stages": coverage_records(coverage, sources)}
+        out = {
+            "as_of": day.isoformat(),
+            "from": first.isoformat(),
+            "days": days,
+            "brands": coverage.total,
+            "note": note or None,
+            "stages": coverage_records(coverage, sources),
+        }
         print(json.dumps(out, ensure_ascii=False, indent=2))
         return EXIT_OK
-    print(f"Data coverage of {coverage.total} brands over {days} days, {first} to {day} (criteria without a value keep a brand INCONCLUSIVE)")
+    print(
+        f"Data coverage of {coverage.total} brands over {days} days, {first} to {day} (criteria without a value keep a brand INCONCLUSIVE)"
+    )
     if note:
         print(note)
     print("\n".join(coverage_text(coverage, sources)))
@@ -350,13 +406,17 @@ def cmd_approve(args: argparse.Namespace) -> int:
     answer = _approval_answer(args)
     approvers = load_approvers(args.configs)
     if approvers is None and answer.code:
-        print(f"warning: no {args.configs}/approvers.yaml: --code is not checked (any name may approve)", file=sys.stderr)
+        print(
+            f"warning: no {args.configs}/approvers.yaml: --code is not checked (any name may approve)", file=sys.stderr
+        )
     ledger = _ledger(args, portfolio)
     by, step, stage = _proved_approver(args, portfolio.brands[args.brand], approvers, ledger, answer)
     from brandsteps.ledger import ApprovalProof, CodeAlreadyUsed, LedgerError
 
     try:
-        change = ledger.resolve_approval(args.brand, by=by, reason=answer.reason, approve=not args.reject, proof=ApprovalProof("cli", step, stage))
+        change = ledger.resolve_approval(
+            args.brand, by=by, reason=answer.reason, approve=not args.reject, proof=ApprovalProof("cli", step, stage)
+        )
     except CodeAlreadyUsed as exc:  # the same code accepted a moment ago for another answer
         _refuse(ledger, args, answer, stage, "replayed", str(exc))
     except LedgerError as exc:
@@ -374,14 +434,20 @@ def _approval_answer(args: argparse.Namespace) -> Any:
     from brandsteps.approvals.review import REASON_MAX, REVIEWER_MAX, ReviewAnswer
 
     try:
-        return ReviewAnswer(decision="reject" if args.reject else "approve", reviewer=args.by, reason=args.reason, code=args.code)
+        return ReviewAnswer(
+            decision="reject" if args.reject else "approve", reviewer=args.by, reason=args.reason, code=args.code
+        )
     except ValidationError as exc:
         if any(err["loc"] == ("code",) for err in exc.errors()):
             raise UsageError("--code must be the 6 digits your authenticator app shows now") from None
-        raise UsageError(f"--by (2–{REVIEWER_MAX} characters) and --reason (3–{REASON_MAX} characters) are required") from None
+        raise UsageError(
+            f"--by (2–{REVIEWER_MAX} characters) and --reason (3–{REASON_MAX} characters) are required"
+        ) from None
 
 
-def _proved_approver(args: argparse.Namespace, brand: Any, approvers: Any, ledger: Any, answer: Any) -> tuple[str, int | None, str]:
+def _proved_approver(
+    args: argparse.Namespace, brand: Any, approvers: Any, ledger: Any, answer: Any
+) -> tuple[str, int | None, str]:
     """The approver's name as listed, their code's time step and the stage answered; a refusal is recorded and exits 2."""
     from datetime import UTC, datetime
 
@@ -397,7 +463,9 @@ def _proved_approver(args: argparse.Namespace, brand: Any, approvers: Any, ledge
     def secret_of(env_name: str) -> str | None:
         return totp_secret(env_name, use_blocks)
 
-    verdict = check_approval(approvers, brand, stage, answer.reviewer, answer.code, datetime.now(UTC), secret_of, ledger.last_code_step)
+    verdict = check_approval(
+        approvers, brand, stage, answer.reviewer, answer.code, datetime.now(UTC), secret_of, ledger.last_code_step
+    )
     if isinstance(verdict, Refusal):
         _refuse(ledger, args, answer, stage, verdict.kind, verdict.reason)
     return verdict.approver, verdict.step, stage
@@ -407,7 +475,9 @@ def _refuse(ledger: Any, args: argparse.Namespace, answer: Any, stage: str, kind
     """Record the refused answer (who, when, why) and end with exit 2; the brand is left as it was."""
     from brandsteps.ledger import Attempt
 
-    ledger.record_attempt(Attempt(args.brand, stage, "refused", answer.reviewer, reason, "cli", answer=answer.decision, refusal=kind))
+    ledger.record_attempt(
+        Attempt(args.brand, stage, "refused", answer.reviewer, reason, "cli", answer=answer.decision, refusal=kind)
+    )
     raise UsageError(f"refused: {reason}; {args.brand} is unchanged")
 
 
@@ -424,10 +494,14 @@ def _read_approvers(configs: str, brand_ids: list[str] | None) -> tuple[Any, lis
 
 def _report_approvers(configs: str, approvers: Any) -> None:
     if approvers is None:
-        print(f"warning: no {configs}/approvers.yaml: any name may approve a brand awaiting approval (list approvers to require their codes)",
-              file=sys.stderr)
+        print(
+            f"warning: no {configs}/approvers.yaml: any name may approve a brand awaiting approval (list approvers to require their codes)",
+            file=sys.stderr,
+        )
         return
-    escalation = f"; escalation after {approvers.escalate_after_hours:g} hours" if approvers.escalate_after_hours else ""
+    escalation = (
+        f"; escalation after {approvers.escalate_after_hours:g} hours" if approvers.escalate_after_hours else ""
+    )
     print(f"approvers: {len(approvers.approvers)} in {configs}/approvers.yaml{escalation}")
 
 
@@ -435,7 +509,14 @@ def cmd_approvers_enroll(args: argparse.Namespace) -> int:
     """A new TOTP secret for an approver, as an otpauth:// URI and its QR code for an authenticator app."""
     import segno
 
-    from brandsteps.approvals.approvers import APPROVERS_FILE, enrolment_uri, load_approvers, new_secret, secret_block_name, suggested_env_name
+    from brandsteps.approvals.approvers import (
+        APPROVERS_FILE,
+        enrolment_uri,
+        load_approvers,
+        new_secret,
+        secret_block_name,
+        suggested_env_name,
+    )
 
     approvers = load_approvers(args.configs)
     listed = approvers.find(args.name) if approvers else None
@@ -446,13 +527,17 @@ def cmd_approvers_enroll(args: argparse.Namespace) -> int:
     print(f"A new TOTP secret for {name}. Scan the QR code with an authenticator app (or give it the URI below):")
     segno.make(uri, error="m").terminal(out=sys.stdout, compact=True, border=2)
     print(uri)
-    print("Keep the secret where brandsteps reads it, on the machines that run `brandsteps approve` and `brandsteps serve`:")
+    print(
+        "Keep the secret where brandsteps reads it, on the machines that run `brandsteps approve` and `brandsteps serve`:"
+    )
     print(f"  export {env}='{secret}'")
     print(f"  or a Prefect Secret block named {secret_block_name(env)} (`--save-block` saves it there)")
     if args.save_block:
         _save_secret_block(secret_block_name(env), secret)
     if listed is None:
-        print(f"{name} is not in {args.configs}/{APPROVERS_FILE}: add them with `- {{name: {name}, totp_secret_env: {env}}}` and their stages and brands")
+        print(
+            f"{name} is not in {args.configs}/{APPROVERS_FILE}: add them with `- {{name: {name}, totp_secret_env: {env}}}` and their stages and brands"
+        )
     return EXIT_OK
 
 
@@ -476,7 +561,9 @@ def cmd_audit(args: argparse.Namespace) -> int:
         raise UsageError(f"{args.brand!r} is not a brand id (lowercase letters, digits and -)")
     if args.date_from and args.to and args.to < args.date_from:
         raise UsageError(f"--to {args.to} is before --from {args.date_from}")
-    root, _, onboarding, problems = load_settings(args.configs, apply_env=True)  # the ledger and timezone; no brand file is read
+    root, _, onboarding, problems = load_settings(
+        args.configs, apply_env=True
+    )  # the ledger and timezone; no brand file is read
     if problems:
         raise ConfigError(problems)
     ledger = _ledger(args, SimpleNamespace(root=root, onboarding=onboarding))
@@ -516,7 +603,9 @@ def _replay_in_process(configs: str, first: date, last: date) -> None:
     portfolio = load_portfolio(configs)
     where = targets(portfolio, None, None)
     ledger = where.open_ledger()
-    history = load_metrics(where.metrics, as_of=last, today=today_in(where.timezone), start=metrics_start(portfolio, first))
+    history = load_metrics(
+        where.metrics, as_of=last, today=today_in(where.timezone), start=metrics_start(portfolio, first)
+    )
     brands = brand_table(portfolio)
     days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
     for i, day in enumerate(days, start=1):
@@ -534,7 +623,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
             p = folder / "data" / f"ledger.sqlite{suffix}"
             if p.exists():
                 p.unlink()
-    print(f"Writing a demo portfolio of {args.brands} brands × {args.days} days into {folder}: the reports' exports, imported as `brandsteps import` does …")
+    print(
+        f"Writing a demo portfolio of {args.brands} brands × {args.days} days into {folder}: the reports' exports, imported as `brandsteps import` does …"
+    )
     summary = write_demo_folder(folder, n_brands=args.brands, days=args.days, end=end, seed=args.seed)
     for report in summary.imports:
         print(f"  {report.line()}")
@@ -550,7 +641,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"Running the onboarding-cycle flow for {end} …", file=sys.stderr)
         result = onboarding_cycle(as_of=end, configs=configs)
     print()
-    print(f"Demo portfolio on {end}: {summary.n_brands} brands, {summary.n_rows:,} metric rows, ledger {folder / 'data' / 'ledger.sqlite'}")
+    print(
+        f"Demo portfolio on {end}: {summary.n_brands} brands, {summary.n_rows:,} metric rows, ledger {folder / 'data' / 'ledger.sqlite'}"
+    )
     print(f"The exports behind the metrics: {summary.exports_dir} (imported into {summary.metrics_path})")
     _print_funnel(result["funnel"])
     print()
@@ -597,13 +690,23 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise UsageError(f"--report-port: {exc}; choose another") from None
     except OSError as exc:  # an address this machine does not have, a folder it cannot create
         raise UsageError(f"cannot serve the reports from {report_dir} on {args.report_host}: {exc}") from None
-    inbox = f"import-exports (inbox {portfolio.onboarding.inbox}, every 15 minutes)" if portfolio.onboarding.inbox else "import-exports (no inbox set)"
+    inbox = (
+        f"import-exports (inbox {portfolio.onboarding.inbox}, every 15 minutes)"
+        if portfolio.onboarding.inbox
+        else "import-exports (no inbox set)"
+    )
     from brandsteps.config.deploy_spec import cycle_starts
 
-    print(f"Serving onboarding-cycle ({cycle_starts(portfolio.onboarding)}), onboard-brand, review-brand, backtest, {inbox}")
+    print(
+        f"Serving onboarding-cycle ({cycle_starts(portfolio.onboarding)}), onboard-brand, review-brand, backtest, {inbox}"
+    )
     api = without_credentials(PREFECT_API_URL.value())  # a user:password@ in the URL stays off the screen
-    print(f"  configs {configs}; Prefect API {api}; overdue alerts {'to a webhook' if args.overdue_webhook else 'recorded as events only'}")
-    print(f"  reports {report_dir}, served read-only on {reports.url}; each cycle's artifact visual-report links {report_url}/<day>/index.html")
+    print(
+        f"  configs {configs}; Prefect API {api}; overdue alerts {'to a webhook' if args.overdue_webhook else 'recorded as events only'}"
+    )
+    print(
+        f"  reports {report_dir}, served read-only on {reports.url}; each cycle's artifact visual-report links {report_url}/<day>/index.html"
+    )
     serve_all(portfolio, configs, webhook_url=args.overdue_webhook, limit=args.limit)
     return EXIT_OK
 
@@ -661,7 +764,9 @@ def cmd_import(args: argparse.Namespace) -> int:
         imported, problems = [], []
         for name in args.files:  # every file is read before any is stored: one bad file stores nothing
             try:
-                imported.append(read_import(Path(name), portfolio.brands, profiles, brand=args.brand, profile=args.profile))
+                imported.append(
+                    read_import(Path(name), portfolio.brands, profiles, brand=args.brand, profile=args.profile)
+                )
             except ImportFormatError as exc:
                 problems.append(str(exc))
         if problems:
@@ -743,6 +848,7 @@ def _send_imported_event(payload: dict[str, list[str]]) -> None:
 
 def cmd_backtest(args: argparse.Namespace) -> int:
     from brandsteps.reports.report import print_progress
+
     portfolio = _load(args)
     if args.to < args.date_from:
         raise UsageError(f"--to {args.to} is before --from {args.date_from}")
@@ -751,7 +857,12 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     from brandsteps.engine.cycle import metrics_start
     from brandsteps.sources.metrics_source import load_metrics
 
-    policies = [(args.policy or f"{args.configs}/steps.yaml", with_playbook(portfolio, args.policy) if args.policy else portfolio)]
+    policies = [
+        (
+            args.policy or f"{args.configs}/steps.yaml",
+            with_playbook(portfolio, args.policy) if args.policy else portfolio,
+        )
+    ]
     if args.compare:
         policies.append((args.compare, with_playbook(portfolio, args.compare)))
     where = targets(portfolio, args.metrics, None)
@@ -762,11 +873,24 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         from brandsteps.sources.imports.records import read_revisions
 
         revisions = read_revisions(where.metrics)
-        print(f"Each day sees the figures as they stood at its data deadline: {len(revisions):,} later restatements undone", file=sys.stderr)
+        print(
+            f"Each day sees the figures as they stood at its data deadline: {len(revisions):,} later restatements undone",
+            file=sys.stderr,
+        )
     runs = []
     for label, policy in policies:
         print(f"Replaying {label} from {args.date_from} to {args.to} into a scratch ledger …", file=sys.stderr)
-        runs.append(replay(policy, history, args.date_from, args.to, label, lambda i, n, s: print_progress(i, n, s.line()), revisions))
+        runs.append(
+            replay(
+                policy,
+                history,
+                args.date_from,
+                args.to,
+                label,
+                lambda i, n, s: print_progress(i, n, s.line()),
+                revisions,
+            )
+        )
     diff = differences(runs[0], runs[1]) if args.compare else None
     print(report_text(runs, diff))
     if args.markdown:
@@ -777,6 +901,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from brandsteps.reports.report import print_progress
+
     portfolio = _load(args)
     if args.date_from and args.to and args.to < args.date_from:
         raise UsageError(f"--to {args.to} is before --from {args.date_from}")
@@ -795,7 +920,9 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     from flows.serving import register_deployments
 
     ids = register_deployments(portfolio, Path(args.configs).resolve(), args.pool)
-    print(f"Registered {len(ids)} deployments for work pool {args.pool}; start workers with: prefect worker start --pool {args.pool}")
+    print(
+        f"Registered {len(ids)} deployments for work pool {args.pool}; start workers with: prefect worker start --pool {args.pool}"
+    )
     return EXIT_OK
 
 
@@ -803,7 +930,9 @@ def cmd_deploy(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="brandsteps", description="STEPS onboarding orchestrator for Kuaishou brands.")
+    parser = argparse.ArgumentParser(
+        prog="brandsteps", description="STEPS onboarding orchestrator for Kuaishou brands."
+    )
     parser.add_argument("--verbose", action="store_true", help="show Prefect's own log lines")
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--configs", default="configs", help="configs folder (default: configs)")
@@ -826,7 +955,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("brand")
     p.add_argument("--as-of", type=_parse_date)
     p.add_argument("--format", choices=["text", "json"], default="text")
-    p = add("coverage", cmd_coverage, "per stage, the criteria brands have no value for, the base columns missing and the reports that fill them")
+    p = add(
+        "coverage",
+        cmd_coverage,
+        "per stage, the criteria brands have no value for, the base columns missing and the reports that fill them",
+    )
     p.add_argument("--days", type=_positive, help="the last N days of metrics (default: the longest stage window)")
     p.add_argument("--as-of", type=_parse_date, help="last day (default: yesterday in the configured timezone)")
     p.add_argument("--format", choices=["text", "json"], default="text")
@@ -834,32 +967,79 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("brand")
     p.add_argument("--by", required=True, help="your name (as configs/approvers.yaml lists it, if there is one)")
     p.add_argument("--reason", required=True)
-    p.add_argument("--code", help="the current 6-digit code of your authenticator app (required with configs/approvers.yaml)")
+    p.add_argument(
+        "--code", help="the current 6-digit code of your authenticator app (required with configs/approvers.yaml)"
+    )
     p.add_argument("--reject", action="store_true")
-    p = add("audit", cmd_audit, "every approval, refused answer, escalation, review timeout and stage change, with actor, time and reason")
+    p = add(
+        "audit",
+        cmd_audit,
+        "every approval, refused answer, escalation, review timeout and stage change, with actor, time and reason",
+    )
     p.add_argument("brand", nargs="?", help="only this brand (default: every brand)")
-    p.add_argument("--from", dest="date_from", type=_parse_date, help="first day, in the configured timezone (default: the first record)")
+    p.add_argument(
+        "--from",
+        dest="date_from",
+        type=_parse_date,
+        help="first day, in the configured timezone (default: the first record)",
+    )
     p.add_argument("--to", type=_parse_date, help="last day, inclusive (default: the latest record)")
     p.add_argument("--format", choices=["text", "json"], default="text")
     p = sub.add_parser("approvers", help="approvers' TOTP secrets (configs/approvers.yaml)")
     approvers = p.add_subparsers(dest="approvers_command", required=True, metavar="ACTION")
-    p = approvers.add_parser("enroll", parents=[common], help="a new TOTP secret for an approver: otpauth:// URI and QR code")
+    p = approvers.add_parser(
+        "enroll", parents=[common], help="a new TOTP secret for an approver: otpauth:// URI and QR code"
+    )
     p.set_defaults(handler=cmd_approvers_enroll)
     p.add_argument("name", help="the approver's name, as approvers.yaml lists it")
-    p.add_argument("--save-block", action="store_true", help="also save it as a Prefect Secret block on PREFECT_API_URL's server")
-    p = add("serve", cmd_serve, "serve the deployments of prefect.yaml (schedules, forms, reviews) against the configured Prefect server")
-    p.add_argument("--overdue-webhook", default=os.environ.get("BRANDSTEPS_OVERDUE_WEBHOOK"), help="URL to notify when a brand becomes overdue")
+    p.add_argument(
+        "--save-block", action="store_true", help="also save it as a Prefect Secret block on PREFECT_API_URL's server"
+    )
+    p = add(
+        "serve",
+        cmd_serve,
+        "serve the deployments of prefect.yaml (schedules, forms, reviews) against the configured Prefect server",
+    )
+    p.add_argument(
+        "--overdue-webhook",
+        default=os.environ.get("BRANDSTEPS_OVERDUE_WEBHOOK"),
+        help="URL to notify when a brand becomes overdue",
+    )
     p.add_argument("--limit", type=int, help="most flow runs at once (default: no limit)")
-    p.add_argument("--report-dir", default=os.environ.get("BRANDSTEPS_REPORT_DIR"), help="folder of the cycles' HTML reports (default: reports/ by --configs)")
-    p.add_argument("--report-host", default="127.0.0.1", help="address to serve the reports on (default: 127.0.0.1; 0.0.0.0: every interface)")
-    p.add_argument("--report-port", type=_port, help="port to serve the reports on (default: 4280, or a free one if that is taken)")
-    p.add_argument("--report-url", default=os.environ.get("BRANDSTEPS_REPORT_URL"), help="base URL of the reports in the artifacts (default: http://HOST:PORT)")
-    p = add("import", cmd_import, "import exports (CSV/XLSX) by profile: 全店成交分析, 磁力金牛, 快分销, … or configs/imports/*.yaml")
+    p.add_argument(
+        "--report-dir",
+        default=os.environ.get("BRANDSTEPS_REPORT_DIR"),
+        help="folder of the cycles' HTML reports (default: reports/ by --configs)",
+    )
+    p.add_argument(
+        "--report-host",
+        default="127.0.0.1",
+        help="address to serve the reports on (default: 127.0.0.1; 0.0.0.0: every interface)",
+    )
+    p.add_argument(
+        "--report-port", type=_port, help="port to serve the reports on (default: 4280, or a free one if that is taken)"
+    )
+    p.add_argument(
+        "--report-url",
+        default=os.environ.get("BRANDSTEPS_REPORT_URL"),
+        help="base URL of the reports in the artifacts (default: http://HOST:PORT)",
+    )
+    p = add(
+        "import",
+        cmd_import,
+        "import exports (CSV/XLSX) by profile: 全店成交分析, 磁力金牛, 快分销, … or configs/imports/*.yaml",
+    )
     p.add_argument("files", nargs="+", metavar="FILE")
     p.add_argument("--brand", help="every row is this brand's (default: by the accounts the brands list)")
-    p.add_argument("--profile", help="the import profile to read the files with (default: recognised from the header row)")
+    p.add_argument(
+        "--profile", help="the import profile to read the files with (default: recognised from the header row)"
+    )
     p.add_argument("--out", help="write a new .csv or .parquet file instead of storing into the configured metrics")
-    p = add("import-kuaishou", cmd_import_kuaishou, "import Kuaishou 生意通 全店成交分析 exports (CSV/XLSX) into the metrics table")
+    p = add(
+        "import-kuaishou",
+        cmd_import_kuaishou,
+        "import Kuaishou 生意通 全店成交分析 exports (CSV/XLSX) into the metrics table",
+    )
     p.add_argument("files", nargs="+", metavar="FILE")
     p.add_argument("--brand", required=True, help="the brand id the exports belong to")
     p.add_argument("--out", help="write a new .csv or .parquet file instead of adding to the configured metrics")
@@ -869,7 +1049,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--policy", help="a steps.yaml-shaped playbook to replay instead of configs/steps.yaml")
     p.add_argument("--compare", help="a second playbook to replay side by side; lists brands whose decisions differ")
     p.add_argument(
-        "--as-known", action="store_true",
+        "--as-known",
+        action="store_true",
         help="each day sees the figures as they stood at its data deadline (restatements imported later undone, from the revision record)",
     )
     p.add_argument("--markdown", help="also write the report as markdown to this file")

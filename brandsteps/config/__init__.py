@@ -37,9 +37,7 @@ from pydantic import (
 from brandsteps.catalogue import METRICS, SAMPLE_KEYS, STAGE_IDS, TIERS
 from brandsteps.notify.config import NotifyChannel
 
-StageId = Literal[
-    "affiliate_trial", "public_traffic", "self_broadcast", "private_repurchase", "channel_exclusive"
-]
+StageId = Literal["affiliate_trial", "public_traffic", "self_broadcast", "private_repurchase", "channel_exclusive"]
 Tier = Literal["small", "mid", "large"]
 Op = Literal[">=", ">", "<=", "<"]
 OnFail = Literal["hold", "recycle", "demote", "exit"]
@@ -151,16 +149,12 @@ def _construct_unique_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, 
                 "while constructing a mapping", node.start_mark, "found unhashable key", key_node.start_mark
             ) from None
         if known:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key!r}", key_node.start_mark
-            )
+            raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
         seen.add(key)
     return loader.construct_mapping(node, deep=deep)  # type: ignore[no-any-return]
 
 
-_UniqueKeyLoader.add_constructor(
-    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_unique_mapping
-)
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_unique_mapping)
 
 
 def _construct_timestamp_or_text(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> Any:
@@ -172,7 +166,13 @@ def _construct_timestamp_or_text(loader: yaml.SafeLoader, node: yaml.ScalarNode)
 
 
 _UniqueKeyLoader.add_constructor("tag:yaml.org,2002:timestamp", _construct_timestamp_or_text)
-_YAML_KINDS = {"list": "a list", "str": "a single value", "int": "a number", "float": "a number", "bool": "true or false"}
+_YAML_KINDS = {
+    "list": "a list",
+    "str": "a single value",
+    "int": "a number",
+    "float": "a number",
+    "bool": "true or false",
+}
 _READ_SIZE = 1 << 16
 
 
@@ -198,9 +198,7 @@ def parse_yaml(raw: bytes, display: str) -> Any:
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise ConfigError(
-            [f"{display}: not UTF-8 text (byte {exc.start}); save the file as UTF-8"]
-        ) from None
+        raise ConfigError([f"{display}: not UTF-8 text (byte {exc.start}); save the file as UTF-8"]) from None
     if not text.strip():
         raise ConfigError([f"{display}: the file is empty"])
     try:
@@ -303,8 +301,7 @@ class Criterion(_Strict):
                 raise ValueError(f"threshold {v:g} is out of range for {self.metric} (must be >= 0)")
             if spec.upper_bound is not None and v > spec.upper_bound:
                 raise ValueError(
-                    f"threshold {v:g} is out of range for {self.metric} "
-                    f"(a {spec.unit} is at most {spec.upper_bound:g})"
+                    f"threshold {v:g} is out of range for {self.metric} (a {spec.unit} is at most {spec.upper_bound:g})"
                 )
         return self
 
@@ -380,7 +377,9 @@ class Playbook(_Strict):
     def _five_in_order(cls, stages: list[Stage]) -> list[Stage]:
         ids = tuple(s.id for s in stages)
         if ids != STAGE_IDS:
-            raise ValueError(f"must list the five stages in order: {', '.join(STAGE_IDS)} (found: {', '.join(ids) or 'none'})")
+            raise ValueError(
+                f"must list the five stages in order: {', '.join(STAGE_IDS)} (found: {', '.join(ids) or 'none'})"
+            )
         return stages
 
     def stage(self, stage_id: str) -> Stage:
@@ -420,9 +419,13 @@ class Brand(_Strict):
     gates: dict[StageId, StageOverride] = Field(default_factory=dict)
     requires_approval: list[StageId] = Field(default_factory=list)
     accounts: list[ExternalId] = Field(
-        default_factory=list, description="Kuaishou account, shop or ad-account ids (快手ID, 账户ID) whose rows in a multi-account export are this brand's"
+        default_factory=list,
+        description="Kuaishou account, shop or ad-account ids (快手ID, 账户ID) whose rows in a multi-account export are this brand's",
     )
-    exclusive_items: list[ExternalId] = Field(default_factory=list, description="item ids (商品ID) of the brand's channel-exclusive SKUs, for per-item exports")
+    exclusive_items: list[ExternalId] = Field(
+        default_factory=list,
+        description="item ids (商品ID) of the brand's channel-exclusive SKUs, for per-item exports",
+    )
 
     @field_validator("accounts", "exclusive_items")
     @classmethod
@@ -457,9 +460,13 @@ class Onboarding(_Strict):
     timezone: str = "Asia/Shanghai"
     schedule: str = "0 9 * * *"
     review_timeout_hours: float = Field(default=72.0, gt=0, le=24 * 90)
-    notify: list[NotifyChannel] = Field(default_factory=list, description="chat robots (企业微信, 钉钉, 飞书) that receive the cycle's alerts")
+    notify: list[NotifyChannel] = Field(
+        default_factory=list, description="chat robots (企业微信, 钉钉, 飞书) that receive the cycle's alerts"
+    )
     inbox: str | None = Field(
-        default=None, min_length=1, description="folder where operators drop exports; the import-exports deployment imports each new file once"
+        default=None,
+        min_length=1,
+        description="folder where operators drop exports; the import-exports deployment imports each new file once",
     )
     data_deadline: str | None = Field(
         default=None,
@@ -489,7 +496,6 @@ class Onboarding(_Strict):
         if len(fields) != 5 or not all(re.fullmatch(r"[0-9*/,\-A-Za-z?]+", f) for f in fields):
             raise ValueError(f"must be a 5-field cron expression like '0 9 * * *' (got {value!r})")
         return value
-
 
 
 # ---------------------------------------------------------------- errors
@@ -557,7 +563,15 @@ def _describe(err: Mapping[str, Any]) -> str:
     else:
         msg = str(err.get("msg", "is invalid")).lower()
     value = err.get("input")
-    shows_input = {"float_parsing", "float_type", "int_parsing", "int_type", "literal_error", "date_parsing", "date_from_datetime_parsing"}
+    shows_input = {
+        "float_parsing",
+        "float_type",
+        "int_parsing",
+        "int_type",
+        "literal_error",
+        "date_parsing",
+        "date_from_datetime_parsing",
+    }
     if kind in shows_input and isinstance(value, (str, int, float)):
         msg += f" (got {value!r})"
     return msg
@@ -619,10 +633,7 @@ def effective_stage(stage: Stage, brand: Brand) -> Stage:
         return stage
     changes: dict[str, Any] = {}
     if override is not None:
-        changes = {
-            k: v
-            for k, v in override.model_dump(exclude={"criteria", "guardrails"}, exclude_none=True).items()
-        }
+        changes = {k: v for k, v in override.model_dump(exclude={"criteria", "guardrails"}, exclude_none=True).items()}
         changes["criteria"] = _merge_by_metric(stage.criteria, override.criteria)
         changes["guardrails"] = _merge_by_metric(stage.guardrails, override.guardrails)
     if needs_approval:
@@ -669,7 +680,9 @@ def load_model(model: type[BaseModel], path: Path, display: str) -> Any:
 # ------------------------------------------------ brand files: parallel parsing and the parse cache
 
 PARALLEL_MIN_FILES = 20_000  # measured on 2 cores: a worker (start ~0.3 s, JSON both ways) pays off from ~15,000 files
-_Parsed = tuple[bool, Any, bool]  # (parsed, data or the file's problems, data is exact in JSON: cacheable, transferable)
+_Parsed = tuple[
+    bool, Any, bool
+]  # (parsed, data or the file's problems, data is exact in JSON: cacheable, transferable)
 # A worker is this interpreter running this code, not multiprocessing: spawn would re-run the caller's
 # main module (an unguarded script, or Prefect's engine) and fork is unsafe with Prefect's threads
 # running. Files go in and results come out as JSON (never pickle), like the cache.
@@ -720,7 +733,10 @@ class _Worker:
             return  # an embedded interpreter: the share is parsed here
         try:
             self.process = subprocess.Popen(  # noqa: S603 - this interpreter, fixed code
-                [sys.executable, "-c", _WORKER_CODE], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+                [sys.executable, "-c", _WORKER_CODE],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
             )
         except OSError:
             return
@@ -795,7 +811,11 @@ def cache_enabled() -> bool:
 def cache_file(configs_root: Path, environ: Mapping[str, str] | None = None) -> Path:
     """Where the parse cache of this (resolved) configs folder lives: one folder per configs path."""
     env = os.environ if environ is None else environ
-    base = Path(env["BRANDSTEPS_CACHE_DIR"]).expanduser() if env.get("BRANDSTEPS_CACHE_DIR") else Path.home() / ".cache" / "brandsteps"
+    base = (
+        Path(env["BRANDSTEPS_CACHE_DIR"]).expanduser()
+        if env.get("BRANDSTEPS_CACHE_DIR")
+        else Path.home() / ".cache" / "brandsteps"
+    )
     folder = "configs-" + hashlib.sha256(str(configs_root).encode()).hexdigest()[:16]
     return base / folder / "brand-yaml.json"
 
@@ -865,7 +885,9 @@ def _write_cache(path: Path, entries: dict[str, Any]) -> None:
 def write_cache_file(path: Path, doc: dict[str, Any]) -> None:
     """Replace a cache file with doc as JSON atomically (temp file + os.replace); a cache that cannot be written is skipped."""
     try:
-        text = json.dumps(doc, default=_tag_date, separators=(",", ":"))  # ASCII: a lone surrogate from a YAML escape survives
+        text = json.dumps(
+            doc, default=_tag_date, separators=(",", ":")
+        )  # ASCII: a lone surrogate from a YAML escape survives
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=path.parent)
     except (OSError, TypeError, ValueError):
@@ -880,7 +902,12 @@ def write_cache_file(path: Path, doc: dict[str, Any]) -> None:
 
 
 def load_brand_files(
-    root: Path, names: list[str], playbook: Playbook | None, cache_path: Path | None, parallel_min: int, every_file: bool = True
+    root: Path,
+    names: list[str],
+    playbook: Playbook | None,
+    cache_path: Path | None,
+    parallel_min: int,
+    every_file: bool = True,
 ) -> tuple[dict[str, Brand], dict[str, str], list[str]]:
     """Brands of these files in brands/ (sorted names), the raw text of each one's overrides, and every problem in file order.
 
@@ -967,7 +994,9 @@ def load_brand_files(
             # Rows of a multi-account export go to the brand listing their account: one brand only.
             owner = account_files.setdefault(account, display)
             if owner != display:
-                problems.append(f"{display}: accounts: {account!r} is also listed by {owner} (an account belongs to one brand)")
+                problems.append(
+                    f"{display}: accounts: {account!r} is also listed by {owner} (an account belongs to one brand)"
+                )
         file_digest = digests[i]
         if file_digest is not None and exact:
             keep[file_digest] = data
@@ -1024,7 +1053,12 @@ def load_settings(configs_dir: Path | str, apply_env: bool) -> tuple[Path, Playb
 
 
 def _assemble(
-    root: Path, playbook: Playbook | None, onboarding: Onboarding, brands: dict[str, Brand], override_keys: dict[str, str], problems: list[str]
+    root: Path,
+    playbook: Playbook | None,
+    onboarding: Onboarding,
+    brands: dict[str, Brand],
+    override_keys: dict[str, str],
+    problems: list[str],
 ) -> Portfolio:
     if problems or playbook is None:
         raise ConfigError(problems)
@@ -1034,13 +1068,19 @@ def _assemble(
     for brand_id, key in override_keys.items():
         if key not in digests:
             b = brands[brand_id]
-            digests[key] = _digest([playbook_version, b.model_dump(mode="json", include={"gates", "requires_approval"})])
+            digests[key] = _digest(
+                [playbook_version, b.model_dump(mode="json", include={"gates", "requires_approval"})]
+            )
         brand_versions[brand_id] = digests[key]
     return Portfolio(root, playbook, onboarding, brands, playbook_version, brand_versions)
 
 
 def _load(
-    configs_dir: Path | str, apply_env: bool, files: Callable[[Path], list[str]], cache: bool, parallel_min: int = PARALLEL_MIN_FILES
+    configs_dir: Path | str,
+    apply_env: bool,
+    files: Callable[[Path], list[str]],
+    cache: bool,
+    parallel_min: int = PARALLEL_MIN_FILES,
 ) -> Portfolio:
     """Settings, then the brand files `files(brands_dir)` names (through the parse cache if cache)."""
     root, playbook, onboarding, problems = load_settings(configs_dir, apply_env)
@@ -1051,13 +1091,19 @@ def _load(
         problems.append(f"{display_path(brands_dir, root)}: missing (one YAML file per brand)")
     else:
         cache_path = cache_file(root) if cache else None
-        brands, override_keys, brand_problems = load_brand_files(root, files(brands_dir), playbook, cache_path, parallel_min)
+        brands, override_keys, brand_problems = load_brand_files(
+            root, files(brands_dir), playbook, cache_path, parallel_min
+        )
         problems += brand_problems
     return _assemble(root, playbook, onboarding, brands, override_keys, problems)
 
 
 def load_portfolio(
-    configs_dir: Path | str, *, apply_env: bool = True, cache: bool | None = None, parallel_min: int = PARALLEL_MIN_FILES
+    configs_dir: Path | str,
+    *,
+    apply_env: bool = True,
+    cache: bool | None = None,
+    parallel_min: int = PARALLEL_MIN_FILES,
 ) -> Portfolio:
     """Load and validate configs/ as a whole; raise ConfigError listing every problem found.
 
@@ -1076,7 +1122,9 @@ def load_brand_only(configs_dir: Path | str, brand_id: str, *, apply_env: bool =
 
     def only_this_brand(brands_dir: Path) -> list[str]:
         # Only a slug can name a brand (and a file of brands/): anything else has no file to read.
-        names = [f"{brand_id}{suffix}" for suffix in (".yaml", ".yml")] if re.fullmatch(BRAND_ID_PATTERN, brand_id) else []
+        names = (
+            [f"{brand_id}{suffix}" for suffix in (".yaml", ".yml")] if re.fullmatch(BRAND_ID_PATTERN, brand_id) else []
+        )
         return [n for n in names if os.path.lexists(brands_dir / n)]  # both: "defined twice", as in a full load
 
     return _load(configs_dir, apply_env, only_this_brand, cache=False)
@@ -1131,4 +1179,3 @@ def write_json_schemas(out_dir: Path) -> list[Path]:
         path.write_text(json.dumps(schema, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         written.append(path)
     return written
-

@@ -15,7 +15,11 @@ from brandsteps.engine.events import METRICS_IMPORTED_EVENT
 CYCLE_DEPLOYMENT = "onboarding-cycle"
 IMPORT_DEPLOYMENT = "import-exports"
 EXPECTED_DEPLOYMENTS: tuple[str, ...] = (
-    CYCLE_DEPLOYMENT, "onboard-brand", "review-brand", "backtest", IMPORT_DEPLOYMENT
+    CYCLE_DEPLOYMENT,
+    "onboard-brand",
+    "review-brand",
+    "backtest",
+    IMPORT_DEPLOYMENT,
 )
 CYCLE_SCHEDULE_SLUG = "daily-onboarding-cycle"
 DEADLINE_SCHEDULE_SLUG = "onboarding-cycle-at-data-deadline"

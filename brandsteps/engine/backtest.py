@@ -15,7 +15,15 @@ import sqlalchemy as sa
 from pydantic import ValidationError
 
 from brandsteps.catalogue import EXITED, GRADUATED, STAGE_IDS
-from brandsteps.config import ConfigError, Playbook, Portfolio, _digest, effective_stage, format_validation_error, load_model
+from brandsteps.config import (
+    ConfigError,
+    Playbook,
+    Portfolio,
+    _digest,
+    effective_stage,
+    format_validation_error,
+    load_model,
+)
 from brandsteps.engine.cycle import CycleSummary, brand_table, run_day
 from brandsteps.engine.readiness import deadline_of
 from brandsteps.ledger import Ledger, decisions, stage_changes
@@ -24,7 +32,18 @@ from brandsteps.sources.metrics_source import MetricsBatch
 
 Progress = Callable[[int, int, CycleSummary], None]
 ADVANCING = ("advance", "graduate")
-DECISION_FIELDS = ["brand_id", "as_of", "stage", "verdict", "action", "to_stage", "days_in_stage", "reason", "action_reason", "criteria"]
+DECISION_FIELDS = [
+    "brand_id",
+    "as_of",
+    "stage",
+    "verdict",
+    "action",
+    "to_stage",
+    "days_in_stage",
+    "reason",
+    "action_reason",
+    "criteria",
+]
 STAGE_ROWS: tuple[str, ...] = (*STAGE_IDS, GRADUATED)
 
 
@@ -58,7 +77,10 @@ def with_playbook(portfolio: Portfolio, path: Path | str) -> Portfolio:
         raise ConfigError(problems)
     version = _digest(playbook.model_dump(mode="json"))
     overrides = [b for b in portfolio.brands.values() if b.has_overrides()]
-    brand_versions = {b.brand_id: _digest([version, b.model_dump(mode="json", include={"gates", "requires_approval"})]) for b in overrides}
+    brand_versions = {
+        b.brand_id: _digest([version, b.model_dump(mode="json", include={"gates", "requires_approval"})])
+        for b in overrides
+    }
     return replace(portfolio, playbook=playbook, playbook_version=version, brand_versions=brand_versions)
 
 
@@ -70,7 +92,12 @@ def known_at(portfolio: Portfolio, day: date) -> datetime:
 
 
 def replay(
-    portfolio: Portfolio, history: MetricsBatch, date_from: date, date_to: date, label: str = "policy", progress: Progress | None = None,
+    portfolio: Portfolio,
+    history: MetricsBatch,
+    date_from: date,
+    date_to: date,
+    label: str = "policy",
+    progress: Progress | None = None,
     revisions: pd.DataFrame | None = None,
 ) -> BacktestRun:
     """Every day from date_from to date_to in order, into a scratch SQLite ledger that is deleted afterwards.
@@ -90,12 +117,21 @@ def replay(
         ledger.create()
         try:
             for i, day in enumerate(days, start=1):
-                seen = history if revisions is None else replace(history, daily=as_known(history.daily, revisions, known_at(portfolio, day)))
+                seen = (
+                    history
+                    if revisions is None
+                    else replace(history, daily=as_known(history.daily, revisions, known_at(portfolio, day)))
+                )
                 summaries.append(run_day(portfolio, seen, ledger, day, None, brands))
                 if progress is not None:
                     progress(i, len(days), summaries[-1])
             with ledger.engine.connect() as conn:
-                made = pd.read_sql(sa.select(*[decisions.c[c] for c in DECISION_FIELDS]).order_by(decisions.c.as_of, decisions.c.brand_id), conn)
+                made = pd.read_sql(
+                    sa.select(*[decisions.c[c] for c in DECISION_FIELDS]).order_by(
+                        decisions.c.as_of, decisions.c.brand_id
+                    ),
+                    conn,
+                )
                 changes = pd.read_sql(sa.select(stage_changes).order_by(stage_changes.c.id), conn)
         finally:
             ledger.dispose()
@@ -144,7 +180,9 @@ def differences(base: BacktestRun, other: BacktestRun) -> pd.DataFrame:
     """Brands whose decisions differ between two policies: the first day, and each policy's decision and reason."""
     keys = ["brand_id", "as_of"]
     cols = ["stage", "verdict", "action", "reason", "action_reason"]
-    merged = base.decisions[keys + cols].merge(other.decisions[keys + cols], on=keys, how="outer", suffixes=("_a", "_b"), indicator=True)
+    merged = base.decisions[keys + cols].merge(
+        other.decisions[keys + cols], on=keys, how="outer", suffixes=("_a", "_b"), indicator=True
+    )
     differs = merged["_merge"] != "both"
     for c in ("stage", "verdict", "action"):  # three fields, not brands
         differs |= merged[f"{c}_a"] != merged[f"{c}_b"]
@@ -152,9 +190,17 @@ def differences(base: BacktestRun, other: BacktestRun) -> pd.DataFrame:
     days_differing = merged[differs].groupby("brand_id").size()
     out = first.assign(
         days_differing=first["brand_id"].map(days_differing).astype(int),
-        advanced_a=first["brand_id"].map(_advances(base)), advanced_b=first["brand_id"].map(_advances(other)),
+        advanced_a=first["brand_id"].map(_advances(base)),
+        advanced_b=first["brand_id"].map(_advances(other)),
     )
-    shown = ["brand_id", "as_of", "days_differing", *[f"{c}_{s}" for s in ("a", "b") for c in cols], "advanced_a", "advanced_b"]
+    shown = [
+        "brand_id",
+        "as_of",
+        "days_differing",
+        *[f"{c}_{s}" for s in ("a", "b") for c in cols],
+        "advanced_a",
+        "advanced_b",
+    ]
     return out[shown].reset_index(drop=True)
 
 
@@ -162,7 +208,9 @@ def _advances(run: BacktestRun) -> pd.Series:
     """brand_id → its moves up under this policy, '2026-08-26 affiliate_trial -> public_traffic; …' (brands without: absent)."""
     d = run.decisions[run.decisions["action"].isin(ADVANCING)]
     target = d["to_stage"] if "to_stage" in d.columns else d["action"]  # a run built by hand may lack to_stage
-    text = pd.to_datetime(d["as_of"]).dt.strftime("%Y-%m-%d") + " " + d["stage"].astype(str) + " -> " + target.astype(str)
+    text = (
+        pd.to_datetime(d["as_of"]).dt.strftime("%Y-%m-%d") + " " + d["stage"].astype(str) + " -> " + target.astype(str)
+    )
     return text.groupby(d["brand_id"]).agg("; ".join)
 
 
@@ -175,7 +223,11 @@ def advanced_only(diff_row: object, label_a: str, label_b: str) -> str:
         return ""
     only_a = [m for m in a.split("; ") if m and m not in b.split("; ")]
     only_b = [m for m in b.split("; ") if m and m not in a.split("; ")]
-    parts = [f"advanced only under {label}: {'; '.join(moves)}" for label, moves in ((label_a, only_a), (label_b, only_b)) if moves]
+    parts = [
+        f"advanced only under {label}: {'; '.join(moves)}"
+        for label, moves in ((label_a, only_a), (label_b, only_b))
+        if moves
+    ]
     return " | ".join(parts)
 
 
@@ -216,12 +268,25 @@ def report_markdown(runs: list[BacktestRun], diff: pd.DataFrame | None = None, l
         if diff.empty:
             lines.append("No brand's decisions differ between the two policies.")
         else:
-            lines += [f"| brand | first day | days differing | {a} | {b} | moves up in one only |", "|---|---|---:|---|---|---|"]
+            lines += [
+                f"| brand | first day | days differing | {a} | {b} | moves up in one only |",
+                "|---|---|---:|---|---|---|",
+            ]
             for r in diff.head(limit).itertuples():  # at most `limit` report lines
-                left = f"{r.stage_a} {r.verdict_a} → {r.action_a}: {_cell(r.reason_a)}" if r.verdict_a == r.verdict_a else "no decision"
-                right = f"{r.stage_b} {r.verdict_b} → {r.action_b}: {_cell(r.reason_b)}" if r.verdict_b == r.verdict_b else "no decision"
+                left = (
+                    f"{r.stage_a} {r.verdict_a} → {r.action_a}: {_cell(r.reason_a)}"
+                    if r.verdict_a == r.verdict_a
+                    else "no decision"
+                )
+                right = (
+                    f"{r.stage_b} {r.verdict_b} → {r.action_b}: {_cell(r.reason_b)}"
+                    if r.verdict_b == r.verdict_b
+                    else "no decision"
+                )
                 moved = _cell(advanced_only(r, a, b)) or "–"
-                lines.append(f"| {r.brand_id} | {pd.Timestamp(r.as_of).date()} | {r.days_differing} | {left} | {right} | {moved} |")
+                lines.append(
+                    f"| {r.brand_id} | {pd.Timestamp(r.as_of).date()} | {r.days_differing} | {left} | {right} | {moved} |"
+                )
             if len(diff) > limit:
                 lines.append(f"\n… and {len(diff) - limit} more brands")
     return "\n".join(lines) + "\n"
@@ -232,7 +297,9 @@ def report_text(runs: list[BacktestRun], diff: pd.DataFrame | None = None) -> st
     out = [f"Backtest {runs[0].date_from} to {runs[0].date_to} (scratch ledger; the real ledger is untouched)"]
     for run in runs:
         out += ["", f"{run.label} (policy {run.policy_version})"]
-        out.append(f"  {'stage':<20} {'brands':>6} {'enter':>6} {'adv':>5} {'med d':>6} {'p90 d':>6} {'demote':>7} {'exit':>5} {'await':>6}")
+        out.append(
+            f"  {'stage':<20} {'brands':>6} {'enter':>6} {'adv':>5} {'med d':>6} {'p90 d':>6} {'demote':>7} {'exit':>5} {'await':>6}"
+        )
         for r in stage_table(run).itertuples():  # six stage rows
             out.append(
                 f"  {r.Index:<20} {r.brands:>6} {r.entering:>6} {r.advancing:>5} {_fmt_days(r.median_days_to_advance):>6} "

@@ -50,7 +50,9 @@ def brand_table(portfolio: Portfolio) -> pd.DataFrame:
     )
 
 
-def prepare_cohorts(portfolio: Portfolio, state: pd.DataFrame, as_of: date, brands: pd.DataFrame | None = None) -> pd.DataFrame:
+def prepare_cohorts(
+    portfolio: Portfolio, state: pd.DataFrame, as_of: date, brands: pd.DataFrame | None = None
+) -> pd.DataFrame:
     """Every configured brand with its ledger state, days in stage, window and status for as_of.
 
     status: due | not_started (start_date after as_of) | already_decided (as_of decided) |
@@ -61,7 +63,9 @@ def prepare_cohorts(portfolio: Portfolio, state: pd.DataFrame, as_of: date, bran
     st = state.reindex(frame.index)
     known = st["stage"].notna().to_numpy()
     frame["stage"] = np.where(known, st["stage"].astype(object), frame["config_stage"])
-    frame["stage_entered_on"] = pd.to_datetime(np.where(known, pd.to_datetime(st["stage_entered_on"]), frame["start_date"]))
+    frame["stage_entered_on"] = pd.to_datetime(
+        np.where(known, pd.to_datetime(st["stage_entered_on"]), frame["start_date"])
+    )
     frame["pass_streak"] = st["pass_streak"].fillna(0).astype(int)
     frame["awaiting"] = st["awaiting"].fillna(False).astype(bool)
     frame["awaiting_since"] = st["awaiting_since"].astype(object).where(st["awaiting_since"].notna(), None)
@@ -76,7 +80,9 @@ def prepare_cohorts(portfolio: Portfolio, state: pd.DataFrame, as_of: date, bran
         default="due",
     )
     frame["window_days"] = window_days_for(portfolio, frame.index, frame["stage"].to_numpy(dtype=object))
-    start, end = stage_windows(as_of, frame["stage_entered_on"].to_numpy(dtype="datetime64[ns]"), frame["window_days"].to_numpy())
+    start, end = stage_windows(
+        as_of, frame["stage_entered_on"].to_numpy(dtype="datetime64[ns]"), frame["window_days"].to_numpy()
+    )
     frame["window_start"] = start
     frame["window_end"] = end
     frame["window_len"] = (day - frame["window_start"]).dt.days + 1
@@ -84,7 +90,9 @@ def prepare_cohorts(portfolio: Portfolio, state: pd.DataFrame, as_of: date, bran
     return frame
 
 
-def mark_readiness(portfolio: Portfolio, batch: MetricsBatch, cohorts: pd.DataFrame, as_of: date, now: datetime | None) -> tuple[pd.DataFrame, pd.Series]:
+def mark_readiness(
+    portfolio: Portfolio, batch: MetricsBatch, cohorts: pd.DataFrame, as_of: date, now: datetime | None
+) -> tuple[pd.DataFrame, pd.Series]:
     """The cohorts with onboarding.yaml's data_deadline applied (readiness.apply_deadline), and each brand's missing inputs.
 
     now None: as of the day's deadline, as a replay or backtest decides each past day. Without a
@@ -113,7 +121,14 @@ def data_errors(batch: MetricsBatch, cohorts: pd.DataFrame) -> pd.Series:
     if not inside.any():
         return pd.Series(out, index=cohorts.index, dtype=object)
     rows, pos = q[inside], pos[inside]
-    text = ("row " + rows["row"].astype(str) + " (" + rows["date"].fillna("no date").astype(str) + "): " + rows["reason"].astype(str)).to_numpy(dtype=object)
+    text = (
+        "row "
+        + rows["row"].astype(str)
+        + " ("
+        + rows["date"].fillna("no date").astype(str)
+        + "): "
+        + rows["reason"].astype(str)
+    ).to_numpy(dtype=object)
     # The first three rows of each brand, in file order, then how many more there are.
     order = np.argsort(pos, kind="stable")
     pos, text = pos[order], text[order]
@@ -148,10 +163,14 @@ def window_metrics_for(portfolio: Portfolio, batch: MetricsBatch, cohorts: pd.Da
     for lag, metrics in lagged_metrics(portfolio).items():
         reading = due & brands_reading_lag(portfolio, cohorts.index, stages, lag)
         lagged = cohorts[reading]
-        start, end = stage_windows(as_of, lagged["stage_entered_on"].to_numpy(dtype="datetime64[ns]"), lagged["window_days"].to_numpy(), lag)
+        start, end = stage_windows(
+            as_of, lagged["stage_entered_on"].to_numpy(dtype="datetime64[ns]"), lagged["window_days"].to_numpy(), lag
+        )
         length = (end - start) // np.timedelta64(1, "D") + 1
         burst = uses_metric(portfolio, lagged.index, stages[reading], "burst_coefficient", lag)
-        shifted = pd.DataFrame({"window_start": start, "window_end": end, "window_len": length, "burst": burst}, index=lagged.index)
+        shifted = pd.DataFrame(
+            {"window_start": start, "window_end": end, "window_len": length, "burst": burst}, index=lagged.index
+        )
         values = compute_window_metrics(batch.daily, shifted)[metrics]
         for metric in metrics:
             frame[lagged_name(metric, lag)] = values[metric].reindex(frame.index).to_numpy(dtype=float)
@@ -170,7 +189,11 @@ def cohort_for(cohorts: pd.DataFrame, stage_id: str, errors: pd.Series) -> pd.Da
     pos = np.flatnonzero(due & (cohorts["stage"] == stage_id).to_numpy(dtype=bool))
     ids = cohorts.index[pos]
     # as data_errors gives them (one per cohorts row), read by position, without looking ids up
-    error = errors.to_numpy(dtype=object)[pos] if errors.index.equals(cohorts.index) else errors.reindex(ids).to_numpy(dtype=object)
+    error = (
+        errors.to_numpy(dtype=object)[pos]
+        if errors.index.equals(cohorts.index)
+        else errors.reindex(ids).to_numpy(dtype=object)
+    )
     windowed = _windowed(due, cohorts)
     columns: dict[str, object] = {c: cohorts[c].array.take(pos) for c in COHORT_COLUMNS if c in cohorts.columns}
     # a Series on ids: pandas would make Arrow text of a bare object array
@@ -179,7 +202,9 @@ def cohort_for(cohorts: pd.DataFrame, stage_id: str, errors: pd.Series) -> pd.Da
     return pd.DataFrame(columns, index=ids, copy=False)  # the arrays are new: kept, not copied into blocks
 
 
-def decide_all(portfolio: Portfolio, cohorts: pd.DataFrame, batch: MetricsBatch, metrics: pd.DataFrame, as_of: date) -> pd.DataFrame:
+def decide_all(
+    portfolio: Portfolio, cohorts: pd.DataFrame, batch: MetricsBatch, metrics: pd.DataFrame, as_of: date
+) -> pd.DataFrame:
     """Every due brand's decision for as_of, in the order of the flow's per-stage tasks.
 
     The flow runs one task per stage; a replay decides hundreds of days, so here every stage's
@@ -192,7 +217,10 @@ def decide_all(portfolio: Portfolio, cohorts: pd.DataFrame, batch: MetricsBatch,
     due = due.assign(data_error=errors.reindex(due.index).fillna("").to_numpy(dtype=object))
     exited = due["stage"].to_numpy() == EXITED
     live = due[~exited]
-    parts = [gate_cohort(portfolio, live, live["stage"].to_numpy(dtype=object), metrics, as_of), gate_exited(due[exited], as_of)]
+    parts = [
+        gate_cohort(portfolio, live, live["stage"].to_numpy(dtype=object), metrics, as_of),
+        gate_exited(due[exited], as_of),
+    ]
     return render(diagnose(combine(parts), cohorts, portfolio))
 
 
@@ -266,7 +294,9 @@ def count_decisions(summary: CycleSummary, decisions: pd.DataFrame) -> None:
     v = decisions["verdict"].value_counts()
     a = decisions["action"].value_counts()
     summary.verdicts = {k: int(v.get(k, 0)) for k in ("PASS", "FAIL", "INCONCLUSIVE", "ERROR")}
-    summary.actions = {k: int(a.get(k, 0)) for k in ("advance", "graduate", "await_approval", "demote", "recycle", "exit", "hold")}
+    summary.actions = {
+        k: int(a.get(k, 0)) for k in ("advance", "graduate", "await_approval", "demote", "recycle", "exit", "hold")
+    }
     summary.overdue = sorted(decisions.loc[decisions["overdue"].astype(bool), "brand_id"])
     summary.errors = sorted(decisions.loc[decisions["verdict"] == "ERROR", "brand_id"])
 
@@ -299,13 +329,23 @@ def first_quarantined(quarantine: pd.DataFrame, n: int = QUARANTINE_SHOWN) -> li
         return []
     source = q["source"].astype(str).str.rsplit("/", n=1).str[-1]  # the file, not its whole path
     where = (source + " row " + q["row"].astype(str)).str.strip()
-    return list(where + " (" + q["brand_id"].fillna("no brand").astype(str) + ", " + q["date"].fillna("no date").astype(str) + "): " + q["reason"].astype(str))
+    return list(
+        where
+        + " ("
+        + q["brand_id"].fillna("no brand").astype(str)
+        + ", "
+        + q["date"].fillna("no date").astype(str)
+        + "): "
+        + q["reason"].astype(str)
+    )
 
 
 def without_rows(batch: MetricsBatch) -> MetricsBatch:
     """The batch without its daily rows, once the windows are computed: at 100,000 brands they are most of a cycle's memory."""
     # a copy: an empty slice would be a view keeping every column of the full frame alive
-    return MetricsBatch(batch.daily.iloc[:0].copy(), batch.quarantine, batch.missing_columns, batch.unknown_columns, batch.sources)
+    return MetricsBatch(
+        batch.daily.iloc[:0].copy(), batch.quarantine, batch.missing_columns, batch.unknown_columns, batch.sources
+    )
 
 
 def return_free_memory() -> None:
@@ -323,7 +363,12 @@ def return_free_memory() -> None:
 
 
 def summarise(
-    as_of: date, cohorts: pd.DataFrame, decisions: pd.DataFrame, batch: MetricsBatch, written: WriteResult, unknown: UnknownBrands | None = None
+    as_of: date,
+    cohorts: pd.DataFrame,
+    decisions: pd.DataFrame,
+    batch: MetricsBatch,
+    written: WriteResult,
+    unknown: UnknownBrands | None = None,
 ) -> CycleSummary:
     """What the cycle did, from its cohorts, decisions, metrics and what the ledger accepted.
 
@@ -375,7 +420,12 @@ def expected_versions(cohorts: pd.DataFrame) -> pd.Series:
 
 
 def run_day(
-    portfolio: Portfolio, history: MetricsBatch, ledger: Ledger, as_of: date, flow_run_id: str | None, brands: pd.DataFrame | None = None
+    portfolio: Portfolio,
+    history: MetricsBatch,
+    ledger: Ledger,
+    as_of: date,
+    flow_run_id: str | None,
+    brands: pd.DataFrame | None = None,
 ) -> CycleSummary:
     """One whole cycle from an in-memory history (the replay's unit; same functions as the flow)."""
     with ledger.cycle_lock():  # cycles started at once apply one after another, each on the state the last one wrote

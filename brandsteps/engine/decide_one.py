@@ -21,7 +21,10 @@ from brandsteps.engine.window import lagged_name
 PASS, FAIL, INCONCLUSIVE, ERROR = "PASS", "FAIL", "INCONCLUSIVE", "ERROR"
 CRITERION, GUARDRAIL = "criterion", "guardrail"
 _HOLDS: dict[str, Callable[[float, float], bool]] = {
-    ">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt,
+    ">=": operator.ge,
+    ">": operator.gt,
+    "<=": operator.le,
+    "<": operator.lt,
 }
 # a score is a sum of float weights: one equal to pass_score but for rounding in the last bit is not short of it
 SCORE_SLACK = 1e-12
@@ -176,8 +179,19 @@ def evaluate(
     result = "no_value" if value is None else "pass" if _HOLDS[criterion.op](value, threshold) else "fail"
     deciding = not criterion.shadow and (role == CRITERION or graduated)
     evaluated = CriterionResult(
-        role, source_stage, criterion.metric, criterion.op, criterion.kind, criterion.weight, criterion.shadow,
-        criterion.lag_days, threshold, value, result, "", deciding,
+        role,
+        source_stage,
+        criterion.metric,
+        criterion.op,
+        criterion.kind,
+        criterion.weight,
+        criterion.shadow,
+        criterion.lag_days,
+        threshold,
+        value,
+        result,
+        "",
+        deciding,
     )
     return replace(evaluated, reason=criterion_reason(evaluated))
 
@@ -466,7 +480,10 @@ def action_of(judged: _Judged) -> _Action:
 
 
 def _facts(
-    stage: Stage | None, guardrail_stages: Sequence[Stage], brand: BrandState, metrics: Mapping[str, float | None],
+    stage: Stage | None,
+    guardrail_stages: Sequence[Stage],
+    brand: BrandState,
+    metrics: Mapping[str, float | None],
     as_of: date,
 ) -> _Facts:
     criteria = _all_criteria(stage, guardrail_stages, brand.tier, metrics)
@@ -489,7 +506,10 @@ def _overdue(stage: Stage | None, brand: BrandState, moved: bool) -> bool:
 
 
 def decide_one(
-    stage: Stage | None, guardrail_stages: Sequence[Stage], brand: BrandState, metrics: Mapping[str, float | None],
+    stage: Stage | None,
+    guardrail_stages: Sequence[Stage],
+    brand: BrandState,
+    metrics: Mapping[str, float | None],
     as_of: date,
 ) -> Decision:
     """One brand's decision on as_of.

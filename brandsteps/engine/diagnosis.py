@@ -53,13 +53,19 @@ def parse_json_column(column: pd.Series, empty: str) -> list[Any]:
 
 def criteria_frame(decisions: pd.DataFrame) -> pd.DataFrame:
     """Every decision's evaluated criteria as one long frame with the decision's row position in `row`."""
-    lists = pd.Series(parse_json_column(decisions["criteria"], "[]"), index=np.arange(len(decisions)), dtype=object).explode().dropna()
+    lists = (
+        pd.Series(parse_json_column(decisions["criteria"], "[]"), index=np.arange(len(decisions)), dtype=object)
+        .explode()
+        .dropna()
+    )
     if lists.empty:
         return pd.DataFrame(columns=["row", *list(CRITERIA_KEYS)])
     frame = pd.DataFrame.from_records(lists.tolist(), columns=list(CRITERIA_KEYS))
     frame.insert(0, "row", lists.index.to_numpy(dtype=int))
     frame["shadow"] = frame["shadow"].fillna(False).astype(bool)
-    frame["lag_days"] = pd.to_numeric(frame["lag_days"], errors="coerce").fillna(0).astype(np.int64)  # recorded before lag_days: 0
+    frame["lag_days"] = (
+        pd.to_numeric(frame["lag_days"], errors="coerce").fillna(0).astype(np.int64)
+    )  # recorded before lag_days: 0
     frame["window"] = frame["window"].where(frame["window"].notna(), "").astype(object)
     for c in ("threshold", "value", "weight"):
         frame[c] = pd.to_numeric(frame[c], errors="coerce")
@@ -71,13 +77,20 @@ def from_records(decisions: pd.DataFrame) -> Decided:
     crit = criteria_frame(decisions)
     text = {k: crit[k].to_numpy(dtype=object) for k in ("role", "source_stage", "metric", "op", "kind")}
     evidence = Evidence.of(
-        row=crit["row"].to_numpy(dtype=np.int64), threshold=crit["threshold"].to_numpy(dtype=float), weight=crit["weight"].to_numpy(dtype=float),
-        shadow=crit["shadow"].to_numpy(dtype=bool), value=crit["value"].to_numpy(dtype=float),
-        result=pd.Index(RESULTS).get_indexer(crit["result"]).astype(np.int64), **text,
-        lag_days=crit["lag_days"].to_numpy(dtype=np.int64), window=crit["window"].to_numpy(dtype=object),
+        row=crit["row"].to_numpy(dtype=np.int64),
+        threshold=crit["threshold"].to_numpy(dtype=float),
+        weight=crit["weight"].to_numpy(dtype=float),
+        shadow=crit["shadow"].to_numpy(dtype=bool),
+        value=crit["value"].to_numpy(dtype=float),
+        result=pd.Index(RESULTS).get_indexer(crit["result"]).astype(np.int64),
+        **text,
+        lag_days=crit["lag_days"].to_numpy(dtype=np.int64),
+        window=crit["window"].to_numpy(dtype=object),
     )
     records = parse_json_column(decisions["gmv_factors"], "{}")
-    factors = pd.DataFrame.from_records(records, columns=list(FACTOR_COLUMNS), index=np.arange(len(decisions))).apply(pd.to_numeric, errors="coerce")
+    factors = pd.DataFrame.from_records(records, columns=list(FACTOR_COLUMNS), index=np.arange(len(decisions))).apply(
+        pd.to_numeric, errors="coerce"
+    )
     return Decided(decisions.drop(columns=["criteria", "gmv_factors"]).reset_index(drop=True), evidence, factors)
 
 
@@ -108,8 +121,14 @@ def _first_targets(evidence: Evidence, n: int) -> tuple[np.ndarray, np.ndarray, 
     value_grid = np.full((n, len(GMV_FACTORS)), np.nan)
     lagged_grid = np.zeros((n, len(GMV_FACTORS)), dtype=bool)
     op_grid = np.full((n, len(GMV_FACTORS)), None, dtype=object)
-    col = pd.Index(GMV_FACTORS).get_indexer(pd.Index(evidence.metric, dtype=object)) if len(evidence) else np.empty(0, dtype=np.int64)
-    pick = np.flatnonzero((evidence.role == "criterion") & ~evidence.shadow & (col >= 0))[::-1]  # reversed: the first written last wins
+    col = (
+        pd.Index(GMV_FACTORS).get_indexer(pd.Index(evidence.metric, dtype=object))
+        if len(evidence)
+        else np.empty(0, dtype=np.int64)
+    )
+    pick = np.flatnonzero((evidence.role == "criterion") & ~evidence.shadow & (col >= 0))[
+        ::-1
+    ]  # reversed: the first written last wins
     thr_grid[evidence.row[pick], col[pick]] = evidence.threshold[pick]
     value_grid[evidence.row[pick], col[pick]] = evidence.value[pick]
     lagged_grid[evidence.row[pick], col[pick]] = evidence.lag_days[pick] > 0
@@ -132,7 +151,11 @@ def factor_diagnosis(decided: Decided, cohorts: pd.DataFrame, portfolio: Portfol
     values = decided.factors.reindex(columns=["gmv", *GMV_FACTORS]).reset_index(drop=True).astype(float)
     pos = cohorts.index.get_indexer(pd.Index(ids, dtype=object))
     tier = np.where(pos >= 0, cohorts["tier"].to_numpy(dtype=object)[pos], None)
-    window_len = np.where(pos >= 0, cohorts["window_len"].to_numpy(dtype=float)[pos], np.nan) if "window_len" in cohorts else np.full(n, np.nan)
+    window_len = (
+        np.where(pos >= 0, cohorts["window_len"].to_numpy(dtype=float)[pos], np.nan)
+        if "window_len" in cohorts
+        else np.full(n, np.nan)
+    )
     basis = values[list(GMV_FACTORS)].copy()
     with np.errstate(divide="ignore", invalid="ignore"):
         basis["uv"] = np.where(window_len > 0, values["uv"].to_numpy(dtype=float) / window_len, np.nan)
@@ -204,13 +227,21 @@ def shadow_verdicts(decisions: pd.DataFrame, evidence: Evidence, pass_score: np.
         score = np.where(has_should & (total > 0), passed / np.where(total > 0, total, 1.0), 1.0)
     live = decisions["verdict"].to_numpy(dtype=object)
     live_reason = decisions["reason"].fillna("").astype(str).to_numpy(dtype=object)
-    before_criteria = (live == "ERROR") | ((live == "INCONCLUSIVE") & ~pd.Series(live_reason, dtype=object).str.startswith("no value").to_numpy(dtype=bool))
+    before_criteria = (live == "ERROR") | (
+        (live == "INCONCLUSIVE") & ~pd.Series(live_reason, dtype=object).str.startswith("no value").to_numpy(dtype=bool)
+    )
     least = np.asarray(pass_score, dtype=float)
-    verdict = np.select([before_criteria, no_value, must_fail, score < least - 1e-12], [live, "INCONCLUSIVE", "FAIL", "FAIL"], default="PASS")
+    verdict = np.select(
+        [before_criteria, no_value, must_fail, score < least - 1e-12],
+        [live, "INCONCLUSIVE", "FAIL", "FAIL"],
+        default="PASS",
+    )
     failing_rows = crit.shadow & (result != PASS_)
     failing = join_groups(row[failing_rows], crit.take(failing_rows).reasons(), n, "; ")
     has = count > 0
-    scored = np.array(["every shadow criterion passes; score with shadow " + f"{v:.4g}" for v in score[has].tolist()], dtype=object)
+    scored = np.array(
+        ["every shadow criterion passes; score with shadow " + f"{v:.4g}" for v in score[has].tolist()], dtype=object
+    )
     reason = np.full(n, None, dtype=object)
     explained = np.where(failing[has] != "", "shadow: " + failing[has], scored)
     reason[has] = np.where(before_criteria[has], "decided before the criteria: " + live_reason[has], explained)
@@ -243,7 +274,9 @@ def diagnose(decided: Decided, cohorts: pd.DataFrame, portfolio: Portfolio) -> D
     with_shadow = shadow["shadow_verdict"].notna().to_numpy()
     noted = diag["measured"].to_numpy(dtype=bool) | with_shadow
     diag = diag[noted]
-    head = diag[["cohort_brands", "tier", "limiting_factor", "limiting_shortfall", "lever", "action_stage", "action"]].copy()
+    head = diag[
+        ["cohort_brands", "tier", "limiting_factor", "limiting_shortfall", "lever", "action_stage", "action"]
+    ].copy()
     head.insert(0, "cohort", decisions["stage"].to_numpy(dtype=object)[noted])
     columns: list[list[str]] = [json_members(head)]
     for f in GMV_FACTORS:  # five factors, each one encoder call over all brands
@@ -257,6 +290,10 @@ def diagnose(decided: Decided, cohorts: pd.DataFrame, portfolio: Portfolio) -> D
     notes = np.full(len(decisions), None, dtype=object)
     notes[noted] = np.asarray(texts, dtype=object)
     if with_shadow.any():
-        shadow_part = json_records(shadow[with_shadow].rename(columns={"shadow_verdict": "verdict", "shadow_reason": "reason", "shadow_criteria": "criteria"}))
+        shadow_part = json_records(
+            shadow[with_shadow].rename(
+                columns={"shadow_verdict": "verdict", "shadow_reason": "reason", "shadow_criteria": "criteria"}
+            )
+        )
         notes[with_shadow] = notes[with_shadow] + ',"shadow":' + shadow_part
     return decided.with_notes(notes)

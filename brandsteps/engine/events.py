@@ -37,8 +37,19 @@ METRICS_RESOURCE: dict[str, str] = {
 }
 
 PAYLOAD_FIELDS: tuple[str, ...] = (
-    "brand_id", "as_of", "stage", "to_stage", "verdict", "action", "score", "reason", "action_reason",
-    "overdue", "days_in_stage", "pass_streak", "policy_version",
+    "brand_id",
+    "as_of",
+    "stage",
+    "to_stage",
+    "verdict",
+    "action",
+    "score",
+    "reason",
+    "action_reason",
+    "overdue",
+    "days_in_stage",
+    "pass_streak",
+    "policy_version",
 )
 
 
@@ -89,7 +100,9 @@ def newly_overdue(decisions: pd.DataFrame, last_as_of: pd.Series, max_days: pd.S
     gap = (pd.to_datetime(decisions["as_of"]).to_numpy() - previous.to_numpy()) / np.timedelta64(1, "D")
     days_then = decisions["days_in_stage"].to_numpy(dtype=float) - gap
     limit = max_days.reindex(decisions["brand_id"]).to_numpy(dtype=float)
-    moved_since = decisions["stage_entered_on"].to_numpy() > previous.to_numpy() if "stage_entered_on" in decisions else False
+    moved_since = (
+        decisions["stage_entered_on"].to_numpy() > previous.to_numpy() if "stage_entered_on" in decisions else False
+    )
     with np.errstate(invalid="ignore"):
         was_overdue = (days_then > limit) & ~np.isnan(gap) & ~moved_since
     return overdue & ~pd.Series(was_overdue, index=decisions.index)
@@ -97,11 +110,18 @@ def newly_overdue(decisions: pd.DataFrame, last_as_of: pd.Series, max_days: pd.S
 
 def max_days_by_brand(portfolio: Portfolio, stages: pd.Series) -> pd.Series:
     """Each brand's max_days_in_stage for its current stage (NaN: no limit), overrides included."""
-    return pd.Series(stage_param_for(portfolio, stages.index, stages.to_numpy(dtype=object), "max_days").astype(float), index=stages.index)
+    return pd.Series(
+        stage_param_for(portfolio, stages.index, stages.to_numpy(dtype=object), "max_days").astype(float),
+        index=stages.index,
+    )
 
 
 def brand_events(
-    decisions: pd.DataFrame, names: pd.Series, last_as_of: pd.Series, max_days: pd.Series, written: set[str] | None = None
+    decisions: pd.DataFrame,
+    names: pd.Series,
+    last_as_of: pd.Series,
+    max_days: pd.Series,
+    written: set[str] | None = None,
 ) -> list[BrandEvent]:
     """The events for a cycle's decisions, only for brands whose decision was written now.
 
@@ -125,7 +145,10 @@ def brand_events(
             payload = {str(k): _json_safe(v) for k, v in record.items()}
             brand_id = str(payload["brand_id"])
             suffix = ACTION_EVENTS[str(payload["action"])] if kind == "action" else OVERDUE_EVENT
-            resource = {"prefect.resource.id": f"{RESOURCE_PREFIX}.{brand_id}", "prefect.resource.name": str(names.get(brand_id, brand_id))}
+            resource = {
+                "prefect.resource.id": f"{RESOURCE_PREFIX}.{brand_id}",
+                "prefect.resource.name": str(names.get(brand_id, brand_id)),
+            }
             events.append(BrandEvent(f"{EVENT_PREFIX}.{suffix}", resource, payload))
     return events
 

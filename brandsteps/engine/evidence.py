@@ -17,7 +17,19 @@ PASS_, FAIL_, NO_VALUE = 0, 1, 2
 NEGATED = {">=": "<", ">": "<=", "<=": ">", "<": ">="}
 FACTOR_COLUMNS: tuple[str, ...] = ("gmv", *GMV_FACTORS)
 CRITERIA_KEYS: tuple[str, ...] = (
-    "role", "source_stage", "metric", "op", "threshold", "kind", "weight", "shadow", "lag_days", "window", "value", "result", "reason",
+    "role",
+    "source_stage",
+    "metric",
+    "op",
+    "threshold",
+    "kind",
+    "weight",
+    "shadow",
+    "lag_days",
+    "window",
+    "value",
+    "result",
+    "reason",
 )
 
 
@@ -58,7 +70,13 @@ _PLAIN_UNIT = UNITS.index("ratio")
 
 def unit_codes(metrics: np.ndarray | Sequence[str]) -> np.ndarray:
     """Each metric's unit (catalogue) as its position in UNITS; a name the catalogue lacks is shown plain."""
-    return np.array([UNITS.index(METRICS[m].unit) if m in METRICS else _PLAIN_UNIT for m in np.asarray(metrics, dtype=object).tolist()], dtype=np.int64)
+    return np.array(
+        [
+            UNITS.index(METRICS[m].unit) if m in METRICS else _PLAIN_UNIT
+            for m in np.asarray(metrics, dtype=object).tolist()
+        ],
+        dtype=np.int64,
+    )
 
 
 def show_numbers(values: np.ndarray | Sequence[float], units: np.ndarray | np.integer[Any] | int) -> np.ndarray:
@@ -78,7 +96,9 @@ def show_numbers(values: np.ndarray | Sequence[float], units: np.ndarray | np.in
 
 def show_number(value: float | None, unit: str) -> str:
     """One value in its unit (show_numbers for a single number)."""
-    return "n/a" if value is None else str(_SHOW[UNITS.index(unit) if unit in UNITS else _PLAIN_UNIT]([float(value)])[0])
+    return (
+        "n/a" if value is None else str(_SHOW[UNITS.index(unit) if unit in UNITS else _PLAIN_UNIT]([float(value)])[0])
+    )
 
 
 def show_repeated(values: np.ndarray, units: np.ndarray) -> np.ndarray:
@@ -126,7 +146,10 @@ def text_frame(columns: dict[str, Any], index: pd.Index | None = None, fresh: bo
     fresh: every array is new and the caller's alone, so the frame keeps them as they are instead
     of copying same-typed columns into one block (a tenth of a 20,000-brand gate's time).
     """
-    kept = {k: pd.Series(v, dtype=object, copy=not fresh) if isinstance(v, np.ndarray) and v.dtype.kind in "OU" else v for k, v in columns.items()}
+    kept = {
+        k: pd.Series(v, dtype=object, copy=not fresh) if isinstance(v, np.ndarray) and v.dtype.kind in "OU" else v
+        for k, v in columns.items()
+    }
     return pd.DataFrame(kept, index=index, copy=not fresh)
 
 
@@ -185,7 +208,9 @@ class Rules:
     @classmethod
     def empty(cls) -> Rules:
         text = np.empty(0, dtype=object)
-        return cls(text, text, text, text, text, np.empty(0, dtype=float), np.empty(0, dtype=bool), np.empty(0, dtype=np.int64))
+        return cls(
+            text, text, text, text, text, np.empty(0, dtype=float), np.empty(0, dtype=bool), np.empty(0, dtype=np.int64)
+        )
 
 
 _RULE_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Rules))
@@ -223,9 +248,20 @@ class Evidence:
 
     @classmethod
     def of(
-        cls, row: np.ndarray, role: np.ndarray, source_stage: np.ndarray, metric: np.ndarray, op: np.ndarray, threshold: np.ndarray,
-        kind: np.ndarray, weight: np.ndarray, shadow: np.ndarray, value: np.ndarray, result: np.ndarray,
-        lag_days: np.ndarray | None = None, window: np.ndarray | None = None,
+        cls,
+        row: np.ndarray,
+        role: np.ndarray,
+        source_stage: np.ndarray,
+        metric: np.ndarray,
+        op: np.ndarray,
+        threshold: np.ndarray,
+        kind: np.ndarray,
+        weight: np.ndarray,
+        shadow: np.ndarray,
+        value: np.ndarray,
+        result: np.ndarray,
+        lag_days: np.ndarray | None = None,
+        window: np.ndarray | None = None,
     ) -> Evidence:
         """Evidence from one array per column (a criterion of its own per row)."""
         lags = np.zeros(len(row), dtype=np.int64) if lag_days is None else np.asarray(lag_days, dtype=np.int64)
@@ -254,7 +290,15 @@ class Evidence:
     def take(self, pick: np.ndarray | slice) -> Evidence:
         """The criteria selected by a mask or positions (rows keep their decision positions)."""
         window = None if self.window is None else self.window[pick]
-        return Evidence(self.row[pick], self.crit[pick], self.threshold[pick], self.value[pick], self.result[pick], self.rules, window)
+        return Evidence(
+            self.row[pick],
+            self.crit[pick],
+            self.threshold[pick],
+            self.value[pick],
+            self.result[pick],
+            self.rules,
+            window,
+        )
 
     def windows(self) -> np.ndarray:
         """Each criterion's window text ('' where not known)."""
@@ -270,10 +314,20 @@ class Evidence:
         prefix = np.asarray(np.where(rules.shadow, "shadow " + prefix, prefix), dtype=object)[self.crit]
         # values in their metric's unit, as the tables show them: refund_rate 17.39% < 25%, gpm ¥3,163.28
         units = unit_codes(rules.metric)[self.crit]
-        columns = zip(prefix.tolist(), self.metric.tolist(), show_numbers(self.value, units).tolist(), self.op.tolist(),
-                      show_repeated(self.threshold, units).tolist(), self.result.tolist(), strict=True)
+        columns = zip(
+            prefix.tolist(),
+            self.metric.tolist(),
+            show_numbers(self.value, units).tolist(),
+            self.op.tolist(),
+            show_repeated(self.threshold, units).tolist(),
+            self.result.tolist(),
+            strict=True,
+        )
         # one text built per criterion (a million at 100,000 brands): one f-string, not five array additions
-        texts = [f"{pre}{m} has no value" if r == NO_VALUE else f"{pre}{m} {v} {o if r == PASS_ else NEGATED[o]} {t}" for pre, m, v, o, t, r in columns]
+        texts = [
+            f"{pre}{m} has no value" if r == NO_VALUE else f"{pre}{m} {v} {o if r == PASS_ else NEGATED[o]} {t}"
+            for pre, m, v, o, t, r in columns
+        ]
         out = np.asarray(texts, dtype=object)
         lag = np.asarray(rules.lag_days, dtype=np.int64)[self.crit]
         lagged = np.flatnonzero(lag > 0)
@@ -292,7 +346,9 @@ def concat_evidence(parts: Sequence[Evidence], offsets: Sequence[int]) -> Eviden
     if not kept:
         return Evidence.empty()
     row = np.concatenate([p.row + off for p, off in kept])
-    threshold, value, result = (np.concatenate([getattr(p, n) for p, _ in kept]) for n in ("threshold", "value", "result"))
+    threshold, value, result = (
+        np.concatenate([getattr(p, n) for p, _ in kept]) for n in ("threshold", "value", "result")
+    )
     window = None if all(p.window is None for p, _ in kept) else np.concatenate([p.windows() for p, _ in kept])
     rules = kept[0][0].rules
     if all(p.rules is rules for p, _ in kept):
@@ -340,7 +396,9 @@ def combine(parts: Sequence[Decided]) -> Decided:
     offsets = np.r_[0, np.cumsum(sizes)[:-1]].tolist()
     notes = None
     if any(p.factor_notes is not None for p in parts):
-        notes = np.concatenate([p.factor_notes if p.factor_notes is not None else np.full(len(p), None, dtype=object) for p in parts])
+        notes = np.concatenate(
+            [p.factor_notes if p.factor_notes is not None else np.full(len(p), None, dtype=object) for p in parts]
+        )
     return Decided(
         pd.concat([p.decisions for p in parts], ignore_index=True),
         concat_evidence([p.evidence for p in parts], offsets),
@@ -379,12 +437,16 @@ def _criteria_arrays(evidence: Evidence, n: int) -> np.ndarray:
     # a criterion fixes all of them but the threshold (one per tier): (criterion, threshold) pairs are
     # encoded once each; two pairs with equal members encode to the same text, so the output is as
     # if keyed on the members themselves
-    thresholds = pd.factorize(evidence.threshold, use_na_sentinel=False)[0].astype(np.int64)  # NaN a code of its own, not -1
+    thresholds = pd.factorize(evidence.threshold, use_na_sentinel=False)[0].astype(
+        np.int64
+    )  # NaN a code of its own, not -1
     key = evidence.crit.astype(np.int64) * (int(thresholds.max()) + 1) + thresholds
     _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
     heads_of = evidence.take(first)
     fixed = {k: getattr(heads_of, k) for k in _FIXED_KEYS}
-    heads = json_members(pd.DataFrame({k: pd.Series(v, dtype=object if v.dtype == object else v.dtype) for k, v in fixed.items()}))
+    heads = json_members(
+        pd.DataFrame({k: pd.Series(v, dtype=object if v.dtype == object else v.dtype) for k, v in fixed.items()})
+    )
     varying = pd.DataFrame(
         {
             "window": pd.Series(evidence.windows(), dtype=object),
@@ -394,7 +456,12 @@ def _criteria_arrays(evidence: Evidence, n: int) -> np.ndarray:
         },
         copy=False,
     )
-    texts = [f"{{{h},{v}}}" for h, v in zip(np.asarray(heads, dtype=object)[inverse.reshape(-1)].tolist(), json_members(varying), strict=True)]
+    texts = [
+        f"{{{h},{v}}}"
+        for h, v in zip(
+            np.asarray(heads, dtype=object)[inverse.reshape(-1)].tolist(), json_members(varying), strict=True
+        )
+    ]
     return np.asarray("[" + join_groups(evidence.row, np.asarray(texts, dtype=object), n, ",") + "]", dtype=object)
 
 
@@ -404,7 +471,10 @@ def factors_json(decided: Decided) -> np.ndarray:
     lines = json_records(frame)
     if decided.factor_notes is not None:
         noted = pd.notna(decided.factor_notes)
-        joined = [f"{line[:-1]},{note}}}" for line, note in zip(lines[noted].tolist(), decided.factor_notes[noted].tolist(), strict=True)]
+        joined = [
+            f"{line[:-1]},{note}}}"
+            for line, note in zip(lines[noted].tolist(), decided.factor_notes[noted].tolist(), strict=True)
+        ]
         lines[noted] = np.asarray(joined, dtype=object)
     exited = decided.decisions["stage"].to_numpy(dtype=object) == EXITED
     lines[exited] = "{}"

@@ -83,7 +83,13 @@ GRADUATED_PARAMS: dict[str, object] = {
     "requires_approval": False,
 }
 _PARAM_DTYPES: dict[str, Any] = {
-    "window_days": int, "min_days": int, "max_days": float, "consecutive": int, "pass_score": float, "on_fail": object, "requires_approval": bool,
+    "window_days": int,
+    "min_days": int,
+    "max_days": float,
+    "consecutive": int,
+    "pass_score": float,
+    "on_fail": object,
+    "requires_approval": bool,
 }
 
 
@@ -111,7 +117,9 @@ class Compiled:
     source_code: np.ndarray  # index of the source stage in STAGE_IDS
     metric: np.ndarray
     lag: np.ndarray  # lag_days of each criterion: its metric is read over the window that many days back
-    metric_names: np.ndarray  # the distinct window-metrics columns read (lagged_name), in the order metric_id counts them
+    metric_names: (
+        np.ndarray
+    )  # the distinct window-metrics columns read (lagged_name), in the order metric_id counts them
     metric_id: np.ndarray
     op: np.ndarray
     op_code: np.ndarray
@@ -140,7 +148,9 @@ class Compiled:
             codes[hit] = self.overridden_variant[pos[hit]]
         return np.asarray(stage_codes, dtype=np.int64) * self.variants + codes
 
-    def rule_sets_by_version(self, brand_ids: pd.Index, versions: tuple[np.ndarray, Any], stage_codes: np.ndarray) -> np.ndarray:
+    def rule_sets_by_version(
+        self, brand_ids: pd.Index, versions: tuple[np.ndarray, Any], stage_codes: np.ndarray
+    ) -> np.ndarray:
         """rule_sets, the variant read from each brand's policy version (a cohort's policy_version column, factorized).
 
         A version names one set of overrides (a digest of the playbook's version and them), so a
@@ -198,12 +208,18 @@ def _compile(portfolio: Portfolio) -> Compiled:
     metric = arr([c.metric for c, _, _, _ in items])
     lag = arr([c.lag_days for c, _, _, _ in items], np.int64)
     op = arr([c.op for c, _, _, _ in items])
-    thr = np.array([[c.threshold_for(t) for t in TIERS] for c, _, _, _ in items], dtype=float).reshape(len(items), len(TIERS))
+    thr = np.array([[c.threshold_for(t) for t in TIERS] for c, _, _, _ in items], dtype=float).reshape(
+        len(items), len(TIERS)
+    )
     kind = arr([c.kind for c, _, _, _ in items])
     sample_min = arr([m for _, m in samples], float)
     sample_key = arr([k for k, _ in samples])
-    metric_names, metric_id = np.unique(np.array([lagged_name(m, int(k)) for m, k in zip(metric, lag, strict=True)], dtype=str), return_inverse=True)
-    sample_names, sample_id = np.unique(np.array([k if k == "days_with_data" else f"sum_{k}" for k in sample_key], dtype=str), return_inverse=True)
+    metric_names, metric_id = np.unique(
+        np.array([lagged_name(m, int(k)) for m, k in zip(metric, lag, strict=True)], dtype=str), return_inverse=True
+    )
+    sample_names, sample_id = np.unique(
+        np.array([k if k == "days_with_data" else f"sum_{k}" for k in sample_key], dtype=str), return_inverse=True
+    )
     for_graduated = arr([g for _, _, _, g in items], bool)
     return Compiled(
         variants=len(representative),
@@ -236,7 +252,13 @@ def _compile(portfolio: Portfolio) -> Compiled:
         sample_min_text=show_numbers(sample_min, unit_codes(sample_key)),
         sample_unit=unit_codes(sample_key),
         rules=Rules(
-            role=role, source_stage=source, metric=metric, op=op, kind=kind, weight=arr([c.weight for c, _, _, _ in items], float), shadow=shadow,
+            role=role,
+            source_stage=source,
+            metric=metric,
+            op=op,
+            kind=kind,
+            weight=arr([c.weight for c, _, _, _ in items], float),
+            shadow=shadow,
             lag_days=lag,
         ),
     )
@@ -262,7 +284,9 @@ def compiled(portfolio: Portfolio) -> Compiled:
     return entry[1]
 
 
-def stage_param_for(portfolio: Portfolio, brand_ids: pd.Index | np.ndarray, stages: np.ndarray, name: str) -> np.ndarray:
+def stage_param_for(
+    portfolio: Portfolio, brand_ids: pd.Index | np.ndarray, stages: np.ndarray, name: str
+) -> np.ndarray:
     """Each brand's value of one stage parameter (window_days, max_days, pass_score, ...) in its stage.
 
     Brand overrides included, no loop over brands; exited brands get graduated's value.
@@ -273,7 +297,9 @@ def stage_param_for(portfolio: Portfolio, brand_ids: pd.Index | np.ndarray, stag
 
 def _rule_sets_in_stage(comp: Compiled, brand_ids: pd.Index | np.ndarray, stages: np.ndarray) -> np.ndarray:
     """Each brand's rule set in its current stage; exited brands (not evaluated) get graduated's."""
-    codes = pd.Index(EVALUATED).get_indexer(pd.Index(np.asarray(stages, dtype=object), dtype=object)).astype(np.int64)  # -1: exited
+    codes = (
+        pd.Index(EVALUATED).get_indexer(pd.Index(np.asarray(stages, dtype=object), dtype=object)).astype(np.int64)
+    )  # -1: exited
     return comp.rule_sets(brand_ids, np.where(codes < 0, EVALUATED.index(GRADUATED), codes))
 
 
@@ -284,19 +310,25 @@ def _reading(comp: Compiled, brand_ids: pd.Index | np.ndarray, stages: np.ndarra
     return np.asarray(per_rule_set[_rule_sets_in_stage(comp, brand_ids, stages)], dtype=bool)
 
 
-def uses_metric(portfolio: Portfolio, brand_ids: pd.Index | np.ndarray, stages: np.ndarray, metric: str, lag_days: int = 0) -> np.ndarray:
+def uses_metric(
+    portfolio: Portfolio, brand_ids: pd.Index | np.ndarray, stages: np.ndarray, metric: str, lag_days: int = 0
+) -> np.ndarray:
     """Whether each brand's rules in its stage read `metric` over the window lag_days back (criteria, shadow or not, and guardrails)."""
     comp = compiled(portfolio)
     return _reading(comp, brand_ids, stages, (comp.metric == metric) & (comp.lag == lag_days))
 
 
-def brands_reading_lag(portfolio: Portfolio, brand_ids: pd.Index | np.ndarray, stages: np.ndarray, lag_days: int) -> np.ndarray:
+def brands_reading_lag(
+    portfolio: Portfolio, brand_ids: pd.Index | np.ndarray, stages: np.ndarray, lag_days: int
+) -> np.ndarray:
     """Whether each brand's rules in its stage read any metric over the window lag_days back."""
     comp = compiled(portfolio)
     return _reading(comp, brand_ids, stages, comp.lag == lag_days)
 
 
-def deciding_inputs(portfolio: Portfolio, brand_ids: pd.Index | np.ndarray, stages: np.ndarray) -> tuple[list[tuple[str, int]], np.ndarray]:
+def deciding_inputs(
+    portfolio: Portfolio, brand_ids: pd.Index | np.ndarray, stages: np.ndarray
+) -> tuple[list[tuple[str, int]], np.ndarray]:
     """The (base column, lag_days) pairs the deciding criteria read, and which of them each brand's rules in its stage need.
 
     Deciding criteria are those that can set the verdict: a stage's non-shadow criteria, and for
@@ -350,7 +382,15 @@ class Rows:
         """The rows (all, or those picked) as the ledger records them."""
         # the criteria are referred to by number in the portfolio's one Rules: no texts gathered per row
         window = None if self.window is None else self.window[pick]
-        return Evidence(self.brand[pick], self.crit[pick], self.threshold[pick], self.value[pick], self.result[pick], comp.rules, window)
+        return Evidence(
+            self.brand[pick],
+            self.crit[pick],
+            self.threshold[pick],
+            self.value[pick],
+            self.result[pick],
+            comp.rules,
+            window,
+        )
 
     def reasons(self, comp: Compiled, pick: np.ndarray) -> np.ndarray:
         """Reason texts of the picked rows only: a verdict quotes a few of a cohort's criteria."""
@@ -359,7 +399,11 @@ class Rows:
 
 def _compare(value: np.ndarray, thr: np.ndarray, op_code: np.ndarray) -> np.ndarray:
     with np.errstate(invalid="ignore"):
-        return np.select([op_code == 0, op_code == 1, op_code == 2, op_code == 3], [value >= thr, value > thr, value <= thr, value < thr], False)
+        return np.select(
+            [op_code == 0, op_code == 1, op_code == 2, op_code == 3],
+            [value >= thr, value > thr, value <= thr, value < thr],
+            False,
+        )
 
 
 def _results(value: np.ndarray, ok: np.ndarray) -> np.ndarray:
@@ -415,13 +459,24 @@ def evaluate_criteria(criteria: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataF
     out = criteria.copy()
     rows = metrics.index.get_indexer(pd.Index(out["brand_id"]))
     names, column = np.unique(out["metric"].to_numpy(dtype=str), return_inverse=True)
-    value = _metric_table(metrics, rows, names.tolist())[np.arange(len(out)), column.reshape(-1)] if len(out) else np.empty(0)
+    value = (
+        _metric_table(metrics, rows, names.tolist())[np.arange(len(out)), column.reshape(-1)]
+        if len(out)
+        else np.empty(0)
+    )
     thr = out["threshold"].to_numpy(dtype=float)
     op = out["op"].to_numpy(dtype=object)
     result = _results(value, _compare(value, thr, np.array([OPS.index(o) for o in op], dtype=np.int64)))
     text = {k: out[k].to_numpy(dtype=object) for k in ("role", "source_stage", "metric", "op", "kind")}
-    evidence = Evidence.of(row=np.arange(len(out)), threshold=thr, weight=out["weight"].to_numpy(dtype=float), shadow=out["shadow"].to_numpy(dtype=bool),
-                        value=value, result=result, **text)
+    evidence = Evidence.of(
+        row=np.arange(len(out)),
+        threshold=thr,
+        weight=out["weight"].to_numpy(dtype=float),
+        shadow=out["shadow"].to_numpy(dtype=bool),
+        value=value,
+        result=result,
+        **text,
+    )
     out["value"] = value
     out["result"] = RESULTS[result]
     out["reason"] = evidence.reasons()
@@ -437,7 +492,12 @@ def _next_stage(stage_id: str) -> str:
 
 
 def _verdicts(
-    cohort: pd.DataFrame, comp: Compiled, rows: Rows, params: dict[str, np.ndarray], sample: tuple[np.ndarray, np.ndarray, np.ndarray], err: np.ndarray,
+    cohort: pd.DataFrame,
+    comp: Compiled,
+    rows: Rows,
+    params: dict[str, np.ndarray],
+    sample: tuple[np.ndarray, np.ndarray, np.ndarray],
+    err: np.ndarray,
     late: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The verdict (its index in VERDICTS), its reason and the score of every brand of the cohort.
@@ -478,14 +538,18 @@ def _verdicts(
     weight = comp.weight[d_crit]
     total = np.bincount(d_brand[should], weights=weight[should], minlength=n)
     has_should = np.bincount(d_brand[should], minlength=n) > 0
-    passed = np.bincount(d_brand[should & (d_result == PASS_)], weights=weight[should & (d_result == PASS_)], minlength=n)
+    passed = np.bincount(
+        d_brand[should & (d_result == PASS_)], weights=weight[should & (d_result == PASS_)], minlength=n
+    )
     with np.errstate(divide="ignore", invalid="ignore"):
         score = np.where(has_should & (total > 0), passed / np.where(total > 0, total, 1.0), 1.0)
     least = params["pass_score"].astype(float)
     m_score = score < least - 1e-12
 
     masks = [m_error, m_late, m_early, m_short, m_no_value, m_must, m_score]
-    verdict = np.select(masks, [_ERROR, _INCONCLUSIVE, _INCONCLUSIVE, _INCONCLUSIVE, _INCONCLUSIVE, _FAIL, _FAIL], _PASS)
+    verdict = np.select(
+        masks, [_ERROR, _INCONCLUSIVE, _INCONCLUSIVE, _INCONCLUSIVE, _INCONCLUSIVE, _FAIL, _FAIL], _PASS
+    )
     # Reasons are built only for the brands whose verdict they explain.
     reason = np.full(n, "", dtype=object)
     first_error = m_error
@@ -493,13 +557,31 @@ def _verdicts(
     reason[m_late] = late[m_late]
     early = m_early & ~m_error & ~m_late
     if early.any():
-        reason[early] = per_distinct(lambda d, m: _str(d) + " days in stage < min_days_in_stage " + _str(m), days[early], least_days[early].astype(int))
+        reason[early] = per_distinct(
+            lambda d, m: _str(d) + " days in stage < min_days_in_stage " + _str(m),
+            days[early],
+            least_days[early].astype(int),
+        )
     short_now = m_short & ~m_error & ~m_late & ~m_early
     if short_now.any():
         pick = short & short_now[s_brand]
         values = show_numbers(s_value[pick], comp.sample_unit[s_sample[pick]])
-        text = "min_sample " + comp.sample_key[s_sample[pick]] + " " + values + " < " + comp.sample_min_text[s_sample[pick]]
-        text = np.where(values == "n/a", "min_sample " + comp.sample_key[s_sample[pick]] + " not measured, need " + comp.sample_min_text[s_sample[pick]], text)
+        text = (
+            "min_sample "
+            + comp.sample_key[s_sample[pick]]
+            + " "
+            + values
+            + " < "
+            + comp.sample_min_text[s_sample[pick]]
+        )
+        text = np.where(
+            values == "n/a",
+            "min_sample "
+            + comp.sample_key[s_sample[pick]]
+            + " not measured, need "
+            + comp.sample_min_text[s_sample[pick]],
+            text,
+        )
         reason[short_now] = join_groups(s_brand[pick], text, n, "; ")[short_now]
     nv_now = m_no_value & ~m_error & ~m_late & ~m_early & ~m_short
     if nv_now.any():
@@ -508,15 +590,29 @@ def _verdicts(
     must_now = m_must & ~m_error & ~m_late & ~m_early & ~m_short & ~m_no_value
     if must_now.any():
         pick = must_fail & must_now[d_brand]
-        reason[must_now] = join_groups(d_brand[pick], rows.reasons(comp, np.flatnonzero(deciding)[pick]), n, "; ")[must_now]
+        reason[must_now] = join_groups(d_brand[pick], rows.reasons(comp, np.flatnonzero(deciding)[pick]), n, "; ")[
+            must_now
+        ]
     score_now = (verdict == _FAIL) & ~m_must
     if score_now.any():
         pick = should & (d_result == FAIL_) & score_now[d_brand]
         failed = join_groups(d_brand[pick], rows.reasons(comp, np.flatnonzero(deciding)[pick]), n, "; ")
-        reason[score_now] = "score " + fmt_repeated(score[score_now]) + " < pass_score " + fmt_repeated(least[score_now]) + " (" + failed[score_now] + ")"
+        reason[score_now] = (
+            "score "
+            + fmt_repeated(score[score_now])
+            + " < pass_score "
+            + fmt_repeated(least[score_now])
+            + " ("
+            + failed[score_now]
+            + ")"
+        )
     pass_now = verdict == _PASS
     if pass_now.any():
-        reason[pass_now] = per_distinct(lambda s, p: "all must criteria pass; score " + fmt(s) + " >= pass_score " + fmt(p), score[pass_now], least[pass_now])
+        reason[pass_now] = per_distinct(
+            lambda s, p: "all must criteria pass; score " + fmt(s) + " >= pass_score " + fmt(p),
+            score[pass_now],
+            least[pass_now],
+        )
     return verdict, reason, score
 
 
@@ -555,18 +651,36 @@ def _guardrail_trips(
             detail = np.array([w.replace(f"guardrail {stage_id}: ", "") for w in why[hit]], dtype=object)
             tripped[hit] = stage_id
             untripped &= ~hit
-            reasons[hit] = "guardrail " + stage_id + " failed " + _str(streaks[col][hit]) + " evaluations in a row (" + detail + ")"
+            reasons[hit] = (
+                "guardrail "
+                + stage_id
+                + " failed "
+                + _str(streaks[col][hit])
+                + " evaluations in a row ("
+                + detail
+                + ")"
+            )
     return streaks, tripped, reasons
 
 
 # What the gates read of a brand besides its data_error (and window_row, where known).
 COHORT_COLUMNS: tuple[str, ...] = (
-    "tier", "paused", "awaiting", "awaiting_since", "days_in_stage", "pass_streak", "stage_entered_on", *GUARD_COLUMNS, "policy_version",
+    "tier",
+    "paused",
+    "awaiting",
+    "awaiting_since",
+    "days_in_stage",
+    "pass_streak",
+    "stage_entered_on",
+    *GUARD_COLUMNS,
+    "policy_version",
     "not_ready",  # present when onboarding.yaml has a data_deadline (readiness.apply_deadline)
 )
 
 
-def gate_stage(portfolio: Portfolio, stage_id: str, cohort: pd.DataFrame, metrics: pd.DataFrame, as_of: date) -> Decided:
+def gate_stage(
+    portfolio: Portfolio, stage_id: str, cohort: pd.DataFrame, metrics: pd.DataFrame, as_of: date
+) -> Decided:
     """One decision per brand of the cohort (all brands currently in `stage_id`), vectorised.
 
     cohort: index brand_id; the COHORT_COLUMNS, data_error, and optionally window_row (each
@@ -578,10 +692,19 @@ def gate_stage(portfolio: Portfolio, stage_id: str, cohort: pd.DataFrame, metric
         raise ValueError(f"not an evaluated stage: {[stage_id]}")
     n = len(cohort)
     # one stage: its code is known, no brand's stage name needs looking up
-    return _gate(portfolio, cohort, np.full(n, stage_id, dtype=object), np.full(n, EVALUATED.index(stage_id), dtype=np.int64), metrics, as_of)
+    return _gate(
+        portfolio,
+        cohort,
+        np.full(n, stage_id, dtype=object),
+        np.full(n, EVALUATED.index(stage_id), dtype=np.int64),
+        metrics,
+        as_of,
+    )
 
 
-def decide_stage(portfolio: Portfolio, stage_id: str, cohort: pd.DataFrame, metrics: pd.DataFrame, as_of: date) -> pd.DataFrame:
+def decide_stage(
+    portfolio: Portfolio, stage_id: str, cohort: pd.DataFrame, metrics: pd.DataFrame, as_of: date
+) -> pd.DataFrame:
     """gate_stage's decisions as the ledger records them (criteria and GMV factors as JSON, no diagnosis)."""
     return render(gate_stage(portfolio, stage_id, cohort, metrics, as_of))
 
@@ -592,16 +715,30 @@ _BACK = np.array([STAGE_IDS[max(STAGE_IDS.index(s) - 1, 0)] if s != GRADUATED el
 _LAST = np.array([s == STAGE_IDS[-1] for s in EVALUATED])
 _GRAD = np.array([s == GRADUATED for s in EVALUATED])
 _WAITING = np.array(
-    ["" if s == GRADUATED else "awaiting approval to " + ("graduate" if s == STAGE_IDS[-1] else f"advance to {_next_stage(s)}") + " since " for s in EVALUATED],
+    [
+        ""
+        if s == GRADUATED
+        else "awaiting approval to "
+        + ("graduate" if s == STAGE_IDS[-1] else f"advance to {_next_stage(s)}")
+        + " since "
+        for s in EVALUATED
+    ],
     dtype=object,
 )
 _RECYCLE = np.array([f"on_fail recycle: restart the {s} clock" for s in EVALUATED], dtype=object)
 _DEMOTE = np.array([f"on_fail demote: back to {b}" for b in _BACK], dtype=object)
 _APPROVAL = np.array(
-    ["" if s == GRADUATED else ("; graduating" if s == STAGE_IDS[-1] else f"; advancing to {_next_stage(s)}") + " needs approval" for s in EVALUATED],
+    [
+        ""
+        if s == GRADUATED
+        else ("; graduating" if s == STAGE_IDS[-1] else f"; advancing to {_next_stage(s)}") + " needs approval"
+        for s in EVALUATED
+    ],
     dtype=object,
 )
-_DEFAULT_WORD = np.array([f": advance to {_next_stage(s)}" if s != GRADUATED else ": guardrails hold" for s in EVALUATED], dtype=object)
+_DEFAULT_WORD = np.array(
+    [f": advance to {_next_stage(s)}" if s != GRADUATED else ": guardrails hold" for s in EVALUATED], dtype=object
+)
 _ACTION = np.array(ACTIONS, dtype=object)
 _VERDICT = np.array(VERDICTS, dtype=object)
 _NO_MOVE = np.array([f"no move on {v}" for v in VERDICTS], dtype=object)
@@ -609,7 +746,9 @@ _ERROR, _INCONCLUSIVE, _FAIL, _PASS = range(len(VERDICTS))
 _ADVANCE, _HOLD, _RECYCLE_, _DEMOTE_, _EXIT, _AWAIT, _GRADUATE = range(len(ACTIONS))
 
 
-def gate_cohort(portfolio: Portfolio, cohort: pd.DataFrame, stages: np.ndarray, metrics: pd.DataFrame, as_of: date) -> Decided:
+def gate_cohort(
+    portfolio: Portfolio, cohort: pd.DataFrame, stages: np.ndarray, metrics: pd.DataFrame, as_of: date
+) -> Decided:
     """One decision per brand of a cohort whose brands may sit in different stages (stages: one per brand).
 
     Each brand follows exactly the rules gate_stage applies to its stage; deciding a whole day in
@@ -625,7 +764,9 @@ def gate_cohort(portfolio: Portfolio, cohort: pd.DataFrame, stages: np.ndarray, 
     return _gate(portfolio, cohort, stage, code, metrics, as_of)
 
 
-def _gate(portfolio: Portfolio, cohort: pd.DataFrame, stage: np.ndarray, code: np.ndarray, metrics: pd.DataFrame, as_of: date) -> Decided:
+def _gate(
+    portfolio: Portfolio, cohort: pd.DataFrame, stage: np.ndarray, code: np.ndarray, metrics: pd.DataFrame, as_of: date
+) -> Decided:
     """gate_cohort with each brand's stage (names, and codes indexing EVALUATED) known."""
     n = len(cohort)
     comp = compiled(portfolio)
@@ -648,7 +789,9 @@ def _gate(portfolio: Portfolio, cohort: pd.DataFrame, stage: np.ndarray, code: n
     variant = rule_set % comp.variants
     consecutive_by_stage = {s: comp.params["consecutive"][j * comp.variants + variant] for j, s in enumerate(STAGE_IDS)}
     # guardrails watch measured data: a brand whose data failed validation or is not in is not judged by them
-    guard_streaks, tripped, guard_reason = _guardrail_trips(comp, rows, cohort, consecutive_by_stage, (err == "") & (late == ""))
+    guard_streaks, tripped, guard_reason = _guardrail_trips(
+        comp, rows, cohort, consecutive_by_stage, (err == "") & (late == "")
+    )
 
     graduated = _GRAD[code]
     live = ~graduated  # graduated brands are only watched by guardrails: no stage rules move them
@@ -670,7 +813,12 @@ def _gate(portfolio: Portfolio, cohort: pd.DataFrame, stage: np.ndarray, code: n
     verdict = np.where(trip, _FAIL, verdict)
     waiting = np.full(n, "", dtype=object)
     if (awaiting & live).any():
-        waiting = pd.Series(_WAITING[code], index=cohort.index).add(cohort["awaiting_since"].astype(str)).to_numpy(dtype=object)
+        waiting = (
+            pd.Series(_WAITING[code], index=cohort.index)
+            .add(cohort["awaiting_since"].astype(str))
+            .to_numpy(dtype=object)
+        )
+
     # The first rule that holds decides the action and its reason; a reason is a text per brand
     # only where the rule quotes the brand (its streak, stage, guardrail), built for those brands alone.
     # An action taken because of the verdict (on_fail, no move) quotes the verdict's reason too: the
@@ -688,14 +836,27 @@ def _gate(portfolio: Portfolio, cohort: pd.DataFrame, stage: np.ndarray, code: n
         (live & is_fail & (on_fail == "exit"), _EXIT, lambda pick: because("on_fail exit: leave the programme", pick)),
         (live & is_fail, _HOLD, lambda pick: because("on_fail hold", pick)),
         (live & ~earned, _HOLD, lambda pick: _pass_words(new_streak[pick], need[pick], code[pick], " needed")),
-        (live & approval, _AWAIT, lambda pick: _pass_words(new_streak[pick], need[pick], code[pick], _APPROVAL) + f", awaiting it since {as_of.isoformat()}"),
-        (live & last_stage, _GRADUATE, lambda pick: _pass_words(new_streak[pick], need[pick], code[pick], ": graduate")),
+        (
+            live & approval,
+            _AWAIT,
+            lambda pick: (
+                _pass_words(new_streak[pick], need[pick], code[pick], _APPROVAL)
+                + f", awaiting it since {as_of.isoformat()}"
+            ),
+        ),
+        (
+            live & last_stage,
+            _GRADUATE,
+            lambda pick: _pass_words(new_streak[pick], need[pick], code[pick], ": graduate"),
+        ),
     ]
     rule = np.select([m for m, _, _ in rules], np.arange(len(rules)), default=len(rules))
     action_code = np.append(np.array([a for _, a, _ in rules]), _ADVANCE)[rule]
     action_code[(rule == len(rules)) & graduated] = _HOLD
     action_reason = np.empty(n, dtype=object)
-    for r, (_, _, text) in enumerate([*rules, (None, 0, lambda pick: _pass_words(new_streak[pick], need[pick], code[pick], _DEFAULT_WORD))]):
+    for r, (_, _, text) in enumerate(
+        [*rules, (None, 0, lambda pick: _pass_words(new_streak[pick], need[pick], code[pick], _DEFAULT_WORD))]
+    ):
         pick = np.flatnonzero(rule == r)
         if len(pick) == 0:
             continue
@@ -736,7 +897,10 @@ def _gate(portfolio: Portfolio, cohort: pd.DataFrame, stage: np.ndarray, code: n
                 np.full(n, None, dtype=object),
             ),
             "policy_version": _shared_texts(cohort["policy_version"], versions),
-            **{col: np.where(moved, 0, np.where(paused, cohort[col].to_numpy(), guard_streaks[col])).astype(int) for col in GUARD_COLUMNS},
+            **{
+                col: np.where(moved, 0, np.where(paused, cohort[col].to_numpy(), guard_streaks[col])).astype(int)
+                for col in GUARD_COLUMNS
+            },
         },
         fresh=True,
     )
@@ -760,8 +924,12 @@ def _metric_rows(metrics: pd.DataFrame, cohort: pd.DataFrame) -> np.ndarray:
 
 def _pass_words(streak: np.ndarray, need: np.ndarray, code: np.ndarray, tail: str | np.ndarray) -> np.ndarray:
     """'PASS 2 of 2 in a row' and the tail (a text, or one per stage code), built once per distinct streak, need and stage."""
+
     def build(s: np.ndarray, k: np.ndarray, c: np.ndarray) -> np.ndarray:
-        return np.asarray("PASS " + _str(s) + " of " + _str(k) + " in a row" + (tail[c] if isinstance(tail, np.ndarray) else tail), dtype=object)
+        return np.asarray(
+            "PASS " + _str(s) + " of " + _str(k) + " in a row" + (tail[c] if isinstance(tail, np.ndarray) else tail),
+            dtype=object,
+        )
 
     return per_distinct(build, streak, need, code)
 
@@ -778,7 +946,9 @@ def _codes(values: pd.Series, categories: Sequence[str]) -> np.ndarray:
     """Each value's position in categories, -1 for any other value: pd.Categorical(values, categories).codes,
     with only the few distinct values looked up (tiers of 20,000 brands)."""
     codes, distinct = values.factorize()
-    position = pd.Index(list(categories), dtype=object).get_indexer(pd.Index(np.asarray(distinct, dtype=object), dtype=object))
+    position = pd.Index(list(categories), dtype=object).get_indexer(
+        pd.Index(np.asarray(distinct, dtype=object), dtype=object)
+    )
     return np.asarray(np.append(position, -1)[codes], dtype=np.int64)  # code -1 (missing): -1
 
 
@@ -826,4 +996,6 @@ def gate_exited(cohort: pd.DataFrame, as_of: date) -> Decided:
             **dict.fromkeys(GUARD_COLUMNS, 0),
         }
     )
-    return Decided(frame, Evidence.empty(), pd.DataFrame(np.nan, index=np.arange(len(frame)), columns=list(FACTOR_COLUMNS)))
+    return Decided(
+        frame, Evidence.empty(), pd.DataFrame(np.nan, index=np.arange(len(frame)), columns=list(FACTOR_COLUMNS))
+    )

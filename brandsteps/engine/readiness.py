@@ -73,7 +73,9 @@ def _measured(daily: pd.DataFrame, brand_ids: pd.Index, keys: list[tuple[str, in
     dates = pd.to_datetime(daily["date"]).to_numpy(dtype="datetime64[ns]")
     for lag in sorted({lag for _, lag in keys}):  # a handful of lags, each one day's rows
         rows = np.flatnonzero(dates == np.datetime64(as_of - timedelta(days=lag), "ns"))
-        pos = brand_ids.get_indexer(pd.Index(np.asarray(daily["brand_id"].to_numpy()[rows], dtype=object), dtype=object))
+        pos = brand_ids.get_indexer(
+            pd.Index(np.asarray(daily["brand_id"].to_numpy()[rows], dtype=object), dtype=object)
+        )
         known = pos >= 0
         for j, (column, key_lag) in enumerate(keys):
             if key_lag == lag and column in daily.columns:
@@ -109,10 +111,17 @@ def unready_table(cohorts: pd.DataFrame, missing: pd.Series) -> pd.DataFrame:
     table = pd.DataFrame(
         {
             "brand_id": waiting.index.to_numpy(dtype=object),
-            "name": waiting["name"].to_numpy(dtype=object) if "name" in waiting else waiting.index.to_numpy(dtype=object),
+            "name": waiting["name"].to_numpy(dtype=object)
+            if "name" in waiting
+            else waiting.index.to_numpy(dtype=object),
             "stage": waiting["stage"].to_numpy(dtype=object),
             "missing": missing.reindex(waiting.index).fillna("").to_numpy(dtype=object),
         }
     )
     order = pd.Categorical(table["stage"], categories=[*STAGE_IDS, GRADUATED], ordered=True)
-    return table.assign(_order=order).sort_values(["_order", "brand_id"], kind="stable").drop(columns="_order").reset_index(drop=True)
+    return (
+        table.assign(_order=order)
+        .sort_values(["_order", "brand_id"], kind="stable")
+        .drop(columns="_order")
+        .reset_index(drop=True)
+    )

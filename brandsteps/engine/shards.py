@@ -33,7 +33,9 @@ def shard_portfolio(portfolio: Portfolio, index: int, count: int) -> Portfolio:
     )
 
 
-def merged_summary(as_of: date, cohorts: pd.DataFrame, decisions: pd.DataFrame, shard_cycles: pd.DataFrame) -> CycleSummary:
+def merged_summary(
+    as_of: date, cohorts: pd.DataFrame, decisions: pd.DataFrame, shard_cycles: pd.DataFrame
+) -> CycleSummary:
     """The portfolio's summary from the shards' ledger records, read back after every shard finished.
 
     cohorts: every brand's state after the shards (prepare_cohorts on the ledger), decisions: the
@@ -42,7 +44,9 @@ def merged_summary(as_of: date, cohorts: pd.DataFrame, decisions: pd.DataFrame, 
     summary = CycleSummary(as_of=as_of, decided=int(shard_cycles["decided"].sum()) if len(shard_cycles) else 0)
     summary.already_decided = max(0, count_statuses(summary, cohorts) - summary.decided)
     count_decisions(summary, decisions)
-    summary.funnel = funnel(cohorts, pd.DataFrame())  # cohorts read after the shards already stand where decisions put them
+    summary.funnel = funnel(
+        cohorts, pd.DataFrame()
+    )  # cohorts read after the shards already stand where decisions put them
     # every shard validates the whole metrics table, so each saw the same quarantined rows
     summary.quarantined_rows = int(shard_cycles["quarantined"].max()) if len(shard_cycles) else 0
     return summary

@@ -25,7 +25,12 @@ def _ratio(num: np.ndarray, den: np.ndarray, scale: float = 1.0) -> np.ndarray:
 
 
 def _last_per_group(
-    codes: np.ndarray, order_key: np.ndarray, values: np.ndarray, n: int, slots: np.ndarray | None = None, width: int = 0
+    codes: np.ndarray,
+    order_key: np.ndarray,
+    values: np.ndarray,
+    n: int,
+    slots: np.ndarray | None = None,
+    width: int = 0,
 ) -> np.ndarray:
     """The value on the latest day that has one, per group code.
 
@@ -143,7 +148,9 @@ def _last_in_order(codes: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
-def stage_windows(as_of: date, entered: np.ndarray, window_days: np.ndarray, lag_days: int | np.ndarray = 0) -> tuple[np.ndarray, np.ndarray]:
+def stage_windows(
+    as_of: date, entered: np.ndarray, window_days: np.ndarray, lag_days: int | np.ndarray = 0
+) -> tuple[np.ndarray, np.ndarray]:
     """First and last day (datetime64[ns]) of each brand's window: window_days ending lag_days before as_of, never before
     the brand entered its stage (docs/design.md#windows). A first day after the last is an empty window: the brand
     entered its stage after the lagged window ended.
@@ -160,7 +167,8 @@ def window_texts(start: np.ndarray, end: np.ndarray) -> np.ndarray:
     last = np.asarray(end, dtype="datetime64[D]").astype(np.int64)
     pairs, inverse = np.unique(np.stack([first, last], axis=1).reshape(-1, 2), axis=0, return_inverse=True)
     texts = np.array(
-        [f"{np.datetime64(a, 'D')}..{np.datetime64(b, 'D')}" if a <= b else "" for a, b in pairs.tolist()] or [""], dtype=object
+        [f"{np.datetime64(a, 'D')}..{np.datetime64(b, 'D')}" if a <= b else "" for a, b in pairs.tolist()] or [""],
+        dtype=object,
     )
     return np.asarray(texts[inverse.reshape(-1)], dtype=object) if len(first) else np.empty(0, dtype=object)
 
@@ -251,7 +259,11 @@ def compute_window_metrics(daily: pd.DataFrame, windows: pd.DataFrame) -> pd.Dat
             out[name][:] = _ratio(out[f"sum_{spec.numerator}"], counts[spec.numerator].astype(float))
         elif spec.kind == "last":
             values = kept[spec.numerator]
-            out[name][:] = _last_in_order(codes, values, n) if in_order else _last_per_group(codes, day_key, values, n, slots, width)
+            out[name][:] = (
+                _last_in_order(codes, values, n)
+                if in_order
+                else _last_per_group(codes, day_key, values, n, slots, width)
+            )
     out["live_hours_per_day"][:] = _ratio(out["sum_live_minutes"], window_len * 60.0)
     out["burst_coefficient"][:] = np.nan
     wanted = windows["burst"].to_numpy(dtype=bool) if "burst" in windows else np.ones(n, dtype=bool)
@@ -262,7 +274,9 @@ def compute_window_metrics(daily: pd.DataFrame, windows: pd.DataFrame) -> pd.Dat
         burst_rows = np.flatnonzero(wanted[codes])
         b_codes = codes[burst_rows]
         b_offset = offset[burst_rows] if offset is not None else _day_offsets(days[burst_rows], start, b_codes)
-        out["burst_coefficient"][brands] = _burst_coefficient(compact[b_codes], b_offset, kept["gmv_affiliate"][burst_rows], len(brands), width)
+        out["burst_coefficient"][brands] = _burst_coefficient(
+            compact[b_codes], b_offset, kept["gmv_affiliate"][burst_rows], len(brands), width
+        )
     return pd.DataFrame(block.T, index=index, columns=names, copy=False)
 
 
@@ -297,7 +311,13 @@ def _day_slots(codes: np.ndarray, offset: np.ndarray, n: int, width: int) -> np.
     day (two times of day), and then only sorting by the exact timestamp says which is last. With
     one row per place, a later place is a later timestamp (whole days from the same window start).
     """
-    if len(codes) == 0 or width <= 0 or offset.min() < 0 or offset.max() >= width or n * width > 4 * len(codes) + (1 << 22):
+    if (
+        len(codes) == 0
+        or width <= 0
+        or offset.min() < 0
+        or offset.max() >= width
+        or n * width > 4 * len(codes) + (1 << 22)
+    ):
         return None
     slots: np.ndarray = codes.astype(np.int64) * width + offset
     if np.bincount(slots, minlength=n * width).max() > 1:

@@ -149,11 +149,15 @@ class CodeAlreadyUsed(LedgerError):
 
 _T = TypeVar("_T")
 # Waits between attempts when the database is briefly unreachable (restart, failover, 'database is locked').
-RETRY_DELAYS: tuple[float, ...] = tuple(float(x) for x in os.environ.get("BRANDSTEPS_DB_RETRY_DELAYS", "0.5,1,2,4").split(",") if x.strip())
+RETRY_DELAYS: tuple[float, ...] = tuple(
+    float(x) for x in os.environ.get("BRANDSTEPS_DB_RETRY_DELAYS", "0.5,1,2,4").split(",") if x.strip()
+)
 _URL_PASSWORD = re.compile(r"(\b[a-zA-Z][\w+.-]*://[^:/@\s]*:)([^@\s]+)(@)")
 _SECRET_ENV = ("BRANDSTEPS_LEDGER_PASSWORD", "PGPASSWORD")
 APPROVER_MAX, APPROVAL_REASON_MAX = 100, 1000
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # tab and newline allowed in a reason, no other control characters
+_CONTROL = re.compile(
+    r"[\x00-\x08\x0b-\x1f\x7f-\x9f]"
+)  # tab and newline allowed in a reason, no other control characters
 
 
 def redact(text: str) -> str:
@@ -167,7 +171,9 @@ def redact(text: str) -> str:
 
 
 def _transient(exc: BaseException) -> bool:
-    return isinstance(exc, sa.exc.OperationalError | sa.exc.InterfaceError | sa.exc.DisconnectionError | sa.exc.TimeoutError)
+    return isinstance(
+        exc, sa.exc.OperationalError | sa.exc.InterfaceError | sa.exc.DisconnectionError | sa.exc.TimeoutError
+    )
 
 
 def with_retries(action: Callable[[], _T], what: str, display_url: str, delays: tuple[float, ...] | None = None) -> _T:
@@ -184,7 +190,9 @@ def with_retries(action: Callable[[], _T], what: str, display_url: str, delays: 
             if not _transient(exc):
                 raise
             if attempt == len(waits):
-                raise LedgerError(f"cannot {what} the ledger {display_url} (tried {attempt + 1} times): {_short(exc)}", transient=True) from None
+                raise LedgerError(
+                    f"cannot {what} the ledger {display_url} (tried {attempt + 1} times): {_short(exc)}", transient=True
+                ) from None
             time.sleep(waits[attempt])
     raise AssertionError("unreachable")
 
@@ -270,7 +278,9 @@ class Ledger:
     """Reads and writes of the decision ledger."""
 
     def __init__(self, url: str | URL, root: Path | None = None):
-        self.url = resolve_ledger_url(str(url) if isinstance(url, str) else url.render_as_string(hide_password=False), root)
+        self.url = resolve_ledger_url(
+            str(url) if isinstance(url, str) else url.render_as_string(hide_password=False), root
+        )
         self.display_url = mask_url(self.url)
         backend = self.url.get_backend_name()
         kwargs: dict[str, Any] = {}
@@ -291,12 +301,18 @@ class Ledger:
         def create_tables() -> None:
             # Looked up first without the write lock: a reader (status, explain) of a ledger that has
             # its tables does not wait for a cycle's write to end.
-            if set(metadata.tables) <= set(sa.inspect(self.engine).get_table_names()) and not _missing_columns(self.engine):
+            if set(metadata.tables) <= set(sa.inspect(self.engine).get_table_names()) and not _missing_columns(
+                self.engine
+            ):
                 return
             with self._write() as conn:
                 metadata.create_all(conn)
-                for table, ddl in _missing_columns(conn):  # looked up again under the lock: another process may have added it
-                    conn.execute(sa.text(f"ALTER TABLE {table} ADD COLUMN {ddl}"))  # names and DDL from ADDED_COLUMNS, never from data
+                for table, ddl in _missing_columns(
+                    conn
+                ):  # looked up again under the lock: another process may have added it
+                    conn.execute(
+                        sa.text(f"ALTER TABLE {table} ADD COLUMN {ddl}")
+                    )  # names and DDL from ADDED_COLUMNS, never from data
 
         try:
             with_retries(create_tables, "open", self.display_url, self.retry_delays)
@@ -391,7 +407,12 @@ class Ledger:
 
     def last_cycle(self) -> dict[str, Any] | None:
         """The latest cycle over the portfolio; onboard-brand's runs for one brand are not cycles."""
-        query = sa.select(cycles).where(cycles.c.kind == CYCLE).order_by(cycles.c.as_of.desc(), cycles.c.recorded_at.desc()).limit(1)
+        query = (
+            sa.select(cycles)
+            .where(cycles.c.kind == CYCLE)
+            .order_by(cycles.c.as_of.desc(), cycles.c.recorded_at.desc())
+            .limit(1)
+        )
         with self.engine.connect() as conn:
             row = conn.execute(query).mappings().first()
         return dict(row) if row else None
@@ -408,7 +429,13 @@ class Ledger:
     # ------------------------------------------------------------ writes
 
     def record_cycle(
-        self, frame: pd.DataFrame, as_of: date, flow_run_id: str | None, expected_last: pd.Series, quarantined: int = 0, kind: str = CYCLE
+        self,
+        frame: pd.DataFrame,
+        as_of: date,
+        flow_run_id: str | None,
+        expected_last: pd.Series,
+        quarantined: int = 0,
+        kind: str = CYCLE,
     ) -> WriteResult:
         """Write a cycle's decisions, state changes and stage changes in one transaction.
 
@@ -418,11 +445,20 @@ class Ledger:
         kind: CYCLE for a portfolio's day, BRAND_RUN for onboard-brand's one brand (not a last_cycle).
         """
         return with_retries(
-            lambda: self._record_cycle(frame, as_of, flow_run_id, expected_last, quarantined, kind), "write", self.display_url, self.retry_delays
+            lambda: self._record_cycle(frame, as_of, flow_run_id, expected_last, quarantined, kind),
+            "write",
+            self.display_url,
+            self.retry_delays,
         )
 
     def _record_cycle(
-        self, frame: pd.DataFrame, as_of: date, flow_run_id: str | None, expected_last: pd.Series, quarantined: int, kind: str = CYCLE
+        self,
+        frame: pd.DataFrame,
+        as_of: date,
+        flow_run_id: str | None,
+        expected_last: pd.Series,
+        quarantined: int,
+        kind: str = CYCLE,
     ) -> WriteResult:
         if len(frame) and (pd.to_datetime(frame["as_of"]) != pd.Timestamp(as_of)).any():
             raise ValueError(f"decisions of another day than {as_of} in one cycle's write")
@@ -430,7 +466,11 @@ class Ledger:
         now = datetime.now(UTC)
         with self._write() as conn:
             decided = {r[0] for r in conn.execute(sa.select(decisions.c.brand_id).where(decisions.c.as_of == as_of))}
-            current = dict(conn.execute(sa.select(brand_state.c.brand_id, brand_state.c.last_as_of)).all()) if len(frame) else {}
+            current = (
+                dict(conn.execute(sa.select(brand_state.c.brand_id, brand_state.c.last_as_of)).all())
+                if len(frame)
+                else {}
+            )
             ids = frame["brand_id"].to_numpy(dtype=object) if len(frame) else np.array([], dtype=object)
             already = among(ids, decided)
             now_last = pd.Series(current, dtype=object).reindex(ids)
@@ -444,13 +484,33 @@ class Ledger:
                 self._insert_changes(conn, todo, as_of, cycle_id, now)
             conn.execute(
                 cycles.insert().values(
-                    cycle_id=cycle_id, as_of=as_of, flow_run_id=flow_run_id, decided=len(todo),
-                    skipped=int(already.sum() + conflict.sum()), quarantined=quarantined, recorded_at=now, kind=kind,
+                    cycle_id=cycle_id,
+                    as_of=as_of,
+                    flow_run_id=flow_run_id,
+                    decided=len(todo),
+                    skipped=int(already.sum() + conflict.sum()),
+                    quarantined=quarantined,
+                    recorded_at=now,
+                    kind=kind,
                 )
             )
-        return WriteResult(cycle_id, len(todo), int(already.sum()), int(conflict.sum()), frozenset(todo["brand_id"]) if len(todo) else frozenset())
+        return WriteResult(
+            cycle_id,
+            len(todo),
+            int(already.sum()),
+            int(conflict.sum()),
+            frozenset(todo["brand_id"]) if len(todo) else frozenset(),
+        )
 
-    def _insert_decisions(self, conn: sa.Connection, todo: pd.DataFrame, as_of: date, cycle_id: str, flow_run_id: str | None, now: datetime) -> None:
+    def _insert_decisions(
+        self,
+        conn: sa.Connection,
+        todo: pd.DataFrame,
+        as_of: date,
+        cycle_id: str,
+        flow_run_id: str | None,
+        now: datetime,
+    ) -> None:
         values: dict[str, Any] = {c: todo[c] for c in DECISION_COLUMNS if c in todo.columns}
         values.update(cycle_id=cycle_id, flow_run_id=flow_run_id, decided_at=now, as_of=as_of)
         _bulk_insert(conn, decisions, values, len(todo))
@@ -469,7 +529,9 @@ class Ledger:
         }
         _bulk_insert(conn, brand_state, values, len(todo), replace_key="brand_id")
 
-    def _insert_changes(self, conn: sa.Connection, todo: pd.DataFrame, as_of: date, cycle_id: str, now: datetime) -> None:
+    def _insert_changes(
+        self, conn: sa.Connection, todo: pd.DataFrame, as_of: date, cycle_id: str, now: datetime
+    ) -> None:
         moved = todo[todo["action"].isin(list(MOVING_ACTIONS))]
         if moved.empty:
             return
@@ -498,8 +560,16 @@ class Ledger:
             if row is None or not row["awaiting"] or row["stage"] != stage:
                 return None
             change = {
-                "brand_id": brand_id, "as_of": row["last_as_of"], "from_stage": stage, "to_stage": stage,
-                "action": "hold", "cause": "review_timeout", "actor": by, "reason": reason, "cycle_id": None, "recorded_at": now,
+                "brand_id": brand_id,
+                "as_of": row["last_as_of"],
+                "from_stage": stage,
+                "to_stage": stage,
+                "action": "hold",
+                "cause": "review_timeout",
+                "actor": by,
+                "reason": reason,
+                "cycle_id": None,
+                "recorded_at": now,
             }
             conn.execute(stage_changes.insert().values(**change))
         return change
@@ -524,22 +594,40 @@ class Ledger:
         now = datetime.now(UTC)
         with self._write() as conn:
             row = conn.execute(sa.select(brand_state).where(brand_state.c.brand_id == brand_id)).mappings().first()
-            if row is None or not row["awaiting"] or (proof is not None and proof.stage is not None and row["stage"] != proof.stage):
+            if (
+                row is None
+                or not row["awaiting"]
+                or (proof is not None and proof.stage is not None and row["stage"] != proof.stage)
+            ):
                 raise NotAwaitingApproval(f"{brand_id} is not awaiting approval")
             if proof is not None and proof.code_step is not None and _step_used(conn, by, proof.code_step):
                 raise CodeAlreadyUsed(f"this code was already used by {by}: wait for the next one")
             change = _approval_change(conn, row, brand_id, by, reason, approve, cause, now)
             if proof is not None:
-                conn.execute(approval_attempts.insert().values(
-                    brand_id=brand_id, stage=row["stage"], outcome="approved" if approve else "rejected", answer="approve" if approve else "reject",
-                    actor=by, reason=reason, refusal=None, channel=proof.channel, code_step=proof.code_step, flow_run_id=proof.flow_run_id,
-                    recorded_at=now,
-                ))
+                conn.execute(
+                    approval_attempts.insert().values(
+                        brand_id=brand_id,
+                        stage=row["stage"],
+                        outcome="approved" if approve else "rejected",
+                        answer="approve" if approve else "reject",
+                        actor=by,
+                        reason=reason,
+                        refusal=None,
+                        channel=proof.channel,
+                        code_step=proof.code_step,
+                        flow_run_id=proof.flow_run_id,
+                        recorded_at=now,
+                    )
+                )
         return change
 
     def record_attempt(self, attempt: Attempt) -> dict[str, Any]:
         """A refused answer or an escalation, as the audit shows it; the brand is not touched."""
-        values = {**attempt.__dict__, "actor": _bounded(attempt.actor, APPROVER_MAX), "recorded_at": attempt.recorded_at or datetime.now(UTC)}
+        values = {
+            **attempt.__dict__,
+            "actor": _bounded(attempt.actor, APPROVER_MAX),
+            "recorded_at": attempt.recorded_at or datetime.now(UTC),
+        }
         with self._write() as conn:
             conn.execute(approval_attempts.insert().values(**values))
         return values
@@ -553,19 +641,24 @@ class Ledger:
             value = conn.execute(query).scalar_one_or_none()
         return None if value is None else int(value)
 
-    def audit_rows(self, brand_id: str | None, since: datetime | None, until: datetime | None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    def audit_rows(
+        self, brand_id: str | None, since: datetime | None, until: datetime | None
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """Stage changes, and refused or escalated attempts, recorded in [since, until) for one brand or all, oldest first.
 
         Accepted attempts are left out: each has its stage change (approval or rejection) already.
         """
         changes = sa.select(stage_changes).where(*_audit_filters(stage_changes, brand_id, since, until))
         attempts = sa.select(approval_attempts).where(
-            approval_attempts.c.outcome.not_in(ACCEPTED_OUTCOMES), *_audit_filters(approval_attempts, brand_id, since, until)
+            approval_attempts.c.outcome.not_in(ACCEPTED_OUTCOMES),
+            *_audit_filters(approval_attempts, brand_id, since, until),
         )
         with self.engine.connect() as conn:
             return (
                 _utc_rows(conn.execute(changes.order_by(stage_changes.c.recorded_at, stage_changes.c.id)).mappings()),
-                _utc_rows(conn.execute(attempts.order_by(approval_attempts.c.recorded_at, approval_attempts.c.id)).mappings()),
+                _utc_rows(
+                    conn.execute(attempts.order_by(approval_attempts.c.recorded_at, approval_attempts.c.id)).mappings()
+                ),
             )
 
 
@@ -628,12 +721,21 @@ def _approval_change(
     action = ("graduate" if to_stage == GRADUATED else "advance") if approve else "hold"
     values: dict[str, Any] = {"awaiting": False, "awaiting_since": None, "pass_streak": 0, "updated_at": now}
     if approve:
-        values.update(stage=to_stage, stage_entered_on=row["last_as_of"] + timedelta(days=1), **{c: 0 for c in GUARD_COLUMNS})
+        values.update(
+            stage=to_stage, stage_entered_on=row["last_as_of"] + timedelta(days=1), **{c: 0 for c in GUARD_COLUMNS}
+        )
     conn.execute(brand_state.update().where(brand_state.c.brand_id == brand_id).values(**values))
     change = {
-        "brand_id": brand_id, "as_of": row["last_as_of"], "from_stage": stage, "to_stage": to_stage,
-        "action": action, "cause": cause or ("approval" if approve else "rejection"), "actor": by,
-        "reason": reason, "cycle_id": None, "recorded_at": now,
+        "brand_id": brand_id,
+        "as_of": row["last_as_of"],
+        "from_stage": stage,
+        "to_stage": to_stage,
+        "action": action,
+        "cause": cause or ("approval" if approve else "rejection"),
+        "actor": by,
+        "reason": reason,
+        "cycle_id": None,
+        "recorded_at": now,
     }
     conn.execute(stage_changes.insert().values(**change))
     return change
@@ -655,7 +757,9 @@ def _missing_columns(bind: Engine | sa.Connection) -> list[tuple[str, str]]:
     """(table, DDL) of the ADDED_COLUMNS an existing ledger's tables do not have yet (none for tables not created yet)."""
     inspector = sa.inspect(bind)
     tables = set(inspector.get_table_names())
-    have = {name: {c["name"] for c in inspector.get_columns(name)} for name in {t for t, _, _ in ADDED_COLUMNS} & tables}
+    have = {
+        name: {c["name"] for c in inspector.get_columns(name)} for name in {t for t, _, _ in ADDED_COLUMNS} & tables
+    }
     return [(table, ddl) for table, column, ddl in ADDED_COLUMNS if table in have and column not in have[table]]
 
 
@@ -667,7 +771,11 @@ def _column_values(conn: sa.Connection, column: sa.Column[Any], value: Any, n: i
             value = _sqlite_text(value)
         return [process(value) if process and value is not None else value] * n
     series = pd.Series(value, copy=False)
-    items = series.astype(object).where(series.notna(), None).tolist() if series.hasnans or series.dtype == object else series.tolist()
+    items = (
+        series.astype(object).where(series.notna(), None).tolist()
+        if series.hasnans or series.dtype == object
+        else series.tolist()
+    )
     return [process(v) if v is not None else None for v in items] if process else items
 
 
@@ -680,7 +788,9 @@ def _sqlite_text(value: Any) -> Any:
     return value
 
 
-def _bulk_insert(conn: sa.Connection, table: sa.Table, values: dict[str, Any], n: int, replace_key: str | None = None) -> None:
+def _bulk_insert(
+    conn: sa.Connection, table: sa.Table, values: dict[str, Any], n: int, replace_key: str | None = None
+) -> None:
     """Insert n rows in one driver call: COPY on PostgreSQL, executemany elsewhere (the ORM layer per row costs more than the write).
 
     replace_key: rows replace any row with the same key (an upsert, in the same transaction).
@@ -703,7 +813,9 @@ def _bulk_insert(conn: sa.Connection, table: sa.Table, values: dict[str, Any], n
         marks = ", ".join("?" for _ in columns)
         sql = f"INSERT INTO {table.name} ({names}) VALUES ({marks})"  # noqa: S608 - names from metadata
         if replace_key is not None:
-            sql += f" ON CONFLICT ({replace_key}) DO UPDATE SET " + ", ".join(f"{c} = excluded.{c}" for c in columns if c != replace_key)
+            sql += f" ON CONFLICT ({replace_key}) DO UPDATE SET " + ", ".join(
+                f"{c} = excluded.{c}" for c in columns if c != replace_key
+            )
         conn.exec_driver_sql(sql, rows)
         return
     if replace_key is not None:  # any other database: delete and insert, one portable upsert inside the transaction

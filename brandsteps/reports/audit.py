@@ -10,13 +10,20 @@ from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 # stage_changes.cause → the audit's event; a cycle's own decisions are "stage change"
-CHANGE_EVENTS = {"decision": "stage change", "approval": "approval", "rejection": "rejection", "review_timeout": "review timeout"}
+CHANGE_EVENTS = {
+    "decision": "stage change",
+    "approval": "approval",
+    "rejection": "rejection",
+    "review_timeout": "review timeout",
+}
 ATTEMPT_EVENTS = {"refused": "refused", "escalated": "escalation"}
 COLUMNS = ("time", "brand", "event", "stage", "actor", "reason")
 
 
 class AuditSource(Protocol):
-    def audit_rows(self, brand_id: str | None, since: datetime | None, until: datetime | None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]: ...
+    def audit_rows(
+        self, brand_id: str | None, since: datetime | None, until: datetime | None
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]: ...
 
 
 @dataclass(frozen=True)
@@ -54,7 +61,9 @@ def day_bounds(first: date | None, last: date | None, timezone: str) -> tuple[da
     return since, until
 
 
-def audit_entries(source: AuditSource, brand_id: str | None, first: date | None, last: date | None, timezone: str) -> list[AuditEntry]:
+def audit_entries(
+    source: AuditSource, brand_id: str | None, first: date | None, last: date | None, timezone: str
+) -> list[AuditEntry]:
     """Everything recorded from `first` to `last` (days in `timezone`, inclusive), oldest first."""
     since, until = day_bounds(first, last, timezone)
     changes, attempts = source.audit_rows(brand_id, since, until)
@@ -65,16 +74,30 @@ def audit_entries(source: AuditSource, brand_id: str | None, first: date | None,
 
 def _from_change(row: dict[str, Any], zone: ZoneInfo) -> AuditEntry:
     return AuditEntry(
-        time=row["recorded_at"].astimezone(zone), brand_id=row["brand_id"], event=CHANGE_EVENTS.get(row["cause"], row["cause"]),
-        action=row["action"], from_stage=row["from_stage"], to_stage=row["to_stage"], as_of=_day(row["as_of"]), actor=row["actor"],
-        reason=row["reason"], channel=None,
+        time=row["recorded_at"].astimezone(zone),
+        brand_id=row["brand_id"],
+        event=CHANGE_EVENTS.get(row["cause"], row["cause"]),
+        action=row["action"],
+        from_stage=row["from_stage"],
+        to_stage=row["to_stage"],
+        as_of=_day(row["as_of"]),
+        actor=row["actor"],
+        reason=row["reason"],
+        channel=None,
     )
 
 
 def _from_attempt(row: dict[str, Any], zone: ZoneInfo) -> AuditEntry:
     return AuditEntry(
-        time=row["recorded_at"].astimezone(zone), brand_id=row["brand_id"], event=ATTEMPT_EVENTS.get(row["outcome"], row["outcome"]),
-        action=row["answer"], from_stage=row["stage"], to_stage=row["stage"], as_of=None, actor=row["actor"], reason=row["reason"],
+        time=row["recorded_at"].astimezone(zone),
+        brand_id=row["brand_id"],
+        event=ATTEMPT_EVENTS.get(row["outcome"], row["outcome"]),
+        action=row["answer"],
+        from_stage=row["stage"],
+        to_stage=row["stage"],
+        as_of=None,
+        actor=row["actor"],
+        reason=row["reason"],
         channel=row["channel"],
     )
 
@@ -94,12 +117,21 @@ def audit_text(entries: list[AuditEntry], timezone: str) -> str:
     if not entries:
         return "nothing recorded"
     rows = [COLUMNS] + [
-        (f"{e.time:%Y-%m-%d %H:%M:%S}", e.brand_id, e.event + (f" ({e.action})" if e.action and e.event == "stage change" else ""),
-         e.stage_text(), e.actor or "-", e.reason)
+        (
+            f"{e.time:%Y-%m-%d %H:%M:%S}",
+            e.brand_id,
+            e.event + (f" ({e.action})" if e.action and e.event == "stage change" else ""),
+            e.stage_text(),
+            e.actor or "-",
+            e.reason,
+        )
         for e in entries
     ]
     widths = [max(_width(row[i]) for row in rows) for i in range(len(COLUMNS) - 1)]
-    lines = ["  ".join([*(_pad(cell, w) for cell, w in zip(row[:-1], widths, strict=True)), row[-1]]).rstrip() for row in rows]
+    lines = [
+        "  ".join([*(_pad(cell, w) for cell, w in zip(row[:-1], widths, strict=True)), row[-1]]).rstrip()
+        for row in rows
+    ]
     return "\n".join([f"times in {timezone}", *lines])
 
 

@@ -77,7 +77,8 @@ def summary_lines(summary: CycleSummary) -> list[str]:
     if summary.already_decided:
         lines.append(
             f"{summary.already_decided} of them were decided by an earlier run of this day: this run changed nothing for them."
-            if rebuilt else f"{counted(summary.already_decided, 'brand')} already decided for this day: nothing changed for them."
+            if rebuilt
+            else f"{counted(summary.already_decided, 'brand')} already decided for this day: nothing changed for them."
         )
     if summary.later_decided:
         lines.append(f"{counted(summary.later_decided, 'brand')} skipped: a later day is already decided.")
@@ -87,12 +88,16 @@ def summary_lines(summary: CycleSummary) -> list[str]:
         first = "; ".join(summary.quarantine_first)
         more = "; …" if summary.quarantined_rows > len(summary.quarantine_first) else ""
         listed = f": {first}{more}" if first else ""
-        lines.append(f"Quarantined {counted(summary.quarantined_rows, 'metric row')}{listed} (all of them: the quarantined-rows artifact).")
+        lines.append(
+            f"Quarantined {counted(summary.quarantined_rows, 'metric row')}{listed} (all of them: the quarantined-rows artifact)."
+        )
     if summary.errors:
         lines.append(f"ERROR (data failed validation): {_named(summary.errors)}.")
     if summary.unknown_brands_rows:
         known = f": {_named(summary.unknown_brands)}" if summary.unknown_brands else ""
-        lines.append(f"{counted(summary.unknown_brands_rows, 'metric row')} of brands no config knows, left out{known}.")
+        lines.append(
+            f"{counted(summary.unknown_brands_rows, 'metric row')} of brands no config knows, left out{known}."
+        )
     if summary.overdue:
         lines.append(f"Overdue (past max_days_in_stage): {_named(summary.overdue)}.")
     return lines
@@ -110,7 +115,9 @@ TABLE_ROWS = 1000  # a Prefect table artifact is read by people: beyond this man
 def _labels(ids: pd.Series, names: pd.Series) -> np.ndarray:
     """'b001 山野茶社': the id, then the configured name where there is one."""
     ids = ids.astype(str)
-    return np.asarray((ids + " " + names.reindex(ids.to_numpy()).fillna("").astype(str).to_numpy()).str.strip(), dtype=object)
+    return np.asarray(
+        (ids + " " + names.reindex(ids.to_numpy()).fillna("").astype(str).to_numpy()).str.strip(), dtype=object
+    )
 
 
 def _records(table: pd.DataFrame) -> list[dict[str, Any]]:
@@ -161,7 +168,11 @@ def without_constant_columns(table: pd.DataFrame, keep: tuple[str, ...]) -> Tabl
     if table.empty:
         return Table([], {})
     text = table.astype(str)
-    same = [c for c in table.columns if c not in keep and text[c].nunique() == 1 and (len(table) > 1 or text[c].iloc[0] == "")]
+    same = [
+        c
+        for c in table.columns
+        if c not in keep and text[c].nunique() == 1 and (len(table) > 1 or text[c].iloc[0] == "")
+    ]
     first = table.iloc[0]
     return Table(_records(table.drop(columns=same)), {str(c): first[c] for c in same if text[c].iloc[0] != ""})
 
@@ -197,7 +208,9 @@ def overdue_table(decisions: pd.DataFrame, brands: pd.DataFrame, limit: int = TA
         return Table([], {})
     ids = rows["brand_id"].astype(str)
     max_days = brands["max_days"].reindex(ids.to_numpy()).to_numpy(dtype=float)
-    limit_text = np.where(np.isnan(max_days), "–", pd.Series(max_days).fillna(0).astype(int).astype(str).to_numpy(dtype=object))
+    limit_text = np.where(
+        np.isnan(max_days), "–", pd.Series(max_days).fillna(0).astype(int).astype(str).to_numpy(dtype=object)
+    )
     table = pd.DataFrame(
         {
             "brand": _labels(ids, brands["name"]),
@@ -212,7 +225,9 @@ def overdue_table(decisions: pd.DataFrame, brands: pd.DataFrame, limit: int = TA
     return without_constant_columns(table, keep=("brand", "days", "owner", "why"))
 
 
-def awaiting_table(decisions: pd.DataFrame, brands: pd.DataFrame, links: Mapping[str, str], limit: int = TABLE_ROWS) -> Table:
+def awaiting_table(
+    decisions: pd.DataFrame, brands: pd.DataFrame, links: Mapping[str, str], limit: int = TABLE_ROWS
+) -> Table:
     """The awaiting-approval artifact: each waiting brand's owner, days waiting, since when, and its review run.
 
     The wait began on the ledger's awaiting_since: the decisions' own (a cycle's fresh decisions carry
@@ -224,7 +239,11 @@ def awaiting_table(decisions: pd.DataFrame, brands: pd.DataFrame, links: Mapping
         return Table([], {})
     ids = rows["brand_id"].astype(str)
     state = brands["awaiting_since"].reindex(ids.to_numpy()).to_numpy(dtype=object)
-    own = rows["awaiting_since"].to_numpy(dtype=object) if "awaiting_since" in rows.columns else np.full(len(rows), None, dtype=object)
+    own = (
+        rows["awaiting_since"].to_numpy(dtype=object)
+        if "awaiting_since" in rows.columns
+        else np.full(len(rows), None, dtype=object)
+    )
     since = pd.to_datetime(pd.Series(np.where(pd.isna(own), state, own)), errors="coerce")
     waited = (pd.to_datetime(rows["as_of"]).reset_index(drop=True) - since).dt.days
     link = pd.Series(dict(links), dtype=object).reindex(ids.to_numpy()).to_numpy(dtype=object)
@@ -234,7 +253,9 @@ def awaiting_table(decisions: pd.DataFrame, brands: pd.DataFrame, links: Mapping
             "owner": _owners(ids, brands),
             "days waiting": waited.astype("Int64").astype(object).where(waited.notna(), "–").to_numpy(dtype=object),
             "since": since.dt.strftime("%Y-%m-%d").fillna("–").to_numpy(dtype=object),
-            "review": np.where(pd.isna(link), "no review run yet: brandsteps approve " + ids.to_numpy(dtype=object), link),
+            "review": np.where(
+                pd.isna(link), "no review run yet: brandsteps approve " + ids.to_numpy(dtype=object), link
+            ),
             "stage": rows["stage"].to_numpy(dtype=object),
             "verdict": rows["verdict"].to_numpy(dtype=object),
         }
@@ -297,11 +318,15 @@ def brand_report_markdown(decision: dict[str, Any], name: str, history: pd.DataF
     if len(history):
         lines += ["", "## Stage history", "", "| day | from | to | action | by | reason |", "|---|---|---|---|---|---|"]
         for r in history.itertuples():
-            lines.append(f"| {r.as_of} | {r.from_stage} | {r.to_stage} | {r.action} | {r.actor or r.cause} | {r.reason} |")
+            lines.append(
+                f"| {r.as_of} | {r.from_stage} | {r.to_stage} | {r.action} | {r.actor or r.cause} | {r.reason} |"
+            )
     return "\n".join(lines) + "\n"
 
 
-def explain_text(decision: dict[str, Any], name: str, history: pd.DataFrame, revised: pd.DataFrame | None = None, record: str = "") -> str:
+def explain_text(
+    decision: dict[str, Any], name: str, history: pd.DataFrame, revised: pd.DataFrame | None = None, record: str = ""
+) -> str:
     """The same evidence as the report, laid out for a terminal; revised: inputs revised after the decision (imports.records)."""
     out = [
         f"{name} ({decision['brand_id']}) on {decision['as_of']}",
@@ -317,7 +342,9 @@ def explain_text(decision: dict[str, Any], name: str, history: pd.DataFrame, rev
     if crit:
         out.append("  criteria")
         for c in crit:
-            tag = ("" if c["role"] == "criterion" else f" [guardrail {c['source_stage']}]") + (f" [shadow: would {c['result']}]" if c.get("shadow") else "")
+            tag = ("" if c["role"] == "criterion" else f" [guardrail {c['source_stage']}]") + (
+                f" [shadow: would {c['result']}]" if c.get("shadow") else ""
+            )
             mark = {"pass": "ok  ", "fail": "FAIL", "no_value": "n/a "}[c["result"]]
             out.append(
                 f"    {mark} {c['kind']:<6} {c['metric']:<28} {show_value(c['metric'], c['value']):>14} "
@@ -330,7 +357,9 @@ def explain_text(decision: dict[str, Any], name: str, history: pd.DataFrame, rev
     if len(history):
         out.append("  stage history")
         for r in history.itertuples():
-            out.append(f"    {r.as_of} {r.from_stage} -> {r.to_stage} ({change_label(r.action, r.cause, r.actor)}): {one_line(r.reason)}")
+            out.append(
+                f"    {r.as_of} {r.from_stage} -> {r.to_stage} ({change_label(r.action, r.cause, r.actor)}): {one_line(r.reason)}"
+            )
     out.append(f"  policy {decision['policy_version']}, flow run {decision.get('flow_run_id') or '-'}")
     return "\n".join(out)
 
@@ -383,7 +412,9 @@ def revised_inputs_records(revised: pd.DataFrame | None) -> list[dict[str, Any]]
     """explain --format json's revised_inputs: one object per revision, ISO dates and times, null for no value (None: record unreadable)."""
     if revised is None:
         return None
-    out = revised.assign(date=revised["date"].dt.strftime("%Y-%m-%d"), recorded_at=revised["recorded_at"].map(lambda t: t.isoformat()))
+    out = revised.assign(
+        date=revised["date"].dt.strftime("%Y-%m-%d"), recorded_at=revised["recorded_at"].map(lambda t: t.isoformat())
+    )
     return cast(list[dict[str, Any]], out.astype(object).where(out.notna(), None).to_dict("records"))
 
 
@@ -415,13 +446,22 @@ def _factor_rows(factors: dict[str, Any]) -> list[dict[str, str]]:
         d = per.get(f) or {}
         per_day = f == "uv"
         basis, median = d.get("basis"), d.get("median")
-        shown = show_value(f, factors.get(f)) + (f" ({show_value(f, basis)}/day)" if per_day and basis is not None else "")
+        shown = show_value(f, factors.get(f)) + (
+            f" ({show_value(f, basis)}/day)" if per_day and basis is not None else ""
+        )
         med = (show_value(f, median) + ("/day" if per_day else "")) if median is not None else "–"
         target = f"{d['op']} {show_value(f, d.get('target'))}" if d.get("target") is not None else "–"
-        rows.append({
-            "factor": FACTOR_LABELS[f], "value": shown, "median": med, "vs_median": _share(d.get("vs_median")),
-            "target": target, "vs_target": _share(d.get("vs_target")), "limiting": "◀ limiting" if diag.get("limiting_factor") == f else "",
-        })
+        rows.append(
+            {
+                "factor": FACTOR_LABELS[f],
+                "value": shown,
+                "median": med,
+                "vs_median": _share(d.get("vs_median")),
+                "target": target,
+                "vs_target": _share(d.get("vs_target")),
+                "limiting": "◀ limiting" if diag.get("limiting_factor") == f else "",
+            }
+        )
     return rows
 
 
@@ -441,14 +481,18 @@ def _limiting_sentence(diag: dict[str, Any]) -> str:
 def factor_tree_markdown(factors: dict[str, Any]) -> list[str]:
     """The GMV factor tree with cohort medians, targets, shortfalls and the limiting factor, as markdown lines."""
     lines = [
-        "", "## GMV = UV × watch time × conversion × repurchase × AOV", "",
+        "",
+        "## GMV = UV × watch time × conversion × repurchase × AOV",
+        "",
         f"Factor tree: **window GMV {show_value('gmv', factors.get('gmv'))}** = UV × watch min per visitor × buyers per watch min × orders per buyer × AOV",
         "",
         "| factor | value | cohort median | short of median | stage target | short of target | |",
         "|---|---:|---:|---:|---:|---:|---|",
     ]
     for r in _factor_rows(factors):  # five factors
-        lines.append(f"| {r['factor']} | {r['value']} | {r['median']} | {r['vs_median']} | {r['target']} | {r['vs_target']} | {r['limiting']} |")
+        lines.append(
+            f"| {r['factor']} | {r['value']} | {r['median']} | {r['vs_median']} | {r['target']} | {r['vs_target']} | {r['limiting']} |"
+        )
     sentence = _limiting_sentence(factors.get("diagnosis") or {})
     return lines + (["", sentence] if sentence else [])
 

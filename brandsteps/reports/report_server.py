@@ -83,7 +83,12 @@ class ReportRequestHandler(BaseHTTPRequestHandler):
     def _status(self, status: HTTPStatus, body: bool, extra: dict[str, str] | None = None) -> None:
         text = f"{status.value} {status.phrase}\n".encode()
         self.send_response(status)
-        for key, value in {**SECURITY_HEADERS, **(extra or {}), "Content-Type": "text/plain; charset=utf-8", "Content-Length": str(len(text))}.items():
+        for key, value in {
+            **SECURITY_HEADERS,
+            **(extra or {}),
+            "Content-Type": "text/plain; charset=utf-8",
+            "Content-Length": str(len(text)),
+        }.items():
             self.send_header(key, value)
         self.end_headers()
         if body:
@@ -107,7 +112,11 @@ class ReportRequestHandler(BaseHTTPRequestHandler):
             return
         with handle:
             self.send_response(HTTPStatus.OK)
-            for key, value in {**SECURITY_HEADERS, "Content-Type": kind, "Content-Length": str(os.fstat(handle.fileno()).st_size)}.items():
+            for key, value in {
+                **SECURITY_HEADERS,
+                "Content-Type": kind,
+                "Content-Length": str(os.fstat(handle.fileno()).st_size),
+            }.items():
                 self.send_header(key, value)
             self.end_headers()
             if body:

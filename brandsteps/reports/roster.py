@@ -101,8 +101,17 @@ def _read_roster(path: Path, rules: str) -> tuple[dict[str, _Stamp], dict[str, B
 
 def _write_roster(path: Path, rules: str, stamps: dict[str, _Stamp], listings: dict[str, BrandListing]) -> None:
     files = sorted(stamps)
-    columns = list(zip(*(stamps[f] + listings[f] for f in files), strict=True)) or [()] * (len(_STAMP_COLUMNS) + len(_LISTING_COLUMNS))
-    write_cache_file(path, {"rules": rules, "file": files, **{c: list(v) for c, v in zip((*_STAMP_COLUMNS, *_LISTING_COLUMNS), columns, strict=True)}})
+    columns = list(zip(*(stamps[f] + listings[f] for f in files), strict=True)) or [()] * (
+        len(_STAMP_COLUMNS) + len(_LISTING_COLUMNS)
+    )
+    write_cache_file(
+        path,
+        {
+            "rules": rules,
+            "file": files,
+            **{c: list(v) for c, v in zip((*_STAMP_COLUMNS, *_LISTING_COLUMNS), columns, strict=True)},
+        },
+    )
 
 
 def load_roster(configs_dir: Path | str, *, apply_env: bool = True, cache: bool | None = None) -> Roster:

@@ -26,8 +26,21 @@ from brandsteps.ledger import Ledger, decisions
 
 Progress = Callable[[int, int, str], None]
 STAGE_ORDER: tuple[str, ...] = (*STAGE_IDS, GRADUATED, EXITED)
-STAGE_COLOURS = dict(zip(STAGE_ORDER, ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#b07aa1", "#9c9c9c"], strict=True))
-FIELDS = ["brand_id", "as_of", "stage", "to_stage", "action", "verdict", "days_in_stage", "overdue", "reason", "criteria"]
+STAGE_COLOURS = dict(
+    zip(STAGE_ORDER, ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#b07aa1", "#9c9c9c"], strict=True)
+)
+FIELDS = [
+    "brand_id",
+    "as_of",
+    "stage",
+    "to_stage",
+    "action",
+    "verdict",
+    "days_in_stage",
+    "overdue",
+    "reason",
+    "criteria",
+]
 MOVES = ("advance", "graduate", "demote", "exit", "recycle")
 SETBACKS = ("demote", "exit", "recycle")  # the moves that cost a brand its progress
 FAILING = ("FAIL", "ERROR")
@@ -49,7 +62,12 @@ PASS_LIGHT, PASS_DARK = np.array([0.78, 0.91, 0.75]), np.array([0.10, 0.50, 0.22
 FAIL_LIGHT, FAIL_DARK = np.array([0.99, 0.78, 0.68]), np.array([0.72, 0.07, 0.10])
 NO_VALUE = np.array([0.35, 0.35, 0.35])
 NOT_EVALUATED = np.array([0.95, 0.95, 0.95])
-VERDICT_COLOURS = {"PASS": PASS_DARK, "FAIL": FAIL_DARK, "INCONCLUSIVE": np.array([0.80, 0.80, 0.80]), "ERROR": np.array([0.46, 0.16, 0.53])}
+VERDICT_COLOURS = {
+    "PASS": PASS_DARK,
+    "FAIL": FAIL_DARK,
+    "INCONCLUSIVE": np.array([0.80, 0.80, 0.80]),
+    "ERROR": np.array([0.46, 0.16, 0.53]),
+}
 MAX_METRICS = 24
 
 # Fonts with Chinese glyphs, tried in order (Debian, macOS, Windows), then whatever fontconfig knows for Chinese:
@@ -103,12 +121,21 @@ def _in_range(query: sa.Select[Any], date_from: date | None, date_to: date | Non
 
 
 def _no_decisions(ledger: Ledger, date_from: date | None, date_to: date | None) -> ValueError:
-    return ValueError(f"the ledger {ledger.display_url} has no decisions" + (f" between {date_from} and {date_to}" if date_from or date_to else ""))
+    return ValueError(
+        f"the ledger {ledger.display_url} has no decisions"
+        + (f" between {date_from} and {date_to}" if date_from or date_to else "")
+    )
 
 
-def read_report_data(ledger: Ledger, date_from: date | None = None, date_to: date | None = None, brands: list[str] | None = None) -> ReportData:
+def read_report_data(
+    ledger: Ledger, date_from: date | None = None, date_to: date | None = None, brands: list[str] | None = None
+) -> ReportData:
     """Decisions between the two days (default: the whole ledger) of these brands (default: all), read with bound parameters."""
-    query = _in_range(sa.select(*[decisions.c[c] for c in FIELDS]).order_by(decisions.c.as_of, decisions.c.brand_id), date_from, date_to)
+    query = _in_range(
+        sa.select(*[decisions.c[c] for c in FIELDS]).order_by(decisions.c.as_of, decisions.c.brand_id),
+        date_from,
+        date_to,
+    )
     if brands is not None:
         query = query.where(decisions.c.brand_id.in_(brands))  # the unique index (brand_id, as_of) finds them
     with ledger.engine.connect() as conn:
@@ -134,10 +161,14 @@ def read_report_data(ledger: Ledger, date_from: date | None = None, date_to: dat
     )
     first = frame["as_of"].min().date() if len(frame) else date_from
     last = frame["as_of"].max().date() if len(frame) else date_to
-    return ReportData(frame.drop(columns=["criteria"]), long, date_from or first or date.today(), date_to or last or date.today())
+    return ReportData(
+        frame.drop(columns=["criteria"]), long, date_from or first or date.today(), date_to or last or date.today()
+    )
 
 
-def read_overview(ledger: Ledger, date_from: date | None = None, date_to: date | None = None, recent_days: int = RECENT_DAYS) -> Overview:
+def read_overview(
+    ledger: Ledger, date_from: date | None = None, date_to: date | None = None, recent_days: int = RECENT_DAYS
+) -> Overview:
     """The funnel, the completed stays and every brand's need of attention, from a few aggregating queries.
 
     The same numbers as funnel_over_time, stage_durations and attention_order of read_report_data's
@@ -145,19 +176,30 @@ def read_overview(ledger: Ledger, date_from: date | None = None, date_to: date |
     """
     c = decisions.c
     with ledger.engine.connect() as conn:
-        counts = pd.read_sql(_in_range(sa.select(c.as_of, c.to_stage, sa.func.count().label("n")), date_from, date_to).group_by(c.as_of, c.to_stage), conn)
+        counts = pd.read_sql(
+            _in_range(sa.select(c.as_of, c.to_stage, sa.func.count().label("n")), date_from, date_to).group_by(
+                c.as_of, c.to_stage
+            ),
+            conn,
+        )
         if counts.empty:
             raise _no_decisions(ledger, date_from, date_to)
         counts["as_of"] = pd.to_datetime(counts["as_of"])
         first, last_day = counts["as_of"].min().date(), counts["as_of"].max().date()
         end = date_to or last_day
-        stays = _in_range(sa.select(c.brand_id, c.stage, c.action, c.days_in_stage, c.as_of), date_from, date_to).where(c.action.in_(MOVES))
+        stays = _in_range(sa.select(c.brand_id, c.stage, c.action, c.days_in_stage, c.as_of), date_from, date_to).where(
+            c.action.in_(MOVES)
+        )
         durations = pd.read_sql(stays.order_by(c.as_of, c.brand_id), conn)
-        latest = _in_range(sa.select(c.brand_id, sa.func.max(c.as_of).label("day")), date_from, date_to).group_by(c.brand_id).subquery()
+        latest = (
+            _in_range(sa.select(c.brand_id, sa.func.max(c.as_of).label("day")), date_from, date_to)
+            .group_by(c.brand_id)
+            .subquery()
+        )
         last = pd.read_sql(
-            sa.select(c.brand_id, c.as_of, c.stage, c.to_stage, c.action, c.verdict, c.days_in_stage, c.overdue, c.reason).select_from(
-                decisions.join(latest, (c.brand_id == latest.c.brand_id) & (c.as_of == latest.c.day))
-            ),
+            sa.select(
+                c.brand_id, c.as_of, c.stage, c.to_stage, c.action, c.verdict, c.days_in_stage, c.overdue, c.reason
+            ).select_from(decisions.join(latest, (c.brand_id == latest.c.brand_id) & (c.as_of == latest.c.day))),
             conn,
         )
         since = max(end - timedelta(days=recent_days - 1), date_from or first)
@@ -171,16 +213,22 @@ def read_overview(ledger: Ledger, date_from: date | None = None, date_to: date |
     funnel = funnel.reindex(columns=[s for s in STAGE_ORDER if s in funnel.columns]).astype(int)
     funnel.columns.name = "to_stage"
     durations["as_of"] = pd.to_datetime(durations["as_of"])
-    durations["days_in_stage"] = durations["days_in_stage"].astype(np.int64)  # also when no brand left a stage (an empty read has no type)
+    durations["days_in_stage"] = durations["days_in_stage"].astype(
+        np.int64
+    )  # also when no brand left a stage (an empty read has no type)
     for frame in (last, recent):
         frame["as_of"] = pd.to_datetime(frame["as_of"])
     last["overdue"] = last["overdue"].astype(bool)
-    return Overview(funnel, durations, rank_attention(last, recent), int(counts["n"].sum()), date_from or first, date_to or last_day)
+    return Overview(
+        funnel, durations, rank_attention(last, recent), int(counts["n"].sum()), date_from or first, date_to or last_day
+    )
 
 
 def funnel_over_time(data: ReportData) -> pd.DataFrame:
     """Brands per stage after each day's decisions: one row per day, one column per stage."""
-    counts = data.decisions.pivot_table(index="as_of", columns="to_stage", values="brand_id", aggfunc="count", fill_value=0)
+    counts = data.decisions.pivot_table(
+        index="as_of", columns="to_stage", values="brand_id", aggfunc="count", fill_value=0
+    )
     return counts.reindex(columns=[s for s in STAGE_ORDER if s in counts.columns]).astype(int)
 
 
@@ -193,10 +241,14 @@ def stage_durations(data: ReportData) -> pd.DataFrame:
 
 def stage_changes_of(data: ReportData) -> pd.DataFrame:
     d = data.decisions
-    return d[(d["to_stage"] != d["stage"]) | (d["action"] == "recycle")][["brand_id", "as_of", "stage", "to_stage", "action"]]
+    return d[(d["to_stage"] != d["stage"]) | (d["action"] == "recycle")][
+        ["brand_id", "as_of", "stage", "to_stage", "action"]
+    ]
 
 
-def attention_order(decisions_frame: pd.DataFrame, date_to: date | None = None, recent_days: int = RECENT_DAYS) -> pd.DataFrame:
+def attention_order(
+    decisions_frame: pd.DataFrame, date_to: date | None = None, recent_days: int = RECENT_DAYS
+) -> pd.DataFrame:
     """rank_attention of a decisions table (read_report_data's): each brand's last decision and its recent set-backs and fails."""
     d = decisions_frame.sort_values(["brand_id", "as_of"], kind="stable")
     end = pd.Timestamp(date_to) if date_to is not None else d["as_of"].max()
@@ -214,9 +266,18 @@ def rank_attention(last: pd.DataFrame, recent: pd.DataFrame) -> pd.DataFrame:
     FAIL/ERROR days recently first (failing steadily before failing once), then longer in stage
     (stuck longest), then brand id, so the order never depends on the database's row order.
     """
-    last = last.sort_values(["brand_id", "as_of"], kind="stable").drop_duplicates("brand_id", keep="last").set_index("brand_id")
+    last = (
+        last.sort_values(["brand_id", "as_of"], kind="stable")
+        .drop_duplicates("brand_id", keep="last")
+        .set_index("brand_id")
+    )
     recent = recent.sort_values(["brand_id", "as_of"], kind="stable")
-    setback = recent[recent["action"].isin(SETBACKS)].drop_duplicates("brand_id", keep="last").set_index("brand_id").reindex(last.index)
+    setback = (
+        recent[recent["action"].isin(SETBACKS)]
+        .drop_duplicates("brand_id", keep="last")
+        .set_index("brand_id")
+        .reindex(last.index)
+    )
     fails = recent[recent["verdict"].isin(FAILING)].groupby("brand_id").size().reindex(last.index, fill_value=0)
     tier = np.select(
         [
@@ -229,7 +290,9 @@ def rank_attention(last: pd.DataFrame, recent: pd.DataFrame) -> pd.DataFrame:
         [0, 1, 2, 3, 4],
         default=5,
     )
-    whys = [_why(int(t), row, back) for t, row, back in zip(tier, last.itertuples(), setback.itertuples(), strict=True)]  # one line per brand
+    whys = [
+        _why(int(t), row, back) for t, row, back in zip(tier, last.itertuples(), setback.itertuples(), strict=True)
+    ]  # one line per brand
     out = pd.DataFrame(
         {
             "brand_id": last.index.to_numpy(dtype=object),
@@ -241,7 +304,9 @@ def rank_attention(last: pd.DataFrame, recent: pd.DataFrame) -> pd.DataFrame:
             "stage": last["to_stage"].to_numpy(dtype=object),
         }
     )
-    out = out.sort_values(["tier", "recent_fails", "days_in_stage", "brand_id"], ascending=[True, False, False, True], kind="stable")
+    out = out.sort_values(
+        ["tier", "recent_fails", "days_in_stage", "brand_id"], ascending=[True, False, False, True], kind="stable"
+    )
     return out.reset_index(drop=True)
 
 
@@ -271,7 +336,9 @@ def cjk_font_file() -> str | None:
     fc_list = shutil.which("fc-list")
     if found is None and fc_list:
         try:
-            listed = subprocess.run([fc_list, ":lang=zh", "file"], capture_output=True, text=True, timeout=10, check=False).stdout  # noqa: S603 - fixed arguments
+            listed = subprocess.run(  # noqa: S603 - fixed arguments
+                [fc_list, ":lang=zh", "file"], capture_output=True, text=True, timeout=10, check=False
+            ).stdout
         except (OSError, subprocess.TimeoutExpired):
             listed = ""
         found = next((line.strip().removesuffix(":") for line in sorted(listed.splitlines()) if line.strip()), None)
@@ -385,7 +452,9 @@ def funnel_grid(counts: np.ndarray, height: int, y_max: int) -> np.ndarray:
     return np.where(stage < counts.shape[1], stage, -1)
 
 
-def funnel_image(funnel: pd.DataFrame, first: pd.Timestamp, n_days: int, ticks: tuple[np.ndarray, list[str]]) -> Image.Image:
+def funnel_image(
+    funnel: pd.DataFrame, first: pd.Timestamp, n_days: int, ticks: tuple[np.ndarray, list[str]]
+) -> Image.Image:
     """Brands per stage after each day's cycle: one stacked bar per day (its top is all brands), whole brands on the y axis."""
     stages = list(funnel.columns)
     counts = np.full((n_days, len(stages)), np.nan)
@@ -399,8 +468,12 @@ def funnel_image(funnel: pd.DataFrame, first: pd.Timestamp, n_days: int, ticks: 
     width, height = plot.left + plot.width + 20 + legend_w + 10, plot.top + plot.height + 30
     canvas = np.full((height, width, 3), 255, dtype=np.uint8)
     grid = funnel_grid(counts, plot.height, plot.y_max)
-    palette = np.array([_hex(STAGE_COLOURS.get(s, "#cccccc")) for s in stages] + [WHITE], dtype=np.uint8)  # -1: the last, white
-    canvas[plot.top : plot.top + plot.height, plot.left : plot.left + plot.width] = np.repeat(palette[grid], day_px, axis=1)
+    palette = np.array(
+        [_hex(STAGE_COLOURS.get(s, "#cccccc")) for s in stages] + [WHITE], dtype=np.uint8
+    )  # -1: the last, white
+    canvas[plot.top : plot.top + plot.height, plot.left : plot.left + plot.width] = np.repeat(
+        palette[grid], day_px, axis=1
+    )
     _grid_lines(canvas, plot, y_ticks)
     image = Image.fromarray(canvas)
     draw = ImageDraw.Draw(image)
@@ -421,13 +494,24 @@ def box_stats(values: np.ndarray) -> dict[str, Any]:
     inner = values[(values >= q1 - reach) & (values <= q3 + reach)]
     low, high = float(inner.min()), float(inner.max())
     outliers = np.unique(values[(values < low) | (values > high)])
-    return {"q1": q1, "median": median, "q3": q3, "mean": float(values.mean()), "low": low, "high": high, "outliers": outliers, "n": len(values)}
+    return {
+        "q1": q1,
+        "median": median,
+        "q3": q3,
+        "mean": float(values.mean()),
+        "low": low,
+        "high": high,
+        "outliers": outliers,
+        "n": len(values),
+    }
 
 
 def durations_image(durations: pd.DataFrame) -> Image.Image:
     """Days in stage when a brand left it, per stage: box (quartiles), median line, mean triangle, whiskers, outliers; n per stage."""
     stages = [s for s in STAGE_IDS if (durations["stage"] == s).any()]
-    stats = [box_stats(durations.loc[durations["stage"] == s, "days_in_stage"].to_numpy(dtype=float)) for s in stages]  # five stages
+    stats = [
+        box_stats(durations.loc[durations["stage"] == s, "days_in_stage"].to_numpy(dtype=float)) for s in stages
+    ]  # five stages
     y_ticks = integer_ticks(max((max([st["high"], *st["outliers"]]) for st in stats), default=1))
     plot = Plot(46, 40, 900, 260, y_ticks[-1])
     canvas = np.full((plot.top + plot.height + 50, plot.left + plot.width + 20, 3), 255, dtype=np.uint8)
@@ -437,7 +521,13 @@ def durations_image(durations: pd.DataFrame) -> Image.Image:
     _axes(draw, plot, y_ticks, "Days in stage when a brand left it (advance, graduate, demote, exit, recycle)")
     label_font = _font("regular", 12)
     if not stats:
-        draw.text((plot.left + plot.width // 2, plot.top + plot.height // 2), "no brand left a stage in this range", font=label_font, fill=GREY, anchor="mm")
+        draw.text(
+            (plot.left + plot.width // 2, plot.top + plot.height // 2),
+            "no brand left a stage in this range",
+            font=label_font,
+            fill=GREY,
+            anchor="mm",
+        )
     slot = plot.width // max(len(stats), 1)
     box = slot * 2 // 5
     blue, orange, green = (_hex(STAGE_COLOURS[s]) for s in ("affiliate_trial", "public_traffic", "channel_exclusive"))
@@ -447,14 +537,26 @@ def durations_image(durations: pd.DataFrame) -> Image.Image:
         draw.line((cx, plot.y(st["q3"]), cx, plot.y(st["high"])), fill=INK)
         for cap in (st["low"], st["high"]):
             draw.line((cx - box // 4, plot.y(cap), cx + box // 4, plot.y(cap)), fill=INK)
-        draw.rectangle((cx - box // 2, plot.y(st["q3"]), cx + box // 2, plot.y(st["q1"])), fill=(220, 230, 242), outline=blue, width=2)
+        draw.rectangle(
+            (cx - box // 2, plot.y(st["q3"]), cx + box // 2, plot.y(st["q1"])),
+            fill=(220, 230, 242),
+            outline=blue,
+            width=2,
+        )
         draw.line((cx - box // 2, plot.y(st["median"]), cx + box // 2, plot.y(st["median"])), fill=orange, width=3)
         my = plot.y(st["mean"])
         draw.polygon([(cx, my - 5), (cx - 5, my + 4), (cx + 5, my + 4)], fill=green)
         for value in st["outliers"]:
             oy = plot.y(value)
             draw.ellipse((cx - 4, oy - 4, cx + 4, oy + 4), outline=INK)
-        draw.multiline_text((cx, plot.top + plot.height + 8), f"{stage}\n(n={st['n']})", font=label_font, fill=INK, anchor="ma", align="center")
+        draw.multiline_text(
+            (cx, plot.top + plot.height + 8),
+            f"{stage}\n(n={st['n']})",
+            font=label_font,
+            fill=INK,
+            anchor="ma",
+            align="center",
+        )
     return image
 
 
@@ -469,7 +571,10 @@ def margins(crit: pd.DataFrame) -> np.ndarray:
     with np.errstate(invalid="ignore"):
         m = np.clip(np.where(higher, value - threshold, threshold - value) / scale, -1.0, 1.0)
     result = crit["result"].to_numpy(dtype=object)
-    return np.asarray(np.where(result == "pass", np.maximum(m, 0.0), np.where(result == "fail", np.minimum(m, 0.0), np.nan)), dtype=float)
+    return np.asarray(
+        np.where(result == "pass", np.maximum(m, 0.0), np.where(result == "fail", np.minimum(m, 0.0), np.nan)),
+        dtype=float,
+    )
 
 
 def _ramp(light: np.ndarray, dark: np.ndarray, levels: int) -> np.ndarray:
@@ -508,7 +613,9 @@ PALETTE = np.rint(
 
 def _cell_indices(m: np.ndarray) -> np.ndarray:
     """Palette index per margin: the pass ramp or the fail ramp by how far from the threshold, NO_VALUE_I without a value."""
-    level = np.rint(np.sqrt(np.abs(np.nan_to_num(m))) * (RAMP - 1)).astype(np.int64)  # the square root: small margins stay visible
+    level = np.rint(np.sqrt(np.abs(np.nan_to_num(m))) * (RAMP - 1)).astype(
+        np.int64
+    )  # the square root: small margins stay visible
     return np.where(np.isnan(m), NO_VALUE_I, np.where(m >= 0, PASS_0, FAIL_0) + level)
 
 
@@ -524,7 +631,9 @@ class BrandPanel:
     changes: np.ndarray
 
 
-def brand_panels(data: ReportData, brands: list[str], titles: dict[str, str], labels: dict[str, str]) -> Iterator[BrandPanel]:
+def brand_panels(
+    data: ReportData, brands: list[str], titles: dict[str, str], labels: dict[str, str]
+) -> Iterator[BrandPanel]:
     """Each brand's grid: a stage row, a verdict row, then one row per criterion metric (first evaluated first), one column per day.
 
     The colours of every criterion and decision of the range are worked out at once; each brand's grid is filled by position.
@@ -535,7 +644,11 @@ def brand_panels(data: ReportData, brands: list[str], titles: dict[str, str], la
     cells = _cell_indices(margins(crit))
     crit_days = np.asarray((crit["as_of"] - first).dt.days, dtype=np.int64)
     crit_index = crit.groupby("brand_id", sort=False).indices
-    metric_col, op_col, thr_col = crit["metric"].to_numpy(dtype=object), crit["op"].to_numpy(dtype=object), crit["threshold"].to_numpy(dtype=float)
+    metric_col, op_col, thr_col = (
+        crit["metric"].to_numpy(dtype=object),
+        crit["op"].to_numpy(dtype=object),
+        crit["threshold"].to_numpy(dtype=float),
+    )
     dec = data.decisions
     dec_days = np.asarray((dec["as_of"] - first).dt.days, dtype=np.int64)
     stage_code = pd.Index(STAGE_ORDER).get_indexer(pd.Index(dec["stage"]))
@@ -556,9 +669,20 @@ def brand_panels(data: ReportData, brands: list[str], titles: dict[str, str], la
         grid[0, dec_days[d_i]] = stage_i[d_i]
         grid[1, dec_days[d_i]] = verdict_i[d_i]
         # each metric's operator and threshold as last evaluated: its last row, rows being in date order
-        last_row = rows_i[len(rows_i) - 1 - np.unique(codes[::-1], return_index=True)[1][:shown]] if len(rows_i) else none
-        names = [f"{m} {o} {t:g}" for m, o, t in zip(metric_col[last_row], op_col[last_row], thr_col[last_row], strict=True)]
-        yield BrandPanel(brand_id, titles.get(brand_id, brand_id), labels.get(brand_id, ""), ["stage", "verdict", *names], grid, dec_days[d_i][moved[d_i]])
+        last_row = (
+            rows_i[len(rows_i) - 1 - np.unique(codes[::-1], return_index=True)[1][:shown]] if len(rows_i) else none
+        )
+        names = [
+            f"{m} {o} {t:g}" for m, o, t in zip(metric_col[last_row], op_col[last_row], thr_col[last_row], strict=True)
+        ]
+        yield BrandPanel(
+            brand_id,
+            titles.get(brand_id, brand_id),
+            labels.get(brand_id, ""),
+            ["stage", "verdict", *names],
+            grid,
+            dec_days[d_i][moved[d_i]],
+        )
 
 
 # Brand chart geometry, in pixels.
@@ -571,7 +695,9 @@ def label_width(panels: list[BrandPanel]) -> int:
     return int(max((font.getlength(r) for p in panels for r in p.rows), default=0))
 
 
-def brand_image(panel: BrandPanel, ticks: tuple[np.ndarray, list[str]], tier: int = 4, labels_px: int | None = None) -> Image.Image:
+def brand_image(
+    panel: BrandPanel, ticks: tuple[np.ndarray, list[str]], tier: int = 4, labels_px: int | None = None
+) -> Image.Image:
     """One brand's chart: title, then its grid (a cell per row and day) with row labels, stage changes dashed, dates below.
 
     The cells are painted as one array of palette indices (rows and days repeated to pixels); the text is
@@ -579,7 +705,11 @@ def brand_image(panel: BrandPanel, ticks: tuple[np.ndarray, list[str]], tier: in
     label's colour. labels_px: the width of the label column (default: this chart's longest label).
     """
     rows, n_days = panel.grid.shape
-    label_font, title_font, tag_font = _font("regular", LABEL_PT), _font("cjk" if not panel.title.isascii() else "bold", 16), _font("bold", LABEL_PT)
+    label_font, title_font, tag_font = (
+        _font("regular", LABEL_PT),
+        _font("cjk" if not panel.title.isascii() else "bold", 16),
+        _font("bold", LABEL_PT),
+    )
     day_px = max(1, min(DAY_PX_MAX, GRID_PX // max(n_days, 1)))
     left = PAD_PX + (label_width([panel]) if labels_px is None else labels_px) + 8
     width = max(left + n_days * day_px + PAD_PX, 640)
@@ -594,7 +724,9 @@ def brand_image(panel: BrandPanel, ticks: tuple[np.ndarray, list[str]], tier: in
         canvas[row_top[r] : row_top[r] + ROW_PX, left : left + n_days * day_px] = cells[r * ROW_PX : (r + 1) * ROW_PX]
     bottom = TITLE_PX + grid_h
     dashes = np.arange(TITLE_PX, bottom)
-    for day in panel.changes:  # a new stage starts the day after the decision that moved the brand: the line is at its end
+    for (
+        day
+    ) in panel.changes:  # a new stage starts the day after the decision that moved the brand: the line is at its end
         x = left + min(int(day) + 1, n_days) * day_px - 1
         canvas[dashes[(dashes // 4) % 2 == 0], max(x - 1, left) : x + 1] = TEXT_0 + 31
     ink, tag = Image.new("L", (width, height), 0), Image.new("L", (width, height), 0)
@@ -652,8 +784,14 @@ def _key() -> str:
         ("passes, darker = farther past the threshold", PASS_LIGHT, PASS_DARK),
         ("fails, darker = farther off", FAIL_LIGHT, FAIL_DARK),
     )
-    items = [f'<span style="background:linear-gradient(90deg,{_rgb(a)},{_rgb(b)})"></span>{html.escape(t)}' for t, a, b in ramps]
-    items += [f'<span style="background:{_rgb(c)}"></span>{t}' for t, c in (("no value", NO_VALUE), ("not evaluated that day", NOT_EVALUATED))]
+    items = [
+        f'<span style="background:linear-gradient(90deg,{_rgb(a)},{_rgb(b)})"></span>{html.escape(t)}'
+        for t, a, b in ramps
+    ]
+    items += [
+        f'<span style="background:{_rgb(c)}"></span>{t}'
+        for t, c in (("no value", NO_VALUE), ("not evaluated that day", NOT_EVALUATED))
+    ]
     items += [f'<span style="background:{_rgb(c)}"></span>verdict {v}' for v, c in VERDICT_COLOURS.items()]
     items += [f'<span style="background:{STAGE_COLOURS[s]}"></span>{s}' for s in STAGE_ORDER]
     return f'<p class="key muted">{"".join(items)}</p>'
@@ -677,7 +815,9 @@ def write_report(
     order = overview.order
     drawn = order if max_brands is None else order.head(max_brands)
     brand_ids = list(drawn["brand_id"])
-    data = read_report_data(ledger, overview.date_from, overview.date_to, brands=None if max_brands is None else brand_ids)
+    data = read_report_data(
+        ledger, overview.date_from, overview.date_to, brands=None if max_brands is None else brand_ids
+    )
     out_dir.mkdir(parents=True, exist_ok=True)
     total = 2 + len(drawn)
     names = {b.brand_id: b.name for b in portfolio.brands.values()}
@@ -701,7 +841,9 @@ def write_report(
         sizes[panel.brand_id] = _save_image(image, out_dir / f"brand-{panel.brand_id}.png")
         if progress:
             progress(i, total, panel.brand_id)
-    page = _page(portfolio, ledger, overview, drawn, stage_changes_of(data), names, (funnel_size, durations_size, sizes))
+    page = _page(
+        portfolio, ledger, overview, drawn, stage_changes_of(data), names, (funnel_size, durations_size, sizes)
+    )
     index = out_dir / "index.html"
     index.write_text(page, encoding="utf-8")
     return index
@@ -724,7 +866,9 @@ def _page(
     changes_by_brand = dict(tuple(changes.groupby("brand_id", sort=False)))
     empty_changes = changes.iloc[0:0]
     brand_html = []
-    for rank, (brand_id, tier, label, why) in enumerate(zip(drawn["brand_id"], drawn["tier"], drawn["label"], drawn["why"], strict=True), start=1):
+    for rank, (brand_id, tier, label, why) in enumerate(
+        zip(drawn["brand_id"], drawn["tier"], drawn["label"], drawn["why"], strict=True), start=1
+    ):
         moves = changes_by_brand.get(brand_id, empty_changes)
         steps = zip(moves["as_of"], moves["action"], moves["stage"], moves["to_stage"], strict=True)
         moves_text = "; ".join(f"{d:%Y-%m-%d} {a} {f} → {t}" for d, a, f, t in steps)
@@ -752,7 +896,11 @@ def _page(
             f"<tr><td>{html.escape(names.get(b, b))}</td><td>{html.escape(b)}</td><td>{lab}</td><td>{html.escape(w)}</td></tr>"
             for b, lab, w in zip(listed["brand_id"], listed["label"], listed["why"], strict=True)
         )
-        more = f" The first {REST_ROWS} are listed; <code>brandsteps status</code> has them all." if len(rest) > REST_ROWS else ""
+        more = (
+            f" The first {REST_ROWS} are listed; <code>brandsteps status</code> has them all."
+            if len(rest) > REST_ROWS
+            else ""
+        )
         rest_html = (
             f'<h3>The other {len(rest)} brands, in the same order</h3><p class="muted">No chart: the cycle\'s report draws the brands most in need'
             f" of attention; <code>brandsteps report</code> draws every brand.{more}</p>"
@@ -760,11 +908,17 @@ def _page(
         )
     counts = order["label"].value_counts()
     tiers_text = ", ".join(f"{counts[t]} {t}" for t, _ in ATTENTION_TIERS if t in counts)
-    summary = durations.groupby("stage")["days_in_stage"].describe()[["count", "50%", "mean", "max"]].reindex(list(STAGE_IDS))
+    summary = (
+        durations.groupby("stage")["days_in_stage"].describe()[["count", "50%", "mean", "max"]].reindex(list(STAGE_IDS))
+    )
     summary.columns = ["stays", "median days", "mean days", "max days"]
     last_day = funnel.tail(1).T.rename(columns=lambda c: f"brands on {c:%Y-%m-%d}")
     tier_list = "".join(f"<li><b>{t}</b>: {html.escape(d)}</li>" for t, d in ATTENTION_TIERS)
-    shown = f"the {len(drawn)} of {len(order)} brands most in need of attention" if len(rest) else f"all {len(order)} brands"
+    shown = (
+        f"the {len(drawn)} of {len(order)} brands most in need of attention"
+        if len(rest)
+        else f"all {len(order)} brands"
+    )
     span = f"{overview.date_from} to {overview.date_to}"
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">

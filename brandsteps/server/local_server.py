@@ -58,7 +58,11 @@ class TemporaryServer:
         try:
             # stdin is the lifeline: this process holds its only write end
             self.process = subprocess.Popen(  # noqa: S603 - our own module, with this interpreter
-                [sys.executable, "-m", "brandsteps.server.local_server", str(self.port)], stdin=subprocess.PIPE, stdout=out, stderr=out, env=env
+                [sys.executable, "-m", "brandsteps.server.local_server", str(self.port)],
+                stdin=subprocess.PIPE,
+                stdout=out,
+                stderr=out,
+                env=env,
             )
         finally:
             if self.log:
@@ -114,7 +118,14 @@ def _serve(port: int) -> None:
     import uvicorn
 
     threading.Thread(target=_stop_when_parent_dies, name="lifeline", daemon=True).start()
-    uvicorn.run("brandsteps.server.local_server:ephemeral_app", factory=True, host="127.0.0.1", port=port, log_level="error", lifespan="on")
+    uvicorn.run(
+        "brandsteps.server.local_server:ephemeral_app",
+        factory=True,
+        host="127.0.0.1",
+        port=port,
+        log_level="error",
+        lifespan="on",
+    )
 
 
 if __name__ == "__main__":

@@ -53,7 +53,19 @@ ACCOUNT_BREAKDOWN = "全店成交分析 账号构成「下载明细」"
 # import profiles (brandsteps.sources.imports) are not there to say it. A column missing here has no known
 # export (live, traffic-source and repurchase reports publish no header list): NO_REPORT.
 FALLBACK_SOURCES: Mapping[str, tuple[str, ...]] = {
-    **dict.fromkeys(("gmv", "orders", "buyers", "refund_amount", "product_impressions", "product_clicks", "gmv_self", "gmv_affiliate"), (WHOLE_STORE,)),
+    **dict.fromkeys(
+        (
+            "gmv",
+            "orders",
+            "buyers",
+            "refund_amount",
+            "product_impressions",
+            "product_clicks",
+            "gmv_self",
+            "gmv_affiliate",
+        ),
+        (WHOLE_STORE,),
+    ),
     "commission": (WHOLE_STORE, DISTRIBUTION),
     "ad_spend": (AD_ACCOUNT,),
     "ad_gmv": (AD_ACCOUNT,),
@@ -226,11 +238,15 @@ def data_coverage(portfolio: Portfolio, cohorts: pd.DataFrame, metrics: pd.DataF
     Exactly the criteria the gates decide on: shadow criteria are left out.
     """
     comp = compiled(portfolio)
-    stage_code = pd.Index(EVALUATED, dtype=object).get_indexer(pd.Index(cohorts["stage"].to_numpy(dtype=object), dtype=object))
+    stage_code = pd.Index(EVALUATED, dtype=object).get_indexer(
+        pd.Index(cohorts["stage"].to_numpy(dtype=object), dtype=object)
+    )
     keep = np.flatnonzero(stage_code >= 0)
     ids, stage_code = cohorts.index[keep], stage_code[keep].astype(np.int64)
     brands = dict(zip(EVALUATED, np.bincount(stage_code, minlength=len(EVALUATED)).tolist(), strict=True))
-    tier = pd.Index(TIERS, dtype=object).get_indexer(pd.Index(cohorts["tier"].to_numpy(dtype=object)[keep], dtype=object))
+    tier = pd.Index(TIERS, dtype=object).get_indexer(
+        pd.Index(cohorts["tier"].to_numpy(dtype=object)[keep], dtype=object)
+    )
     rule_set = comp.rule_sets(ids, stage_code)
     at = np.asarray(metrics.index.get_indexer(ids), dtype=np.int64) if len(ids) else np.empty(0, dtype=np.int64)
     labels, crit_label, sample_label = _labels(comp)
@@ -240,8 +256,16 @@ def data_coverage(portfolio: Portfolio, cohorts: pd.DataFrame, metrics: pd.DataF
     decides = comp.deciding[c_item] | comp.guard[c_item]
     c_brand, c_item = c_brand[decides], c_item[decides]
     s_brand, s_item = _expand(comp.sample_start, rule_set)
-    c_value = _gather(metrics, at, comp.metric_names.tolist())[c_brand, comp.metric_id[c_item]] if len(c_item) else np.empty(0)
-    s_value = _gather(metrics, at, comp.sample_names.tolist())[s_brand, comp.sample_id[s_item]] if len(s_item) else np.empty(0)
+    c_value = (
+        _gather(metrics, at, comp.metric_names.tolist())[c_brand, comp.metric_id[c_item]]
+        if len(c_item)
+        else np.empty(0)
+    )
+    s_value = (
+        _gather(metrics, at, comp.sample_names.tolist())[s_brand, comp.sample_id[s_item]]
+        if len(s_item)
+        else np.empty(0)
+    )
     brand = np.r_[c_brand, s_brand].astype(np.int64)
     label = np.r_[crit_label[c_item], sample_label[s_item]].astype(np.int64)
     c_tier = tier[c_brand]
@@ -261,7 +285,9 @@ def data_coverage(portfolio: Portfolio, cohorts: pd.DataFrame, metrics: pd.DataF
         "without_value": np.bincount(group[no_value], minlength=size),
         "measured": np.bincount(group[no_value & ~missing.any(axis=1)], minlength=size),
     }
-    per_column = {c: np.bincount(group[missing[:, j]], minlength=size) for j, c in enumerate(BASE_COLUMNS) if missing[:, j].any()}
+    per_column = {
+        c: np.bincount(group[missing[:, j]], minlength=size) for j, c in enumerate(BASE_COLUMNS) if missing[:, j].any()
+    }
     row_label = keys % n_labels
     # each row's missing columns in the order its metric reads them (paid_roi: ad_gmv, then ad_spend)
     missing_counts = [
@@ -278,7 +304,9 @@ def data_coverage(portfolio: Portfolio, cohorts: pd.DataFrame, metrics: pd.DataF
     order = np.lexsort(
         (
             row_label,
-            pd.Index((*STAGE_IDS, ""), dtype=object).get_indexer(pd.Index(out["source_stage"].to_numpy(dtype=object), dtype=object)),
+            pd.Index((*STAGE_IDS, ""), dtype=object).get_indexer(
+                pd.Index(out["source_stage"].to_numpy(dtype=object), dtype=object)
+            ),
             pd.Index(ROLES, dtype=object).get_indexer(pd.Index(out["role"].to_numpy(dtype=object), dtype=object)),
             keys // n_labels,
         )
@@ -312,7 +340,11 @@ def _missing_text(missing: Mapping[str, int], without: int, measured: int) -> st
     """'ad_gmv, ad_spend'; a column only some of the brands without a value lack says how many: 'commission (1)'."""
     parts = [", ".join(c if n == without else f"{c} ({n})" for c, n in missing.items())] if missing else []
     if measured:
-        parts.append(f"every column measured ({_MEASURED})" if measured == without else f"every column measured for {measured} ({_MEASURED})")
+        parts.append(
+            f"every column measured ({_MEASURED})"
+            if measured == without
+            else f"every column measured for {measured} ({_MEASURED})"
+        )
     return "; ".join(parts) if parts else "-"
 
 
@@ -328,7 +360,9 @@ def _filled_by(columns: Sequence[str], sources: Mapping[str, Sequence[str]]) -> 
     return "; ".join(f"{', '.join(cs)}: {' or '.join(rs)}" for rs, cs in groups.items())
 
 
-def table_rows(coverage: Coverage, sources: Mapping[str, Sequence[str]], only_missing: bool = False) -> list[dict[str, str]]:
+def table_rows(
+    coverage: Coverage, sources: Mapping[str, Sequence[str]], only_missing: bool = False
+) -> list[dict[str, str]]:
     """The rows as people read them (TABLE_KEYS): criterion, kind, 'brands without a value of brands', missing columns, reports.
 
     only_missing: just the rows with a brand without a value, most brands affected first (the artifact's).
@@ -391,7 +425,13 @@ def coverage_text(coverage: Coverage, sources: Mapping[str, Sequence[str]]) -> l
     """Per stage a heading and a table of its criteria (the reports last: Chinese names would break the alignment)."""
     rows = table_rows(coverage, sources)
     lines: list[str] = []
-    heads = {"criterion": "criterion", "kind": "kind", "no value": "no value", "missing columns": "missing columns", "filled by": "filled by"}
+    heads = {
+        "criterion": "criterion",
+        "kind": "kind",
+        "no value": "no value",
+        "missing columns": "missing columns",
+        "filled by": "filled by",
+    }
     for record in coverage_records(coverage, sources):
         stage, count = record["stage"], record["brands"]
         mine = [r for r in rows if r["stage"] == stage]

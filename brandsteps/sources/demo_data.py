@@ -330,7 +330,14 @@ BRAND_NAMES: dict[str, tuple[tuple[str, str], ...]] = {
         ("奶瓶先生", "Mr Naiping"),
     ),
 }
-OWNERS: tuple[str, ...] = ("王敏 Wang Min", "李强 Li Qiang", "陈静 Chen Jing", "张伟 Zhang Wei", "刘洋 Liu Yang", "赵丽 Zhao Li")
+OWNERS: tuple[str, ...] = (
+    "王敏 Wang Min",
+    "李强 Li Qiang",
+    "陈静 Chen Jing",
+    "张伟 Zhang Wei",
+    "刘洋 Liu Yang",
+    "赵丽 Zhao Li",
+)
 TIER_WEIGHTS: tuple[float, ...] = (0.45, 0.35, 0.20)  # small, mid, large
 
 
@@ -405,7 +412,9 @@ def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
 
 
-def _brand_config(brand_id: str, name: str, tier: str, category: str, start_date: dt.date, owner: str, archetype: str) -> dict[str, Any]:
+def _brand_config(
+    brand_id: str, name: str, tier: str, category: str, start_date: dt.date, owner: str, archetype: str
+) -> dict[str, Any]:
     config: dict[str, Any] = {
         "brand_id": brand_id,
         "name": name,
@@ -420,7 +429,12 @@ def _brand_config(brand_id: str, name: str, tier: str, category: str, start_date
         config["requires_approval"] = ["public_traffic"]
     gates: dict[str, Any] = {}
     if category == "apparel":
-        gates.update({stage: {key: [dict(c) for c in rules] for key, rules in gate.items()} for stage, gate in APPAREL_GATES.items()})
+        gates.update(
+            {
+                stage: {key: [dict(c) for c in rules] for key, rules in gate.items()}
+                for stage, gate in APPAREL_GATES.items()
+            }
+        )
     if archetype == "exit_candidate":
         gates.setdefault("affiliate_trial", {})["on_fail"] = "exit"
     if gates:
@@ -439,7 +453,9 @@ def _on_reexport_weekday(offset: int, days: int) -> int:
     return later if later < days else max(later - REEXPORT_EVERY, 0)
 
 
-def plan_demo_portfolio(n_brands: int = 50, start: dt.date | None = None, seed: int = 7, days: int = DEMO_DAYS) -> list[DemoBrand]:
+def plan_demo_portfolio(
+    n_brands: int = 50, start: dt.date | None = None, seed: int = 7, days: int = DEMO_DAYS
+) -> list[DemoBrand]:
     """Plan a demo portfolio of n_brands with realistic names, staggered starts and every archetype.
 
     start is the first day of the period (default: today - days + 1); the archetypes' start windows are
@@ -460,7 +476,14 @@ def plan_demo_portfolio(n_brands: int = 50, start: dt.date | None = None, seed: 
     rng.shuffle(categories)
     for i, (_, name) in enumerate(planned):  # anomalies that apparel overrides would hide: swap categories
         if ARCHETYPES[name].non_apparel and categories[i] == "apparel":
-            j = next((j for j, (_, other) in enumerate(planned) if categories[j] != "apparel" and not ARCHETYPES[other].non_apparel), i)
+            j = next(
+                (
+                    j
+                    for j, (_, other) in enumerate(planned)
+                    if categories[j] != "apparel" and not ARCHETYPES[other].non_apparel
+                ),
+                i,
+            )
             categories[i], categories[j] = categories[j], categories[i]
     tiers = rng.choice(np.array(TIERS), size=n_brands, p=TIER_WEIGHTS)
     pools = {cat: [names[k] for k in rng.permutation(len(names))] for cat, names in BRAND_NAMES.items()}
@@ -518,7 +541,16 @@ def plan_synthetic_portfolio(n_brands: int, start: dt.date, seed: int = 7, stagg
             ),
             names[a],
         )
-        for i, (a, t, c, o, w) in enumerate(zip(arch_idx.tolist(), tier_idx.tolist(), cat_idx.tolist(), offsets.tolist(), owner_idx.tolist(), strict=True))
+        for i, (a, t, c, o, w) in enumerate(
+            zip(
+                arch_idx.tolist(),
+                tier_idx.tolist(),
+                cat_idx.tolist(),
+                offsets.tolist(),
+                owner_idx.tolist(),
+                strict=True,
+            )
+        )
     ]
 
 
@@ -590,7 +622,10 @@ def generate_daily_metrics(brands: list[DemoBrand], start: dt.date, days: int, s
     age = np.arange(days, dtype=np.int64)[None, :] - offset[:, None]  # days since the brand's start_date
     flat_keep = ((age >= 0) & ~in_archetype_window("gap", age)).ravel()
     refund_spike = in_archetype_window("refund_spike", age)
-    unmeasured = {col: np.isin(arch, [arch_names.index(a.name) for a in ARCHETYPES.values() if col in a.unmeasured]) for col in BASE_COLUMNS}
+    unmeasured = {
+        col: np.isin(arch, [arch_names.index(a.name) for a in ARCHETYPES.values() if col in a.unmeasured])
+        for col in BASE_COLUMNS
+    }
     out: dict[str, np.ndarray] = {}
 
     def emit(col: str, values: np.ndarray) -> None:
@@ -664,7 +699,9 @@ def generate_daily_metrics(brands: list[DemoBrand], start: dt.date, days: int, s
     gmv_aff = np.round(gmv_aff * _noise(rng, shape, 0.15), 2)
     gmv += gmv_self
     gmv += gmv_aff
-    np.round(gmv, 2, out=gmv)  # three amounts in fen add up to fen, but not always in binary floating point: exports carry fen
+    np.round(
+        gmv, 2, out=gmv
+    )  # three amounts in fen add up to fen, but not always in binary floating point: exports carry fen
     del burst
     emit("gmv", gmv)
     emit("gmv_self", gmv_self)
@@ -839,11 +876,18 @@ def _reset_metrics(folder: Path) -> None:
 
     metrics = folder / DEMO_METRICS
     records = file_records(metrics)
-    for old in (metrics, records.revisions, records.imports, folder / "data" / "metrics" / "daily_metrics.parquet"):  # the last: demos before the exports
+    for old in (
+        metrics,
+        records.revisions,
+        records.imports,
+        folder / "data" / "metrics" / "daily_metrics.parquet",
+    ):  # the last: demos before the exports
         old.unlink(missing_ok=True)
 
 
-def write_demo_folder(folder: Path, n_brands: int = 50, days: int = DEMO_DAYS, end: dt.date | None = None, seed: int = 7) -> DemoSummary:
+def write_demo_folder(
+    folder: Path, n_brands: int = 50, days: int = DEMO_DAYS, end: dt.date | None = None, seed: int = 7
+) -> DemoSummary:
     """Write a runnable demo: configs (playbook, deployment, one YAML per brand, import profiles), the exports of the
     Kuaishou reports the generated metrics make (exports/), and the metrics they import into (data/metrics.parquet).
 
@@ -894,8 +938,13 @@ def write_demo_folder(folder: Path, n_brands: int = 50, days: int = DEMO_DAYS, e
     brand_files = []
     for brand in brands:
         path = brands_dir / f"{brand.brand_id}.yaml"
-        text = yaml.safe_dump({**brand.config, **ids[brand.brand_id]}, allow_unicode=True, sort_keys=False, default_flow_style=False)
-        path.write_text(f"# Demo brand, archetype {brand.archetype}: {ARCHETYPES[brand.archetype].description}\n" + text, encoding="utf-8")
+        text = yaml.safe_dump(
+            {**brand.config, **ids[brand.brand_id]}, allow_unicode=True, sort_keys=False, default_flow_style=False
+        )
+        path.write_text(
+            f"# Demo brand, archetype {brand.archetype}: {ARCHETYPES[brand.archetype].description}\n" + text,
+            encoding="utf-8",
+        )
         brand_files.append(path)
 
     archetypes_path = data_dir / "archetypes.csv"

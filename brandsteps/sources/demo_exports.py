@@ -87,13 +87,17 @@ DEMO_TIMEZONE = "Asia/Shanghai"  # the demo's onboarding.yaml timezone, in which
 # refunds by payment date, a week later 76%, two weeks later 97%; 18 days after the payment every refund is in.
 REFUNDS_FIRST_SHARE = 0.42
 REFUNDS_SETTLE_DAYS = 18
-AFFILIATE_DETAIL_BRAND_DAYS = 30  # 快分销 效果明细 for brands this young, which are in (or just past) the affiliate trial
+AFFILIATE_DETAIL_BRAND_DAYS = (
+    30  # 快分销 效果明细 for brands this young, which are in (or just past) the affiliate trial
+)
 ACCOUNT_NOBODY = "90000001"  # a 磁力金牛 test account of the service provider that no brand lists: skipped
 _AD_ACCOUNT_BASE = 71_000_000  # 账户ID of brand number i (its place in the plan, from 1): base + i
 _SHOP_BASE = 52_000_000  # 店铺ID of brand i
 _ITEM_BASE = 600_000_000  # 商品ID of brand i's item j: base + 100 i + j (j = 0: its regular range)
 # The demo's own exports: per brand (d001-…_全店成交分析_….csv) and the multi-brand reports (磁力金牛_账户报表_20260611-20261206.csv).
-_DEMO_FILE = re.compile(r"^(d\d{3,}-[a-z0-9-]+_|(磁力金牛_账户报表|直播数据|流量来源|客户分析|店铺服务|快分销_数据概览)_\d{8}-\d{8}\.)")
+_DEMO_FILE = re.compile(
+    r"^(d\d{3,}-[a-z0-9-]+_|(磁力金牛_账户报表|直播数据|流量来源|客户分析|店铺服务|快分销_数据概览)_\d{8}-\d{8}\.)"
+)
 
 # The operator's own profiles (README "Imports": configs/imports/<name>.yaml) for the reports no built-in profile
 # describes; their headers are the demo files'. A real export is mapped the same way, once.
@@ -182,7 +186,9 @@ class ReportImport:
 
     def line(self) -> str:
         head = f"{self.report}: {counted(self.files, 'file')}, {counted(self.brands, 'brand')} × {counted(self.days, 'day')}"
-        columns = ", ".join(self.columns) if len(self.columns) <= 3 else f"{len(self.columns)} columns"  # the store report's 9: counted
+        columns = (
+            ", ".join(self.columns) if len(self.columns) <= 3 else f"{len(self.columns)} columns"
+        )  # the store report's 9: counted
         parts = [f"{head} ({', '.join(self.profiles)}: {columns})"]
         counts = [
             (self.new_rows, "new brand-day", ""),
@@ -218,7 +224,9 @@ def export_ids(brands: pd.DataFrame, metrics: pd.DataFrame) -> dict[str, dict[st
     """
     most = metrics.groupby("brand_id", sort=False)["exclusive_skus"].max().fillna(0).astype(int)
     out: dict[str, dict[str, list[str]]] = {}
-    for i, (brand_id, ads, items) in enumerate(brands[["brand_id", "ads", "items"]].itertuples(index=False), start=1):  # a YAML file each
+    for i, (brand_id, ads, items) in enumerate(
+        brands[["brand_id", "ads", "items"]].itertuples(index=False), start=1
+    ):  # a YAML file each
         accounts = [str(_AD_ACCOUNT_BASE + i)] if ads else []
         accounts += [f"ks_{brand_id.replace('-', '_')}", str(_SHOP_BASE + i)]
         skus = [str(_ITEM_BASE + 100 * i + j) for j in range(1, int(most.get(brand_id, 0)) + 1)] if items else []
@@ -346,11 +354,15 @@ def _names(brands: pd.DataFrame, brand_id: pd.Series) -> np.ndarray:
 # One helper per report: the generated rows in the report's shape
 
 
-def _kuaifenxiao(folder: Path, m: pd.DataFrame, index: Mapping[str, int], end: dt.date, young: np.ndarray, seed: int) -> list[ExportFile]:
+def _kuaifenxiao(
+    folder: Path, m: pd.DataFrame, index: Mapping[str, int], end: dt.date, young: np.ndarray, seed: int
+) -> list[ExportFile]:
     """快分销 效果明细 of the end day for the young brands, one file each (no account column): a row per 达人 and product,
     money in 分. The 达人 with orders are the day's active_affiliates; a tenth more promoted a product without one
     (not counted). 预估佣金 is an estimate, 3–10% above the commission that settles: orders are still refunded."""
-    day = m[(m["date"] == pd.Timestamp(end)).to_numpy() & young & (m["active_affiliates"].fillna(0) > 0).to_numpy()].reset_index(drop=True)
+    day = m[
+        (m["date"] == pd.Timestamp(end)).to_numpy() & young & (m["active_affiliates"].fillna(0) > 0).to_numpy()
+    ].reset_index(drop=True)
     if day.empty:
         return []
     rng = np.random.default_rng(seed + 101)
@@ -372,7 +384,9 @@ def _kuaifenxiao(folder: Path, m: pd.DataFrame, index: Mapping[str, int], end: d
             "日期": f"{end:%Y-%m-%d}",
             "达人id": ("kol" + kol.str.zfill(5)).to_numpy(dtype=object),
             "达人昵称": ("达人" + kol).to_numpy(dtype=object),
-            "商品ID": (_ITEM_BASE + 100 * day["brand_id"].map(index).to_numpy()[group] + rank % 3).astype(str),  # the brand's items
+            "商品ID": (_ITEM_BASE + 100 * day["brand_id"].map(index).to_numpy()[group] + rank % 3).astype(
+                str
+            ),  # the brand's items
             "支付订单数": np.where(sells, np.maximum(np.rint(pay / 6000), 1), 0).astype(np.int64),
             "支付金额(分)": pay.astype(np.int64),
             "佣金比例": pd.Series(np.rint(rate * 1000).astype(np.int64)).astype(str).to_numpy(dtype=object) + "‰",
@@ -381,12 +395,17 @@ def _kuaifenxiao(folder: Path, m: pd.DataFrame, index: Mapping[str, int], end: d
         }
     )
     return [
-        ExportFile(_write(folder / f"{brand_id}_快分销_效果明细_{end:%Y%m%d}", [], part, UTF8_BOM), "快分销 效果明细", brand_id)
+        ExportFile(
+            _write(folder / f"{brand_id}_快分销_效果明细_{end:%Y%m%d}", [], part, UTF8_BOM), "快分销 效果明细", brand_id
+        )
         for brand_id, part in _per_brand(table)
     ]
 
 
-REEXPORTED = ("成交金额", "退款金额（支付日）")  # a re-export's indicators (成交金额: the profile knows the report by it)
+REEXPORTED = (
+    "成交金额",
+    "退款金额（支付日）",
+)  # a re-export's indicators (成交金额: the profile knows the report by it)
 _STORE_MONEY = ("成交金额", "客单价", "退款金额（支付日）", "结算佣金", "自营成交", "达人合作成交")
 _STORE_SHARES = ("金额退款率（支付日）", "点击成交转化率(订单)")
 
@@ -516,7 +535,9 @@ def _reexports(
     return files
 
 
-def _cililiujin(folder: Path, m: pd.DataFrame, brands: pd.DataFrame, index: Mapping[str, int], end: dt.date) -> ExportFile:
+def _cililiujin(
+    folder: Path, m: pd.DataFrame, brands: pd.DataFrame, index: Mapping[str, int], end: dt.date
+) -> ExportFile:
     """磁力金牛 account report, GBK: one row per ad account and day, every brand's account in one file, plus the
     service provider's own test account for the last week, which no brand lists (skipped on import)."""
     ads = m[m["ad_spend"].notna()]
@@ -552,7 +573,9 @@ def _cililiujin(folder: Path, m: pd.DataFrame, brands: pd.DataFrame, index: Mapp
     )
     table = pd.concat([table, test], ignore_index=True).sort_values(["时间", "账户ID"], kind="stable")  # day by day
     titles = [f"磁力金牛 账户报表 {m['date'].min():%Y-%m-%d} 至 {end:%Y-%m-%d}"]
-    return ExportFile(_write(folder / f"磁力金牛_账户报表_{_span(m['date'])}", titles, table, GBK), "磁力金牛 account report")
+    return ExportFile(
+        _write(folder / f"磁力金牛_账户报表_{_span(m['date'])}", titles, table, GBK), "磁力金牛 account report"
+    )
 
 
 def _live_room(folder: Path, m: pd.DataFrame, brands: pd.DataFrame) -> ExportFile:
@@ -576,7 +599,9 @@ def _by_shop(path: Path, report: str, columns: dict[str, Any], fmt: _Format) -> 
     return ExportFile(_write(path, [], table, fmt), report)
 
 
-def _items(folder: Path, m: pd.DataFrame, brands: pd.DataFrame, index: Mapping[str, int], seed: int) -> list[ExportFile]:
+def _items(
+    folder: Path, m: pd.DataFrame, brands: pd.DataFrame, index: Mapping[str, int], seed: int
+) -> list[ExportFile]:
     """Per-item daily sales, one file per brand: its regular range on one row, then each exclusive SKU on sale that
     day (whole yuan, at least one each: split_whole), which add up to gmv_exclusive."""
     if m.empty:
@@ -587,7 +612,12 @@ def _items(folder: Path, m: pd.DataFrame, brands: pd.DataFrame, index: Mapping[s
     j = np.arange(len(rows)) - np.repeat(np.cumsum(skus) - skus, skus) + 1  # the brand's exclusive item j: 1 … skus
     number = m["brand_id"].map(index).to_numpy()
     popularity = rng.lognormal(0.0, 0.6, (max(index.values()) + 1, int(skus.max()) + 1))  # some SKUs sell better
-    amount = split_whole(m["gmv_exclusive"].fillna(0).to_numpy(), rows, popularity[number[rows], j] * rng.lognormal(0.0, 0.2, len(rows)), 1)
+    amount = split_whole(
+        m["gmv_exclusive"].fillna(0).to_numpy(),
+        rows,
+        popularity[number[rows], j] * rng.lognormal(0.0, 0.2, len(rows)),
+        1,
+    )
     aov = m["gmv"].to_numpy() / np.maximum(m["orders"].to_numpy(), 1)
     names = _names(brands, m["brand_id"])
     exclusive = pd.DataFrame(
@@ -612,13 +642,25 @@ def _items(folder: Path, m: pd.DataFrame, brands: pd.DataFrame, index: Mapping[s
             "_item": 0,
         }
     )
-    table = pd.concat([regular, exclusive], ignore_index=True).sort_values(["brand_id", "日期", "_item"], kind="stable").drop(columns="_item")
-    text = table.assign(日期=_days(table["日期"]), 成交金额=_text(table["成交金额"], ".2f"), 成交订单数=_count(table["成交订单数"]))
+    table = (
+        pd.concat([regular, exclusive], ignore_index=True)
+        .sort_values(["brand_id", "日期", "_item"], kind="stable")
+        .drop(columns="_item")
+    )
+    text = table.assign(
+        日期=_days(table["日期"]), 成交金额=_text(table["成交金额"], ".2f"), 成交订单数=_count(table["成交订单数"])
+    )
     files = []
     for brand_id, part in _per_brand(table):
         fmt = XLSX if index[brand_id] % 20 == 7 else PLAIN
         body = part if fmt is XLSX else text.loc[part.index].drop(columns="brand_id")
-        files.append(ExportFile(_write(folder / f"{brand_id}_商品成交明细_{_span(part['日期'])}", [], body, fmt), "per-item sales", brand_id))
+        files.append(
+            ExportFile(
+                _write(folder / f"{brand_id}_商品成交明细_{_span(part['日期'])}", [], body, fmt),
+                "per-item sales",
+                brand_id,
+            )
+        )
     return files
 
 
@@ -634,7 +676,9 @@ def remove_old_exports(exports: Path) -> None:
                 old.unlink()
 
 
-def write_exports(folder: Path, brands: pd.DataFrame, metrics: pd.DataFrame, end: dt.date, seed: int) -> list[ExportFile]:
+def write_exports(
+    folder: Path, brands: pd.DataFrame, metrics: pd.DataFrame, end: dt.date, seed: int
+) -> list[ExportFile]:
     """Render the generated metrics into the reports' export files under folder, in the order they are imported.
 
     brands: brand_id, name, category, start_date, ads, items (see export_ids), slow_refunds (its refunds arrive over
@@ -646,13 +690,25 @@ def write_exports(folder: Path, brands: pd.DataFrame, metrics: pd.DataFrame, end
     info = brands.set_index("brand_id")
     per_row = {key: m["brand_id"].map(info[key]).to_numpy() for key in ("slow_refunds", "items")}
     slow = per_row["slow_refunds"].astype(bool)
-    young = ((pd.Timestamp(end) - m["brand_id"].map(pd.to_datetime(info["start_date"]))).dt.days < AFFILIATE_DETAIL_BRAND_DAYS).to_numpy()
+    young = (
+        (pd.Timestamp(end) - m["brand_id"].map(pd.to_datetime(info["start_date"]))).dt.days
+        < AFFILIATE_DETAIL_BRAND_DAYS
+    ).to_numpy()
     uv = m[["uv_private", "uv_public_organic", "uv_public_paid"]].to_numpy()
     buyers, returning = m["buyers"].to_numpy(), m["returning_buyers"].to_numpy()
     shipped, orders = m["orders_shipped_48h"].to_numpy(), m["orders"].to_numpy()
-    shop = {"日期": _days(m["date"]), "店铺ID": (_SHOP_BASE + m["brand_id"].map(index)).astype(str).to_numpy(), "店铺名称": _names(brands, m["brand_id"])}
+    shop = {
+        "日期": _days(m["date"]),
+        "店铺ID": (_SHOP_BASE + m["brand_id"].map(index)).astype(str).to_numpy(),
+        "店铺名称": _names(brands, m["brand_id"]),
+    }
     span = _span(m["date"])
-    traffic = {"访客数": _count(uv.sum(axis=1)), "私域访客数": _count(uv[:, 0]), "公域自然访客数": _count(uv[:, 1]), "公域付费访客数": _count(uv[:, 2])}
+    traffic = {
+        "访客数": _count(uv.sum(axis=1)),
+        "私域访客数": _count(uv[:, 0]),
+        "公域自然访客数": _count(uv[:, 1]),
+        "公域付费访客数": _count(uv[:, 2]),
+    }
     customers = {"成交人数": _count(buyers), "新买家数": _count(buyers - returning), "老买家数": _count(returning)}
     service = {
         "店铺体验分": _text(m["store_rating"], ".1f"),
@@ -660,7 +716,10 @@ def write_exports(folder: Path, brands: pd.DataFrame, metrics: pd.DataFrame, end
         "48小时发货订单数": _count(shipped),
         "48小时发货率": _share(shipped, orders),
     }
-    affiliates = {"出单达人数": _count(m["active_affiliates"]), "支付金额(元)": _money(m["gmv_affiliate"], UTF8_BOM.symbol)}
+    affiliates = {
+        "出单达人数": _count(m["active_affiliates"]),
+        "支付金额(元)": _money(m["gmv_affiliate"], UTF8_BOM.symbol),
+    }
     settled = m["refund_amount"].to_numpy()
     first_refunds = np.where(slow, refunds_as_exported(settled, np.ones(len(m))), settled)  # the next morning's
     return [
@@ -717,7 +776,9 @@ def import_exports(configs_dir: Path, exports: Sequence[ExportFile], metrics: Pa
                 filled=sum(r.filled_cells for r in results),
                 revisions=sum(r.revisions for r in results),
                 unchanged=sum(r.unchanged_cells for r in results),
-                skipped=tuple(f"account {a} ({counted(int(n), 'row')}, {d})" for a, n, d in skipped.itertuples(index=False)),
+                skipped=tuple(
+                    f"account {a} ({counted(int(n), 'row')}, {d})" for a, n, d in skipped.itertuples(index=False)
+                ),
                 record=results[0].record,
             )
         )

@@ -290,7 +290,9 @@ def _read_xlsx(path: Path) -> list[pd.DataFrame]:
 def _blank(frame: pd.DataFrame) -> pd.DataFrame:
     # All cells as one column: one string pass per file rather than one per column (imports read thousands of files).
     text = pd.Series(frame.to_numpy(dtype=object).ravel(), dtype=object).astype("string").str.strip().fillna("")
-    return pd.DataFrame((text == "").to_numpy(dtype=bool).reshape(frame.shape), index=frame.index, columns=frame.columns)
+    return pd.DataFrame(
+        (text == "").to_numpy(dtype=bool).reshape(frame.shape), index=frame.index, columns=frame.columns
+    )
 
 
 def _normalise_headers(cells: pd.Series) -> pd.Series:
@@ -591,7 +593,11 @@ class KuaishouImport:
     def summary_lines(self) -> list[str]:
         out = []
         for e in self.exports:
-            what = f"period {e.period[0]} to {e.period[1]} (kept as one period record)" if e.period else f"{0 if e.daily is None else len(e.daily)} days"
+            what = (
+                f"period {e.period[0]} to {e.period[1]} (kept as one period record)"
+                if e.period
+                else f"{0 if e.daily is None else len(e.daily)} days"
+            )
             out.append(f"{e.source}: {what}")
             if e.unknown_columns:
                 out.append(f"  unknown columns, not imported: {', '.join(e.unknown_columns)}")
@@ -623,7 +629,9 @@ def import_kuaishou(paths: list[Path], brand_id: str) -> KuaishouImport:
 
 def periods_frame(periods: list[PeriodRecord]) -> pd.DataFrame:
     """Period records as a table: brand, first and last day, number of days, source, then the totals."""
-    totals = pd.DataFrame.from_records([p.totals for p in periods], columns=[c for c in BASE_COLUMNS if any(c in p.totals for p in periods)])
+    totals = pd.DataFrame.from_records(
+        [p.totals for p in periods], columns=[c for c in BASE_COLUMNS if any(c in p.totals for p in periods)]
+    )
     head = pd.DataFrame(
         {
             "brand_id": [p.brand_id for p in periods],
@@ -671,7 +679,9 @@ def write_periods(periods: list[PeriodRecord], path: Path) -> int:
             clash = new.merge(old[["brand_id", "start", "end"]].astype(str), on=["brand_id", "start", "end"])
             if len(clash):
                 shown = ", ".join(clash["start"] + " to " + clash["end"])
-                raise KuaishouFormatError(f"{path}: already has period records for {new['brand_id'].iloc[0]} for {shown}: nothing written")
+                raise KuaishouFormatError(
+                    f"{path}: already has period records for {new['brand_id'].iloc[0]} for {shown}: nothing written"
+                )
     path.parent.mkdir(parents=True, exist_ok=True)
     records = new.astype(object).where(new.notna(), None).to_dict("records")
     with path.open("a", encoding="utf-8") as handle:
@@ -685,7 +695,9 @@ def write_new_table(result: KuaishouImport, out: Path) -> list[str]:
     if suffix not in {".csv", ".parquet", ".pq"}:
         raise KuaishouFormatError(f"--out {out}: use a .csv or .parquet file name")
     if out.exists():
-        raise KuaishouFormatError(f"--out {out}: the file exists; choose a new name (to add rows to the configured metrics, leave out --out)")
+        raise KuaishouFormatError(
+            f"--out {out}: the file exists; choose a new name (to add rows to the configured metrics, leave out --out)"
+        )
     lines = []
     if len(result.rows):
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -723,7 +735,9 @@ def append_to_source(result: KuaishouImport, source: MetricsSource) -> list[str]
             _insert_sql(rows, source)
             lines.append(f"added {len(rows)} rows to {source.describe()}")
         if result.periods:
-            raise KuaishouFormatError(f"{source.describe()}: period files cannot go into an SQL metrics source yet; use --out FILE")
+            raise KuaishouFormatError(
+                f"{source.describe()}: period files cannot go into an SQL metrics source yet; use --out FILE"
+            )
         return lines
     assert source.path is not None
     path = source.path
@@ -771,7 +785,11 @@ def _append_file(rows: pd.DataFrame, path: Path) -> None:
         old = pd.read_parquet(path)
         new = rows.copy()
         if "date" in old and not pd.api.types.is_datetime64_any_dtype(old["date"]):
-            new["date"] = new["date"].dt.strftime("%Y-%m-%d") if pd.api.types.is_string_dtype(old["date"]) else new["date"].dt.date
+            new["date"] = (
+                new["date"].dt.strftime("%Y-%m-%d")
+                if pd.api.types.is_string_dtype(old["date"])
+                else new["date"].dt.date
+            )
         _write_atomically(pd.concat([old, new], ignore_index=True), path)
     else:
         raise KuaishouFormatError(f"{path}: the configured metrics file must be .csv or .parquet to add rows to it")
@@ -798,7 +816,9 @@ def _insert_sql(rows: pd.DataFrame, source: MetricsSource) -> None:
             raise KuaishouFormatError(f"{source.describe()}: the table has no column {', '.join(lacking)}")
         out = rows.copy()
         out["date"] = out["date"].dt.date
-        records = [{str(k): v for k, v in r.items()} for r in out.astype(object).where(out.notna(), None).to_dict("records")]
+        records = [
+            {str(k): v for k, v in r.items()} for r in out.astype(object).where(out.notna(), None).to_dict("records")
+        ]
         with engine.begin() as conn:
             conn.execute(table.insert(), records)  # bound parameters only
     finally:

@@ -177,7 +177,9 @@ def _read_csv(path: Path) -> pd.DataFrame:
     encodings = ("utf-16",) if bom in (b"\xff\xfe", b"\xfe\xff") else ("utf-8-sig", "gb18030")
     for encoding in encodings:
         try:
-            frame = pd.read_csv(path, dtype={"brand_id": str, "date": str}, encoding=encoding, keep_default_na=True, na_values=["-"])
+            frame = pd.read_csv(
+                path, dtype={"brand_id": str, "date": str}, encoding=encoding, keep_default_na=True, na_values=["-"]
+            )
             break
         except UnicodeDecodeError:
             continue
@@ -224,7 +226,9 @@ def _read_sql(url: str, table: str, start: date | None, end: date | None) -> pd.
         engine.dispose()
 
 
-def read_raw(source: MetricsSource, start: date | None = None, end: date | None = None) -> tuple[pd.DataFrame, list[str], list[str]]:
+def read_raw(
+    source: MetricsSource, start: date | None = None, end: date | None = None
+) -> tuple[pd.DataFrame, list[str], list[str]]:
     """Read the source into one frame with _source/_row columns; returns (frame, sources, all columns)."""
     if source.url is not None:
         frame = _read_sql(source.url, source.table, start, end)
@@ -235,7 +239,11 @@ def read_raw(source: MetricsSource, start: date | None = None, end: date | None 
     path = source.path
     if not path.exists():
         raise MetricsReadError(f"{path}: no such file or folder")
-    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.suffix.lower() in {".csv", ".parquet", ".pq"})
+    files = (
+        [path]
+        if path.is_file()
+        else sorted(p for p in path.rglob("*") if p.suffix.lower() in {".csv", ".parquet", ".pq"})
+    )
     if not files:
         raise MetricsReadError(f"{path}: no .csv or .parquet files in this folder")
     frames = []
@@ -360,7 +368,9 @@ def _categorical_ids(ids: pd.Series, codes: np.ndarray) -> pd.Categorical[str]:
     return pd.Categorical.from_codes(remap[codes], categories=categories, validate=False)
 
 
-def validate(raw: pd.DataFrame, *, as_of: date, today: date, start: date | None = None, all_columns: list[str] | None = None) -> MetricsBatch:
+def validate(
+    raw: pd.DataFrame, *, as_of: date, today: date, start: date | None = None, all_columns: list[str] | None = None
+) -> MetricsBatch:
     """Vectorised checks; every failing row goes to quarantine with all its reasons.
 
     Rows dated after as_of are outside this cycle (not errors: a replay reads history);
@@ -394,7 +404,9 @@ def _validate(
         if reasons is None:
             reasons = np.full(n, "", dtype=object)
         # texts quoting values are built for the flagged rows only (millions of rows, few bad)
-        add = text(mask).to_numpy() if callable(text) else text[mask].to_numpy() if isinstance(text, pd.Series) else text
+        add = (
+            text(mask).to_numpy() if callable(text) else text[mask].to_numpy() if isinstance(text, pd.Series) else text
+        )
         reasons[mask] = reasons[mask] + add + "; "
         bad[mask] = True
 
@@ -411,7 +423,14 @@ def _validate(
     ids = pd.Series(distinct_ids).astype("string")
     brand = np.append(id_codes, -1)[codes]  # row → distinct stripped id (-1: missing)
     bad_brand = np.append(~slug_ok, True)[codes]
-    flag(bad_brand, lambda m: "brand_id " + _at(stripped, codes, m).fillna("<empty>").str.slice(0, 40).map(repr) + " is not a slug [a-z0-9-]")
+    flag(
+        bad_brand,
+        lambda m: (
+            "brand_id "
+            + _at(stripped, codes, m).fillna("<empty>").str.slice(0, 40).map(repr)
+            + " is not a slug [a-z0-9-]"
+        ),
+    )
 
     raw_date = raw["date"]
     if pd.api.types.is_datetime64_any_dtype(raw_date):
@@ -424,7 +443,11 @@ def _validate(
     bad_date = dates.isna().to_numpy()
 
     def unreadable(m: np.ndarray, raw_date: pd.Series = raw_date) -> pd.Series:
-        return "date " + raw_date[m].astype("string").fillna("<empty>").str.slice(0, 30).map(repr) + " is not a date (use YYYY-MM-DD)"
+        return (
+            "date "
+            + raw_date[m].astype("string").fillna("<empty>").str.slice(0, 30).map(repr)
+            + " is not a date (use YYYY-MM-DD)"
+        )
 
     def in_future(m: np.ndarray, dates: pd.Series = dates) -> pd.Series:
         shown: pd.Series = dates[m].dt.strftime("%Y-%m-%d").fillna("")
@@ -474,7 +497,9 @@ def _validate(
         def shown(m: np.ndarray, arr: np.ndarray = arr) -> pd.Series:
             return pd.Series(arr[m]).map("{:g}".format)
 
-        def said(head: str, tail: str = "", shown: Callable[[np.ndarray], pd.Series] = shown) -> Callable[[np.ndarray], pd.Series]:
+        def said(
+            head: str, tail: str = "", shown: Callable[[np.ndarray], pd.Series] = shown
+        ) -> Callable[[np.ndarray], pd.Series]:
             return lambda m: head + shown(m) + tail
 
         if lo < 0:

@@ -55,10 +55,15 @@ TEXT: dict[str, dict[str, str]] = {
     "cfg_bad_start_date": {"configs/brands/b.yaml": BRAND.format(id="b", name="B").replace("2026-01-01", "2026-02-30")},
     "cfg_paused_not_bool": {"configs/brands/b.yaml": BRAND.format(id="b", name="B") + "paused: maybe\n"},
     "cfg_unknown_stage": {"configs/brands/b.yaml": BRAND.format(id="b", name="B") + "stage: launch\n"},
-    "cfg_override_unknown_stage": {"configs/brands/b.yaml": BRAND.format(id="b", name="B") + "gates:\n  launch: {window_days: 3}\n"},
-    "cfg_approval_unknown_stage": {"configs/brands/b.yaml": BRAND.format(id="b", name="B") + "requires_approval: [launch]\n"},
+    "cfg_override_unknown_stage": {
+        "configs/brands/b.yaml": BRAND.format(id="b", name="B") + "gates:\n  launch: {window_days: 3}\n"
+    },
+    "cfg_approval_unknown_stage": {
+        "configs/brands/b.yaml": BRAND.format(id="b", name="B") + "requires_approval: [launch]\n"
+    },
     "cfg_override_unknown_metric": {
-        "configs/brands/b.yaml": BRAND.format(id="b", name="B") + "gates:\n  affiliate_trial:\n    criteria:\n      - {metric: roi, op: '>=', threshold: 2}\n"
+        "configs/brands/b.yaml": BRAND.format(id="b", name="B")
+        + "gates:\n  affiliate_trial:\n    criteria:\n      - {metric: roi, op: '>=', threshold: 2}\n"
     },
     "cfg_override_threshold_range": {
         "configs/brands/b.yaml": BRAND.format(id="b", name="B")
@@ -67,7 +72,9 @@ TEXT: dict[str, dict[str, str]] = {
     "cfg_brand_id_mismatch": {"configs/brands/zeta.yaml": BRAND.format(id="zed", name="Zed")},
     "cfg_duplicate_brand_id": {"configs/brands/a.yml": BRAND.format(id="a", name="A again")},
     "cfg_path_brand_id": {"configs/brands/x.yaml": BRAND.format(id='"../x"', name="X")},
-    "cfg_injection_brand_id": {"configs/brands/evil.yaml": BRAND.format(id="\"evil'; DROP TABLE decisions; --\"", name="Evil")},
+    "cfg_injection_brand_id": {
+        "configs/brands/evil.yaml": BRAND.format(id='"evil\'; DROP TABLE decisions; --"', name="Evil")
+    },
     "cfg_uppercase_brand_id": {"configs/brands/Acme.yaml": BRAND.format(id="Acme", name="Acme")},
     "cfg_name_too_long": {"configs/brands/b.yaml": BRAND.format(id="b", name="B" * 201)},
     # ---- configs: playbook
@@ -78,26 +85,43 @@ TEXT: dict[str, dict[str, str]] = {
     "cfg_pass_score_range": {"configs/steps.yaml": "@playbook self_broadcast.pass_score=1.5"},
     "cfg_max_below_min": {"configs/steps.yaml": "@playbook affiliate_trial.max_days_in_stage=1"},
     "cfg_unknown_metric": {"configs/steps.yaml": "@playbook affiliate_trial.criteria[0].metric=roi"},
-    "cfg_threshold_share_range": {"configs/steps.yaml": "@playbook affiliate_trial.criteria[0]={metric: refund_rate, op: '<=', threshold: 1.5}"},
+    "cfg_threshold_share_range": {
+        "configs/steps.yaml": "@playbook affiliate_trial.criteria[0]={metric: refund_rate, op: '<=', threshold: 1.5}"
+    },
     "cfg_threshold_negative": {"configs/steps.yaml": "@playbook affiliate_trial.criteria[0].threshold=-5"},
     "cfg_threshold_nan": {"configs/steps.yaml": "@playbook affiliate_trial.criteria[0].threshold=.nan"},
     "cfg_threshold_text": {"configs/steps.yaml": "@playbook affiliate_trial.criteria[0].threshold='300'"},
-    "cfg_threshold_tier_missing": {"configs/steps.yaml": "@playbook affiliate_trial.criteria[0].threshold={small: 1, mid: 2}"},
+    "cfg_threshold_tier_missing": {
+        "configs/steps.yaml": "@playbook affiliate_trial.criteria[0].threshold={small: 1, mid: 2}"
+    },
     "cfg_bad_op": {"configs/steps.yaml": "@playbook affiliate_trial.criteria[0].op='=>'"},
     "cfg_stage_id_unknown": {"configs/steps.yaml": "@playbook private_repurchase.id=loyalty"},
     "cfg_stages_out_of_order": {"configs/steps.yaml": "@swap 0 1"},
     # ---- configs: deployment
-    "cfg_password_in_yaml": {"configs/onboarding.yaml": "metrics: data/metrics.csv\nledger: postgresql://app:hunter2@db/ledger\n"},
-    "cfg_metrics_password_in_yaml": {"configs/onboarding.yaml": "metrics: {url: 'postgresql://app:hunter2@db/metrics', table: daily}\n"},
+    "cfg_password_in_yaml": {
+        "configs/onboarding.yaml": "metrics: data/metrics.csv\nledger: postgresql://app:hunter2@db/ledger\n"
+    },
+    "cfg_metrics_password_in_yaml": {
+        "configs/onboarding.yaml": "metrics: {url: 'postgresql://app:hunter2@db/metrics', table: daily}\n"
+    },
     "cfg_bad_timezone": {"configs/onboarding.yaml": "metrics: data/metrics.csv\ntimezone: Mars/Olympus\n"},
     "cfg_bad_cron": {"configs/onboarding.yaml": "metrics: data/metrics.csv\nschedule: every day at nine\n"},
-    "cfg_table_injection": {"configs/onboarding.yaml": "metrics: {url: 'sqlite:///data/m.db', table: 'daily; DROP TABLE decisions'}\n"},
+    "cfg_table_injection": {
+        "configs/onboarding.yaml": "metrics: {url: 'sqlite:///data/m.db', table: 'daily; DROP TABLE decisions'}\n"
+    },
     # ---- metrics: whole-file problems
     "met_missing_date_column": {"data/metrics.csv": "brand_id,gmv,orders\na,500,10\n"},
-    "met_chinese_headers": {"data/metrics.csv": "日期,成交金额,成交订单数,成交人数\n2026-01-03,\"¥472,278.3\",\"13,848\",\"11,739\"\n"},
+    "met_chinese_headers": {
+        "data/metrics.csv": '日期,成交金额,成交订单数,成交人数\n2026-01-03,"¥472,278.3","13,848","11,739"\n'
+    },
     "met_header_only": {"data/metrics.csv": HEADER + "\n"},
     "met_ragged_row": {"data/metrics.csv": metrics_with("b,2026-01-03,500,10,4.5,oops")},
-    "met_missing_gmv_column": {"data/metrics.csv": "\n".join(["brand_id,date,orders,store_rating", *(f"{b},{d},10,4.5" for b in BRANDS for d in DAYS)]) + "\n"},
+    "met_missing_gmv_column": {
+        "data/metrics.csv": "\n".join(
+            ["brand_id,date,orders,store_rating", *(f"{b},{d},10,4.5" for b in BRANDS for d in DAYS)]
+        )
+        + "\n"
+    },
     # ---- metrics: bad rows of brand b (quarantined; a and c decided normally)
     "met_text_in_number": {"data/metrics.csv": metrics_with("b,2026-01-03,abc,10,4.5")},
     "met_negative_value": {"data/metrics.csv": metrics_with("b,2026-01-03,500,-3,4.5")},
@@ -109,7 +133,9 @@ TEXT: dict[str, dict[str, str]] = {
     "met_huge_value": {"data/metrics.csv": metrics_with("b,2026-01-03,1e15,10,4.5")},
     "met_bad_date": {"data/metrics.csv": metrics_with("b,03/01/2026,500,10,4.5")},
     "met_path_brand_id": {"data/metrics.csv": metrics_with(extra=("../x,2026-01-03,500,10,4.5",))},
-    "met_injection_brand_id": {"data/metrics.csv": metrics_with(extra=("\"a'; DROP TABLE decisions; --\",2026-01-03,500,10,4.5",))},
+    "met_injection_brand_id": {
+        "data/metrics.csv": metrics_with(extra=('"a\'; DROP TABLE decisions; --",2026-01-03,500,10,4.5',))
+    },
     "met_empty_brand_id": {"data/metrics.csv": metrics_with(extra=(",2026-01-03,500,10,4.5",))},
     "met_bool_in_number": {"data/metrics.csv": metrics_with("b,2026-01-03,500,true,4.5")},
     "met_several_problems": {"data/metrics.csv": metrics_with("b,2026-01-03,-1,abc,9")},
@@ -120,7 +146,15 @@ TEXT: dict[str, dict[str, str]] = {
 
 # Playbook edits: "@playbook <stage>.<field path>=<YAML value>" applied to the simple playbook of
 # tests/conftest.py, so each case differs from a valid playbook in exactly one place.
-BINARY_CASES = ("cfg_gbk_brand", "cfg_utf16_brand", "met_zero_byte_parquet", "met_corrupt_parquet", "met_utf16_csv", "met_parquet_nan_inf", "met_latin1_csv")
+BINARY_CASES = (
+    "cfg_gbk_brand",
+    "cfg_utf16_brand",
+    "met_zero_byte_parquet",
+    "met_corrupt_parquet",
+    "met_utf16_csv",
+    "met_parquet_nan_inf",
+    "met_latin1_csv",
+)
 
 
 def _playbook() -> dict:
@@ -176,7 +210,11 @@ def main() -> None:
         path.write_bytes(data)
         return path
 
-    put("cfg_gbk_brand", "configs/brands/b.yaml", BRAND.format(id="b", name="山野茶社").encode("gbk") + "category: 茶\n".encode("gbk"))
+    put(
+        "cfg_gbk_brand",
+        "configs/brands/b.yaml",
+        BRAND.format(id="b", name="山野茶社").encode("gbk") + "category: 茶\n".encode("gbk"),
+    )
     put("cfg_utf16_brand", "configs/brands/b.yaml", BRAND.format(id="b", name="B").encode("utf-16"))
     put("met_zero_byte_parquet", "data/metrics.parquet", b"")
     put("met_corrupt_parquet", "data/metrics.parquet", b"PAR1 this is not really parquet")

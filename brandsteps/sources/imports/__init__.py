@@ -9,4 +9,12 @@ from brandsteps.sources.imports.model import ImportedFile
 from brandsteps.sources.imports.profiles import ImportProfile
 from brandsteps.sources.imports.reading import ImportFormatError
 
-__all__ = ["BUILTIN_PROFILES", "ImportFormatError", "ImportProfile", "ImportedFile", "choose_profile", "load_profiles", "read_import"]
+__all__ = [
+    "BUILTIN_PROFILES",
+    "ImportFormatError",
+    "ImportProfile",
+    "ImportedFile",
+    "choose_profile",
+    "load_profiles",
+    "read_import",
+]

@@ -36,7 +36,9 @@ def choose_profile(path: Path, matched: list[str], profiles: Mapping[str, Import
     most = max(len(profiles[n].match_keys) for n in matched)
     best = [n for n in matched if len(profiles[n].match_keys) == most]
     if len(best) > 1:
-        raise ImportFormatError(f"{path}: the header row fits the profiles {', '.join(best)} equally well; name one with --profile")
+        raise ImportFormatError(
+            f"{path}: the header row fits the profiles {', '.join(best)} equally well; name one with --profile"
+        )
     return best[0]
 
 
@@ -137,12 +139,16 @@ class _Import:
         """A cell written with % (or any cell under a 占比 header) is a share of `base` on its row."""
         table = self.table
         written = table.body[pos].astype("string").str.normalize("NFKC")
-        share = written.str.contains("%", regex=False).fillna(False).to_numpy(dtype=bool) | table.keys[pos].endswith("占比")
+        share = written.str.contains("%", regex=False).fillna(False).to_numpy(dtype=bool) | table.keys[pos].endswith(
+            "占比"
+        )
         if not share.any():
             return values
         base_pos = table.find(base)
         if base_pos is None:
-            raise ImportFormatError(f"{table.path}: {table.headers[pos]} holds shares (%) but the file has no {base} column to take them of")
+            raise ImportFormatError(
+                f"{table.path}: {table.headers[pos]} holds shares (%) but the file has no {base} column to take them of"
+            )
         return values.where(~share, (values * self.number(base_pos)).round(2))  # amounts to the fen
 
     def _where(self, column: str, spec: ColumnSpec, owner: pd.Series) -> np.ndarray:
@@ -152,13 +158,17 @@ class _Import:
             pos = self.table.find(condition.header)
             if pos is None:
                 shown = " or ".join(alternatives(condition.header))
-                raise ImportFormatError(f"{self.table.path}: columns.{column}.where: the file has no column {shown} (profile {self.name!r})")
+                raise ImportFormatError(
+                    f"{self.table.path}: columns.{column}.where: the file has no column {shown} (profile {self.name!r})"
+                )
             mask &= self._condition(condition, pos, owner)
         return mask
 
     def _condition(self, condition: Condition, pos: int, owner: pd.Series) -> np.ndarray:
         if condition.op == "in":
-            listed = [(b.brand_id, item) for b in self.brands.values() for item in b.exclusive_items]  # from the configs
+            listed = [
+                (b.brand_id, item) for b in self.brands.values() for item in b.exclusive_items
+            ]  # from the configs
             pairs = pd.MultiIndex.from_arrays([owner.astype(object), self.table.texts(pos).astype(object)])
             return np.asarray(pairs.isin(listed), dtype=bool)
         if condition.numeric:
@@ -178,7 +188,9 @@ class _Import:
         kinds = {c: self.profile.columns[c].aggregate for c in filled}
         grouped = frame.groupby(keys, sort=True)
         parts = []
-        for kind, columns in ((k, [c for c in filled if kinds[c] == k]) for k in ("sum", "max", "last", "count_distinct")):
+        for kind, columns in (
+            (k, [c for c in filled if kinds[c] == k]) for k in ("sum", "max", "last", "count_distinct")
+        ):
             if not columns:
                 continue
             if kind == "sum":
@@ -186,7 +198,11 @@ class _Import:
                 filtered = [c for c in columns if c in passing]
                 if filtered:
                     # Rows there, none passing the filter: the file measured nothing of this kind (0).
-                    some = pd.DataFrame({c: passing[c] for c in filtered}).groupby([frame["brand_id"], frame["date"]], sort=True).any()
+                    some = (
+                        pd.DataFrame({c: passing[c] for c in filtered})
+                        .groupby([frame["brand_id"], frame["date"]], sort=True)
+                        .any()
+                    )
                     sums[filtered] = sums[filtered].where(some.to_numpy(dtype=bool), 0.0)
                 parts.append(sums)
             elif kind == "max":
@@ -194,7 +210,9 @@ class _Import:
             elif kind == "last":
                 parts.append(grouped[columns].last())  # the last value the file gives, in file order
             else:
-                parts.append(grouped[columns].nunique())  # a brand-day whose rows all fail the filter counts 0: measured, none
+                parts.append(
+                    grouped[columns].nunique()
+                )  # a brand-day whose rows all fail the filter counts 0: measured, none
         out = pd.concat(parts, axis=1).astype("float64")
         exclusive = [c for c in filled if any(k.op == "in" for k in self.profile.columns[c].conditions)]
         if exclusive:

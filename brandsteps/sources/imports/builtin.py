@@ -27,7 +27,10 @@ BUILTIN_DATA: dict[str, dict[str, Any]] = {
             "product_impressions": {"header": "商品曝光次数"},
             "product_clicks": {"header": "商品点击次数"},
             "gmv_self": {"header": ["自营成交", "自营成交金额", "自营成交占比"], "share_of": "成交金额"},
-            "gmv_affiliate": {"header": ["达人合作成交", "达人合作成交金额", "达人合作成交占比"], "share_of": "成交金额"},
+            "gmv_affiliate": {
+                "header": ["达人合作成交", "达人合作成交金额", "达人合作成交占比"],
+                "share_of": "成交金额",
+            },
         },
     },
     # 全店成交分析 > 账号构成 > 下载明细: one row per account for a one-day range (the day is in the
@@ -40,7 +43,10 @@ BUILTIN_DATA: dict[str, dict[str, Any]] = {
             "active_affiliates": {
                 "header": "账号信息",
                 "aggregate": "count_distinct",
-                "where": [{"header": "账号类型", "op": "==", "value": "合作达人"}, {"header": "成交金额", "op": ">", "value": 0}],
+                "where": [
+                    {"header": "账号类型", "op": "==", "value": "合作达人"},
+                    {"header": "成交金额", "op": ">", "value": 0},
+                ],
             },
         },
     },
@@ -76,15 +82,23 @@ BUILTIN_DATA: dict[str, dict[str, Any]] = {
         "match": ["商品ID", "成交金额"],
         "date": _DAY,
         "columns": {
-            "gmv_exclusive": {"header": "成交金额", "where": {"header": "商品ID", "op": "in", "value": "exclusive_items"}},
+            "gmv_exclusive": {
+                "header": "成交金额",
+                "where": {"header": "商品ID", "op": "in", "value": "exclusive_items"},
+            },
             "exclusive_skus": {
                 "header": "商品ID",
                 "aggregate": "count_distinct",
-                "where": [{"header": "商品ID", "op": "in", "value": "exclusive_items"}, {"header": "成交金额", "op": ">", "value": 0}],
+                "where": [
+                    {"header": "商品ID", "op": "in", "value": "exclusive_items"},
+                    {"header": "成交金额", "op": ">", "value": 0},
+                ],
             },
         },
     },
 }
 
 # Validated like a user's profile, so a built-in can never hold what a YAML file may not.
-BUILTIN_PROFILES: dict[str, ImportProfile] = {name: ImportProfile.model_validate(data) for name, data in BUILTIN_DATA.items()}
+BUILTIN_PROFILES: dict[str, ImportProfile] = {
+    name: ImportProfile.model_validate(data) for name, data in BUILTIN_DATA.items()
+}

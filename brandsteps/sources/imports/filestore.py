@@ -126,7 +126,9 @@ def put_values(frame: pd.DataFrame, cells: Mapping[str, tuple[np.ndarray, np.nda
     changed: dict[str, np.ndarray] = {}
     for column, (positions, values) in cells.items():  # a column at a time, its cells at once
         if column not in frame.columns:
-            current, takes_text = (np.full(len(frame), "", dtype=object), True) if text else (np.full(len(frame), np.nan), False)
+            current, takes_text = (
+                (np.full(len(frame), "", dtype=object), True) if text else (np.full(len(frame), np.nan), False)
+            )
         elif _text_column(frame, column, text):
             current, takes_text = frame[column].to_numpy(dtype=object, copy=True), True
         else:

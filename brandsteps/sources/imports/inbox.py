@@ -49,7 +49,11 @@ class InboxOutcome:
 def _resting_exports(folder: Path, now: float, settle_seconds: float) -> list[tuple[float, Path]]:
     found = []
     for entry in os.scandir(folder):
-        if entry.name.startswith(".") or not entry.is_file(follow_symlinks=False) or not entry.name.lower().endswith(IMPORTABLE):
+        if (
+            entry.name.startswith(".")
+            or not entry.is_file(follow_symlinks=False)
+            or not entry.name.lower().endswith(IMPORTABLE)
+        ):
             continue
         mtime = entry.stat(follow_symlinks=False).st_mtime
         if now - mtime >= settle_seconds:
@@ -69,7 +73,11 @@ def pending_files(inbox: Path, now: float | None = None, settle_seconds: float =
     now = time.time() if now is None else now
     found = _resting_exports(inbox, now, settle_seconds)
     for entry in os.scandir(inbox):
-        if entry.is_dir(follow_symlinks=False) and entry.name not in (DONE, REJECTED) and not entry.name.startswith("."):
+        if (
+            entry.is_dir(follow_symlinks=False)
+            and entry.name not in (DONE, REJECTED)
+            and not entry.name.startswith(".")
+        ):
             found += _resting_exports(inbox / entry.name, now, settle_seconds)
     return [path for _, path in sorted(found)]
 
@@ -95,7 +103,9 @@ def settle(path: Path, imported: bool, lines: Iterable[str]) -> Path:
     return target
 
 
-def import_inbox_file(path: Path, inbox: Path, brands: Mapping[str, Brand], profiles: Mapping[str, ImportProfile], target: MetricsSource) -> InboxOutcome:
+def import_inbox_file(
+    path: Path, inbox: Path, brands: Mapping[str, Brand], profiles: Mapping[str, ImportProfile], target: MetricsSource
+) -> InboxOutcome:
     """Import one dropped export into the metrics (restating what it carries) and file it under done/ or rejected/.
 
     A file in a brand's subfolder is that brand's (`--brand`). A file that cannot be read, or whose
@@ -124,7 +134,9 @@ def import_inbox_file(path: Path, inbox: Path, brands: Mapping[str, Brand], prof
         lines,
         profile=imported.profile,
         brands=tuple(sorted(rows["brand_id"].astype(str).unique())) if changed else (),
-        days=tuple(pd.to_datetime(rows["date"]).dt.strftime("%Y-%m-%d").drop_duplicates().sort_values()) if changed else (),
+        days=tuple(pd.to_datetime(rows["date"]).dt.strftime("%Y-%m-%d").drop_duplicates().sort_values())
+        if changed
+        else (),
         columns=imported.columns,
         skipped_accounts=len(imported.skipped_accounts),
     )

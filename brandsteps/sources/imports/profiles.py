@@ -33,9 +33,15 @@ OPS: tuple[str, ...] = (">", ">=", "<", "<=", "==", "!=", "in")
 EXCLUSIVE_ITEMS = "exclusive_items"  # the only value of `op: in`: the brand's own list of item ids
 
 # The unit each base column is stored in: money in yuan, time in minutes, the rest as counted.
-MONEY_COLUMNS: frozenset[str] = frozenset({"gmv", "gmv_self", "gmv_affiliate", "gmv_exclusive", "refund_amount", "commission", "ad_spend", "ad_gmv"})
+MONEY_COLUMNS: frozenset[str] = frozenset(
+    {"gmv", "gmv_self", "gmv_affiliate", "gmv_exclusive", "refund_amount", "commission", "ad_spend", "ad_gmv"}
+)
 TIME_COLUMNS: frozenset[str] = frozenset({"watch_minutes", "live_minutes"})
-_KIND_UNITS: dict[str, tuple[str, ...]] = {"money": ("yuan", "fen", "li"), "time": ("second", "minute", "hour"), "count": ("count",)}
+_KIND_UNITS: dict[str, tuple[str, ...]] = {
+    "money": ("yuan", "fen", "li"),
+    "time": ("second", "minute", "hour"),
+    "count": ("count",),
+}
 _DEFAULT_UNIT: dict[str, str] = {"money": "yuan", "time": "minute", "count": "count"}
 # Source unit -> (multiply, divide) into the stored unit; two integers keep 12345 fen exactly 123.45.
 UNIT_SCALE: dict[str, tuple[int, int]] = {
@@ -96,7 +102,10 @@ def _one_of(allowed: tuple[str, ...]) -> Any:
     # A plain sentence the operator can act on, instead of pydantic's quoted Literal list.
     def check(value: Any) -> Any:
         if value not in allowed:
-            raise ValueError(f"must be one of {', '.join(allowed)}" + (f" (got {value!r})" if isinstance(value, (str, int, float)) else ""))
+            raise ValueError(
+                f"must be one of {', '.join(allowed)}"
+                + (f" (got {value!r})" if isinstance(value, (str, int, float)) else "")
+            )
         return value
 
     return BeforeValidator(check)
@@ -154,13 +163,19 @@ class ColumnSpec(_Strict):
     """Where one base column's value comes from and how rows of one brand and day combine."""
 
     header: Header
-    unit: Unit | None = Field(default=None, description="the source's unit; default yuan for money, minute for time, count otherwise")
+    unit: Unit | None = Field(
+        default=None, description="the source's unit; default yuan for money, minute for time, count otherwise"
+    )
     aggregate: Aggregate = "sum"
-    where: Annotated[list[Condition], BeforeValidator(_as_list, json_schema_input_type=Condition | list[Condition])] = Field(
-        default_factory=list, description="one condition or a list of them (all must hold); errors number them where[0], where[1], …"
+    where: Annotated[list[Condition], BeforeValidator(_as_list, json_schema_input_type=Condition | list[Condition])] = (
+        Field(
+            default_factory=list,
+            description="one condition or a list of them (all must hold); errors number them where[0], where[1], …",
+        )
     )
     share_of: str | None = Field(
-        default=None, description="header of the amount that cells written with % (or under a 占比 header) are a share of, on the same row"
+        default=None,
+        description="header of the amount that cells written with % (or under a 占比 header) are a share of, on the same row",
     )
 
     @property
@@ -173,9 +188,16 @@ class ImportProfile(_Strict):
     """configs/imports/<name>.yaml: how to read one kind of export into base columns."""
 
     description: str = Field(default="", max_length=500)
-    match: list[Annotated[str, Field(min_length=1)]] = Field(min_length=1, description="the file is this profile's when its header row has all of these")
-    date: Header | None = Field(default=None, description="the day column (alternatives in order); without it the day comes from the title or file name")
-    account: Header | None = Field(default=None, description="id column(s): a row goes to the brand whose accounts list any of its values")
+    match: list[Annotated[str, Field(min_length=1)]] = Field(
+        min_length=1, description="the file is this profile's when its header row has all of these"
+    )
+    date: Header | None = Field(
+        default=None,
+        description="the day column (alternatives in order); without it the day comes from the title or file name",
+    )
+    account: Header | None = Field(
+        default=None, description="id column(s): a row goes to the brand whose accounts list any of its values"
+    )
     columns: dict[BaseColumn, ColumnSpec] = Field(min_length=1)
 
     @model_validator(mode="after")
@@ -186,11 +208,17 @@ class ImportProfile(_Strict):
             kind = column_kind(column)
             if spec.aggregate == "count_distinct":
                 if kind != "count":
-                    raise ValueError(f"columns.{column}.aggregate: count_distinct counts ids; {column} is {kind}, not a count")
+                    raise ValueError(
+                        f"columns.{column}.aggregate: count_distinct counts ids; {column} is {kind}, not a count"
+                    )
                 if spec.unit not in (None, "count"):
-                    raise ValueError(f"columns.{column}.unit: a count_distinct column counts ids; leave unit out or write count")
+                    raise ValueError(
+                        f"columns.{column}.unit: a count_distinct column counts ids; leave unit out or write count"
+                    )
             elif spec.unit is not None and spec.unit not in _KIND_UNITS[kind]:
-                raise ValueError(f"columns.{column}.unit: {spec.unit} does not fit {column} ({kind}: {', '.join(_KIND_UNITS[kind])})")
+                raise ValueError(
+                    f"columns.{column}.unit: {spec.unit} does not fit {column} ({kind}: {', '.join(_KIND_UNITS[kind])})"
+                )
             if spec.share_of is not None and kind != "money":
                 raise ValueError(f"columns.{column}.share_of: only money columns can be a share of an amount")
         return self

@@ -74,7 +74,13 @@ class Table:
         lines = []
         for r, c in zip(bad_row.tolist(), bad_col.tolist(), strict=True):
             row, pos = int(cells.index[r]), positions[c]
-            lines.append((row, pos, f"{self.path}: row {row}, {self.headers[pos]}: cannot read {str(cells.iat[r, c]).strip()!r} as a number"))
+            lines.append(
+                (
+                    row,
+                    pos,
+                    f"{self.path}: row {row}, {self.headers[pos]}: cannot read {str(cells.iat[r, c]).strip()!r} as a number",
+                )
+            )
         return out, lines
 
     def texts(self, pos: int) -> pd.Series:
@@ -91,18 +97,24 @@ class Table:
         days = pd.to_datetime(text, format="%Y-%m-%d", errors="coerce").astype("datetime64[ns]")
         bad = days.isna().to_numpy()
         if bad.any():
-            raise fail([f"{self.path}: row {r}, {self.headers[pos]}: cannot read {v!r} as a day" for r, v in raw[bad].items()])
+            raise fail(
+                [f"{self.path}: row {r}, {self.headers[pos]}: cannot read {v!r} as a day" for r, v in raw[bad].items()]
+            )
         return days
 
     def period_day(self, wanted: str) -> pd.Timestamp:
         """The one day of a file without a day column, from its title lines or its name."""
         period = _find_period([*self.titles, self.path.stem])
         if period is None:
-            raise ImportFormatError(f"{self.path}: no {wanted} column, and no day in the title lines or the file name (e.g. 统计时间：2025-07-01)")
+            raise ImportFormatError(
+                f"{self.path}: no {wanted} column, and no day in the title lines or the file name (e.g. 统计时间：2025-07-01)"
+            )
         start, end = period
         if start != end:
             # Totals of several days cannot be spread over them; import-kuaishou records them as a period.
-            raise ImportFormatError(f"{self.path}: no {wanted} column, and the file covers {start} to {end}, not one day")
+            raise ImportFormatError(
+                f"{self.path}: no {wanted} column, and the file covers {start} to {end}, not one day"
+            )
         return pd.Timestamp(start)
 
 
@@ -129,7 +141,9 @@ def _nothing_matches(path: Path, grids: list[pd.DataFrame], match: Mapping[str, 
         rows = [keys for grid in grids for _, keys in _head_keys(grid)]
         best = max(rows, key=lambda keys: len(wanted & keys), default=set())
         missing = ", ".join(sorted(wanted - best))
-        return ImportFormatError(f"{path}: no header row with every match header of profile {name!r} (missing: {missing})")
+        return ImportFormatError(
+            f"{path}: no header row with every match header of profile {name!r} (missing: {missing})"
+        )
     return ImportFormatError(
         f"{path}: no import profile matches its header row (tried: {', '.join(match)}); "
         "name one with --profile, or describe the file in configs/imports/<name>.yaml"
@@ -157,9 +171,20 @@ def read_table(path: Path, match: Mapping[str, frozenset[str]]) -> tuple[Table, 
         text = pd.Series(body.to_numpy(dtype=object).ravel(), dtype=object).astype("string").str.strip().fillna("")
         blank = np.logical_and.reduce((text == "").to_numpy(dtype=bool).reshape(body.shape), axis=1)
         totals = np.logical_or.reduce(text.isin(_TOTAL_LABELS).to_numpy(dtype=bool).reshape(body.shape), axis=1)
-        titles = tuple(" ".join(str(v) for v in row if not pd.isna(v)) for row in grid.loc[: header_row - 1].itertuples(index=False))
+        titles = tuple(
+            " ".join(str(v) for v in row if not pd.isna(v))
+            for row in grid.loc[: header_row - 1].itertuples(index=False)
+        )
         body = body.iloc[np.flatnonzero(~(blank | totals))]
         body.columns = pd.RangeIndex(len(body.columns))
-        table = Table(path, header_row, tuple(header.tolist()), tuple(k for k, _ in split), tuple(n for _, n in split), body, titles)
+        table = Table(
+            path,
+            header_row,
+            tuple(header.tolist()),
+            tuple(k for k, _ in split),
+            tuple(n for _, n in split),
+            body,
+            titles,
+        )
         return table, matched
     raise _nothing_matches(path, grids, match)

@@ -45,7 +45,16 @@ __all__ = [
 
 # One replaced value: which import (file, digest, when) replaced which cell, and what it was and became.
 # old_value empty: the cell held text that was not a number; new_value empty: the newer export has no value.
-REVISION_COLUMNS: tuple[str, ...] = ("file", "digest", "recorded_at", "brand_id", "date", "column_name", "old_value", "new_value")
+REVISION_COLUMNS: tuple[str, ...] = (
+    "file",
+    "digest",
+    "recorded_at",
+    "brand_id",
+    "date",
+    "column_name",
+    "old_value",
+    "new_value",
+)
 # One import: a digest recorded here is never applied to this target again.
 IMPORT_COLUMNS: tuple[str, ...] = (
     "file", "digest", "profile", "imported_at", "brands", "days", "first_day", "last_day", "columns", "new_rows", "revisions",
@@ -72,7 +81,11 @@ def file_records(path: Path) -> FileRecords:
         return FileRecords(path / "revisions.jsonl", path / "imports.jsonl", path / ".restate.lock")
     # the whole name: metrics.csv and metrics.parquet side by side are two targets with two records
     name = path.name
-    return FileRecords(path.with_name(f"{name}.revisions.jsonl"), path.with_name(f"{name}.imports.jsonl"), path.with_name(f".{name}.restate.lock"))
+    return FileRecords(
+        path.with_name(f"{name}.revisions.jsonl"),
+        path.with_name(f"{name}.imports.jsonl"),
+        path.with_name(f".{name}.restate.lock"),
+    )
 
 
 def sql_tables(schema: str | None) -> tuple[sa.Table, sa.Table]:
@@ -140,7 +153,9 @@ def decision_window(as_of: date, days_in_stage: int, window_days: int) -> tuple[
     return max(earliest, entered), as_of
 
 
-def revised_after(source: MetricsSource, brand_id: str, first_day: date, last_day: date, decided_at: datetime) -> pd.DataFrame:
+def revised_after(
+    source: MetricsSource, brand_id: str, first_day: date, last_day: date, decided_at: datetime
+) -> pd.DataFrame:
     """Revisions of the brand's values from first_day to last_day recorded after decided_at, oldest day first.
 
     Columns REVISION_COLUMNS; date and recorded_at as timestamps (recorded_at in UTC), old/new
@@ -158,7 +173,9 @@ def revised_after(source: MetricsSource, brand_id: str, first_day: date, last_da
     return out.reset_index(drop=True)[list(REVISION_COLUMNS)]
 
 
-def read_revisions(source: MetricsSource, brand_id: str | None = None, first_day: date | None = None, last_day: date | None = None) -> pd.DataFrame:
+def read_revisions(
+    source: MetricsSource, brand_id: str | None = None, first_day: date | None = None, last_day: date | None = None
+) -> pd.DataFrame:
     """The source's revision record (a SQL target's narrowed to the brand and days given), typed: date and recorded_at
     (UTC) as timestamps, old and new values as floats (NaN: none). Empty when there is no record yet."""
     if source.path is not None:
@@ -183,13 +200,19 @@ def as_known(daily: pd.DataFrame, revisions: pd.DataFrame, moment: datetime) -> 
     later = revisions[revisions["recorded_at"] > pd.Timestamp(moment)]
     if later.empty:
         return daily
-    first = later.sort_values("recorded_at", kind="stable").drop_duplicates(["brand_id", "date", "column_name"], keep="first")
-    keys = pd.MultiIndex.from_arrays([daily["brand_id"].astype(str).to_numpy(), daily["date"].to_numpy(dtype="datetime64[ns]")])
+    first = later.sort_values("recorded_at", kind="stable").drop_duplicates(
+        ["brand_id", "date", "column_name"], keep="first"
+    )
+    keys = pd.MultiIndex.from_arrays(
+        [daily["brand_id"].astype(str).to_numpy(), daily["date"].to_numpy(dtype="datetime64[ns]")]
+    )
     out = daily.copy()
     for column, group in first.groupby("column_name", sort=False):  # the few restated columns, each at once
         if column not in out.columns:
             continue
-        rows = keys.get_indexer(pd.MultiIndex.from_arrays([group["brand_id"].astype(str).to_numpy(), group["date"].to_numpy()]))
+        rows = keys.get_indexer(
+            pd.MultiIndex.from_arrays([group["brand_id"].astype(str).to_numpy(), group["date"].to_numpy()])
+        )
         hit = rows >= 0
         values = out[column].to_numpy(dtype=float, copy=True)
         values[rows[hit]] = group["old_value"].to_numpy(dtype=float)[hit]
@@ -203,7 +226,9 @@ def _empty_record(columns: tuple[str, ...]) -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
 
 
-def _read_revisions_sql(source: MetricsSource, brand_id: str | None, first_day: date | None, last_day: date | None) -> pd.DataFrame:
+def _read_revisions_sql(
+    source: MetricsSource, brand_id: str | None, first_day: date | None, last_day: date | None
+) -> pd.DataFrame:
     """The revisions table, narrowed to a brand and days where given (explain reads one brand's window, a backtest all)."""
     engine = sa.create_engine(source.url or "")
     try:

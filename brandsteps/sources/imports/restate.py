@@ -44,7 +44,16 @@ from brandsteps.catalogue import BASE_COLUMNS, KEY_COLUMNS
 from brandsteps.config import BRAND_ID_PATTERN
 from brandsteps.sources.imports import filestore as fs
 from brandsteps.sources.imports.model import ImportedFile
-from brandsteps.sources.imports.records import IMPORT_COLUMNS, FileRecords, file_records, is_folder, read_jsonl, record_location, revised_after, sql_tables
+from brandsteps.sources.imports.records import (
+    IMPORT_COLUMNS,
+    FileRecords,
+    file_records,
+    is_folder,
+    read_jsonl,
+    record_location,
+    revised_after,
+    sql_tables,
+)
 from brandsteps.sources.metrics_source import MetricsSource
 from brandsteps.wording import counted
 
@@ -76,7 +85,9 @@ class RestateResult:
     revisions: int = 0  # replaced values kept in the record (changed or removed; filled-in ones replace nothing)
     already_imported: bool = False
     imported_at: datetime | None = None  # this import's time, or the earlier import's when already_imported
-    error: str | None = None  # why the file was not stored (a RestateError's message; counts 0): nothing of it was written
+    error: str | None = (
+        None  # why the file was not stored (a RestateError's message; counts 0): nothing of it was written
+    )
 
     @property
     def filled_cells(self) -> int:
@@ -110,7 +121,9 @@ def restate(target: MetricsSource, imported: ImportedFile, at: datetime | None =
     return result
 
 
-def restate_many(target: MetricsSource, files: Sequence[ImportedFile], at: datetime | None = None) -> list[RestateResult]:
+def restate_many(
+    target: MetricsSource, files: Sequence[ImportedFile], at: datetime | None = None
+) -> list[RestateResult]:
     """Store the files in the target in the order given, reading the target once and writing it once.
 
     The outcome is that of restating each file after the one before it: a later file's value wins
@@ -147,7 +160,9 @@ def _column_problem(imported: ImportedFile) -> str | None:
     if unknown or len(set(columns)) != len(columns):
         return f"{where}: columns {', '.join(columns)}: each must be a base column of the metrics, once"
     if sorted(map(str, rows.columns)) != sorted([*KEY_COLUMNS, *columns]):
-        return f"{where}: the rows hold {', '.join(map(str, rows.columns))}; expected brand_id, date, {', '.join(columns)}"
+        return (
+            f"{where}: the rows hold {', '.join(map(str, rows.columns))}; expected brand_id, date, {', '.join(columns)}"
+        )
     return None
 
 
@@ -164,7 +179,15 @@ class _Stack:
     columns: list[str]  # every column some file carries, in the order they first come
 
     def only(self, keep: np.ndarray) -> _Stack:
-        return _Stack(self.seq[keep], self.pos[keep], self.brand[keep], self.day[keep], self.values[keep], self.carried[keep], self.columns)
+        return _Stack(
+            self.seq[keep],
+            self.pos[keep],
+            self.brand[keep],
+            self.day[keep],
+            self.values[keep],
+            self.carried[keep],
+            self.columns,
+        )
 
     def rows_of(self, i: int) -> pd.DataFrame:
         """File i's rows (brand_id, date), by position in the file."""
@@ -178,15 +201,25 @@ def _stack(files: Sequence[ImportedFile], picked: list[int]) -> _Stack:
     sizes = np.asarray([len(files[i].rows) for i in picked], dtype=np.int64)
     total = int(sizes.sum())
     # one frame of every row (a column a file lacks is NaN there), read a column at a time: never a file or a row at a time
-    both = pd.concat([files[i].rows for i in picked], ignore_index=True) if total else pd.DataFrame({c: [] for c in [*KEY_COLUMNS, *columns]})
+    both = (
+        pd.concat([files[i].rows for i in picked], ignore_index=True)
+        if total
+        else pd.DataFrame({c: [] for c in [*KEY_COLUMNS, *columns]})
+    )
     day = both["date"] if pd.api.types.is_datetime64_dtype(both["date"]) else pd.to_datetime(both["date"])
-    carried = np.asarray([[c in files[i].columns for c in columns] for i in picked], dtype=bool).reshape(len(picked), len(columns))
+    carried = np.asarray([[c in files[i].columns for c in columns] for i in picked], dtype=bool).reshape(
+        len(picked), len(columns)
+    )
     return _Stack(
         seq=np.repeat(np.asarray(picked, dtype=np.int64), sizes),
         pos=np.arange(total) - np.repeat(np.cumsum(sizes) - sizes, sizes),
         brand=both["brand_id"].astype("string").to_numpy(dtype=object),  # <NA> only in rows the screening refuses
-        day=day.to_numpy(dtype="datetime64[ns]").astype("datetime64[D]").astype("datetime64[ns]"),  # the day of a timestamp (NaT stays NaT)
-        values=np.column_stack([both[c].to_numpy(dtype="float64", na_value=np.nan) for c in columns]) if columns else np.zeros((total, 0)),
+        day=day.to_numpy(dtype="datetime64[ns]")
+        .astype("datetime64[D]")
+        .astype("datetime64[ns]"),  # the day of a timestamp (NaT stays NaT)
+        values=np.column_stack([both[c].to_numpy(dtype="float64", na_value=np.nan) for c in columns])
+        if columns
+        else np.zeros((total, 0)),
         carried=np.repeat(carried, sizes, axis=0),
         columns=columns,
     )
@@ -224,7 +257,9 @@ def _screen(files: Sequence[ImportedFile]) -> _Screened:
     # brand ids name files of a metrics folder: only slugs
     bad = ~brand.fillna("").str.fullmatch(BRAND_ID_PATTERN[1:-1]).to_numpy(dtype=bool) | np.isnat(stack.day)
     for i, count in zip(*np.unique(stack.seq[bad], return_counts=True), strict=True):
-        errors[int(i)] = f"{files[int(i)].path}: {int(count)} row(s) without a brand id (slug) or a date: nothing written"
+        errors[int(i)] = (
+            f"{files[int(i)].path}: {int(count)} row(s) without a brand id (slug) or a date: nothing written"
+        )
     keys = pd.DataFrame({"seq": stack.seq, "brand_id": brand, "date": stack.day})
     twice = keys.duplicated(keep=False).to_numpy() & ~np.isin(stack.seq, list(errors))
     for i in np.unique(stack.seq[twice]).tolist():
@@ -232,7 +267,9 @@ def _screen(files: Sequence[ImportedFile]) -> _Screened:
         shown = ", ".join(named["brand_id"] + " on " + named["date"].dt.strftime("%Y-%m-%d"))
         errors[i] = f"{files[i].path}: more than one row for {shown}: nothing written"
     stack = stack.only(~np.isin(stack.seq, list(errors)))
-    return _Screened(stack, dict(sorted(errors.items())), _summaries(stack, [i for i in range(len(files)) if i not in errors]))
+    return _Screened(
+        stack, dict(sorted(errors.items())), _summaries(stack, [i for i in range(len(files)) if i not in errors])
+    )
 
 
 def _summaries(stack: _Stack, ok: list[int]) -> dict[int, _Summary]:
@@ -242,7 +279,13 @@ def _summaries(stack: _Stack, ok: list[int]) -> dict[int, _Summary]:
     days = rows.groupby("seq")["date"].agg(["nunique", "min", "max"])  # the same files, in the same order
     out = {i: _Summary() for i in ok}  # a file without rows keeps these
     for i, brand_ids, brands, n, first, last in zip(
-        days.index.tolist(), named.tolist(), counts.tolist(), days["nunique"].tolist(), days["min"].tolist(), days["max"].tolist(), strict=True
+        days.index.tolist(),
+        named.tolist(),
+        counts.tolist(),
+        days["nunique"].tolist(),
+        days["min"].tolist(),
+        days["max"].tolist(),
+        strict=True,
     ):
         out[i] = _Summary(brands, n, brand_ids, f"{first:%Y-%m-%d}", f"{last:%Y-%m-%d}")
     return out
@@ -258,7 +301,9 @@ class _Held:
     """The brand-days a target holds: keys (brand_id string, date, loc: where it is), and how to read a cell and name a place."""
 
     keys: pd.DataFrame
-    cells: Callable[[np.ndarray, str], tuple[np.ndarray, np.ndarray]]  # (locs, column) → (numbers, whether each cell held anything)
+    cells: Callable[
+        [np.ndarray, str], tuple[np.ndarray, np.ndarray]
+    ]  # (locs, column) → (numbers, whether each cell held anything)
     places: Callable[[np.ndarray], np.ndarray]  # locs → "FILE row N" as the metrics reader names rows
     where: str
 
@@ -290,7 +335,14 @@ def _locate(stack: _Stack, held: _Held) -> _Located:
     return _Located(key, loc, hits[~once].reset_index(drop=True))
 
 
-def _plan(target: MetricsSource, files: Sequence[ImportedFile], screened: _Screened, earlier: dict[str, datetime], held: _Held | None, at: datetime) -> _Plan:
+def _plan(
+    target: MetricsSource,
+    files: Sequence[ImportedFile],
+    screened: _Screened,
+    earlier: dict[str, datetime],
+    held: _Held | None,
+    at: datetime,
+) -> _Plan:
     """Which files are stored, and what storing them in order changes: decided in memory, nothing written."""
     fresh = _fresh(files, screened, earlier)
     stack = screened.stack.only(np.isin(screened.stack.seq, fresh))
@@ -319,7 +371,13 @@ def _plan(target: MetricsSource, files: Sequence[ImportedFile], screened: _Scree
         imported, summary = files[i], screened.summaries[i]
         new_rows, revisions = int(change.new_rows[i]), int(change.revisions[i])
         replaced, unchanged = int(change.replaced[i]), int(change.unchanged[i])
-        results[i] = replace(_result(target, imported, summary, at), new_rows=new_rows, revisions=revisions, replaced_cells=replaced, unchanged_cells=unchanged)
+        results[i] = replace(
+            _result(target, imported, summary, at),
+            new_rows=new_rows,
+            revisions=revisions,
+            replaced_cells=replaced,
+            unchanged_cells=unchanged,
+        )
         logged.append(_import_record(imported, summary, at, new_rows, revisions))
     done = [r for r in results if r is not None]
     assert len(done) == len(files)
@@ -334,8 +392,12 @@ class _Plan:
     stored: list[int]  # the files stored, by position in the call
     revisions: pd.DataFrame  # records.REVISION_COLUMNS; date and recorded_at as ISO text
     logged: list[dict[str, Any]]  # a line of the import log per stored file
-    updates: pd.DataFrame  # loc, column, value: cells of brand-days the target holds that take another value (the last file's)
-    new: pd.DataFrame  # brand_id, date, then the columns: brand-days the target lacks, in the order the files bring them
+    updates: (
+        pd.DataFrame
+    )  # loc, column, value: cells of brand-days the target holds that take another value (the last file's)
+    new: (
+        pd.DataFrame
+    )  # brand_id, date, then the columns: brand-days the target lacks, in the order the files bring them
     written: np.ndarray  # (new rows, columns) bool: the cells of new some file filled (the others stay missing)
 
 
@@ -353,7 +415,9 @@ class _Change:
     written: np.ndarray
 
 
-def _changes(files: Sequence[ImportedFile], stack: _Stack, key: np.ndarray, loc: np.ndarray, held: _Held | None, at: datetime) -> _Change:
+def _changes(
+    files: Sequence[ImportedFile], stack: _Stack, key: np.ndarray, loc: np.ndarray, held: _Held | None, at: datetime
+) -> _Change:
     """Cell by cell, as arrays: each file's value against the value before it (an earlier file's in this call, else the target's).
 
     A cell is a brand-day (key) and a column; its writes, ordered by file, are a run in the sorted
@@ -376,7 +440,9 @@ def _changes(files: Sequence[ImportedFile], stack: _Stack, key: np.ndarray, loc:
     old[start] = np.nan
     had = ~np.isnan(old)
     from_target = start & (loc[k] >= 0) if len(r) else np.zeros(0, dtype=bool)
-    for j in np.unique(c[from_target]).tolist():  # a column at a time; the target reads each of its files' cells at once
+    for j in np.unique(
+        c[from_target]
+    ).tolist():  # a column at a time; the target reads each of its files' cells at once
         sel = np.flatnonzero(from_target & (c == j))
         assert held is not None
         old[sel], had[sel] = held.cells(loc[k[sel]], stack.columns[j])
@@ -399,14 +465,22 @@ def _changes(files: Sequence[ImportedFile], stack: _Stack, key: np.ndarray, loc:
     in_target = loc[last_k] >= 0 if len(ends) else np.zeros(0, dtype=bool)
     names = np.asarray(stack.columns, dtype=object)
     set_cells = in_target & touched
-    updates = pd.DataFrame({"loc": loc[last_k[set_cells]], "column": names[last_c[set_cells]], "value": last_v[set_cells]})
+    updates = pd.DataFrame(
+        {"loc": loc[last_k[set_cells]], "column": names[last_c[set_cells]], "value": last_v[set_cells]}
+    )
     slot = np.full(len(loc), -1, dtype=np.int64)
     slot[key[adds]] = np.arange(int(adds.sum()))
     filled = np.full((int(adds.sum()), width), np.nan)
     written = np.zeros((int(adds.sum()), width), dtype=bool)
     filled[slot[last_k[~in_target]], last_c[~in_target]] = last_v[~in_target]
     written[slot[last_k[~in_target]], last_c[~in_target]] = True
-    new = pd.DataFrame({"brand_id": stack.brand[adds], "date": stack.day[adds], **{col: filled[:, j] for j, col in enumerate(stack.columns)}})
+    new = pd.DataFrame(
+        {
+            "brand_id": stack.brand[adds],
+            "date": stack.day[adds],
+            **{col: filled[:, j] for j, col in enumerate(stack.columns)},
+        }
+    )
     return _Change(
         new_rows=np.bincount(stack.seq[adds], minlength=n),
         replaced=per_file(changed),
@@ -420,14 +494,27 @@ def _changes(files: Sequence[ImportedFile], stack: _Stack, key: np.ndarray, loc:
 
 
 def _revision_rows(
-    files: Sequence[ImportedFile], stack: _Stack, rows: np.ndarray, columns: np.ndarray, old: np.ndarray, new: np.ndarray, at: datetime
+    files: Sequence[ImportedFile],
+    stack: _Stack,
+    rows: np.ndarray,
+    columns: np.ndarray,
+    old: np.ndarray,
+    new: np.ndarray,
+    at: datetime,
 ) -> pd.DataFrame:
     """The revision record's lines: file by file, then by brand and day, a day's columns in its file's order."""
     seq = stack.seq[rows]
-    in_file = np.asarray([[f.columns.index(c) if c in f.columns else -1 for c in stack.columns] for f in files] or [[]], dtype=np.int64)
+    in_file = np.asarray(
+        [[f.columns.index(c) if c in f.columns else -1 for c in stack.columns] for f in files] or [[]], dtype=np.int64
+    )
     order = (
         pd.DataFrame(
-            {"seq": seq, "brand_id": stack.brand[rows], "date": stack.day[rows], "place": in_file[seq, columns] if len(seq) else np.zeros(0, dtype=np.int64)}
+            {
+                "seq": seq,
+                "brand_id": stack.brand[rows],
+                "date": stack.day[rows],
+                "place": in_file[seq, columns] if len(seq) else np.zeros(0, dtype=np.int64),
+            }
         )
         .sort_values(["seq", "brand_id", "date", "place"], kind="stable")
         .index.to_numpy()
@@ -440,7 +527,9 @@ def _revision_rows(
             "recorded_at": at.isoformat(),
             "brand_id": stack.brand[rows],
             "date": pd.DatetimeIndex(stack.day[rows]).strftime("%Y-%m-%d").to_numpy(dtype=object),
-            "column_name": np.asarray(stack.columns, dtype=object)[columns] if len(columns) else np.zeros(0, dtype=object),
+            "column_name": np.asarray(stack.columns, dtype=object)[columns]
+            if len(columns)
+            else np.zeros(0, dtype=object),
             "old_value": old[order],
             "new_value": new[order],
         },
@@ -460,9 +549,15 @@ def _days(column: pd.Series) -> pd.Series:
 
 def _held_keys(brands: list[pd.Series], days: list[pd.Series]) -> pd.DataFrame:
     """A target's brand-days, part after part (its files), as the files' rows are matched against them; loc: their position."""
-    brand = pd.Series(np.concatenate([np.zeros(0, dtype=object), *[b.to_numpy(dtype=object) for b in brands]]), dtype=object)
-    day = np.concatenate([np.zeros(0, dtype="datetime64[ns]"), *[_days(d).to_numpy(dtype="datetime64[ns]") for d in days]])
-    keys = pd.DataFrame({"brand_id": brand.astype("string").str.strip(), "date": day, "loc": np.arange(len(brand))})  # text handled once, not per file
+    brand = pd.Series(
+        np.concatenate([np.zeros(0, dtype=object), *[b.to_numpy(dtype=object) for b in brands]]), dtype=object
+    )
+    day = np.concatenate(
+        [np.zeros(0, dtype="datetime64[ns]"), *[_days(d).to_numpy(dtype="datetime64[ns]") for d in days]]
+    )
+    keys = pd.DataFrame(
+        {"brand_id": brand.astype("string").str.strip(), "date": day, "loc": np.arange(len(brand))}
+    )  # text handled once, not per file
     return keys.astype({"brand_id": "string"})
 
 
@@ -478,20 +573,39 @@ def _twice_message(hits: pd.DataFrame, rows: pd.DataFrame, where: str) -> str:
     twice = hits[hits.duplicated("pos", keep=False)].sort_values(["pos", "place"], kind="stable")
     places = twice.groupby("pos", sort=True)["place"].agg(", ".join).head(_SHOWN)
     picked = rows.loc[places.index.to_numpy()]
-    named = picked["brand_id"].astype(str) + " on " + picked["date"].dt.strftime("%Y-%m-%d") + " (" + places.to_numpy() + ")"
+    named = (
+        picked["brand_id"].astype(str)
+        + " on "
+        + picked["date"].dt.strftime("%Y-%m-%d")
+        + " ("
+        + places.to_numpy()
+        + ")"
+    )
     return f"{where} already holds {'; '.join(named)} more than once: nothing written (the metrics reader quarantines every copy; keep one and import again)"
 
 
 def _result(target: MetricsSource, imported: ImportedFile, summary: _Summary, at: datetime) -> RestateResult:
     """The result of storing the file at `at`, counts 0 (those of an import that changed nothing)."""
-    return RestateResult(imported.path, target.describe(), record_location(target), summary.brands, summary.days, tuple(imported.columns), imported_at=at)
+    return RestateResult(
+        imported.path,
+        target.describe(),
+        record_location(target),
+        summary.brands,
+        summary.days,
+        tuple(imported.columns),
+        imported_at=at,
+    )
 
 
 def _failed(target: MetricsSource, imported: ImportedFile, error: str) -> RestateResult:
-    return RestateResult(imported.path, target.describe(), record_location(target), 0, 0, tuple(imported.columns), error=error)
+    return RestateResult(
+        imported.path, target.describe(), record_location(target), 0, 0, tuple(imported.columns), error=error
+    )
 
 
-def _import_record(imported: ImportedFile, summary: _Summary, at: datetime, new_rows: int, revisions: int) -> dict[str, Any]:
+def _import_record(
+    imported: ImportedFile, summary: _Summary, at: datetime, new_rows: int, revisions: int
+) -> dict[str, Any]:
     """One line of the import log (records.IMPORT_COLUMNS)."""
     return {
         "file": str(imported.path),
@@ -511,7 +625,9 @@ def _import_record(imported: ImportedFile, summary: _Summary, at: datetime, new_
 # ---------------------------------------------------------------- a file or a folder
 
 
-def _restate_files(target: MetricsSource, files: Sequence[ImportedFile], screened: _Screened, at: datetime) -> list[RestateResult]:
+def _restate_files(
+    target: MetricsSource, files: Sequence[ImportedFile], screened: _Screened, at: datetime
+) -> list[RestateResult]:
     assert target.path is not None
     path = target.path
     folder = is_folder(path)
@@ -545,7 +661,9 @@ def _read(path: Path, columns: list[str] | None = None) -> pd.DataFrame:
     except fs.FileStoreError as exc:
         raise RestateError(f"{exc}: nothing written") from None
     except Exception as exc:  # pyarrow raises several types for a corrupt file
-        raise RestateError(f"{path}: not a readable metrics file ({type(exc).__name__}: {exc}): nothing written") from None
+        raise RestateError(
+            f"{path}: not a readable metrics file ({type(exc).__name__}: {exc}): nothing written"
+        ) from None
 
 
 class _FilesHeld:
@@ -610,7 +728,9 @@ class _FilesHeld:
 
     def places(self, locs: np.ndarray) -> np.ndarray:
         owner = self.file_of[locs]
-        return np.asarray(self.names[owner] + " row " + (self.row_of[locs] + self.first_row[owner]).astype(str), dtype=object)
+        return np.asarray(
+            self.names[owner] + " row " + (self.row_of[locs] + self.first_row[owner]).astype(str), dtype=object
+        )
 
     def updated(self, updates: pd.DataFrame) -> dict[Path, pd.DataFrame]:
         """The files whose cells change, with the values put in: only the changed cells are written (the rest stay as found)."""
@@ -618,12 +738,22 @@ class _FilesHeld:
         locs = updates["loc"].to_numpy(dtype=np.int64)
         column, value = updates["column"].to_numpy(dtype=object), updates["value"].to_numpy(dtype="float64")
         for i, sel in self.by_file(locs):  # a file at a time, a column at a time within
-            cells = {str(c): (self.row_of[locs[sel][column[sel] == c]], value[sel][column[sel] == c]) for c in dict.fromkeys(column[sel].tolist())}
+            cells = {
+                str(c): (self.row_of[locs[sel][column[sel] == c]], value[sel][column[sel] == c])
+                for c in dict.fromkeys(column[sel].tolist())
+            }
             touched[self.files[i]] = fs.put_values(self.frame(i), cells, fs.is_text(self.files[i]))
         return touched
 
 
-def _add_new_rows(touched: dict[Path, pd.DataFrame], held: _FilesHeld, path: Path, folder: bool, new: pd.DataFrame, written: np.ndarray) -> None:
+def _add_new_rows(
+    touched: dict[Path, pd.DataFrame],
+    held: _FilesHeld,
+    path: Path,
+    folder: bool,
+    new: pd.DataFrame,
+    written: np.ndarray,
+) -> None:
     """New brand-days into their file: the file target itself, or the brand's file under imported/ in a folder.
 
     A brand's own file reads best in date order; a user's file keeps its order, new days last.
@@ -637,7 +767,10 @@ def _add_new_rows(touched: dict[Path, pd.DataFrame], held: _FilesHeld, path: Pat
     order = np.lexsort((new["date"].to_numpy(), new["brand_id"].to_numpy(dtype=object)))  # by brand, then day
     brand = new["brand_id"].to_numpy(dtype=object)[order]
     starts = np.flatnonzero(np.r_[True, brand[1:] != brand[:-1]])
-    homes = [(path / IMPORTED_FOLDER / f"{brand[a]}.parquet", order[a:b]) for a, b in zip(starts, [*starts[1:], len(order)], strict=True)]
+    homes = [
+        (path / IMPORTED_FOLDER / f"{brand[a]}.parquet", order[a:b])
+        for a, b in zip(starts, [*starts[1:], len(order)], strict=True)
+    ]
     alone = [(home, at) for home, at in homes if home not in touched and held.frame_at(home) is None]
     lonely = {home for home, _ in alone}
     for home, at in homes:
@@ -654,7 +787,15 @@ def _add_new_rows(touched: dict[Path, pd.DataFrame], held: _FilesHeld, path: Pat
             touched[home] = added.iloc[end - size : end].reset_index(drop=True)
 
 
-def _append(touched: dict[Path, pd.DataFrame], held: _FilesHeld, home: Path, new: pd.DataFrame, names: list[str], written: np.ndarray, sort: bool) -> None:
+def _append(
+    touched: dict[Path, pd.DataFrame],
+    held: _FilesHeld,
+    home: Path,
+    new: pd.DataFrame,
+    names: list[str],
+    written: np.ndarray,
+    sort: bool,
+) -> None:
     """New rows after the file's rows (as changed so far, or as found), in the file's shape."""
     frame = touched.get(home)
     if frame is None:
@@ -675,7 +816,9 @@ def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     return cast(list[dict[str, Any]], frame.astype(object).where(frame.notna(), None).to_dict("records"))
 
 
-def _write_all(records: FileRecords, touched: dict[Path, pd.DataFrame], revisions: pd.DataFrame, logged: list[dict[str, Any]]) -> None:
+def _write_all(
+    records: FileRecords, touched: dict[Path, pd.DataFrame], revisions: pd.DataFrame, logged: list[dict[str, Any]]
+) -> None:
     """Every file written beside its place first; then revisions, files and the log lines land in that order, or none does.
 
     Revisions go first and the import log last: a crash in between leaves at worst a revision
@@ -703,7 +846,9 @@ def _write_all(records: FileRecords, touched: dict[Path, pd.DataFrame], revision
 # ---------------------------------------------------------------- an SQL table
 
 
-def _restate_sql(target: MetricsSource, files: Sequence[ImportedFile], screened: _Screened, at: datetime) -> list[RestateResult]:
+def _restate_sql(
+    target: MetricsSource, files: Sequence[ImportedFile], screened: _Screened, at: datetime
+) -> list[RestateResult]:
     from brandsteps.ledger import redact
 
     if not screened.ok:  # no file can be stored: the database is not touched
@@ -723,7 +868,9 @@ def _restate_sql(target: MetricsSource, files: Sequence[ImportedFile], screened:
             return plan.results
     except sa.exc.SQLAlchemyError as exc:
         first = str(getattr(exc, "orig", exc)).strip().splitlines()
-        raise RestateError(redact(f"{target.describe()}: {first[0] if first else type(exc).__name__}: nothing written")) from None
+        raise RestateError(
+            redact(f"{target.describe()}: {first[0] if first else type(exc).__name__}: nothing written")
+        ) from None
     finally:
         engine.dispose()
 
@@ -740,12 +887,16 @@ def _sqlite_write_lock_at_begin(engine: sa.Engine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def _restate_in(conn: sa.Connection, target: MetricsSource, files: Sequence[ImportedFile], screened: _Screened, at: datetime) -> _Plan:
+def _restate_in(
+    conn: sa.Connection, target: MetricsSource, files: Sequence[ImportedFile], screened: _Screened, at: datetime
+) -> _Plan:
     schema_name, _, name = target.table.rpartition(".")
     schema = schema_name or None
     if conn.dialect.name == "postgresql":
         # one import into this table at a time (released at commit): each reads what the last one wrote
-        conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"brandsteps restate {target.table}"})
+        conn.execute(
+            sa.text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"brandsteps restate {target.table}"}
+        )
     revisions, imports = sql_tables(schema)
     revisions.metadata.create_all(conn)
     earlier = _earlier_sql_imports(conn, imports, sorted({files[i].digest for i in screened.ok}))
@@ -759,14 +910,19 @@ def _restate_in(conn: sa.Connection, target: MetricsSource, files: Sequence[Impo
     plan = _plan(target, files, screened, earlier, _sql_held(existing, target.describe()) if fresh else None, at)
     if not plan.stored:
         return plan
-    table = _metrics_table(conn, table, name, schema, tuple(dict.fromkeys(c for i in plan.stored for c in files[i].columns)))
+    table = _metrics_table(
+        conn, table, name, schema, tuple(dict.fromkeys(c for i in plan.stored for c in files[i].columns))
+    )
     _update_rows(conn, table, existing, plan.updates)
     written = [c for j, c in enumerate(plan.new.columns[2:]) if plan.written[:, j].any()]
     _insert_rows(conn, table, plan.new[["brand_id", "date", *written]], tuple(written))
     if len(plan.revisions):
         revised = plan.revisions.assign(recorded_at=at, date=pd.to_datetime(plan.revisions["date"]).dt.date)
         conn.execute(revisions.insert(), _records(revised))
-    logged = [{**line, "imported_at": at, "first_day": _day(line["first_day"]), "last_day": _day(line["last_day"])} for line in plan.logged]
+    logged = [
+        {**line, "imported_at": at, "first_day": _day(line["first_day"]), "last_day": _day(line["last_day"])}
+        for line in plan.logged
+    ]
     conn.execute(imports.insert(), logged)
     return plan
 
@@ -785,7 +941,9 @@ def _earlier_sql_imports(conn: sa.Connection, imports: sa.Table, digests: list[s
             .group_by(imports.c.digest)
         )
         for digest, when in conn.execute(query):
-            found[digest] = when if when.tzinfo is not None else when.replace(tzinfo=UTC)  # SQLite gives UTC back without its zone
+            found[digest] = (
+                when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+            )  # SQLite gives UTC back without its zone
     return found
 
 
@@ -811,7 +969,9 @@ def _reflected(conn: sa.Connection, name: str, schema: str | None) -> sa.Table |
     return table
 
 
-def _metrics_table(conn: sa.Connection, table: sa.Table | None, name: str, schema: str | None, columns: tuple[str, ...]) -> sa.Table:
+def _metrics_table(
+    conn: sa.Connection, table: sa.Table | None, name: str, schema: str | None, columns: tuple[str, ...]
+) -> sa.Table:
     """The metrics table, created when missing; the carried columns it lacks are added (names from BASE_COLUMNS, never from data)."""
     if table is None:
         table = sa.Table(
@@ -829,7 +989,9 @@ def _metrics_table(conn: sa.Connection, table: sa.Table | None, name: str, schem
         quote = conn.dialect.identifier_preparer
         float_type = sa.Float().compile(dialect=conn.dialect)
         for column in lacking:
-            conn.execute(sa.text(f"ALTER TABLE {quote.format_table(table)} ADD COLUMN {quote.quote(column)} {float_type}"))
+            conn.execute(
+                sa.text(f"ALTER TABLE {quote.format_table(table)} ADD COLUMN {quote.quote(column)} {float_type}")
+            )
         table = sa.Table(name, sa.MetaData(schema=schema), autoload_with=conn)
     return table
 
@@ -838,7 +1000,9 @@ def _existing_rows(conn: sa.Connection, table: sa.Table, brands: list[str], colu
     """The brands' rows: k_brand and k_date as stored (so an UPDATE finds them again), then these columns."""
     fetched: list[Any] = []
     for start in range(0, len(brands), _IN_CHUNK):  # bound parameters, a chunk of brands at a time
-        query = sa.select(table.c.brand_id, table.c.date, *[table.c[c] for c in columns]).where(table.c.brand_id.in_(brands[start : start + _IN_CHUNK]))
+        query = sa.select(table.c.brand_id, table.c.date, *[table.c[c] for c in columns]).where(
+            table.c.brand_id.in_(brands[start : start + _IN_CHUNK])
+        )
         fetched += conn.execute(query).all()
     frame = pd.DataFrame.from_records(fetched, columns=["k_brand", "k_date", *columns], coerce_float=False)
     return frame.astype({"k_brand": object, "k_date": object})
@@ -886,5 +1050,11 @@ def _insert_rows(conn: sa.Connection, table: sa.Table, new: pd.DataFrame, column
         if isinstance(kind, sa.Date)
         else days.dt.strftime("%Y-%m-%d").to_numpy()
     )
-    values = pd.DataFrame({"brand_id": new["brand_id"].astype(str).to_numpy(), "date": list(stored), **{c: new[c].to_numpy() for c in columns}})
+    values = pd.DataFrame(
+        {
+            "brand_id": new["brand_id"].astype(str).to_numpy(),
+            "date": list(stored),
+            **{c: new[c].to_numpy() for c in columns},
+        }
+    )
     conn.execute(table.insert(), _records(values))

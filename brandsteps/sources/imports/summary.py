@@ -36,10 +36,14 @@ def summary_lines(imported: ImportedFile, profile: ImportProfile, brands: Mappin
         # Their columns are NaN for these brands: which items are exclusive is not configured.
         without = sorted(b for b in rows["brand_id"].unique() if b not in brands or not brands[b].exclusive_items)
         if without:
-            out.append(f"  no exclusive_items configured for {', '.join(without)}: their exclusive columns are not measured")
+            out.append(
+                f"  no exclusive_items configured for {', '.join(without)}: their exclusive columns are not measured"
+            )
     skipped = imported.skipped_accounts
     if len(skipped):
-        out.append(f"  skipped {counted(int(skipped['rows'].sum()), 'row')} of {counted(len(skipped), 'account')} no brand lists in `accounts`:")
+        out.append(
+            f"  skipped {counted(int(skipped['rows'].sum()), 'row')} of {counted(len(skipped), 'account')} no brand lists in `accounts`:"
+        )
         out += [f"    {a}: {counted(int(r), 'row')}, {d}" for a, r, d in skipped.head(_SHOWN).itertuples(index=False)]
         if len(skipped) > _SHOWN:
             out.append(f"    ... and {len(skipped) - _SHOWN} more")
@@ -51,7 +55,9 @@ def check_out(out: Path) -> None:
     if out.suffix.lower() not in {".csv", ".parquet", ".pq"}:
         raise ImportFormatError(f"--out {out}: use a .csv or .parquet file name")
     if out.exists():
-        raise ImportFormatError(f"--out {out}: the file exists; choose a new name (to store into the configured metrics, leave out --out)")
+        raise ImportFormatError(
+            f"--out {out}: the file exists; choose a new name (to store into the configured metrics, leave out --out)"
+        )
 
 
 def combine(files: Sequence[ImportedFile]) -> pd.DataFrame:
