@@ -1,6 +1,6 @@
 """Import benchmark (issue 13, point 9): read_import over a large 磁力金牛 file and many store exports, then restate.
 
-    .venv/bin/python benchmarks/imports.py                         # 1,000 accounts × 30 days; 1,000 store files × 100 days
+    .venv/bin/python benchmarks/imports.py        # 1,000 accounts × 30 days; 1,000 store files × 100 days
     .venv/bin/python benchmarks/imports.py --accounts 200 --store-brands 100 --repeat 3
 
 Data (generated under --work once per size and reused; the generation is not timed): a 磁力金牛 account
@@ -176,15 +176,13 @@ def main() -> None:
     brand_days = sum(len(f.rows) for f in imported)
     each = read_store / max(len(imported), 1) * 1000
     print(
-        f"read_import 全店成交分析 {len(imported):,} files × {args.store_days} days ({brand_days:,} brand-days): {read_store:.2f} s ({each:.1f} ms a file)"
+        f"read_import 全店成交分析 {len(imported):,} files × {args.store_days} days ({brand_days:,} brand-days): "
+        f"{read_store:.2f} s ({each:.1f} ms a file)"
     )
 
-    try:
-        from brandsteps.sources.imports.restate import restate, restate_many
-        from brandsteps.sources.metrics_source import MetricsSource
-    except ImportError:
-        print("restate: brandsteps.sources.imports.restate is not there; not timed")
-        return
+    from brandsteps.sources.imports.restate import restate, restate_many
+    from brandsteps.sources.metrics_source import MetricsSource
+
     kinds = {
         "parquet": ("Parquet file", args.work / "restate" / "metrics.parquet"),
         "folder": ("folder", args.work / "restate" / "metrics"),
@@ -219,7 +217,10 @@ def main() -> None:
 def _against(label: str, read: float, stored: float, target: float) -> str:
     total = read + stored
     verdict = "within" if total <= target else "OVER"
-    return f"{label}: read {read:.2f} s + restate {stored:.2f} s = {total:.2f} s end to end ({verdict} the {target:.0f} s target)"
+    return (
+        f"{label}: read {read:.2f} s + restate {stored:.2f} s = {total:.2f} s end to end "
+        f"({verdict} the {target:.0f} s target)"
+    )
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
-"""Drawing the visual report against the cycle it belongs to: N demo brands, the last day decided, then the report drawn.
+"""Drawing the visual report against the cycle it belongs to: N demo brands, the last day decided, the report drawn.
 
     .venv/bin/python benchmarks/report_drawing.py                      # 50 brands × 180 days, core figures
-    .venv/bin/python benchmarks/report_drawing.py --flow               # also the onboarding-cycle flow without and with the report
-    .venv/bin/python benchmarks/report_drawing.py --before-ref 004885d # also visual_report.py of that git revision
+    .venv/bin/python benchmarks/report_drawing.py --flow               # also the flow without and with the report
+    .venv/bin/python benchmarks/report_drawing.py --before-ref 30d1491 # also the report as that git revision drew it
+    .venv/bin/python benchmarks/report_drawing.py --brands 10 --days 30 --repeat 1   # a quick look
 
 Data (under --work, generated once and reused): the demo portfolio (`brandsteps demo`'s generator),
 every day but the last decided in-process with the cycle's functions; that ledger is kept as a
@@ -15,7 +16,10 @@ Figures, best of --repeat:
   whole ledger (what `brandsteps report` does);
 - with --flow: the onboarding-cycle flow on a temporary Prefect server (started once, not counted)
   without BRANDSTEPS_REPORT_DIR (no drawing) and with it (drawing and the link artifacts), wall time each;
-- with --before-ref: the cycle's report drawn by visual_report.py as it was at that revision (once: it is slow).
+- with --before-ref: the cycle's report drawn by that revision's brandsteps package, in a process of its own
+  after the same two-brand warm-up, once. The revision reads the demo folder and ledger today's code wrote,
+  so it must accept today's configs: d8ab294 and later do (lag_days, data_deadline), earlier ones fail on
+  them. The Matplotlib report of 004885d cannot be timed here any more; that needs its own checkout and data.
 
 A measurement, not a test: it prints figures and checks nothing.
 """
@@ -23,11 +27,13 @@ A measurement, not a test: it prints figures and checks nothing.
 from __future__ import annotations
 
 import argparse
-import importlib.util
+import importlib
+import io
 import os
 import shutil
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 from collections.abc import Callable
@@ -51,13 +57,13 @@ def _best(repeat: int, run: Callable[[], Any]) -> float:
 
 
 def prepare(work: Path, brands: int, days: int, end: date) -> Path:
-    """The demo folder with a ledger of every day but the last (ledger-snapshot.sqlite), made once per size and end day."""
+    """The demo folder with a ledger of every day but the last (ledger-snapshot.sqlite), made once per size and day."""
     folder = work / f"{brands}x{days}-{end}"
     snapshot = folder / "data" / "ledger-snapshot.sqlite"
     if snapshot.exists():
         return folder
-    from brandsteps.cli import _replay_in_process
-    from brandsteps.sources.demo_data import write_demo_folder
+    from brandsteps.cli.run import replay_in_process as _replay_in_process
+    from brandsteps.sources.demo.folder import write_demo_folder
 
     print(
         f"Generating {brands} brands × {days} days into {folder} and deciding all days but the last (once) …",
@@ -92,7 +98,7 @@ def core(folder: Path, end: date, repeat: int) -> dict[str, float]:
     from brandsteps.config.settings import targets, today_in
     from brandsteps.engine.cycle import metrics_start, run_day
     from brandsteps.ledger import Ledger
-    from brandsteps.reports.visual_report import write_report
+    from brandsteps.reports.visual import write_report
     from brandsteps.sources.metrics_source import load_metrics
 
     configs = folder / "configs"
@@ -131,36 +137,73 @@ def core(folder: Path, end: date, repeat: int) -> dict[str, float]:
     return out
 
 
+# Where each layout kept the visual report: the package of today, then the single module before and after
+# the package was grouped by role.
+REPORT_MODULES = ("brandsteps.reports.visual", "brandsteps.reports.visual_report", "brandsteps.visual_report")
+
+
 def before(folder: Path, end: date, ref: str) -> dict[str, float]:
-    """The cycle's report as visual_report.py of `ref` drew it (the module loaded from git, everything else as now)."""
+    """The cycle's report as `ref` drew it: that revision's whole brandsteps package, run in a child process.
+
+    The report's own files alone would import today's modules, which may have moved since (the layout
+    changed), so the revision's brandsteps/ is unpacked from git (`git archive`: the repository is left
+    as it is) and the child imports brandsteps from there, the report from either layout (REPORT_MODULES).
+    It reads the demo folder and the ledger that today's code wrote; a revision that cannot read them
+    fails, and its error is shown.
+    """
+    tree = Path(tempfile.mkdtemp(prefix="report-bench-before-"))
+    try:
+        _unpack(ref, tree)
+        command = [sys.executable, __file__, "--before-ref", ref, "--tree", str(tree), "--folder", str(folder)]
+        # this interpreter running this script: no shell, the revision only in git's arguments
+        done = subprocess.run(  # noqa: S603
+            [*command, "--end", end.isoformat()], capture_output=True, text=True, check=False
+        )
+    finally:
+        shutil.rmtree(tree, ignore_errors=True)
+    if done.returncode != 0:
+        raise SystemExit(f"drawing the report as of {ref} failed:\n{done.stderr[-4000:]}")
+    seconds = float(done.stdout.strip().splitlines()[-1])
+    return {f"the cycle's report as of {ref}: {CYCLE_DAYS} days, {CYCLE_BRANDS} brands": seconds}
+
+
+def _unpack(ref: str, tree: Path) -> None:
+    """brandsteps/ as it was at `ref`, written under tree."""
     git = shutil.which("git") or "git"
     # a revision the person running the benchmark named, read from this repository: no shell, fixed arguments
-    source = subprocess.run(  # noqa: S603 - fixed arguments, a named revision
-        [git, "-C", str(REPO), "show", f"{ref}:brandsteps/reports/visual_report.py"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout  # noqa: S603
-    path = Path(tempfile.mkdtemp()) / "visual_report_before.py"
-    path.write_text(source, encoding="utf-8")
-    spec = importlib.util.spec_from_file_location("visual_report_before", path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
+    archive = subprocess.run(  # noqa: S603
+        [git, "-C", str(REPO), "archive", "--format=tar", ref, "brandsteps"], capture_output=True, check=True
+    ).stdout
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(tree, filter="data")
+
+
+def draw_as_of(tree: Path, folder: Path, end: date, ref: str) -> float:
+    """In the child: the cycle's report drawn by the brandsteps package under tree, in seconds (once)."""
+    sys.path[sys.path.index(str(REPO))] = str(tree)  # before anything imports brandsteps
+    import brandsteps
+
+    if not Path(brandsteps.__file__ or "").resolve().is_relative_to(tree.resolve()):
+        raise SystemExit(f"brandsteps was imported from {brandsteps.__file__}, not from the revision under {tree}")
+    name = next((m for m in REPORT_MODULES if _module_file(tree, m).exists()), None)
+    if name is None:
+        raise SystemExit(f"{ref} has none of {', '.join(REPORT_MODULES)}")
+    write_report = importlib.import_module(name).write_report
     from brandsteps.config import load_portfolio
     from brandsteps.ledger import Ledger
 
     portfolio = load_portfolio(folder / "configs")
     ledger = Ledger(f"sqlite:///{folder / 'data' / 'ledger-bench.sqlite'}")
     since = end - timedelta(days=CYCLE_DAYS - 1)
-    seconds = _best(
-        1,
-        lambda: module.write_report(
-            portfolio, ledger, folder / "reports" / f"before-{ref}", since, end, max_brands=CYCLE_BRANDS
-        ),
-    )
-    return {f"the cycle's report as of {ref}: {CYCLE_DAYS} days, {CYCLE_BRANDS} brands": seconds}
+    reports = folder / "reports" / f"before-{ref}"
+    write_report(portfolio, ledger, reports / "warm-up", since, end, max_brands=2)  # as core() warms up
+    return _best(1, lambda: write_report(portfolio, ledger, reports / "cycle", since, end, max_brands=CYCLE_BRANDS))
+
+
+def _module_file(tree: Path, module: str) -> Path:
+    """Where a module lives under tree: its package's __init__.py, or its .py file."""
+    path = tree.joinpath(*module.split("."))
+    return path / "__init__.py" if path.is_dir() else path.with_suffix(".py")
 
 
 def flows(folder: Path, end: date, repeat: int) -> dict[str, float]:
@@ -172,7 +215,7 @@ def flows(folder: Path, end: date, repeat: int) -> dict[str, float]:
     """
     home = Path(tempfile.mkdtemp(prefix="report-bench-prefect-"))
     os.environ["PREFECT_HOME"] = str(home)
-    from brandsteps.cli import quiet_prefect_defaults
+    from brandsteps.cli.prefect_server import quiet_prefect_defaults
 
     quiet_prefect_defaults()
     from prefect import get_client
@@ -205,7 +248,9 @@ def flows(folder: Path, end: date, repeat: int) -> dict[str, float]:
                         as_of=end, configs=configs, ledger=_fresh_ledger(folder, "ledger-flow"), return_state=True
                     )
                     walls.append(time.perf_counter() - started)
-                    runs.append(client.read_flow_run(state.state_details.flow_run_id).total_run_time.total_seconds())
+                    run_id = state.state_details.flow_run_id
+                    assert run_id is not None  # a flow run's own final state names it
+                    runs.append(client.read_flow_run(run_id).total_run_time.total_seconds())
                 out[f"onboarding-cycle flow, {label}: wall"] = min(walls)
                 out[f"onboarding-cycle flow, {label}: run time"] = min(runs)
     finally:
@@ -230,10 +275,14 @@ def main() -> int:
         action="store_true",
         help="also time the onboarding-cycle flow without and with the report (starts a Prefect server)",
     )
-    parser.add_argument(
-        "--before-ref", help="also time the cycle's report as drawn by visual_report.py of this git revision"
-    )
+    parser.add_argument("--before-ref", help="also time the cycle's report as drawn by this git revision")
+    parser.add_argument("--tree", type=Path, help=argparse.SUPPRESS)  # before()'s child: the revision's files
+    parser.add_argument("--folder", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--end", type=date.fromisoformat, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.tree:
+        print(draw_as_of(args.tree, args.folder, args.end, args.before_ref))
+        return 0
 
     from brandsteps.config.settings import yesterday_in
 
@@ -245,7 +294,8 @@ def main() -> int:
     if args.flow:
         figures |= flows(folder, end, args.repeat)
     print(
-        f"\n{args.brands} brands × {args.days} days, last day {end}; best of {args.repeat} (wall seconds; load average {os.getloadavg()[0]:.2f})"
+        f"\n{args.brands} brands × {args.days} days, last day {end}; best of {args.repeat} "
+        f"(wall seconds; load average {os.getloadavg()[0]:.2f})"
     )
     width = max(map(len, figures))
     for label, seconds in figures.items():

@@ -1,8 +1,9 @@
-"""The measured base columns and the derived metrics of the STEPS domain, as data."""
+"""The STEPS domain as data: stages, verdicts and actions, the measured base columns and the derived metrics."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Literal
 
 STAGE_IDS: tuple[str, ...] = (
@@ -14,7 +15,46 @@ STAGE_IDS: tuple[str, ...] = (
 )
 GRADUATED = "graduated"
 EXITED = "exited"
+# The stages the gates judge: the five, then graduated (watched by every stage's guardrails).
+EVALUATED_STAGES: tuple[str, ...] = (*STAGE_IDS, GRADUATED)
+# Everywhere a brand can stand, in funnel order.
+STAGE_ORDER: tuple[str, ...] = (*STAGE_IDS, GRADUATED, EXITED)
 TIERS: tuple[str, ...] = ("small", "mid", "large")
+# The ledger's guardrail streak columns: per stage, its guardrails' failed evaluations in a row.
+GUARD_COLUMNS: tuple[str, ...] = tuple(f"g_{s}" for s in STAGE_IDS)
+
+
+def next_stage(stage_id: str) -> str:
+    """The stage a brand advances to from stage_id: the next one, or graduated after the last."""
+    i = STAGE_IDS.index(stage_id)
+    return STAGE_IDS[i + 1] if i + 1 < len(STAGE_IDS) else GRADUATED
+
+
+class Verdict(StrEnum):
+    """A gate's verdict on a brand, most severe first: a cycle's worst verdict is the first of these it holds."""
+
+    ERROR = "ERROR"
+    INCONCLUSIVE = "INCONCLUSIVE"
+    FAIL = "FAIL"
+    PASS = "PASS"  # noqa: S105 - a verdict, not a password
+
+
+class Action(StrEnum):
+    """What a decision does with a brand, in the order summaries count them."""
+
+    ADVANCE = "advance"
+    GRADUATE = "graduate"
+    AWAIT_APPROVAL = "await_approval"
+    DEMOTE = "demote"
+    RECYCLE = "recycle"
+    EXIT = "exit"
+    HOLD = "hold"
+
+
+# The actions that end the brand's time in its stage (a recycle restarts the same stage's clock).
+MOVING_ACTIONS: frozenset[Action] = frozenset(
+    {Action.ADVANCE, Action.GRADUATE, Action.DEMOTE, Action.RECYCLE, Action.EXIT}
+)
 
 # One row per brand per day; a missing column or value means "not measured", never 0.
 BASE_COLUMNS: tuple[str, ...] = (

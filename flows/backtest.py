@@ -17,6 +17,7 @@ from flows.parameters import Day
 from flows.run_names import backtest_run_name
 from tasks.configs import load_configs
 from tasks.metrics import load_daily_metrics
+from tasks.prefect_types import synchronous
 
 
 @task(name="replay-policy", cache_policy=NONE, task_run_name="replay-{label}")
@@ -24,7 +25,9 @@ def replay_policy(
     portfolio: Portfolio, history: MetricsBatch, date_from: date, date_to: date, label: str
 ) -> BacktestRun:
     """One policy over every day of the range, into its own scratch ledger, with a progress artifact."""
-    progress = create_progress_artifact(progress=0.0, description=f"Backtest {label}: {date_from} to {date_to}")
+    progress = synchronous(
+        create_progress_artifact(progress=0.0, description=f"Backtest {label}: {date_from} to {date_to}")
+    )
 
     def step(done: int, total: int, _summary: CycleSummary) -> None:
         if done == total or done % max(1, total // 20) == 0:

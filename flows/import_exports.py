@@ -6,15 +6,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from prefect import flow
-from prefect.utilities.annotations import quote
 
 from brandsteps.config.settings import targets
 from brandsteps.sources.imports.inbox import pending_files
 from tasks.configs import load_configs
 from tasks.imports import import_file, publish_imports, read_profiles
+from tasks.prefect_types import quoted
 
 
-@dataclass
+@dataclass(frozen=True)
 class ImportRunSummary:
     """What one pass over the inbox did."""
 
@@ -48,7 +48,7 @@ def import_exports(configs: str = "configs", inbox: str | None = None, metrics: 
         return ImportRunSummary(str(folder))
     profiles = read_profiles(configs)
     # one task a file: each is imported and filed on its own, so one bad file never holds back the others
-    outcomes = [import_file(path, folder, quote(portfolio), quote(profiles), where.metrics) for path in files]
+    outcomes = [import_file(path, folder, quoted(portfolio), quoted(profiles), where.metrics) for path in files]
     publish_imports(outcomes)
     summary = ImportRunSummary(
         str(folder),
@@ -57,7 +57,6 @@ def import_exports(configs: str = "configs", inbox: str | None = None, metrics: 
         brands=len({b for o in outcomes for b in o.brands}),
         days=len({d for o in outcomes for d in o.days}),
     )
-    print(
-        f"{len(summary.imported)} imported, {len(summary.rejected)} rejected from {folder}: {summary.brands} brands, {summary.days} days changed"
-    )
+    changed = f"{summary.brands} brands, {summary.days} days changed"
+    print(f"{len(summary.imported)} imported, {len(summary.rejected)} rejected from {folder}: {changed}")
     return summary

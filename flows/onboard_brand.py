@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
-
 from prefect import flow
 
 from brandsteps.config.settings import yesterday_in
+from brandsteps.engine.cycle import CycleSummary
 from brandsteps.ledger import BRAND_RUN
-from brandsteps.reports.report import brand_report_markdown
+from brandsteps.reports.explain import brand_report_markdown
 from flows.onboarding_cycle import fail_if_every_brand_errored, only_brand, run_cycle_steps
 from flows.parameters import DayOrYesterday
 from flows.run_names import brand_run_name
@@ -23,7 +22,7 @@ def onboard_brand(
     configs: str = "configs",
     metrics: str | None = None,
     ledger: str | None = None,
-) -> dict[str, object]:
+) -> CycleSummary:
     """Decide one brand for one day and publish its decision report.
 
     Args:
@@ -35,9 +34,8 @@ def onboard_brand(
     """
     portfolio = only_brand(load_configs(configs), brand_id)
     day = as_of or yesterday_in(portfolio.onboarding.timezone)
-    outcome = run_cycle_steps(
-        portfolio, day, metrics, ledger, kind=BRAND_RUN
-    )  # one brand's run: not the portfolio's last cycle
+    # one brand's run: not the portfolio's last cycle
+    outcome = run_cycle_steps(portfolio, day, metrics, ledger, kind=BRAND_RUN)
     decision = outcome.ledger.decision(brand_id, day)
     if decision is None:
         status = "has not started yet" if outcome.summary.not_started else "has a later day decided already"
@@ -47,4 +45,4 @@ def onboard_brand(
         publish_brand_report(brand_id, report)
         print(f"{brand_id}: {decision['verdict']} -> {decision['action']} ({decision['reason']})")
     fail_if_every_brand_errored(outcome.summary)
-    return asdict(outcome.summary)
+    return outcome.summary

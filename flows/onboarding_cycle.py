@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
 from typing import Annotated
@@ -14,10 +14,9 @@ import pandas as pd
 from prefect import flow
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.runtime import flow_run
-from prefect.utilities.annotations import quote
 from pydantic import Field
 
-from brandsteps.catalogue import GRADUATED, STAGE_IDS
+from brandsteps.catalogue import Verdict
 from brandsteps.config import Portfolio
 from brandsteps.config.settings import now_in, targets, today_in, yesterday_in
 from brandsteps.engine.cycle import (
@@ -34,7 +33,7 @@ from brandsteps.engine.events import max_days_by_brand
 from brandsteps.engine.evidence import combine, render
 from brandsteps.engine.shards import shard_portfolio
 from brandsteps.ledger import CYCLE, Ledger, WriteResult
-from brandsteps.reports.report import table_brands
+from brandsteps.reports.tables import table_brands
 from brandsteps.sources.coverage import Coverage
 from brandsteps.sources.metrics_source import MetricsBatch
 from flows.parameters import DayOrYesterday
@@ -46,6 +45,7 @@ from tasks.gates import STAGE_GATES
 from tasks.ledger import read_cohorts, read_day_decisions, record_decisions
 from tasks.metrics import check_readiness, compute_windows, load_daily_metrics
 from tasks.notify import notify_cycle
+from tasks.prefect_types import quoted, synchronous
 from tasks.shards import merge_shards, run_shards
 
 
@@ -95,7 +95,9 @@ class CycleProgress:
     def __init__(self, as_of: date, total: int, show: bool) -> None:
         self.total = total
         self.artifact: UUID | None = (
-            create_progress_artifact(progress=0.0, key="cycle-progress", description=f"Onboarding cycle {as_of}")
+            synchronous(
+                create_progress_artifact(progress=0.0, key="cycle-progress", description=f"Onboarding cycle {as_of}")
+            )
             if show
             else None
         )
@@ -125,40 +127,37 @@ def run_cycle_steps(
     and skip it, or they would run one at a time (the write transaction still checks each brand's state).
     kind: how the ledger's cycles row counts (onboard-brand's one brand is not the portfolio's last cycle).
     """
-    stages = (*STAGE_IDS, GRADUATED)
-    progress = CycleProgress(as_of, 4 + len(stages), show_progress)
+    progress = CycleProgress(as_of, 4 + len(STAGE_GATES), show_progress)
     where = targets(portfolio, metrics, ledger_url)
     ledger = where.open_ledger()
     batch = load_daily_metrics(where.metrics, as_of, today_in(where.timezone), metrics_start(portfolio, as_of))
     progress.step(1)
-    # quote: Prefect walks task inputs looking for futures, and through a portfolio that is every brand's model, per task
     with ledger.cycle_lock() if exclusive else nullcontext():
-        cohorts = read_cohorts(quote(portfolio), ledger, as_of)
-        cohorts, missing = check_readiness(quote(portfolio), batch, cohorts, as_of, now_in(where.timezone))
+        cohorts = read_cohorts(quoted(portfolio), ledger, as_of)
+        cohorts, missing = check_readiness(quoted(portfolio), batch, cohorts, as_of, now_in(where.timezone))
         progress.step(2)
-        window, errors = compute_windows(quote(portfolio), batch, cohorts)
+        window, errors = compute_windows(quoted(portfolio), batch, cohorts)
         unknown_rows = unknown_brand_rows(batch, cohorts)
         batch = without_rows(batch)
         return_free_memory()
         progress.step(3)
         parts = []
-        for i, stage in enumerate(stages, start=4):
-            parts.append(STAGE_GATES[stage](quote(portfolio), cohorts, errors, window, as_of))
+        for i, gate in enumerate(STAGE_GATES.values(), start=4):
+            parts.append(gate(quoted(portfolio), cohorts, errors, window, as_of))
             progress.step(i)
         decisions = render(diagnose(combine(parts), cohorts, portfolio))
         parts.clear()  # the stages' arrays are in the decisions' text now: not kept through the write
         result = record_decisions(ledger, decisions, cohorts, as_of, flow_run.get_id(), len(batch.quarantine), kind)
     progress.step(progress.total)
-    coverage = cycle_coverage(
-        portfolio, cohorts, window
-    )  # from the windows the gates read: no second read of the metrics
+    # from the windows the gates read: no second read of the metrics
+    coverage = cycle_coverage(portfolio, cohorts, window)
     summary = summarise(as_of, cohorts, decisions, batch, result, unknown_rows)
     return CycleOutcome(summary, decisions, batch, ledger, cohorts, result, coverage, missing)
 
 
 def fail_if_every_brand_errored(summary: CycleSummary) -> None:
     evaluated = sum(summary.verdicts.values())
-    if evaluated and summary.verdicts.get("ERROR", 0) == evaluated:
+    if evaluated and summary.verdicts.get(Verdict.ERROR, 0) == evaluated:
         raise EveryBrandErrored(
             f"every one of the {evaluated} brands' data failed validation on {summary.as_of}: "
             "see the quarantined-rows artifact"
@@ -167,7 +166,7 @@ def fail_if_every_brand_errored(summary: CycleSummary) -> None:
 
 def _sharded_cycle(
     portfolio: Portfolio, day: date, configs: str, metrics: str | None, ledger: str | None, shards: int, deployment: str
-) -> dict[str, object]:
+) -> CycleSummary:
     """The portfolio in shards on workers, then the portfolio artifacts from what they recorded."""
     parameters: dict[str, object] = {
         "as_of": day.isoformat(),
@@ -181,7 +180,7 @@ def _sharded_cycle(
     publish_cycle(summary, decisions, MetricsBatch.empty(), artifact_brands(portfolio, cohorts))
     print(f"{shards} shards: " + summary.line())
     fail_if_every_brand_errored(summary)
-    return asdict(summary)
+    return summary
 
 
 @flow(name="onboarding-cycle", log_prints=True, flow_run_name=cycle_run_name)
@@ -193,7 +192,7 @@ def onboarding_cycle(
     shards: Annotated[int, Field(ge=1, le=64)] = 1,
     shard_index: Annotated[int | None, Field(ge=0, le=63)] = None,
     shard_deployment: str = "onboarding-cycle/onboarding-cycle",
-) -> dict[str, object]:
+) -> CycleSummary:
     """Decide every brand of the portfolio for one day and record the decisions.
 
     Args:
@@ -231,17 +230,16 @@ def onboarding_cycle(
         summary, shown, outcome.batch, brands, key_prefix=prefix, coverage=outcome.coverage, configs_dir=portfolio.root
     )
     if outcome.missing is not None:
-        publish_readiness(quote(portfolio), outcome.cohorts, outcome.missing, day, prefix)
+        publish_readiness(quoted(portfolio), outcome.cohorts, outcome.missing, day, prefix)
     if shard_index is None:
-        publish_visual_report(quote(portfolio), outcome.ledger, day)
-    emit_brand_events(quote(portfolio), outcome.decisions, outcome.cohorts, names, quote(outcome.written))
-    if start_reviews(outcome.decisions, quote(outcome.written), str(Path(configs).resolve()), ledger):
-        publish_awaiting(
-            shown, brands, day.isoformat(), prefix
-        )  # again, now that the new waits' review runs exist to link
+        publish_visual_report(quoted(portfolio), outcome.ledger, day)
+    emit_brand_events(quoted(portfolio), outcome.decisions, outcome.cohorts, names, quoted(outcome.written))
+    if start_reviews(outcome.decisions, quoted(outcome.written), str(Path(configs).resolve()), ledger):
+        # again, now that the new waits' review runs exist to link
+        publish_awaiting(shown, brands, day.isoformat(), prefix)
     notify_cycle(  # after start-reviews: the awaiting-approval message links the runs it started
-        quote(portfolio), outcome.summary, outcome.decisions, outcome.cohorts, names, quote(outcome.written), prefix
+        quoted(portfolio), outcome.summary, outcome.decisions, outcome.cohorts, names, quoted(outcome.written), prefix
     )
     print(summary.line())
     fail_if_every_brand_errored(outcome.summary)
-    return asdict(summary)
+    return summary

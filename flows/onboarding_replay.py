@@ -2,25 +2,25 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from datetime import date, timedelta
 
+import pandas as pd
 from prefect import flow, task
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.cache_policies import NONE
 from prefect.runtime import flow_run, task_run
-from prefect.utilities.annotations import quote
 
 from brandsteps.config import Portfolio
 from brandsteps.config.settings import targets, today_in
 from brandsteps.engine.cycle import CycleSummary, brand_table, metrics_start, run_day
 from brandsteps.ledger import Ledger
-from brandsteps.reports.report import print_progress
+from brandsteps.reports.summary import print_progress
 from brandsteps.sources.metrics_source import MetricsBatch
 from flows.parameters import Day
 from flows.run_names import replay_run_name
 from tasks.configs import load_configs
 from tasks.metrics import load_daily_metrics
+from tasks.prefect_types import quoted, synchronous
 
 DAYS_PER_TASK = 10
 
@@ -36,15 +36,15 @@ def decide_days(
     history: MetricsBatch,
     ledger: Ledger,
     days: list[date],
-    brands: object,
+    brands: pd.DataFrame,
     show: bool,
     done_before: int,
     total: int,
 ) -> list[CycleSummary]:
     """Several days in date order, each its own ledger transaction (a failure keeps the days before it)."""
-    summaries = []
+    summaries: list[CycleSummary] = []
     for i, day in enumerate(days, start=done_before + 1):
-        summaries.append(run_day(portfolio, history, ledger, day, flow_run.get_id(), brands))  # type: ignore[arg-type]
+        summaries.append(run_day(portfolio, history, ledger, day, flow_run.get_id(), brands))
         if show:
             print_progress(i, total, summaries[-1].line())
     return summaries
@@ -58,7 +58,7 @@ def onboarding_replay(
     metrics: str | None = None,
     ledger: str | None = None,
     show_progress: bool = False,
-) -> list[dict[str, object]]:
+) -> list[CycleSummary]:
     """Run the daily cycle for every day from start to end, in date order, into the ledger.
 
     Args:
@@ -77,15 +77,18 @@ def onboarding_replay(
     history = load_daily_metrics(where.metrics, end, today_in(where.timezone), metrics_start(portfolio, start))
     brands = brand_table(portfolio)
     days = [start + timedelta(days=i) for i in range((end - start).days + 1)]
-    progress = create_progress_artifact(progress=0.0, key="replay-progress", description=f"Replay {start} to {end}")
-    summaries: list[dict[str, object]] = []
+    progress = synchronous(
+        create_progress_artifact(progress=0.0, key="replay-progress", description=f"Replay {start} to {end}")
+    )
+    summaries: list[CycleSummary] = []
     # A task run and an artifact update each cost more than deciding a small portfolio's day,
     # so days go in chunks of DAYS_PER_TASK: the task count grows with days, never with brands.
     for first in range(0, len(days), DAYS_PER_TASK):
         chunk = days[first : first + DAYS_PER_TASK]
-        # quote: Prefect would otherwise walk every brand model and frame of these inputs looking for futures
-        done = decide_days(quote(portfolio), quote(history), led, chunk, quote(brands), show_progress, first, len(days))
-        summaries.extend(asdict(s) for s in done)
+        done = decide_days(
+            quoted(portfolio), quoted(history), led, chunk, quoted(brands), show_progress, first, len(days)
+        )
+        summaries.extend(done)
         update_progress_artifact(artifact_id=progress, progress=100.0 * len(summaries) / len(days))
     print(f"Replayed {len(days)} days from {start} to {end}")
     return summaries

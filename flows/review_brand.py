@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
+import pandas as pd
 from prefect import flow, get_client, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NONE
@@ -46,6 +48,24 @@ from tasks.retries import is_transient
 PAUSE_POLL_SECONDS = 10  # how often a paused review looks for its answer (Prefect's default)
 
 
+@dataclass(frozen=True)
+class ReviewOutcome:
+    """How a review run ended; the fields other than brand_id and outcome are set where the outcome has them.
+
+    outcome: approve or reject (an accepted answer, with its reviewer, from_stage and to_stage); hold (no
+    answer in time, with the stage); decided elsewhere (another answer came first, with the stage and a
+    message saying whose); nothing to review (the brand was not awaiting approval).
+    """
+
+    brand_id: str
+    outcome: Literal["approve", "reject", "hold", "decided elsewhere", "nothing to review"]
+    stage: str | None = None
+    reviewer: str | None = None
+    from_stage: str | None = None
+    to_stage: str | None = None
+    message: str | None = None
+
+
 class ReviewInput(ReviewAnswer, RunInput):
     """The approval form shown on the paused run (decision, reviewer, reason, and a code if approvers.yaml is there)."""
 
@@ -73,9 +93,8 @@ class _Review:
     started: float = field(default_factory=time.monotonic)
     escalated: bool = False
     pauses: int = 0
-    notes: list[str] = field(
-        default_factory=list
-    )  # refused answers, shown above the evidence when the form opens again
+    # refused answers, shown above the evidence when the form opens again
+    notes: list[str] = field(default_factory=list)
 
 
 @task(
@@ -85,9 +104,11 @@ class _Review:
     retry_delay_seconds=[2, 10],
     retry_condition_fn=is_transient,
 )
-def read_evidence(ledger: Ledger, brand_id: str) -> tuple[dict[Any, Any] | None, dict[str, Any] | None, Any]:
+def read_evidence(
+    ledger: Ledger, brand_id: str
+) -> tuple[dict[Hashable, Any] | None, dict[str, Any] | None, pd.DataFrame]:
     """The brand's ledger state, its latest decision and its stage history."""
-    state = ledger.read_state([brand_id])
+    state = ledger.without_retries().read_state([brand_id])
     row = state.reset_index().to_dict("records")[0] if len(state) else None
     return row, ledger.decision(brand_id), ledger.history(brand_id)
 
@@ -158,7 +179,7 @@ def record_timeout(ledger: Ledger, brand_id: str, stage: str, hours: float) -> d
 
 @task(name="escalate-review", cache_policy=NONE)
 def escalate(review: _Review, waited_hours: float) -> str:
-    """Tell the stage's approvers and the escalation list that the review waits; record it. Returns what was recorded."""
+    """Tell the stage's approvers and the escalation list that the review waits, and record it; returns the record."""
     approvers = review.approvers
     told = (
         [a.name for a in approvers.answering(review.brand, review.stage)] + list(approvers.escalation)
@@ -190,7 +211,10 @@ def escalate(review: _Review, waited_hours: float) -> str:
 
 
 def _send_escalation(onboarding: Onboarding, title: str, text: str, link: str | None) -> str:
-    """The message through onboarding.yaml's notify channels (those taking `escalation`); how it went, never a URL or secret."""
+    """The message through onboarding.yaml's notify channels that take `escalation`.
+
+    Returns how it went, never a URL or a secret.
+    """
     from brandsteps.notify import Message, send_all
     from tasks.notify import PrefectSecrets
 
@@ -222,11 +246,11 @@ def _running_again(why: str) -> None:
         client.set_flow_run_state(str(flow_run.get_id()), Running(message=why), force=True)
 
 
-def _decided_elsewhere(ledger: Ledger, brand_id: str, stage: str) -> dict[str, Any]:
+def _decided_elsewhere(ledger: Ledger, brand_id: str, stage: str) -> ReviewOutcome:
     """The first answer (the terminal, another form) stands; this run says whose it was, and ends."""
     message = decided_elsewhere(brand_id, ledger.history(brand_id))
     get_run_logger().warning("%s", message)
-    return {"brand_id": brand_id, "outcome": "decided elsewhere", "stage": stage, "message": message}
+    return ReviewOutcome(brand_id, "decided elsewhere", stage=stage, message=message)
 
 
 def _still_awaiting(review: _Review) -> bool:
@@ -246,7 +270,7 @@ def _pause_key(review: _Review) -> str:
     return key if review.pauses == 1 else f"{key}-{review.pauses}"
 
 
-def _answered(review: _Review, answer: ReviewAnswer) -> dict[str, Any] | None:
+def _answered(review: _Review, answer: ReviewAnswer) -> ReviewOutcome | None:
     """Record an accepted answer and return the outcome; None after a refused one (the review waits again)."""
     if not _still_awaiting(review):  # answered elsewhere first: no code to check, nothing to record
         return _decided_elsewhere(review.ledger, review.brand_id, review.stage)
@@ -268,25 +292,21 @@ def _answered(review: _Review, answer: ReviewAnswer) -> dict[str, Any] | None:
         return None
     by = change["actor"]
     print(f"{review.brand_id}: {answer.decision} by {by}: {change['from_stage']} -> {change['to_stage']}")
-    return {
-        "brand_id": review.brand_id,
-        "outcome": answer.decision,
-        "reviewer": by,
-        "from_stage": change["from_stage"],
-        "to_stage": change["to_stage"],
-    }
+    return ReviewOutcome(
+        review.brand_id, answer.decision, reviewer=by, from_stage=change["from_stage"], to_stage=change["to_stage"]
+    )
 
 
-def _timed_out(review: _Review) -> dict[str, Any]:
+def _timed_out(review: _Review) -> ReviewOutcome:
     change = record_timeout(review.ledger, review.brand_id, review.stage, review.hours)
     if change is None:
         return _decided_elsewhere(review.ledger, review.brand_id, review.stage)
     print(f"{review.brand_id}: no answer within {review.hours:g} hours: hold")
-    return {"brand_id": review.brand_id, "outcome": "hold", "stage": review.stage}
+    return ReviewOutcome(review.brand_id, "hold", stage=review.stage)
 
 
-def _await_answers(review: _Review) -> dict[str, Any]:
-    """Pause for an answer until one is accepted, escalating once if configured, else record the default at the timeout."""
+def _await_answers(review: _Review) -> ReviewOutcome:
+    """Pause for an answer until one is accepted, escalating once if configured; at the timeout, the default."""
     escalate_after = review.approvers.escalate_after_hours if review.approvers else None
     while True:
         seconds, escalating = next_pause(
@@ -316,7 +336,7 @@ def review_brand(
     configs: str = "configs",
     ledger: str | None = None,
     timeout_hours: Annotated[float | None, Field(gt=0, le=24 * 90)] = None,
-) -> dict[str, Any]:
+) -> ReviewOutcome:
     """Pause for a person's approval of a brand awaiting it, then record the answer in the ledger.
 
     With configs/approvers.yaml only a listed approver's answer, proved by their current code, is
@@ -339,31 +359,19 @@ def review_brand(
     state, decision, history = read_evidence(led, brand_id)
     if state is None or not state["awaiting"] or decision is None:
         print(f"Review of {brand_id}: not awaiting approval, nothing to review")
-        return {"brand_id": brand_id, "outcome": "nothing to review"}
+        return ReviewOutcome(brand_id, "nothing to review")
     hours = timeout_hours or portfolio.onboarding.review_timeout_hours
     stage = str(state["stage"])
     rename_run(review_run_name(brand_id, stage))
-    print(
-        f"Review of {brand_id} ({portfolio.brands[brand_id].name}) in {stage}, awaiting approval since {state['awaiting_since']}"
-    )
-    evidence = evidence_markdown(
-        decision, portfolio.brands[brand_id].name, history, hours, str(state["awaiting_since"])
-    )
+    brand = portfolio.brands[brand_id]
+    since = str(state["awaiting_since"])
+    print(f"Review of {brand_id} ({brand.name}) in {stage}, awaiting approval since {state['awaiting_since']}")
+    evidence = evidence_markdown(decision, brand.name, history, hours, since)
     create_markdown_artifact(
         key=f"review-{brand_id}", markdown=evidence, description=f"Evidence for the review of {brand_id} in {stage}"
     )
-    brand = portfolio.brands[brand_id]
     review = _Review(
-        led,
-        brand,
-        portfolio.onboarding,
-        approvers,
-        brand_id,
-        stage,
-        str(state["awaiting_since"]),
-        hours,
-        evidence,
-        flow_run.get_id(),
+        led, brand, portfolio.onboarding, approvers, brand_id, stage, since, hours, evidence, flow_run.get_id()
     )
     return _await_answers(review)
 

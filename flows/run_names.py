@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from typing import Any
+from uuid import UUID
 
 from prefect import get_client
 from prefect.runtime import flow_run
@@ -76,4 +77,4 @@ def rename_run(name: str) -> None:
     run_id = flow_run.get_id()
     if run_id and flow_run.name != name:
         with get_client(sync_client=True) as client:
-            client.set_flow_run_name(run_id, name=name)
+            client.set_flow_run_name(UUID(run_id), name=name)

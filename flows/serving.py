@@ -1,4 +1,4 @@
-"""Serving (or registering for a work pool) prefect.yaml's deployments, with the overdue-brand automation (not a flow)."""
+"""Serve prefect.yaml's deployments, or register them for a work pool, with the overdue-brand automation (no flow)."""
 
 from __future__ import annotations
 
@@ -36,6 +36,7 @@ from brandsteps.reports.report_server import (
     ReportServer,
     start_report_server,
 )
+from tasks.prefect_types import synchronous
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 OVERDUE_AUTOMATION = "brandsteps-brand-overdue"
@@ -85,20 +86,19 @@ def runner_deployments(
     for spec in specs:
         path, _, func = spec.entrypoint.partition(":")
         if for_workers:
-            flow = Flow.from_source(source=str(PROJECT_ROOT), entrypoint=spec.entrypoint)
+            flow = synchronous(Flow.from_source(source=str(PROJECT_ROOT), entrypoint=spec.entrypoint))
         else:
             flow = load_flow_from_entrypoint(f"{PROJECT_ROOT / path}:{func}")
         parameters = {**spec.parameters, "configs": str(configs)}
-        out.append(
-            flow.to_deployment(
-                name=spec.name,
-                description=spec.description,
-                tags=list(spec.tags),
-                parameters=parameters,
-                schedules=_schedules(spec, portfolio),
-                triggers=list(_triggers(spec, portfolio)),
-            )
+        deployment = flow.to_deployment(
+            name=spec.name,
+            description=spec.description,
+            tags=list(spec.tags),
+            parameters=parameters,
+            schedules=_schedules(spec, portfolio),
+            triggers=list(_triggers(spec, portfolio)),
         )
+        out.append(synchronous(deployment))
     return out
 
 
@@ -121,7 +121,8 @@ def overdue_automation(block_id: Any | None) -> Automation:
     )
     return Automation(
         name=OVERDUE_AUTOMATION,
-        description="A brand passed max_days_in_stage. Point it at a webhook with `brandsteps serve --overdue-webhook URL`.",
+        description="A brand passed max_days_in_stage. "
+        "Point it at a webhook with `brandsteps serve --overdue-webhook URL`.",
         trigger=trigger,
         actions=actions,
     )
@@ -132,14 +133,18 @@ def ensure_overdue_automation(webhook_url: str | None) -> Automation:
     block_id = None
     if webhook_url:
         block = CustomWebhookNotificationBlock(
-            name="brandsteps overdue", url=webhook_url, json_data={"subject": "{{subject}}", "text": "{{body}}"}
+            name="brandsteps overdue",
+            url=webhook_url,
+            json_data={"subject": "{{subject}}", "text": "{{body}}"},
+            headers=None,
+            cookies=None,
         )
-        block_id = block.save(WEBHOOK_BLOCK, overwrite=True)
+        block_id = synchronous(block.save(WEBHOOK_BLOCK, overwrite=True))
     wanted = overdue_automation(block_id)
     try:
-        existing = Automation.read(name=OVERDUE_AUTOMATION)
+        existing = synchronous(Automation.read(name=OVERDUE_AUTOMATION))
     except ValueError:
-        return wanted.create()
+        return synchronous(wanted.create())
     existing.trigger, existing.actions, existing.description = wanted.trigger, wanted.actions, wanted.description
     existing.update()
     return existing
@@ -159,7 +164,7 @@ def register_deployments(portfolio: Portfolio, configs: Path, work_pool: str) ->
 def serve_reports(
     report_dir: Path, host: str, port: int | None = None, url: str | None = None
 ) -> tuple[ReportServer, str]:
-    """Serve the reports folder over HTTP and put it and its URL in this process's environment, which the flow runs it starts inherit.
+    """Serve the reports folder over HTTP; its path and URL go in this process's environment, for the runs it starts.
 
     The cycles then write their reports there and link <url>/<as_of>/index.html. port None: the
     default port, or any free one when that is taken (the URL follows); a port given must be free.

@@ -9,9 +9,10 @@ from brandsteps.approvals.approvers import secret_block_name
 
 
 def totp_secret(env_name: str, use_blocks: bool = True) -> str | None:
-    """The secret in env_name, or in the Secret block `secret_block_name(env_name)` (needs a Prefect API); None if neither has one.
+    """The secret in env_name, else in the Secret block `secret_block_name(env_name)` (which needs a Prefect API).
 
-    The value never leaves the caller's check: it is not logged, returned from a task, or put in a message.
+    None if neither has one. The value never leaves the caller's check: it is not logged, returned from a
+    task, or put in a message.
     """
     value = os.environ.get(env_name, "").strip()
     if value or not use_blocks:

@@ -16,20 +16,20 @@ from prefect.client.schemas.sorting import FlowRunSort
 from prefect.settings import PREFECT_UI_URL
 
 from brandsteps.approvals.review import review_run_names
+from brandsteps.catalogue import Action
 from brandsteps.config import Portfolio
 from brandsteps.config.settings import report_sources
 from brandsteps.engine.cycle import CycleSummary
 from brandsteps.engine.readiness import deadline_of, unready_table
 from brandsteps.ledger import Ledger
-from brandsteps.reports.report import (
+from brandsteps.reports.summary import funnel_rows, summary_markdown
+from brandsteps.reports.tables import (
     TABLE_ROWS,
     awaiting_table,
     changed_count,
     changes_table,
-    funnel_rows,
     overdue_table,
     quarantine_rows,
-    summary_markdown,
 )
 from brandsteps.sources.coverage import FALLBACK_SOURCES, Coverage, artifact_rows, data_coverage
 from brandsteps.sources.metrics_source import MetricsBatch
@@ -82,14 +82,15 @@ def publish_awaiting(decisions: pd.DataFrame, brands: pd.DataFrame, day: str, ke
     Published by publish-artifacts, and again once start-reviews has started the runs of the brands
     that began waiting today, so the latest version links them too.
     """
-    waiting = decisions[decisions["action"] == "await_approval"] if len(decisions) else decisions
+    waiting = decisions[decisions["action"] == Action.AWAIT_APPROVAL] if len(decisions) else decisions
     shown = waiting.head(TABLE_ROWS)
     table = awaiting_table(shown, brands, review_links(shown))
     create_table_artifact(
         key=f"{key_prefix}awaiting-approval",
         table=table.rows or [{"brand": "", "why": "none today"}],
-        description=f"Brands waiting for a person's approval on {day} ({len(waiting)}){table.note()}{_shown(len(waiting))}: "
-        "answer in the review-brand run, or `brandsteps approve BRAND --by NAME --reason TEXT --code CODE` (the code: with configs/approvers.yaml)",
+        description=f"Brands waiting for a person's approval on {day} ({len(waiting)})"
+        f"{table.note()}{_shown(len(waiting))}: answer in the review-brand run, or "
+        "`brandsteps approve BRAND --by NAME --reason TEXT --code CODE` (the code: with configs/approvers.yaml)",
     )
 
 
@@ -118,9 +119,8 @@ def publish_coverage(coverage: Coverage, configs_dir: Path | None, day: str, key
     if configs_dir is not None:
         try:
             sources = report_sources(configs_dir)
-        except (
-            Exception
-        ) as exc:  # a broken import profile (`brandsteps import` names it): the known reports still fill the column
+        # a broken import profile (`brandsteps import` names it): the known reports still fill the column
+        except Exception as exc:
             get_run_logger().warning(
                 "Import profiles could not be read, data-coverage names the known Kuaishou reports: %s", exc
             )
@@ -129,8 +129,9 @@ def publish_coverage(coverage: Coverage, configs_dir: Path | None, day: str, key
     create_table_artifact(
         key=f"{key_prefix}data-coverage",
         table=rows,
-        description=f"Deciding criteria, guardrails and min_sample keys without a value on {day} ({without}), for the {coverage.total} brands "
-        "this run decided, most brands affected first: the base columns no day of their windows has, and the reports that fill them "
+        description=f"Deciding criteria, guardrails and min_sample keys without a value on {day} ({without}), "
+        f"for the {coverage.total} brands this run decided, most brands affected first: "
+        "the base columns no day of their windows has, and the reports that fill them "
         "(`brandsteps coverage` shows every criterion)",
     )
 
@@ -150,12 +151,13 @@ def publish_readiness(
         return
     table = unready_table(cohorts, missing)
     late = int((cohorts["not_ready"] != "").sum()) if "not_ready" in cohorts else 0
-    rows = table.head(TABLE_ROWS).to_dict("records")
+    rows = [{str(k): v for k, v in row.items()} for row in table.head(TABLE_ROWS).to_dict("records")]
     create_table_artifact(
         key=f"{key_prefix}data-readiness",
         table=rows or [{"brand_id": "", "name": "", "stage": "", "missing": "none: every due brand's data is in"}],
-        description=f"Brands waiting for their data of {as_of} ({len(table)}){_shown(len(table))}: decided by the next run once it "
-        f"arrives, or INCONCLUSIVE from the deadline {deadline:%Y-%m-%d %H:%M} ({onboarding.timezone})"
+        description=f"Brands waiting for their data of {as_of} ({len(table)}){_shown(len(table))}: "
+        "decided by the next run once it arrives, "
+        f"or INCONCLUSIVE from the deadline {deadline:%Y-%m-%d %H:%M} ({onboarding.timezone})"
         + (f"; {late} brands were decided INCONCLUSIVE for data not in by the deadline" if late else ""),
     )
 
@@ -189,7 +191,8 @@ def publish_cycle(
     create_table_artifact(
         key=f"{key_prefix}decision-changes",
         table=changes.rows or [{"brand": "", "why": "no changes today"}],
-        description=f"Decisions of {day} that moved a brand, await approval or are overdue{changes.note()}{_shown(changed_count(decisions))}",
+        description=f"Decisions of {day} that moved a brand, await approval or are overdue"
+        f"{changes.note()}{_shown(changed_count(decisions))}",
     )
     overdue = overdue_table(decisions, brands)
     count = int(decisions["overdue"].astype(bool).sum()) if len(decisions) else 0
@@ -220,7 +223,7 @@ def publish_brand_report(brand_id: str, markdown: str) -> None:
 def publish_visual_report(
     portfolio: Portfolio, ledger: Ledger, as_of: date, days: int = 90, max_brands: int = 20
 ) -> str | None:
-    """When BRANDSTEPS_REPORT_DIR is set: write the HTML report of the last `days` days there and link it (artifact visual-report).
+    """With BRANDSTEPS_REPORT_DIR set: the HTML report of the last `days` days there, linked by artifact visual-report.
 
     With BRANDSTEPS_REPORT_URL (`brandsteps serve` sets both and serves the folder) the link is
     <url>/<as_of>/index.html, which a browser anywhere can open, and the stage funnel is also an
@@ -232,7 +235,7 @@ def publish_visual_report(
     from prefect.artifacts import create_image_artifact
 
     from brandsteps.reports.report_server import REPORT_DIR_ENV, REPORT_URL_ENV, report_link
-    from brandsteps.reports.visual_report import write_report
+    from brandsteps.reports.visual import write_report
 
     folder = os.environ.get(REPORT_DIR_ENV)
     if not folder:
@@ -242,12 +245,14 @@ def publish_visual_report(
     started = time.perf_counter()
     try:
         page = write_report(portfolio, ledger, out, as_of - timedelta(days=days - 1), as_of, max_brands=max_brands)
-    except (
-        Exception
-    ):  # the decisions are recorded: a chart that cannot be drawn must not stop the events and reviews after it
+    # the decisions are recorded: a chart that cannot be drawn must not stop the events and reviews after it
+    except Exception:
         get_run_logger().exception("The visual report of %s could not be written to %s", as_of, out)
         return None
-    what = f"HTML report of the {days} days to {as_of}: stacked stage funnel, stage durations, the {max_brands} brands most in need of attention first"
+    what = (
+        f"HTML report of the {days} days to {as_of}: stacked stage funnel, stage durations, "
+        f"the {max_brands} brands most in need of attention first"
+    )
     if base_url:
         link = report_link(base_url, as_of)
         create_link_artifact(key="visual-report", link=link, link_text=f"STEPS report {as_of}", description=what)
@@ -263,8 +268,9 @@ def publish_visual_report(
             key="visual-report",
             link=link,
             link_text=f"STEPS report {as_of}",
-            description=f"{what}. A file on the machine that ran the cycle: for a link any browser opens, run the cycles under "
-            f"`brandsteps serve` (it serves {REPORT_DIR_ENV} over HTTP) or set {REPORT_URL_ENV} to where a web server serves that folder",
+            description=f"{what}. A file on the machine that ran the cycle: for a link any browser opens, "
+            f"run the cycles under `brandsteps serve` (it serves {REPORT_DIR_ENV} over HTTP) "
+            f"or set {REPORT_URL_ENV} to where a web server serves that folder",
         )
     get_run_logger().info("Visual report: %s (drawn in %.2f s)", link, time.perf_counter() - started)
     return str(page)

@@ -14,6 +14,7 @@ from brandsteps.config import Portfolio
 from brandsteps.engine.events import brand_events, max_days_by_brand, newly_awaiting
 from brandsteps.ledger import WriteResult
 from brandsteps.ledger.ids import among
+from tasks.prefect_types import synchronous
 
 REVIEW_DEPLOYMENT = "review-brand/review-brand"
 
@@ -52,14 +53,16 @@ def start_reviews(decisions: pd.DataFrame, written: WriteResult, configs: str, l
     started: list[str] = []
     for brand_id, stage, since in new[["brand_id", "stage", "awaiting_since"]].itertuples(index=False):
         try:
-            run = run_deployment(
-                REVIEW_DEPLOYMENT,
-                parameters={"brand_id": brand_id, "configs": configs, "ledger": ledger_url},
-                timeout=0,
-                as_subflow=False,
-                idempotency_key=review_key(brand_id, stage, str(since)),
-                flow_run_name=review_run_name(brand_id, stage),
-                tags=["review", f"stage:{stage}"],
+            run = synchronous(
+                run_deployment(
+                    REVIEW_DEPLOYMENT,
+                    parameters={"brand_id": brand_id, "configs": configs, "ledger": ledger_url},
+                    timeout=0,
+                    as_subflow=False,
+                    idempotency_key=review_key(brand_id, stage, str(since)),
+                    flow_run_name=review_run_name(brand_id, stage),
+                    tags=["review", f"stage:{stage}"],
+                )
             )
         except ObjectNotFound:
             logger.warning(

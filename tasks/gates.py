@@ -8,7 +8,7 @@ import pandas as pd
 from prefect import Task, get_run_logger, task
 from prefect.cache_policies import NONE
 
-from brandsteps.catalogue import EXITED, GRADUATED, STAGE_IDS
+from brandsteps.catalogue import EVALUATED_STAGES, EXITED, GRADUATED
 from brandsteps.config import Portfolio
 from brandsteps.engine.cycle import cohort_for
 from brandsteps.engine.evidence import Decided, combine
@@ -38,4 +38,4 @@ def _gate_task(stage_id: str) -> Task[..., Decided]:
 
 
 # Five stage gates plus the guardrail watch over graduated (and the record of exited) brands.
-STAGE_GATES: dict[str, Task[..., Decided]] = {s: _gate_task(s) for s in (*STAGE_IDS, GRADUATED)}
+STAGE_GATES: dict[str, Task[..., Decided]] = {s: _gate_task(s) for s in EVALUATED_STAGES}

@@ -17,7 +17,7 @@ from tasks.retries import is_transient
 @task(name="read-ledger", cache_policy=NONE, retries=3, retry_delay_seconds=[1, 4, 10], retry_condition_fn=is_transient)
 def read_cohorts(portfolio: Portfolio, ledger: Ledger, as_of: date) -> pd.DataFrame:
     """Every configured brand with its current stage, clock and streaks for as_of."""
-    cohorts = prepare_cohorts(portfolio, ledger.read_state(), as_of)
+    cohorts = prepare_cohorts(portfolio, ledger.without_retries().read_state(), as_of)
     get_run_logger().info(
         "Ledger %s: %d brands due for %s", ledger.display_url, int((cohorts["status"] == "due").sum()), as_of
     )
@@ -40,8 +40,13 @@ def record_decisions(
     quarantined: int,
     kind: str = CYCLE,
 ) -> WriteResult:
-    """All decisions, state and stage changes of the cycle in one transaction (all or nothing); kind as Ledger.record_cycle."""
-    result = ledger.record_cycle(decisions, as_of, flow_run_id, expected_versions(cohorts), quarantined, kind)
+    """All decisions, state and stage changes of the cycle in one transaction (all or nothing).
+
+    kind: as Ledger.record_cycle takes it (a cycle of the portfolio, or one brand's run).
+    """
+    result = ledger.without_retries().record_cycle(
+        decisions, as_of, flow_run_id, expected_versions(cohorts), quarantined, kind
+    )
     get_run_logger().info(
         "Recorded %d decisions (%d already decided, %d changed concurrently)",
         result.written,

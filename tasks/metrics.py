@@ -33,7 +33,7 @@ def load_daily_metrics(source: MetricsSource, as_of: date, today: date, start: d
 def check_readiness(
     portfolio: Portfolio, batch: MetricsBatch, cohorts: pd.DataFrame, as_of: date, now: datetime
 ) -> tuple[pd.DataFrame, pd.Series]:
-    """The data deadline's rule over every due brand at once: unready brands wait (before it) or are INCONCLUSIVE (from it)."""
+    """The data deadline's rule over every due brand: unready brands wait before it and are INCONCLUSIVE from it."""
     marked, missing = mark_readiness(portfolio, batch, cohorts, as_of, now)
     waiting = int((marked["status"] == UNREADY).sum())
     late = int((marked["not_ready"] != "").sum()) if "not_ready" in marked else 0

@@ -1,28 +1,19 @@
-"""The one retry rule of the tasks: what may pass by itself is retried, bad input never is."""
+"""The tasks' retry condition: the core's one rule (brandsteps.ledger.retries.is_transient) on a failed run's error."""
 
 from __future__ import annotations
 
-from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
+from typing import Any
 
-from brandsteps.sources.metrics_source import MetricsReadError
+from prefect import Task
+from prefect.client.schemas.objects import State, TaskRun
 
-# A disk or network hiccup, a database restarting or failing over: worth another try in a few seconds.
-_PASSING = (OSError, ConnectionError, TimeoutError, OperationalError, InterfaceError, DisconnectionError, PoolTimeout)
+from brandsteps.ledger.retries import is_transient as transient_error
 
 
-def is_transient(_task: object, _run: object, state: object) -> bool:
-    """Prefect's retry_condition_fn: retry I/O and database hiccups (and a LedgerError the core marked transient).
-
-    A missing or malformed metrics table (MetricsReadError) will not fix itself, whatever I/O error it wraps.
-    """
+def is_transient(_task: Task[..., Any], _run: TaskRun, state: State[Any]) -> bool:
+    """Prefect's retry_condition_fn: retry a run whose error may pass by itself (disk, network, database hiccups)."""
     try:
-        state.result()  # type: ignore[attr-defined]
-    except MetricsReadError:
-        return False
-    except _PASSING:
-        return True
+        state.result()
     except Exception as exc:
-        # the core already retried a few seconds (LedgerError.transient); a longer outage gets these retries too
-        return bool(getattr(exc, "transient", False))
+        return transient_error(exc)
     return False

@@ -15,6 +15,8 @@ from brandsteps.config import Portfolio
 from brandsteps.engine.cycle import CycleSummary, prepare_cohorts
 from brandsteps.engine.shards import merged_summary
 from brandsteps.ledger import Ledger
+from tasks.prefect_types import synchronous
+from tasks.retries import is_transient
 
 
 class ShardFailed(RuntimeError):
@@ -28,19 +30,23 @@ def run_shards(
     """Start one run of the deployment per shard and wait until every one has finished."""
     logger = get_run_logger()
     runs = [
-        run_deployment(
-            deployment,
-            parameters={**parameters, "shards": count, "shard_index": i},
-            timeout=0,
-            flow_run_name=f"cycle-{parameters['as_of']}-shard-{i + 1}-of-{count}",
-            idempotency_key=f"{parent}-shard-{i}-of-{count}" if parent else None,
+        synchronous(
+            run_deployment(
+                deployment,
+                parameters={**parameters, "shards": count, "shard_index": i},
+                timeout=0,
+                flow_run_name=f"cycle-{parameters['as_of']}-shard-{i + 1}-of-{count}",
+                idempotency_key=f"{parent}-shard-{i}-of-{count}" if parent else None,
+            )
         )
         for i in range(count)
     ]
     ids = [r.id for r in runs]
     logger.info("Started %d shard runs of %s", count, deployment)
-    progress = create_progress_artifact(
-        progress=0.0, key="shards-progress", description=f"{count} shards of the cycle of {parameters['as_of']}"
+    progress = synchronous(
+        create_progress_artifact(
+            progress=0.0, key="shards-progress", description=f"{count} shards of the cycle of {parameters['as_of']}"
+        )
     )
     with get_client(sync_client=True) as client:
         while True:
@@ -50,20 +56,20 @@ def run_shards(
             if len(done) == count:
                 break
             time.sleep(poll_seconds)
-    failed = [
-        f"shard {i + 1} ({s.name}: {s.message})" for i, s in enumerate(states) if s is None or not s.is_completed()
-    ]
+    # done now holds every shard's final state, in shard order: the loop ends only once each run has one
+    failed = [f"shard {i + 1} ({s.name}: {s.message})" for i, s in enumerate(done) if not s.is_completed()]
     if failed:
         raise ShardFailed("; ".join(failed))
     return [str(i) for i in ids]
 
 
-@task(name="merge-shards", cache_policy=NONE, retries=2, retry_delay_seconds=[2, 10])
+@task(name="merge-shards", cache_policy=NONE, retries=2, retry_delay_seconds=[2, 10], retry_condition_fn=is_transient)
 def merge_shards(
     portfolio: Portfolio, ledger: Ledger, as_of: date, shard_runs: list[str]
 ) -> tuple[CycleSummary, pd.DataFrame, pd.DataFrame]:
     """The portfolio's summary, decisions and cohorts, read back from the shared ledger."""
-    cohorts = prepare_cohorts(portfolio, ledger.read_state(), as_of)
-    decisions = ledger.decisions_for(as_of)
-    summary = merged_summary(as_of, cohorts, decisions, ledger.cycles_of_runs(shard_runs))
+    reads = ledger.without_retries()  # this task retries
+    cohorts = prepare_cohorts(portfolio, reads.read_state(), as_of)
+    decisions = reads.decisions_for(as_of)
+    summary = merged_summary(as_of, cohorts, decisions, reads.cycles_of_runs(shard_runs))
     return summary, decisions, cohorts

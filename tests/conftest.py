@@ -12,6 +12,8 @@ import prefect.context  # noqa: F401
 import pytest
 import yaml
 
+from brandsteps.catalogue import STAGE_IDS
+
 # Prefect freezes the environment's PREFECT_* settings into its global settings context when first imported: imported
 # here, before any test sets a variable (an auth string, an API URL) with monkeypatch, no test's values outlive it.
 REPO = Path(__file__).resolve().parents[1]
@@ -48,9 +50,9 @@ def write_configs(
 
 
 def simple_playbook(**stage_overrides: object) -> dict:
-    """Five tiny stages: one must criterion on orders each, windows of 3 days, 2 passes to advance."""
+    """The five stages, each tiny: one must criterion (gmv window sum >= 300), 3-day windows, 2 passes to advance."""
     stages = []
-    for stage_id in ("affiliate_trial", "public_traffic", "self_broadcast", "private_repurchase", "channel_exclusive"):
+    for stage_id in STAGE_IDS:
         stage = {
             "id": stage_id,
             "title": stage_id,
@@ -76,7 +78,7 @@ def _config_cache_in_tmp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[N
 @contextmanager
 def quiet_variables_restored() -> Iterator[None]:
     """The CLI quiets Prefect's logging through the environment: put the variables back as they were afterwards."""
-    from brandsteps.cli import QUIET_PREFECT_VARIABLES
+    from brandsteps.cli.prefect_server import QUIET_PREFECT_VARIABLES
 
     before = {k: os.environ.get(k) for k in QUIET_PREFECT_VARIABLES}
     try:

@@ -62,7 +62,7 @@ def make_portfolio(root: Path, n_brands: int, days: int) -> tuple[Path, Path]:
 def main(argv: list[str]) -> int:
     from brandsteps.config import load_portfolio
     from brandsteps.engine.cycle import run_day
-    from brandsteps.ledger import Ledger
+    from brandsteps.ledger import Ledger, cycle_writes
     from brandsteps.sources.metrics_source import MetricsSource, load_metrics
 
     configs, metrics, url, *day_args = argv
@@ -76,16 +76,16 @@ def main(argv: list[str]) -> int:
         return result
 
     Ledger._record_cycle = traced  # type: ignore[method-assign]
-    upsert = Ledger._upsert_state
+    upsert = cycle_writes.upsert_state
     pause = float(os.environ.get("CYCLE_RUNNER_MID_WRITE_PAUSE", "0"))
 
-    def marked_upsert(self: Ledger, *args: object, **kw: object) -> object:
+    def marked_upsert(*args: object, **kw: object) -> object:
         # inside the open transaction: decisions inserted, states not yet written
         print("write-mid", flush=True)
         time.sleep(pause)  # bulk writes are fast; the pause lets a test's kill land right here
-        return upsert(self, *args, **kw)  # type: ignore[arg-type]
+        return upsert(*args, **kw)  # type: ignore[arg-type]
 
-    Ledger._upsert_state = marked_upsert  # type: ignore[method-assign,assignment]
+    cycle_writes.upsert_state = marked_upsert  # type: ignore[assignment]
     portfolio = load_portfolio(configs, apply_env=False)
     ledger = Ledger(url)
     ledger.create()

@@ -1,4 +1,4 @@
-"""Ledger invariants and comparable dumps, shared by the crash-safety and concurrency tests."""
+"""Ledger invariants, comparable dumps and simple metrics histories, shared by the ledger's tests."""
 
 from __future__ import annotations
 
@@ -11,12 +11,18 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from brandsteps.engine.gates import MOVING_ACTIONS
+from brandsteps.catalogue import MOVING_ACTIONS
 from brandsteps.ledger import Ledger, brand_state, cycles, decisions, stage_changes
 
 PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 # Columns that differ between two runs of the same decisions: ids, run ids and clocks.
 VOLATILE = {"id", "cycle_id", "flow_run_id", "decided_at", "updated_at", "recorded_at"}
+
+
+def history(brands: list[str], days: int, gmv: float = 500.0) -> pd.DataFrame:
+    """Daily metrics rows from 2026-01-01: every brand sells gmv in 10 orders every day."""
+    dates = pd.date_range("2026-01-01", periods=days)
+    return pd.DataFrame([{"brand_id": b, "date": d, "gmv": gmv, "orders": 10.0} for b in brands for d in dates])
 
 
 def comparable(ledger: Ledger) -> dict[str, list[tuple]]:

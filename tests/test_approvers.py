@@ -12,7 +12,6 @@ import pytest
 import segno
 import yaml
 
-from brandsteps import cli
 from brandsteps.approvals.approvers import (
     Accepted,
     ApproversConfig,
@@ -23,7 +22,7 @@ from brandsteps.approvals.approvers import (
     may_be_owner,
     suggested_env_name,
 )
-from brandsteps.cli import main
+from brandsteps.cli import main, prefect_server
 from brandsteps.config import Brand, ConfigError, load_portfolio
 from tests.approval_helpers import (
     APPROVERS_YAML,
@@ -343,7 +342,7 @@ def _ledger_rows(configs: Path, sql: str) -> list[tuple]:
 def awaiting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     set_secrets(monkeypatch)
     monkeypatch.setattr(
-        cli, "_local_server_mode", lambda: True
+        prefect_server, "local_server_mode", lambda: True
     )  # no Prefect server: secrets from the environment, no forms to close
     return awaiting_portfolio(tmp_path)
 
@@ -500,7 +499,7 @@ def test_a_malformed_code_is_a_usage_error(awaiting: Path, capsys: pytest.Captur
 def test_without_approvers_yaml_a_code_is_not_checked(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr(cli, "_local_server_mode", lambda: True)
+    monkeypatch.setattr(prefect_server, "local_server_mode", lambda: True)
     configs = awaiting_portfolio(tmp_path, approvers_yaml=None)
     # the owner may approve, as before the file existed; a code given is said to be unchecked
     assert (
@@ -551,7 +550,7 @@ def test_validate_and_serve_warn_without_approvers_yaml(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], command: list[str]
 ) -> None:
     monkeypatch.setattr(
-        cli, "_local_server_mode", lambda: True
+        prefect_server, "local_server_mode", lambda: True
     )  # serve then stops at "needs a running Prefect server", after the warning
     configs = write_configs(tmp_path, {"tea": {}})
     main([*command, "--configs", str(configs)])

@@ -50,18 +50,22 @@ RUN = _run(
 @pytest.mark.parametrize(
     ("stage", "column", "expected"),
     [
-        ("affiliate_trial", "brands", 3),  # a, b, c
-        ("affiliate_trial", "entering", 3),  # each started the backtest there
-        ("affiliate_trial", "advancing", 2),  # a and b
-        ("affiliate_trial", "median_days_to_advance", 15.0),  # median of 10 and 20
-        ("affiliate_trial", "p90_days_to_advance", 19.0),  # 10 + 0.9 × (20 - 10), linear interpolation
-        ("affiliate_trial", "exits", 1),  # c
-        ("public_traffic", "entering", 3),  # a and b advanced into it, d was demoted into it
-        ("public_traffic", "advancing", 1),  # d, on its 40th day
-        ("public_traffic", "median_days_to_advance", 40.0),
-        ("self_broadcast", "entering", 2),  # d started there, and advanced back into it
-        ("self_broadcast", "demotions", 1),
-        ("graduated", "brands", 0),
+        pytest.param("affiliate_trial", "brands", 3, id="affiliate-brands"),  # a, b, c
+        pytest.param("affiliate_trial", "entering", 3, id="affiliate-entering"),  # each started the backtest there
+        pytest.param("affiliate_trial", "advancing", 2, id="affiliate-advancing"),  # a and b
+        # median of 10 and 20
+        pytest.param("affiliate_trial", "median_days_to_advance", 15.0, id="affiliate-median-days"),
+        # 10 + 0.9 × (20 - 10), linear interpolation
+        pytest.param("affiliate_trial", "p90_days_to_advance", 19.0, id="affiliate-p90-days"),
+        pytest.param("affiliate_trial", "exits", 1, id="affiliate-exits"),  # c
+        # a and b advanced into it, d was demoted into it
+        pytest.param("public_traffic", "entering", 3, id="public-entering"),
+        pytest.param("public_traffic", "advancing", 1, id="public-advancing"),  # d, on its 40th day
+        pytest.param("public_traffic", "median_days_to_advance", 40.0, id="public-median-days"),
+        # d started there, and advanced back into it
+        pytest.param("self_broadcast", "entering", 2, id="self-broadcast-entering"),
+        pytest.param("self_broadcast", "demotions", 1, id="self-broadcast-demotions"),
+        pytest.param("graduated", "brands", 0, id="graduated-brands"),
     ],
 )
 def test_stage_table(stage: str, column: str, expected: float) -> None:

@@ -14,15 +14,15 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 
 import brandsteps.cli as cli
 from brandsteps.config import load_portfolio
 from brandsteps.engine.cycle import metrics_start, run_day
-from brandsteps.ledger import Ledger, metadata
+from brandsteps.ledger import Ledger
 from brandsteps.sources.metrics_source import MetricsReadError, MetricsSource, load_metrics
 from tests.bad_input.make_corpus import HEADER, base_rows
 from tests.conftest import simple_playbook, write_configs
+from tests.ledger_dump_helpers import ledger_dump
 
 CORPUS = Path(__file__).parent / "bad_input"
 AS_OF, TODAY = date(2026, 1, 3), date(2026, 1, 4)
@@ -291,11 +291,6 @@ METRIC_QUARANTINED: list[tuple[str, list[tuple[int, str, str]], dict[str, tuple[
 ]
 
 
-def ledger_dump(ledger: Ledger) -> dict[str, list[tuple]]:
-    with ledger.engine.connect() as conn:
-        return {t.name: sorted(map(tuple, conn.execute(sa.select(t)).all()), key=repr) for t in metadata.sorted_tables}
-
-
 @pytest.fixture(scope="module")
 def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Three brands, valid metrics for 1–3 January, and the ledger holding 1 and 2 January (built once)."""
@@ -340,7 +335,7 @@ def test_broken_config_is_refused_and_ledger_unchanged(
     def accepted(*_: object, **__: object) -> None:
         raise AssertionError("the broken config was accepted")  # run would go on to start Prefect
 
-    monkeypatch.setattr(cli, "prefect_api", accepted)
+    monkeypatch.setattr("brandsteps.cli.run.prefect_api", accepted)
     code = cli.main(["run", "--as-of", AS_OF.isoformat(), "--configs", str(root / "configs")])
     err = capsys.readouterr().err
     assert code == 2, err

@@ -14,7 +14,7 @@ from brandsteps.engine.cycle import run_day
 from brandsteps.ledger import Ledger
 from brandsteps.sources.metrics_source import validate
 from tests.conftest import simple_playbook, write_configs
-from tests.test_ledger import history
+from tests.ledger_checks import history
 
 
 @pytest.fixture
@@ -84,15 +84,31 @@ def test_approve_then_reject_is_a_usage_error(decided: Path, capsys: pytest.Capt
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["explain", "nobody"], "unknown brand 'nobody'"),
-        (["approve", "nobody", "--by", "王敏", "--reason", "numbers hold"], "unknown brand 'nobody'"),
-        (["run", "--as-of", "2999-01-01"], "is in the future"),
-        (["explain", "a", "--as-of", "2025-01-01"], "a has no decision on 2025-01-01"),
+        # a brand is known by its file in configs/brands/: the message says which file is missing
+        pytest.param(
+            ["explain", "nobody"], "unknown brand 'nobody': no {configs}/brands/nobody.yaml", id="explain-unknown"
+        ),
+        pytest.param(
+            ["approve", "nobody", "--by", "王敏", "--reason", "numbers hold"],
+            "unknown brand 'nobody': no {configs}/brands/nobody.yaml",
+            id="approve-unknown",
+        ),
+        # a day to decide may not be after today in the portfolio's timezone (Asia/Shanghai)
+        pytest.param(
+            ["run", "--as-of", "2999-01-01"],
+            "--as-of 2999-01-01 is in the future (today is {today} in Asia/Shanghai)",
+            id="future-day",
+        ),
+        # the ledger holds 2026-01-01 to 2026-01-03 only
+        pytest.param(["explain", "a", "--as-of", "2025-01-01"], "a has no decision on 2025-01-01", id="no-decision"),
     ],
 )
 def test_usage_errors_exit_2(decided: Path, capsys: pytest.CaptureFixture[str], argv: list[str], message: str) -> None:
+    from brandsteps.config.settings import today_in
+
     assert main([*argv, "--configs", str(decided)]) == 2
-    assert message in capsys.readouterr().err
+    expected = message.format(configs=decided, today=today_in("Asia/Shanghai"))
+    assert capsys.readouterr().err == f"brandsteps: {expected}\n"
 
 
 def test_bad_arguments_exit_2() -> None:

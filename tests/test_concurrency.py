@@ -58,7 +58,7 @@ def ledger_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> 
     return f"sqlite:///{tmp_path / 'ledger.sqlite'}" if backend == "sqlite" else request.getfixturevalue("pg_database")
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+@pytest.mark.parametrize("backend", [pytest.param("sqlite", id="sqlite"), pytest.param("postgresql", id="postgresql")])
 def test_four_cycles_for_the_same_days_equal_one(
     portfolio, backend: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
@@ -79,7 +79,7 @@ def test_four_cycles_for_the_same_days_equal_one(
     ledger.dispose()
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+@pytest.mark.parametrize("backend", [pytest.param("sqlite", id="sqlite"), pytest.param("postgresql", id="postgresql")])
 def test_two_different_days_at_once_apply_in_date_order(
     portfolio, backend: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:

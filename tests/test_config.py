@@ -109,6 +109,17 @@ def test_yaml_errors(tmp_path: Path, text: str, expected: str) -> None:
     assert any(expected in p for p in info.value.problems), info.value.problems
 
 
+def test_a_problem_spelling_tab_inside_a_word_gets_no_tabs_hint(tmp_path: Path) -> None:
+    # PyYAML's "found unconstructable recursive node" holds the letters t-a-b, not the word: no advice on tabs
+    write_configs(tmp_path, {})
+    (tmp_path / "configs" / "brands" / "acme.yaml").write_text("a: &r {b: *r}\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_portfolio(tmp_path / "configs", apply_env=False)
+    assert info.value.problems == [
+        "configs/brands/acme.yaml: invalid YAML (line 1, column 4): found unconstructable recursive node"
+    ]
+
+
 def test_non_utf8_file(tmp_path: Path) -> None:
     write_configs(tmp_path, {})
     (tmp_path / "configs" / "brands" / "acme.yaml").write_bytes("name: 兰亭女装".encode("gbk") + b"\xff")

@@ -1,4 +1,4 @@
-"""Config loading at portfolio scale: the parse cache, parallel parsing, the fast YAML pass, one-brand loads."""
+"""Config loading at portfolio scale: the parse cache, problems of many files in file order, YAML wording, one-brand loads."""
 
 from __future__ import annotations
 
@@ -12,24 +12,11 @@ from typing import Any
 import pytest
 import yaml
 
-import brandsteps.config as config
+import brandsteps.config.brand_files as brand_files
+import brandsteps.config.yaml_files as yaml_files
 from brandsteps.config import ConfigError, cache_file, load_brand_only, load_portfolio, parse_yaml
+from tests.config_helpers import APPAREL, BRANDS, cache_entries
 from tests.conftest import write_configs
-
-APPAREL = {
-    "gates": {
-        "affiliate_trial": {"criteria": [{"metric": "refund_rate", "op": "<=", "threshold": 0.6}], "on_fail": "exit"}
-    }
-}
-# Brands that exercise what JSON must carry exactly: dates, date-like text, Chinese text, overrides, approvals.
-BRANDS: dict[str, dict[str, Any]] = {
-    "plain": {},
-    "dated": {"start_date": date(2026, 2, 28)},  # an unquoted YAML date (a text one would be quoted)
-    "texty": {"name": "2026-01-05", "owner": "王敏"},  # quoted in the file: text that only looks like a date
-    "apparel-a": APPAREL,
-    "apparel-b": APPAREL,  # the same overrides: one shared validation and policy version
-    "approving": {"requires_approval": ["public_traffic"], "paused": True},
-}
 
 
 @pytest.fixture
@@ -44,18 +31,14 @@ def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def parsed_files(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """How many brand files each load handed to the parser (0: every file came from the cache)."""
     counts: list[int] = []
-    real = config._parse_files
+    real = brand_files.parse_files
 
-    def counting(items: list[tuple[str, bytes]], check_exact: bool, parallel_min: int) -> list[Any]:
+    def counting(items: list[tuple[str, bytes]], check_exact: bool) -> list[Any]:
         counts.append(len(items))
-        return real(items, check_exact, parallel_min)
+        return real(items, check_exact)
 
-    monkeypatch.setattr(config, "_parse_files", counting)
+    monkeypatch.setattr(brand_files, "parse_files", counting)
     return counts
-
-
-def _entries(configs: Path) -> dict[str, Any]:
-    return json.loads(cache_file(configs.resolve()).read_text(encoding="ascii"))["entries"]
 
 
 def test_cache_hit_equals_a_cold_load(tmp_path: Path, cache_dir: Path, parsed_files: list[int]) -> None:
@@ -77,14 +60,16 @@ def test_cache_hit_equals_a_cold_load(tmp_path: Path, cache_dir: Path, parsed_fi
     path = cache_file(configs.resolve())
     assert path.parent == cache_dir / ("configs-" + hashlib.sha256(str(configs.resolve()).encode()).hexdigest()[:16])
     raw = (configs / "brands" / "dated.yaml").read_bytes()
-    assert _entries(configs)[hashlib.blake2b(raw, digest_size=16).hexdigest()]["start_date"] == {"$date": "2026-02-28"}
+    assert cache_entries(configs)[hashlib.blake2b(raw, digest_size=16).hexdigest()]["start_date"] == {
+        "$date": "2026-02-28"
+    }
 
 
 @pytest.mark.parametrize(
     ("old", "new", "expected_name"),
     [
-        ("name: Plain", "name: Plane", "Plane"),  # same size, one letter changed
-        ("name: Plain", "name: Plain2", "Plain2"),  # a longer file
+        pytest.param("name: Plain", "name: Plane", "Plane", id="same-size"),  # one letter changed
+        pytest.param("name: Plain", "name: Plain2", "Plain2", id="longer"),
     ],
 )
 def test_an_edited_file_is_parsed_again(
@@ -99,20 +84,21 @@ def test_an_edited_file_is_parsed_again(
     portfolio = load_portfolio(configs, apply_env=False)
     assert portfolio.brands["plain"].name == expected_name
     assert parsed_files == [6, 1]  # only the edited file was parsed again
-    assert len(_entries(configs)) == 6  # the old version's entry was pruned
+    assert len(cache_entries(configs)) == 6  # the old version's entry was pruned
 
 
 @pytest.mark.parametrize(
     "damage",
     [
-        b"",  # empty (a crash before os.replace cannot do this, a full disk could)
-        b"\x00\xff garbage",  # not JSON, not even text
-        b'{"format": 1, "pyyaml": "6.0.3", "entries": {',  # torn
-        b'{"format": 999, "pyyaml": "6.0.3", "entries": {}}',  # another format version
-        b'{"format": 1, "pyyaml": "0.0.1", "entries": {}}',  # written with another PyYAML
-        b'{"format": 1, "pyyaml": "6.0.3", "entries": []}',  # entries not a mapping
-        b"[1, 2, 3]",  # JSON, but not the cache's layout
-        b'{"format": 1, "pyyaml": "6.0.3", "entries": {"x": {"$date": "not a date"}}}',  # a broken date tag
+        # a crash before os.replace cannot leave an empty file, a full disk could
+        pytest.param(b"", id="empty"),
+        pytest.param(b"\x00\xff garbage", id="not-text"),
+        pytest.param(b'{"format": 1, "pyyaml": "6.0.3", "entries": {', id="torn"),
+        pytest.param(b'{"format": 999, "pyyaml": "6.0.3", "entries": {}}', id="another-format"),
+        pytest.param(b'{"format": 1, "pyyaml": "0.0.1", "entries": {}}', id="another-pyyaml"),
+        pytest.param(b'{"format": 1, "pyyaml": "6.0.3", "entries": []}', id="entries-not-a-mapping"),
+        pytest.param(b"[1, 2, 3]", id="not-the-layout"),
+        pytest.param(b'{"format": 1, "pyyaml": "6.0.3", "entries": {"x": {"$date": "not a date"}}}', id="bad-date-tag"),
     ],
 )
 def test_a_corrupt_cache_is_ignored_and_rewritten(
@@ -125,7 +111,7 @@ def test_a_corrupt_cache_is_ignored_and_rewritten(
     path.write_bytes(damage.replace(b"6.0.3", yaml.__version__.encode()))
     assert load_portfolio(configs, apply_env=False) == expected
     assert parsed_files == [6, 6]  # nothing trusted from the damaged file: all 6 parsed
-    assert len(_entries(configs)) == 6  # and it was replaced by a good one
+    assert len(cache_entries(configs)) == 6  # and it was replaced by a good one
     assert load_portfolio(configs, apply_env=False) == expected and parsed_files == [6, 6, 0]
 
 
@@ -148,14 +134,22 @@ def test_entries_only_for_files_that_loaded_and_pruned_when_files_go(tmp_path: P
     )
     with pytest.raises(ConfigError):
         load_portfolio(configs, apply_env=False)
-    assert len(_entries(configs)) == 3  # a, b and c; neither the unparsable nor the invalid file
+    assert len(cache_entries(configs)) == 3  # a, b and c; neither the unparsable nor the invalid file
     for name in ("broken.yaml", "wrong-tier.yaml", "c.yaml"):
         (configs / "brands" / name).unlink()
     load_portfolio(configs, apply_env=False)
-    assert len(_entries(configs)) == 2  # c's entry went with its file
+    assert len(cache_entries(configs)) == 2  # c's entry went with its file
 
 
-@pytest.mark.parametrize(("setting", "written"), [("off", False), ("OFF", False), ("on", True), ("", True)])
+@pytest.mark.parametrize(
+    ("setting", "written"),
+    [
+        pytest.param("off", False, id="off"),
+        pytest.param("OFF", False, id="off-in-capitals"),  # the switch ignores case
+        pytest.param("on", True, id="on"),
+        pytest.param("", True, id="unset"),  # on by default
+    ],
+)
 def test_brandsteps_config_cache_switch(
     tmp_path: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch, setting: str, written: bool
 ) -> None:
@@ -182,7 +176,7 @@ def test_an_unwritable_cache_folder_is_not_an_error(tmp_path: Path, monkeypatch:
     assert list(load_portfolio(configs, apply_env=False).brands) == ["plain"]
 
 
-# ---------------------------------------------------------------- parallel parsing
+# ---------------------------------------------------------------- many files: every problem, in file order
 
 BROKEN = {
     "b-dup.yaml": "brand_id: b-dup\nname: X\nname: Y\n",
@@ -191,7 +185,7 @@ BROKEN = {
     "e-empty.yaml": "",
     "f-gbk.yaml": "name: 兰亭".encode("gbk") + b"\xff",
     "g-tier.yaml": "brand_id: g-tier\nname: G\ntier: huge\ncategory: food\nstart_date: 2026-01-01\n",
-    # valid YAML that JSON cannot carry back from a worker (a shared list, a set): the caller parses them itself
+    # valid YAML that JSON cannot carry exactly (a set, a shared list): parsed on every load, never cached
     "x-set.yaml": "brand_id: x-set\nname: X\ntier: mid\ncategory: food\nstart_date: 2026-01-01\nrequires_approval: !!set {public_traffic: null}\n",
     "z-alias.yaml": "x: &a [1, 2]\ny: *a\n",
 }
@@ -205,27 +199,14 @@ def _portfolio_with_broken_files(tmp_path: Path) -> Path:
     return configs
 
 
-def test_parallel_parse_reports_exactly_what_a_serial_parse_does(
-    tmp_path: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.mark.parametrize("cache", [pytest.param(False, id="parsed"), pytest.param(True, id="through-the-cache")])
+def test_every_problem_of_many_files_in_file_name_order(tmp_path: Path, cache_dir: Path, cache: bool) -> None:
     configs = _portfolio_with_broken_files(tmp_path)
-    with pytest.raises(ConfigError) as serial:
-        load_portfolio(configs, apply_env=False, cache=False, parallel_min=10**9)
-    monkeypatch.setattr(config, "_cpu_count", lambda: 3)  # this process and two workers, whatever the machine
-    in_this_process: list[int] = []
-    real_chunk = config._parse_chunk
-    monkeypatch.setattr(
-        config, "_parse_chunk", lambda items, check: in_this_process.append(len(items)) or real_chunk(items, check)
-    )
-    with pytest.raises(ConfigError) as parallel:
-        load_portfolio(configs, apply_env=False, cache=False, parallel_min=2)
-    # 20 files in shares weighted 1.25 : 1 : 1, i.e. 8, 6 and 6: this process parsed its 8 and the two files
-    # (x-set, z-alias, last in name order) that JSON cannot carry back from a worker; the workers did the rest
-    assert in_this_process == [8, 1, 1]
-    assert parallel.value.problems == serial.value.problems
-    # every problem in file-name order, in the words of a serial load (x-set is valid: pydantic takes a set for a list)
+    with pytest.raises(ConfigError) as info:
+        load_portfolio(configs, apply_env=False, cache=cache)
+    # every problem in file-name order, one reason each (x-set is valid: pydantic takes a set for a list)
     B = "configs/brands"
-    assert serial.value.problems == [
+    assert info.value.problems == [
         f"{B}/b-dup.yaml: invalid YAML (line 3, column 1): duplicate key 'name'",
         f"{B}/c-tab.yaml: invalid YAML (line 2, column 1): found character that cannot start any token; indent with spaces, not tabs",
         f"{B}/d-list.yaml: must be a mapping of keys to values, not a list",
@@ -241,9 +222,7 @@ def test_parallel_parse_reports_exactly_what_a_serial_parse_does(
     ]
 
 
-def test_parallel_and_cached_loads_equal_a_serial_one(
-    tmp_path: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_cached_loads_equal_an_uncached_one(tmp_path: Path, cache_dir: Path, parsed_files: list[int]) -> None:
     configs = write_configs(
         tmp_path, {**BRANDS, **{f"more-{i:02d}": {"start_date": date(2026, 3, i + 1)} for i in range(10)}}
     )
@@ -251,77 +230,86 @@ def test_parallel_and_cached_loads_equal_a_serial_one(
         "brand_id: set-approval\nname: S\ntier: mid\ncategory: food\nstart_date: 2026-01-01\nrequires_approval: !!set {public_traffic: null}\n",
         encoding="utf-8",
     )
-    serial = load_portfolio(configs, apply_env=False, cache=False, parallel_min=10**9)
-    monkeypatch.setattr(config, "_cpu_count", lambda: 2)
-    assert load_portfolio(configs, apply_env=False, parallel_min=2) == serial  # parallel, filling the cache
-    assert load_portfolio(configs, apply_env=False, parallel_min=2) == serial  # from the cache
-    assert (
-        len(_entries(configs)) == 16
-    )  # every brand but set-approval: a set does not survive JSON, so it is parsed every time
+    uncached = load_portfolio(configs, apply_env=False, cache=False)
+    assert load_portfolio(configs, apply_env=False) == uncached  # parses every file, filling the cache
+    assert load_portfolio(configs, apply_env=False) == uncached  # from the cache
+    # 17 files: every one parsed twice (without, then into the cache); then only set-approval, whose set
+    # does not survive JSON, so it is never cached: 16 entries
+    assert parsed_files == [17, 17, 1]
+    assert len(cache_entries(configs)) == 16
 
 
-# ---------------------------------------------------------------- the fast YAML pass
-
-REFERENCE_CASES = [
-    "a: 1\nb: [x, 2.5, true, null, 2026-01-05]\nc: {d: e}\n",
-    "a: &x {k: v}\nb: *x\nc: [*x, *x]\n",  # aliases share one object
-    "a: 1\nb: {x: 1, x: 2}\na: 2\n",  # two duplicates: the reference pass names the outer one first (keys before values)
-    "a: {x: 1, x: 2}\nb: {y: 1, y: 2}\n",
-    "a: 1\n<<: {b: 2}\n",  # a merge key: refused as a tag
-    "a: 1\n=: 2\n",  # a value key: refused as a tag
-    "? [a, b]\n: 1\n",  # an unhashable key
-    "s: !!set {a: null, b: null}\no: !!omap [{a: 1}, {b: 2}]\np: !!pairs [{a: 1}]\nbin: !!binary aGk=\n",
-    "d: 2026-02-30\nt: 2026-01-05 10:00:00\ne: .inf\nn: .nan\n",
-    "a: !!python/object/apply:os.system ['true']\n",
-    "a: &r [*r]\n",  # a recursive list
-    "a: &r {b: *r}\n",  # a recursive mapping: unconstructable
-    "- 1\n- 2\n",
-    "plain text\n",
-    "x: !!str 2026-01-01\ny: !!int '7'\nz: '2026-01-01'\n",
-]
-
-
-def _outcome(text: str) -> tuple[str, Any]:
-    try:
-        return "data", repr(parse_yaml(text.encode("utf-8"), "x.yaml"))
-    except ConfigError as exc:
-        return "problems", exc.problems
-    except Exception as exc:  # any other outcome must be the same too
-        return type(exc).__name__, str(exc)
-
-
-@pytest.mark.parametrize("text", REFERENCE_CASES)
-def test_fast_pass_gives_the_reference_outcome(text: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    fast = _outcome(text)
-    monkeypatch.setattr(config._UniqueKeyLoader, "_reference", True)  # every document built the reference way only
-    assert fast == _outcome(text)
+# ---------------------------------------------------------------- YAML problems in PyYAML's words, with hints
 
 
 @pytest.mark.parametrize(
     ("text", "problem"),
     [
-        # the reference order: a mapping's keys are all checked before its values are built
-        ("a: 1\nb: {x: 1, x: 2}\na: 2\n", "x.yaml: invalid YAML (line 3, column 1): duplicate key 'a'"),
-        (
+        # a mapping's keys are all checked before its values are built: the outer duplicate is named
+        pytest.param(
+            "a: 1\nb: {x: 1, x: 2}\na: 2\n",
+            "x.yaml: invalid YAML (line 3, column 1): duplicate key 'a'",
+            id="outer-duplicate-first",
+        ),
+        # keys are compared as YAML reads them: 1 and 1.0 are one key, the later one is named as read
+        pytest.param(
+            "a: 1\n1: 3\n1.0: 4\n",
+            "x.yaml: invalid YAML (line 3, column 1): duplicate key 1.0",
+            id="duplicate-number-key",
+        ),
+        # << would merge another mapping in: no tags, so it is refused like one
+        pytest.param(
             "a: 1\n<<: {b: 2}\n",
             "x.yaml: invalid YAML (line 2, column 1): tag '!!merge' is not allowed (configs are plain YAML: no tags, nothing is executed)",
+            id="merge-key",
         ),
-        (
-            "? [a, b]\n: 1\n",
-            "x.yaml: invalid YAML (line 1, column 3): found unhashable key",
-        ),  # was a TypeError traceback
+        pytest.param(
+            "a: !!python/object/apply:os.system ['true']\n",
+            "x.yaml: invalid YAML (line 1, column 4): tag '!!python/object/apply:os.system' is not allowed (configs are plain YAML: no tags, nothing is executed)",
+            id="python-tag",
+        ),
+        # a list as a key: PyYAML's words, not a TypeError traceback
+        pytest.param("? [a, b]\n: 1\n", "x.yaml: invalid YAML (line 1, column 3): found unhashable key", id="list-key"),
+        pytest.param(
+            "a: 1\n---\nb: 2\n",
+            "x.yaml: invalid YAML (line 2, column 1): but found another document",
+            id="two-documents",
+        ),
     ],
 )
-def test_yaml_problems_in_reference_words(text: str, problem: str) -> None:
+def test_yaml_problems_in_pyyaml_words(text: str, problem: str) -> None:
     with pytest.raises(ConfigError) as info:
         parse_yaml(text.encode("utf-8"), "x.yaml")
     assert info.value.problems == [problem]
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # aliases share one object, as PyYAML builds them
+        pytest.param("a: &x {k: v}\nb: *x\n", "{'a': {'k': 'v'}, 'b': {'k': 'v'}}", id="alias"),
+        # 2026-02-30 is no date: kept as text, so the field's own check words the problem
+        pytest.param(
+            "d: 2026-02-30\nt: 2026-01-05\n", "{'d': '2026-02-30', 't': datetime.date(2026, 1, 5)}", id="dates"
+        ),
+        pytest.param("x: !!str 2026-01-01\ny: '7'\n", "{'x': '2026-01-01', 'y': '7'}", id="text-that-looks-typed"),
+    ],
+)
+def test_plain_yaml_reads_as_pyyaml_safe_load_does(text: str, expected: str) -> None:
+    assert repr(parse_yaml(text.encode("utf-8"), "x.yaml")) == expected
+
+
 # ---------------------------------------------------------------- one brand only (explain)
 
 
-@pytest.mark.parametrize("brand_id", ["plain", "apparel-b", "approving"])
+@pytest.mark.parametrize(
+    "brand_id",
+    [
+        pytest.param("plain", id="no-overrides"),
+        pytest.param("apparel-b", id="shared-overrides"),  # its policy version is apparel-a's too
+        pytest.param("approving", id="approval-only"),
+    ],
+)
 def test_load_brand_only_equals_the_full_load_for_that_brand(tmp_path: Path, brand_id: str) -> None:
     configs = write_configs(tmp_path, BRANDS)
     full = load_portfolio(configs, apply_env=False)
@@ -341,8 +329,14 @@ def test_load_brand_only_reads_three_files(tmp_path: Path, cache_dir: Path, monk
     configs = write_configs(tmp_path, BRANDS)
     (configs / "brands" / "zz-broken.yaml").write_text("tier: [\n", encoding="utf-8")  # a full load would fail on it
     read: list[str] = []
-    real = config._read_bytes
-    monkeypatch.setattr(config, "_read_bytes", lambda path, display: read.append(display) or real(path, display))
+    real = yaml_files.read_bytes
+
+    def recording(path: Path | str, display: str) -> bytes:
+        read.append(display)
+        return real(path, display)
+
+    monkeypatch.setattr(yaml_files, "read_bytes", recording)  # steps.yaml and onboarding.yaml
+    monkeypatch.setattr(brand_files, "read_bytes", recording)  # brand files
     assert list(load_brand_only(configs, "texty", apply_env=False).brands) == ["texty"]
     assert read == ["configs/steps.yaml", "configs/onboarding.yaml", "configs/brands/texty.yaml"]
     assert not cache_dir.exists()  # the parse cache is neither read nor written for one file
@@ -351,14 +345,15 @@ def test_load_brand_only_reads_three_files(tmp_path: Path, cache_dir: Path, monk
 @pytest.mark.parametrize(
     ("brand_id", "files", "expected"),
     [
-        ("nobody", {}, []),  # no file: no brand (explain says "unknown brand")
-        ("../configs/steps", {}, []),  # not a slug: no path is built from it
-        ("Acme", {}, []),
+        pytest.param("nobody", {}, [], id="no-file"),  # no brand (explain says "unknown brand")
+        pytest.param("../configs/steps", {}, [], id="path"),  # not a slug: no path is built from it
+        pytest.param("Acme", {}, [], id="capitals"),  # not a slug either
         # both spellings: the full load's problem, from the second file in name order
-        (
+        pytest.param(
             "twice",
             {"twice.yaml": "twice", "twice.yml": "twice"},
             ["configs/brands/twice.yml: brand_id: 'twice' is defined twice"],
+            id="yaml-and-yml",
         ),
     ],
 )

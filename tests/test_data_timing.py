@@ -16,7 +16,7 @@ from brandsteps.config import load_portfolio
 from brandsteps.engine.cycle import decide_all, expected_versions, mark_readiness, prepare_cohorts, window_metrics_for
 from brandsteps.engine.readiness import UNREADY, apply_deadline, deadline_of, missing_inputs, unready_table
 from brandsteps.ledger import Ledger
-from brandsteps.reports.report import criterion_window
+from brandsteps.reports.explain import criterion_window
 from brandsteps.sources.metrics_source import MetricsBatch, validate
 from tests.conftest import simple_playbook, write_configs
 

@@ -1,4 +1,4 @@
-"""The onboarding-cycle flow with a data deadline, on a pinned clock: the data-readiness artifact and one decision each."""
+"""The onboarding-cycle flow with a data deadline, on a pinned clock: the data-readiness artifact, one decision each."""
 
 from __future__ import annotations
 
@@ -10,24 +10,9 @@ import pandas as pd
 import pytest
 
 from tests.conftest import simple_playbook, write_configs
+from tests.flow_helpers import AS_OF, artifact_data
 
 pytestmark = pytest.mark.integration
-AS_OF = date(2026, 1, 5)
-
-
-async def _artifacts(flow_run_id: str) -> dict[str, object]:
-    from prefect.client.orchestration import get_client
-
-    async with get_client() as client:
-        body = {
-            "offset": 0,
-            "limit": 200,
-            "artifacts": {"flow_run_id": {"any_": [flow_run_id]}},
-            "sort": "CREATED_DESC",
-        }
-        response = await client._client.post("/artifacts/filter", json=body)
-        response.raise_for_status()
-        return {a["key"]: a["data"] for a in response.json()}
 
 
 def _metrics(root: Path, through: dict[str, date]) -> None:
@@ -55,12 +40,12 @@ def test_a_cycle_before_the_deadline_waits_for_late_data(
     monkeypatch.setenv("BRANDSTEPS_NOW", "2026-01-06T09:00")
     state = onboarding_cycle(as_of=AS_OF, configs=str(configs), return_state=True)
     summary = state.result()
-    assert (summary["decided"], summary["unready"]) == (1, 1)
-    readiness = str(asyncio.run(_artifacts(str(state.state_details.flow_run_id)))["data-readiness"])
+    assert (summary.decided, summary.unready) == (1, 1)
+    readiness = str(asyncio.run(artifact_data(str(state.state_details.flow_run_id)))["data-readiness"])
     assert '"brand_id": "late"' in readiness and '"missing": "gmv on 2026-01-05"' in readiness
 
     # 10:30: late's export is in; the run decides late alone (early stays decided once)
     _metrics(tmp_path, {"early": AS_OF, "late": AS_OF})
     monkeypatch.setenv("BRANDSTEPS_NOW", "2026-01-06T10:30")
     summary = onboarding_cycle(as_of=AS_OF, configs=str(configs))
-    assert (summary["decided"], summary["unready"], summary["already_decided"]) == (1, 0, 1)
+    assert (summary.decided, summary.unready, summary.already_decided) == (1, 0, 1)

@@ -15,11 +15,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from brandsteps.catalogue import GRADUATED, STAGE_IDS
+from brandsteps.catalogue import EVALUATED_STAGES, GRADUATED, STAGE_IDS
 from brandsteps.config import Portfolio, Stage, load_portfolio
-from brandsteps.engine.decide_one import BrandState, decide_one
 from brandsteps.engine.evidence import RESULTS
 from brandsteps.engine.gates import COHORT_COLUMNS, gate_cohort
+from brandsteps.engine.reference import BrandState, decide_one
 from brandsteps.engine.window import lagged_name
 from tests.conftest import simple_playbook, write_configs
 
@@ -789,7 +789,7 @@ def brand(draw: st.DrawFn) -> tuple[dict, str, BrandState, Window]:
         not_ready=draw(st.sampled_from(["", "", "", "", "", LATE])),
     )
     window: Window = {c: draw(st.sampled_from([*pool, None])) for c, pool in COLUMN_POOLS.items()}
-    stage_id = draw(st.sampled_from([*STAGE_IDS, GRADUATED]))
+    stage_id = draw(st.sampled_from(EVALUATED_STAGES))
     return config, stage_id, state, window
 
 

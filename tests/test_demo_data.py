@@ -1,4 +1,4 @@
-"""Tests of the demo portfolio and the synthetic daily metrics (brandsteps.sources.demo_data)."""
+"""Tests of the demo portfolio and the synthetic daily metrics (brandsteps.sources.demo)."""
 
 from __future__ import annotations
 
@@ -18,21 +18,13 @@ import yaml
 
 from brandsteps.catalogue import BASE_COLUMNS, STAGE_IDS, TIERS, UV_COLUMNS
 from brandsteps.config import load_portfolio
-from brandsteps.sources.demo_data import (
-    ARCHETYPES,
-    CATEGORIES,
-    GOOD_ARCHETYPES,
-    DemoBrand,
-    DemoSummary,
-    archetype_counts,
-    corrupt_rows,
-    earliest_day_in,
-    generate_daily_metrics,
-    plan_demo_portfolio,
-    plan_synthetic_portfolio,
-    write_demo_folder,
-)
-from brandsteps.sources.demo_exports import ACCOUNT_NOBODY, RESTATED_REPORT, USER_PROFILES, reexport_mornings
+from brandsteps.sources.demo.accounts import ACCOUNT_NOBODY
+from brandsteps.sources.demo.archetypes import ARCHETYPES, CATEGORIES, GOOD_ARCHETYPES
+from brandsteps.sources.demo.folder import DemoSummary, earliest_day_in, write_demo_folder
+from brandsteps.sources.demo.metrics import corrupt_rows, generate_daily_metrics
+from brandsteps.sources.demo.portfolio import DemoBrand, archetype_counts, plan_demo_portfolio, plan_synthetic_portfolio
+from brandsteps.sources.demo.profiles import USER_PROFILES
+from brandsteps.sources.demo.store_exports import RESTATED_REPORT, reexport_mornings
 from brandsteps.sources.imports import BUILTIN_PROFILES, load_profiles
 from brandsteps.sources.imports.records import IMPORT_COLUMNS, REVISION_COLUMNS, file_records, read_jsonl
 
@@ -164,10 +156,10 @@ def test_counts_for_fifty_brands() -> None:
 @pytest.mark.parametrize(
     ("n_brands", "every_archetype"),
     [
-        (20, True),  # the brief: at least one of each archetype from 20 brands on
-        (50, True),
-        (200, True),
-        (5, False),  # a tiny portfolio cannot hold all 15 archetypes, but still adds up
+        pytest.param(20, True, id="20-brands"),  # the brief: at least one of each archetype from 20 brands on
+        pytest.param(50, True, id="50-brands"),
+        pytest.param(200, True, id="200-brands"),
+        pytest.param(5, False, id="5-brands"),  # a tiny portfolio cannot hold all 15 archetypes, but still adds up
     ],
 )
 def test_counts_scale(n_brands: int, every_archetype: bool) -> None:
@@ -264,16 +256,17 @@ def test_gaps_exactly_where_the_archetype_says(brands: list[DemoBrand], by_brand
 @pytest.mark.parametrize(
     ("small", "large"),
     [
-        ("buyers", "orders"),  # a buyer places at least one order
-        ("orders", "product_clicks"),  # an order follows a click
-        ("product_clicks", "product_impressions"),
-        ("returning_buyers", "buyers"),
-        ("orders_shipped_48h", "orders"),
-        ("gmv_exclusive", "gmv"),  # exclusive SKUs' GMV is part of GMV
-        ("refund_amount", "gmv"),  # refunds by payment date cannot exceed that day's GMV
-        ("commission", "gmv_affiliate"),
-        ("gmv_affiliate", "gmv"),
-        ("gmv_self", "gmv"),
+        pytest.param("buyers", "orders", id="buyers-within-orders"),  # a buyer places at least one order
+        pytest.param("orders", "product_clicks", id="orders-within-product-clicks"),  # an order follows a click
+        pytest.param("product_clicks", "product_impressions", id="product-clicks-within-product-impressions"),
+        pytest.param("returning_buyers", "buyers", id="returning-buyers-within-buyers"),
+        pytest.param("orders_shipped_48h", "orders", id="orders-shipped-48h-within-orders"),
+        pytest.param("gmv_exclusive", "gmv", id="gmv-exclusive-within-gmv"),  # exclusive SKUs' GMV is part of GMV
+        # refunds by payment date cannot exceed that day's GMV
+        pytest.param("refund_amount", "gmv", id="refund-amount-within-gmv"),
+        pytest.param("commission", "gmv_affiliate", id="commission-within-gmv-affiliate"),
+        pytest.param("gmv_affiliate", "gmv", id="gmv-affiliate-within-gmv"),
+        pytest.param("gmv_self", "gmv", id="gmv-self-within-gmv"),
     ],
 )
 def test_consistency(metrics: pd.DataFrame, small: str, large: str) -> None:
@@ -323,27 +316,27 @@ def _good_brand_rows(brands: list[DemoBrand], metrics: pd.DataFrame, tier: str) 
     [
         # docs/domain.md#realistic-magnitudes, one row per tier and measure, checked on each good brand's
         # whole-period ratios of sums (median for daily levels).
-        ("small", "uv_per_day", 1_000, 20_000),
-        ("mid", "uv_per_day", 20_000, 200_000),
-        ("large", "uv_per_day", 200_000, 2_000_000),
-        ("small", "watch_seconds_per_uv", 20, 60),
-        ("mid", "watch_seconds_per_uv", 45, 120),
-        ("large", "watch_seconds_per_uv", 60, 180),
-        ("small", "buyer_rate", 0.003, 0.015),
-        ("mid", "buyer_rate", 0.01, 0.03),
-        ("large", "buyer_rate", 0.015, 0.04),
-        ("small", "aov", 40, 100),
-        ("mid", "aov", 60, 200),
-        ("large", "aov", 80, 300),
-        ("small", "affiliates_per_day", 10, 100),
-        ("mid", "affiliates_per_day", 100, 1_000),
-        ("large", "affiliates_per_day", 1_000, 10_000),
-        ("small", "commission_rate", 0.15, 0.35),
-        ("mid", "commission_rate", 0.10, 0.30),
-        ("large", "commission_rate", 0.05, 0.25),
-        ("small", "paid_roi", 1.0, 2.5),
-        ("mid", "paid_roi", 1.5, 4.0),
-        ("large", "paid_roi", 2.0, 6.0),
+        pytest.param("small", "uv_per_day", 1_000, 20_000, id="small-uv-per-day"),
+        pytest.param("mid", "uv_per_day", 20_000, 200_000, id="mid-uv-per-day"),
+        pytest.param("large", "uv_per_day", 200_000, 2_000_000, id="large-uv-per-day"),
+        pytest.param("small", "watch_seconds_per_uv", 20, 60, id="small-watch-seconds-per-uv"),
+        pytest.param("mid", "watch_seconds_per_uv", 45, 120, id="mid-watch-seconds-per-uv"),
+        pytest.param("large", "watch_seconds_per_uv", 60, 180, id="large-watch-seconds-per-uv"),
+        pytest.param("small", "buyer_rate", 0.003, 0.015, id="small-buyer-rate"),
+        pytest.param("mid", "buyer_rate", 0.01, 0.03, id="mid-buyer-rate"),
+        pytest.param("large", "buyer_rate", 0.015, 0.04, id="large-buyer-rate"),
+        pytest.param("small", "aov", 40, 100, id="small-aov"),
+        pytest.param("mid", "aov", 60, 200, id="mid-aov"),
+        pytest.param("large", "aov", 80, 300, id="large-aov"),
+        pytest.param("small", "affiliates_per_day", 10, 100, id="small-affiliates-per-day"),
+        pytest.param("mid", "affiliates_per_day", 100, 1_000, id="mid-affiliates-per-day"),
+        pytest.param("large", "affiliates_per_day", 1_000, 10_000, id="large-affiliates-per-day"),
+        pytest.param("small", "commission_rate", 0.15, 0.35, id="small-commission-rate"),
+        pytest.param("mid", "commission_rate", 0.10, 0.30, id="mid-commission-rate"),
+        pytest.param("large", "commission_rate", 0.05, 0.25, id="large-commission-rate"),
+        pytest.param("small", "paid_roi", 1.0, 2.5, id="small-paid-roi"),
+        pytest.param("mid", "paid_roi", 1.5, 4.0, id="mid-paid-roi"),
+        pytest.param("large", "paid_roi", 2.0, 6.0, id="large-paid-roi"),
     ],
 )
 def test_magnitudes_by_tier(
@@ -368,7 +361,12 @@ def test_magnitudes_by_tier(
 
 @pytest.mark.parametrize(
     ("category", "lo", "hi"),
-    [("apparel", 0.30, 0.60), ("beauty", 0.10, 0.25), ("food", 0.03, 0.10)],  # docs/domain.md#realistic-magnitudes
+    [
+        # the category ranges of docs/domain.md#realistic-magnitudes
+        pytest.param("apparel", 0.30, 0.60, id="apparel"),
+        pytest.param("beauty", 0.10, 0.25, id="beauty"),
+        pytest.param("food", 0.03, 0.10, id="food"),
+    ],
 )
 def test_refund_rate_by_category(
     brands: list[DemoBrand], metrics: pd.DataFrame, category: str, lo: float, hi: float
@@ -383,8 +381,8 @@ def test_refund_rate_by_category(
     [
         # Each brand's visitors on the promotion's three peak days against its own four normal weeks
         # (weekday mix of 4 whole weeks averages out): 618 and Double 11 burst 2–5×.
-        (("2026-06-16", "2026-06-18"), ("2026-07-06", "2026-08-02")),
-        (("2026-11-09", "2026-11-11"), ("2026-10-05", "2026-11-01")),
+        pytest.param(("2026-06-16", "2026-06-18"), ("2026-07-06", "2026-08-02"), id="618"),
+        pytest.param(("2026-11-09", "2026-11-11"), ("2026-10-05", "2026-11-01"), id="double-11"),
     ],
 )
 def test_promotions_lift_visitors(metrics: pd.DataFrame, peak: tuple[str, str], normal: tuple[str, str]) -> None:
@@ -435,11 +433,13 @@ def test_burst_coefficient_of_good_brands(brands: list[DemoBrand], by_brand: dic
     ("archetype", "failing"),
     [
         # Each stuck brand fails exactly one must criterion of its stage and clears every earlier stage.
-        ("stuck_affiliate_trial", "criteria:selling_affiliates"),
-        ("stuck_public_traffic", "criteria:paid_roi"),
-        ("stuck_self_broadcast", "criteria:self_broadcast_share"),  # its guardrail (lower) still holds
-        ("stuck_private_repurchase", "criteria:returning_buyer_share"),  # likewise
-        ("stuck_channel_exclusive", "criteria:exclusive_sku_count"),
+        pytest.param("stuck_affiliate_trial", "criteria:selling_affiliates", id="stuck-affiliate-trial"),
+        pytest.param("stuck_public_traffic", "criteria:paid_roi", id="stuck-public-traffic"),
+        # its guardrail (lower) still holds
+        pytest.param("stuck_self_broadcast", "criteria:self_broadcast_share", id="stuck-self-broadcast"),
+        # its guardrail (lower) still holds too
+        pytest.param("stuck_private_repurchase", "criteria:returning_buyer_share", id="stuck-private-repurchase"),
+        pytest.param("stuck_channel_exclusive", "criteria:exclusive_sku_count", id="stuck-channel-exclusive"),
     ],
 )
 def test_stuck_brands_fail_one_must(
@@ -567,7 +567,7 @@ def test_write_demo_folder(demo: DemoSummary, demo_configs: dict[str, dict[str, 
     assert len(portfolio.brands) == 50
 
 
-# Why each base column comes back from its export exactly (demo_exports writes the cells, read_import parses them).
+# Why each base column comes back from its export exactly (demo.files writes the cells, read_import parses them).
 ROUND_TRIP: dict[str, str] = {
     "uv_private": "流量来源 (user profile traffic): a whole count, with thousands separators",
     "uv_public_organic": "流量来源: a whole count",

@@ -1,4 +1,4 @@
-"""Tests of the demo's export rendering (brandsteps.sources.demo_exports) and of the slow stores' refund history it imports; the
+"""Tests of the demo's export rendering (brandsteps.sources.demo) and of the slow stores' refund history it imports; the
 exports' round trip is in test_demo_data."""
 
 from __future__ import annotations
@@ -17,20 +17,14 @@ from brandsteps.config import Portfolio, load_portfolio
 from brandsteps.config.settings import targets
 from brandsteps.engine.backtest import known_at, replay, with_playbook
 from brandsteps.engine.cycle import metrics_start
-from brandsteps.sources.demo_data import DemoSummary, write_demo_folder
-from brandsteps.sources.demo_exports import (
-    USER_PROFILES,
-    _count,
-    _money,
-    _wan,
-    reexport_mornings,
-    refunds_as_exported,
-    remove_old_exports,
-    split_whole,
-)
+from brandsteps.sources.demo.exports import remove_old_exports
+from brandsteps.sources.demo.files import as_count, as_money, as_wan, split_whole
+from brandsteps.sources.demo.folder import DemoSummary, write_demo_folder
+from brandsteps.sources.demo.profiles import USER_PROFILES
+from brandsteps.sources.demo.store_exports import reexport_mornings, refunds_as_exported
 from brandsteps.sources.imports import BUILTIN_PROFILES, ImportProfile
 from brandsteps.sources.imports.records import as_known, read_revisions
-from brandsteps.sources.kuaishou import parse_kuaishou_series
+from brandsteps.sources.kuaishou.cells import parse_kuaishou_series
 from brandsteps.sources.metrics_source import MetricsSource, load_metrics
 
 
@@ -76,15 +70,15 @@ def test_cells_read_back_as_the_same_floats() -> None:
     money = np.round(rng.lognormal(7, 3, 20_000), 2)
     counts = np.rint(rng.lognormal(7, 3, 20_000))
     for cells, values in (
-        (_money(money, "¥"), money),
-        (_money(money, "￥"), money),
-        (_count(counts), counts),
-        (_wan(counts), counts),
+        (as_money(money, "¥"), money),
+        (as_money(money, "￥"), money),
+        (as_count(counts), counts),
+        (as_wan(counts), counts),
     ):
         parsed, invalid = parse_kuaishou_series(pd.Series(cells, dtype=object))
         assert not invalid.any() and np.array_equal(parsed.to_numpy(), values)
-    assert _wan(np.array([123_456.0, 120_000.0, 9_999.0])).tolist() == ["12.3456万", "12万", "9,999"]
-    assert _money(np.array([1234.5, np.nan]), "¥").tolist() == ["¥1,234.50", "-"]  # not measured: '-', never 0
+    assert as_wan(np.array([123_456.0, 120_000.0, 9_999.0])).tolist() == ["12.3456万", "12万", "9,999"]
+    assert as_money(np.array([1234.5, np.nan]), "¥").tolist() == ["¥1,234.50", "-"]  # not measured: '-', never 0
 
 
 def test_user_profiles_are_valid_and_named_apart_from_the_built_ins() -> None:

@@ -33,9 +33,9 @@ def _daily(rows: list[dict]) -> pd.DataFrame:
     ("days", "gmv"),
     [
         # two days of one brand: the window sums give gmv 3,000 + 5,000
-        ([(100, 200, 50, 700, 20, 22, 3000.0), (150, 100, 80, 900, 30, 35, 5000.0)], 8000.0),
+        pytest.param([(100, 200, 50, 700, 20, 22, 3000.0), (150, 100, 80, 900, 30, 35, 5000.0)], 8000.0, id="two-days"),
         # one day with a fractional AOV: 7 orders of ¥1,234.5 / 7 each
-        ([(10, 0, 5, 31, 6, 7, 1234.5)], 1234.5),
+        pytest.param([(10, 0, 5, 31, 6, 7, 1234.5)], 1234.5, id="fractional-aov"),
     ],
 )
 def test_factors_multiply_to_gmv(days: list[tuple], gmv: float) -> None:
@@ -129,14 +129,11 @@ THREE = {
 @pytest.mark.parametrize(
     ("brand", "limiting", "shortfall", "action_stage"),
     [
-        ("a", "uv", 1 / 3, "public_traffic"),  # 1 - 1000/1500
-        ("b", "watch_minutes_per_uv", 1 / 3, "self_broadcast"),  # max(1 - 0.4/0.6, 1 - 0.4/0.5)
-        (
-            "c",
-            "conversion_per_watch_minute",
-            0.4,
-            "self_broadcast",
-        ),  # max(1 - 0.006/0.01, 1 - 0.006/0.008); AOV is only 25% short
+        pytest.param("a", "uv", 1 / 3, "public_traffic", id="uv"),  # 1 - 1000/1500
+        # max(1 - 0.4/0.6, 1 - 0.4/0.5)
+        pytest.param("b", "watch_minutes_per_uv", 1 / 3, "self_broadcast", id="watch-per-uv"),
+        # max(1 - 0.006/0.01, 1 - 0.006/0.008); AOV is only 25% short
+        pytest.param("c", "conversion_per_watch_minute", 0.4, "self_broadcast", id="conversion"),
     ],
 )
 def test_limiting_factor_against_cohort_median_and_targets(
@@ -215,7 +212,7 @@ def test_diagnose_extends_gmv_factors_and_leaves_exited_alone() -> None:
     ("verdict", "reason", "criteria", "pass_score", "expected"),
     [
         # a shadow must that fails turns a PASS into FAIL
-        (
+        pytest.param(
             "PASS",
             "all must criteria pass",
             [
@@ -224,41 +221,46 @@ def test_diagnose_extends_gmv_factors_and_leaves_exited_alone() -> None:
             ],
             1.0,
             "FAIL",
+            id="shadow-must-fails",
         ),
         # one live should passes, the shadow should fails: score 0.5 < 0.6
-        (
+        pytest.param(
             "PASS",
             "all must criteria pass",
             [_criterion("gpm", 400), _criterion("aov", 999, shadow=True, value=80, result="fail")],
             0.6,
             "FAIL",
+            id="shadow-should-short",
         ),
         # the same with pass_score 0.5: 0.5 is enough
-        (
+        pytest.param(
             "PASS",
             "all must criteria pass",
             [_criterion("gpm", 400), _criterion("aov", 999, shadow=True, value=80, result="fail")],
             0.5,
             "PASS",
+            id="shadow-should-enough",
         ),
         # a shadow without a value makes the would-be verdict INCONCLUSIVE
-        (
+        pytest.param(
             "PASS",
             "all must criteria pass",
             [_criterion("gpm", 400), _criterion("aov", 10, shadow=True, result="no_value")],
             0.5,
             "INCONCLUSIVE",
+            id="shadow-no-value",
         ),
         # decided before the criteria (too few days in stage): shadow changes nothing
-        (
+        pytest.param(
             "INCONCLUSIVE",
             "3 days in stage < min_days_in_stage 21",
             [_criterion("aov", 999, kind="must", shadow=True, value=80, result="fail")],
             1.0,
             "INCONCLUSIVE",
+            id="decided-before-criteria",
         ),
         # a live FAIL with a passing shadow stays FAIL
-        (
+        pytest.param(
             "FAIL",
             "gpm 300 < 400",
             [
@@ -267,9 +269,10 @@ def test_diagnose_extends_gmv_factors_and_leaves_exited_alone() -> None:
             ],
             1.0,
             "FAIL",
+            id="live-fail-stays",
         ),
         # no shadow criteria: no shadow verdict
-        ("PASS", "all must criteria pass", [_criterion("gpm", 400)], 1.0, None),
+        pytest.param("PASS", "all must criteria pass", [_criterion("gpm", 400)], 1.0, None, id="no-shadow"),
     ],
 )
 def test_shadow_verdicts(

@@ -56,21 +56,25 @@ def decision(
 @pytest.mark.parametrize(
     ("row", "expected"),
     [
-        (decision("a", "advance"), ["brandsteps.brand.advanced"]),
-        (decision("a", "demote"), ["brandsteps.brand.demoted"]),
-        (decision("a", "recycle"), ["brandsteps.brand.recycled"]),
-        (decision("a", "exit"), ["brandsteps.brand.exited"]),
-        (decision("a", "graduate"), ["brandsteps.brand.graduated"]),
+        pytest.param(decision("a", "advance"), ["brandsteps.brand.advanced"], id="advance"),
+        pytest.param(decision("a", "demote"), ["brandsteps.brand.demoted"], id="demote"),
+        pytest.param(decision("a", "recycle"), ["brandsteps.brand.recycled"], id="recycle"),
+        pytest.param(decision("a", "exit"), ["brandsteps.brand.exited"], id="exit"),
+        pytest.param(decision("a", "graduate"), ["brandsteps.brand.graduated"], id="graduate"),
         # the wait began today: news
-        (decision("a", "await_approval", awaiting_since="2026-01-10"), ["brandsteps.brand.awaiting-approval"]),
+        pytest.param(
+            decision("a", "await_approval", awaiting_since="2026-01-10"),
+            ["brandsteps.brand.awaiting-approval"],
+            id="wait-begins-today",
+        ),
         # still waiting since an earlier day: announced then, not again
-        (decision("a", "await_approval", awaiting_since="2026-01-08"), []),
+        pytest.param(decision("a", "await_approval", awaiting_since="2026-01-08"), [], id="still-waiting"),
         # an ordinary hold is the normal day
-        (decision("a", "hold"), []),
+        pytest.param(decision("a", "hold"), [], id="hold"),
         # day 11 of a 10-day limit, previous decision yesterday at day 10: just became overdue
-        (decision("a", "hold", overdue=True, days=11), ["brandsteps.brand.overdue"]),
+        pytest.param(decision("a", "hold", overdue=True, days=11), ["brandsteps.brand.overdue"], id="just-overdue"),
         # day 12: it was overdue yesterday already (day 11 > 10)
-        (decision("a", "hold", overdue=True, days=12), []),
+        pytest.param(decision("a", "hold", overdue=True, days=12), [], id="overdue-already"),
     ],
 )
 def test_events_per_decision(row: dict, expected: list[str]) -> None:
@@ -98,10 +102,12 @@ def test_only_written_brands_are_announced() -> None:
 @pytest.mark.parametrize(
     ("days", "gap_days", "limit", "expected"),
     [
-        (11, 1, 10.0, True),  # 10 days yesterday, 11 today: crossed now
-        (13, 3, 10.0, True),  # last decided 3 days ago at day 10: crossed during the gap, first decision past it
-        (13, 2, 10.0, False),  # last decided at day 11, already past
-        (11, None, 10.0, True),  # never decided before: its first overdue decision is news
+        pytest.param(11, 1, 10.0, True, id="crossed-today"),  # 10 days yesterday, 11 today: crossed now
+        # last decided 3 days ago at day 10: crossed during the gap, first decision past it
+        pytest.param(13, 3, 10.0, True, id="crossed-during-a-gap"),
+        pytest.param(13, 2, 10.0, False, id="past-already"),  # last decided at day 11, already past
+        # never decided before: its first overdue decision is news
+        pytest.param(11, None, 10.0, True, id="first-decision-overdue"),
     ],
 )
 def test_newly_overdue(days: int, gap_days: int | None, limit: float, expected: bool) -> None:

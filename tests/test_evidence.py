@@ -19,7 +19,9 @@ from brandsteps.engine.evidence import (
     criteria_json,
     fmt,
     fmt_repeated,
+    ints_text,
     json_members,
+    per_distinct,
     render,
     text_frame,
 )
@@ -48,10 +50,11 @@ def _evidence(
 @pytest.mark.parametrize(
     ("value", "result", "reason"),
     [
-        (2.0, PASS_, "roi 2 >= 1.5"),  # the relation holds: the op as configured
-        (1.2, FAIL_, "roi 1.2 < 1.5"),  # it does not: the negated op says why
-        (float("nan"), NO_VALUE, "roi has no value"),
-        (123456.7, PASS_, "roi 123,457 >= 1.5"),  # large numbers get thousands separators, no decimals
+        pytest.param(2.0, PASS_, "roi 2 >= 1.5", id="pass"),  # the relation holds: the op as configured
+        pytest.param(1.2, FAIL_, "roi 1.2 < 1.5", id="fail"),  # it does not: the negated op says why
+        pytest.param(float("nan"), NO_VALUE, "roi has no value", id="no-value"),
+        # large numbers get thousands separators, no decimals
+        pytest.param(123456.7, PASS_, "roi 123,457 >= 1.5", id="thousands"),
     ],
 )
 def test_reasons(value: float, result: int, reason: str) -> None:
@@ -73,6 +76,21 @@ def test_guardrail_and_shadow_reasons_name_their_role() -> None:
     assert list(ev.reasons()) == ["guardrail public_traffic: roi 1 < 1.5", "shadow roi 1 < 1.5"]
 
 
+def test_per_distinct_builds_what_each_row_would_build() -> None:
+    # texts are built once per distinct combination of streak, need and score, then shared by the rows
+    streak, need, score = np.array([2, 1, 2, 0]), np.array([3, 3, 3, 1]), np.array([0.5, np.nan, 0.5, 1.0])
+
+    def build(s: np.ndarray, k: np.ndarray, x: np.ndarray) -> np.ndarray:
+        return np.asarray("PASS " + ints_text(s) + " of " + ints_text(k) + " score " + fmt(x), dtype=object)
+
+    assert per_distinct(build, streak, need, score).tolist() == [
+        "PASS 2 of 3 score 0.5",
+        "PASS 1 of 3 score n/a",
+        "PASS 2 of 3 score 0.5",
+        "PASS 0 of 1 score 1",
+    ]
+
+
 def test_fmt_repeated_equals_fmt() -> None:
     values = np.array([0.3, 1.5, 0.3, np.nan, 20000.0, 1.5])
     assert list(fmt_repeated(values)) == list(fmt(values)) == ["0.3", "1.5", "0.3", "n/a", "20,000", "1.5"]
@@ -81,9 +99,11 @@ def test_fmt_repeated_equals_fmt() -> None:
 @pytest.mark.parametrize(
     ("texts", "expected"),
     [
-        (["a", "b"], ['"t":"a"', '"t":"b"']),
+        pytest.param(["a", "b"], ['"t":"a"', '"t":"b"'], id="plain-texts"),
         # a text holding the separator between objects: pandas' own line splitter takes over
-        (["x},{y", "b"], ['"t":"x},{y"', '"t":"b"']),
+        pytest.param(["x},{y", "b"], ['"t":"x},{y"', '"t":"b"'], id="text-holding-the-separator"),
+        # and a line separator in the same text: JSON leaves U+2028 unescaped, records still end only at "\n"
+        pytest.param(["x\u2028y},{z", "b"], ['"t":"x\u2028y},{z"', '"t":"b"'], id="separator-and-unicode-line-break"),
     ],
 )
 def test_json_members(texts: list[str], expected: list[str]) -> None:

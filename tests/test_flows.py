@@ -10,40 +10,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.conftest import simple_playbook, write_configs
+from tests.flow_helpers import AS_OF, artifact_data, portfolio_dir, post_filter
 
 pytestmark = pytest.mark.integration
-AS_OF = date(2026, 1, 5)
-
-
-def portfolio_dir(tmp_path: Path, n: int) -> Path:
-    brands = {f"b{i:05d}": {"name": f"品牌 {i}"} for i in range(n)}
-    configs = write_configs(tmp_path, brands, playbook=simple_playbook())
-    dates = pd.date_range("2026-01-01", AS_OF)
-    rows = pd.DataFrame(
-        [
-            {"brand_id": b, "date": d, "gmv": 100.0 + 500 * (i % 2), "orders": 5.0}
-            for i, b in enumerate(brands)
-            for d in dates
-        ]
-    )
-    (tmp_path / "data").mkdir(exist_ok=True)
-    rows.to_csv(tmp_path / "data" / "metrics.csv", index=False)
-    return configs
-
-
-async def _post(path: str, body: dict) -> list[dict]:
-    """The REST API with a complete body (this client version sends nulls the server refuses)."""
-    from prefect.client.orchestration import get_client
-
-    async with get_client() as client:
-        response = await client._client.post(path, json={"offset": 0, "limit": 200, **body})
-        response.raise_for_status()
-        return response.json()
 
 
 async def _task_runs(flow_run_id: str) -> list[str]:
-    runs = await _post(
+    runs = await post_filter(
         "/task_runs/filter", {"flow_runs": {"id": {"any_": [flow_run_id]}}, "sort": "EXPECTED_START_TIME_ASC"}
     )
     return sorted(r["name"].rsplit("-", 1)[0] for r in runs)
@@ -72,13 +45,6 @@ def _recorded_task_runs(flow_run_id: str, timeout_s: float = 30.0) -> list[str]:
     return last
 
 
-async def _artifact_keys(flow_run_id: str) -> dict[str, object]:
-    arts = await _post(
-        "/artifacts/filter", {"artifacts": {"flow_run_id": {"any_": [flow_run_id]}}, "sort": "CREATED_DESC"}
-    )
-    return {a["key"]: a["data"] for a in arts}
-
-
 def test_task_count_does_not_grow_with_brands(prefect_server: None, tmp_path: Path) -> None:
     from flows.onboarding_cycle import onboarding_cycle
 
@@ -86,13 +52,35 @@ def test_task_count_does_not_grow_with_brands(prefect_server: None, tmp_path: Pa
     for n in (3, 60):
         configs = portfolio_dir(tmp_path / str(n), n)
         state = onboarding_cycle(as_of=AS_OF, configs=str(configs), return_state=True)
-        summary = state.result()
-        assert summary["decided"] == n  # one decision per brand
+        assert state.result().decided == n  # one decision per brand
         names[n] = _recorded_task_runs(str(state.state_details.flow_run_id))
-    # same tasks for 3 and 60 brands: one per stage, not one per brand
-    assert names[3] == names[60]
-    for stage in ("affiliate_trial", "public_traffic", "self_broadcast", "private_repurchase", "channel_exclusive"):
-        assert stage in names[60]
+    # the same 18 tasks for 3 and 60 brands, sorted by name: one per evaluated stage (five stages and graduated),
+    # not one per brand, and one per step around them; publish-readiness and publish-visual-report run every time
+    # and return at once without a data_deadline or a report folder
+    assert (
+        names[3]
+        == names[60]
+        == [
+            "affiliate_trial",
+            "channel_exclusive",
+            "check-readiness",
+            "emit-events",
+            "graduated",
+            "load-configs",
+            "load-metrics",
+            "notify",
+            "private_repurchase",
+            "public_traffic",
+            "publish-artifacts",
+            "publish-readiness",
+            "publish-visual-report",
+            "read-ledger",
+            "record-decisions",
+            "self_broadcast",
+            "start-reviews",
+            "window-metrics",
+        ]
+    )
 
 
 def test_cycle_publishes_keyed_artifacts_and_is_idempotent(prefect_server: None, tmp_path: Path) -> None:
@@ -100,14 +88,14 @@ def test_cycle_publishes_keyed_artifacts_and_is_idempotent(prefect_server: None,
 
     configs = portfolio_dir(tmp_path, 4)
     state = onboarding_cycle(as_of=AS_OF, configs=str(configs), return_state=True)
-    keys = asyncio.run(_artifact_keys(str(state.state_details.flow_run_id)))
+    keys = asyncio.run(artifact_data(str(state.state_details.flow_run_id)))
     assert {"cycle-summary", "stage-funnel", "decision-changes", "quarantined-rows", "data-coverage"} <= set(keys)
     assert "none missing" in str(keys["data-coverage"])  # gmv, all the simple playbook reads, is there for every brand
     rerun = onboarding_cycle(as_of=AS_OF, configs=str(configs), return_state=True)
     again = rerun.result()
-    assert (again["decided"], again["already_decided"]) == (0, 4)
+    assert (again.decided, again.already_decided) == (0, 4)
     # the rerun wrote nothing, and its summary is the day the ledger holds, not "Decided 0 brands"
-    summary = str(asyncio.run(_artifact_keys(str(rerun.state_details.flow_run_id)))["cycle-summary"])
+    summary = str(asyncio.run(artifact_data(str(rerun.state_details.flow_run_id)))["cycle-summary"])
     assert summary.split("\n\n")[1].splitlines() == [
         "- Decided 4 brands: PASS 4.",
         "- Moves: none (4 brands hold).",
@@ -120,8 +108,8 @@ def test_onboard_brand_publishes_a_report(prefect_server: None, tmp_path: Path) 
 
     configs = portfolio_dir(tmp_path, 3)
     state = onboard_brand(brand_id="b00001", as_of=AS_OF, configs=str(configs), return_state=True)
-    assert state.result()["decided"] == 1  # only that brand
-    keys = asyncio.run(_artifact_keys(str(state.state_details.flow_run_id)))
+    assert state.result().decided == 1  # only that brand
+    keys = asyncio.run(artifact_data(str(state.state_details.flow_run_id)))
     report = str(keys["brand-report-b00001"])
     assert "品牌 1 (b00001)" in report and "| gmv | must |" in report and "GMV = UV" in report
 
@@ -139,9 +127,8 @@ def test_onboard_brand_is_not_the_last_cycle(
     configs = portfolio_dir(tmp_path, 3)
     day_before = AS_OF - timedelta(days=1)
     onboarding_cycle(as_of=day_before, configs=str(configs))
-    onboard_brand(
-        brand_id="b00001", as_of=AS_OF, configs=str(configs)
-    )  # one brand, a later day: not a cycle of the portfolio
+    # one brand, a later day: not a cycle of the portfolio
+    onboard_brand(brand_id="b00001", as_of=AS_OF, configs=str(configs))
     capsys.readouterr()
     assert main(["status", "--configs", str(configs), "--format", "json"]) == 0
     status = json.loads(capsys.readouterr().out)
@@ -150,9 +137,8 @@ def test_onboard_brand_is_not_the_last_cycle(
         "cycle",
         3,
     )
-    assert {b["brand_id"]: b["last_as_of"] for b in status["brands"]}["b00001"] == str(
-        AS_OF
-    )  # its decision is still shown
+    # its decision is still shown
+    assert {b["brand_id"]: b["last_as_of"] for b in status["brands"]}["b00001"] == str(AS_OF)
     assert main(["status", "--configs", str(configs)]) == 0
     assert capsys.readouterr().out.splitlines()[0].endswith(f"/data/ledger.sqlite; last cycle {day_before}")
 
@@ -178,12 +164,14 @@ def test_replay_decides_every_day_in_chunks_of_days(prefect_server: None, tmp_pa
     configs = portfolio_dir(tmp_path, 5)
     state = onboarding_replay(start=date(2026, 1, 1), end=AS_OF, configs=str(configs), return_state=True)
     summaries = state.result()
-    assert [s["decided"] for s in summaries] == [5] * 5  # 5 brands on each of the 5 days
+    assert [(s.as_of, s.decided) for s in summaries] == [
+        (date(2026, 1, d), 5) for d in range(1, 6)
+    ]  # 5 brands on each of the 5 days, in date order
     ledger = Ledger(f"sqlite:///{tmp_path / 'data' / 'ledger.sqlite'}")
     assert ledger.count_decisions() == 25
     # one task per DAYS_PER_TASK days (5 days: one chunk), plus loading configs and metrics
     runs = asyncio.run(
-        _post(
+        post_filter(
             "/task_runs/filter",
             {"flow_runs": {"id": {"any_": [str(state.state_details.flow_run_id)]}}, "sort": "EXPECTED_START_TIME_ASC"},
         )
@@ -191,7 +179,7 @@ def test_replay_decides_every_day_in_chunks_of_days(prefect_server: None, tmp_pa
     assert DAYS_PER_TASK >= 5 and [r["name"] for r in runs if r["name"].startswith("cycle-")] == [
         "cycle-2026-01-01-to-2026-01-05"
     ]
-    keys = asyncio.run(_artifact_keys(str(state.state_details.flow_run_id)))
+    keys = asyncio.run(artifact_data(str(state.state_details.flow_run_id)))
     assert "replay-progress" in keys
 
 
@@ -215,9 +203,10 @@ def test_demo_command_runs_a_small_portfolio(
     ("clock", "expected"),
     [
         # every step within the first second: only the end is reported (one call, not ten)
-        ([0.0, 0.1, 0.2, 0.3, 0.4], [100.0]),
-        # a step 1.5 s after the start is reported; the next, 0.5 s after that one, is not; the end always is
-        ([0.0, 1.5, 2.0, 2.1, 2.2], [25.0, 100.0]),
+        pytest.param([0.0, 0.1, 0.2, 0.3, 0.4], [100.0], id="all-within-a-second"),
+        # a step 1.5 s after the start is reported (1 of 4 steps: 25 %); the next, 0.5 s after that one, is not;
+        # the third is 0.6 s after the last report, so not either; the end always is
+        pytest.param([0.0, 1.5, 2.0, 2.1, 2.2], [25.0, 100.0], id="one-late-step"),
     ],
 )
 def test_cycle_progress_reports_at_most_once_a_second_and_always_the_end(
@@ -256,7 +245,8 @@ def _yesterday_in_shanghai() -> str:
     ("flow", "parameters", "expected"),
     [
         pytest.param("onboarding_cycle", {"as_of": AS_OF}, "cycle-2026-01-05", id="cycle"),
-        # an empty as_of decides yesterday in onboarding.yaml's timezone (the default, Asia/Shanghai): the name says which day
+        # an empty as_of decides yesterday in onboarding.yaml's timezone (the default, Asia/Shanghai): the name says
+        # which day
         pytest.param("onboarding_cycle", {}, f"cycle-{_yesterday_in_shanghai()}", id="cycle-of-yesterday"),
         # shard_index counts from 0, the name from 1, as the shards' artifacts do
         pytest.param(
@@ -313,12 +303,12 @@ def test_review_links_point_at_each_brands_latest_review_run(prefect_server: Non
     with get_client(sync_client=True) as client:
         yesterday = Scheduled(scheduled_time=datetime.now(UTC) - timedelta(days=1))
         older = client.create_flow_run(review_stand_in, name="review-c-affiliate_trial", state=yesterday)
-        latest = client.create_flow_run(
-            review_stand_in, name="review-c-affiliate_trial"
-        )  # a later wait of the same brand and stage
+        # a later wait of the same brand and stage
+        latest = client.create_flow_run(review_stand_in, name="review-c-affiliate_trial")
     waiting = pd.DataFrame({"brand_id": ["c", "nobody"], "stage": ["affiliate_trial", "affiliate_trial"]})
     with temporary_settings({PREFECT_UI_URL: "http://ui.example:4200"}):
-        # c's latest run (not the older one); a brand without a review run gets no link (the table says how to approve instead)
+        # c's latest run (not the older one); a brand without a review run gets no link (the table says how to
+        # approve instead)
         assert (
             review_links(waiting)
             == {"c": f"http://ui.example:4200/runs/flow-run/{latest.id}"}

@@ -9,9 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from brandsteps.catalogue import METRICS, STAGE_IDS
+from brandsteps.catalogue import GUARD_COLUMNS, METRICS, STAGE_IDS
 from brandsteps.config import load_portfolio
-from brandsteps.engine.gates import GUARD_COLUMNS, decide_stage, evaluate_criteria, fmt
+from brandsteps.engine.criteria import evaluate_criteria, metric_table
+from brandsteps.engine.evidence import fmt
+from brandsteps.engine.gates import decide_stage
 from tests.conftest import simple_playbook, write_configs
 
 AS_OF = date(2026, 3, 10)
@@ -60,11 +62,10 @@ def decide(
     return out.iloc[0].to_dict()
 
 
-# (case, stage, metrics, cohort fields, playbook changes, brand config, expected verdict, action, to_stage, reason part)
+# (stage, metrics, cohort fields, playbook changes, brand config, expected verdict, action, to_stage, reason)
 CASES = [
     # gmv 500 >= 300 is the only must; first pass of the 2 needed: hold with streak 1.
-    (
-        "first pass holds",
+    pytest.param(
         "affiliate_trial",
         {"gmv": 500},
         {},
@@ -73,11 +74,11 @@ CASES = [
         "PASS",
         "hold",
         "affiliate_trial",
-        "all must criteria pass",
+        "all must criteria pass; score 1 >= pass_score 1",
+        id="first-pass-holds",
     ),
     # the second pass in a row meets consecutive_passes 2: advance to the next stage.
-    (
-        "second pass advances",
+    pytest.param(
         "affiliate_trial",
         {"gmv": 500},
         {"pass_streak": 1},
@@ -86,11 +87,11 @@ CASES = [
         "PASS",
         "advance",
         "public_traffic",
-        "all must",
+        "all must criteria pass; score 1 >= pass_score 1",
+        id="second-pass-advances",
     ),
     # gmv 100 < 300 fails the must; on_fail defaults to hold.
-    (
-        "must fails holds",
+    pytest.param(
         "public_traffic",
         {"gmv": 100},
         {"pass_streak": 1},
@@ -100,9 +101,9 @@ CASES = [
         "hold",
         "public_traffic",
         "gmv ¥100.00 < ¥300.00",
+        id="must-fails-holds",
     ),
-    (
-        "fail recycles",
+    pytest.param(
         "affiliate_trial",
         {"gmv": 100},
         {},
@@ -112,9 +113,9 @@ CASES = [
         "recycle",
         "affiliate_trial",
         "gmv ¥100.00 < ¥300.00",
+        id="fail-recycles",
     ),
-    (
-        "fail exits",
+    pytest.param(
         "affiliate_trial",
         {"gmv": 100},
         {},
@@ -124,9 +125,9 @@ CASES = [
         "exit",
         "exited",
         "gmv ¥100.00 < ¥300.00",
+        id="fail-exits",
     ),
-    (
-        "fail demotes",
+    pytest.param(
         "public_traffic",
         {"gmv": 100},
         {},
@@ -136,10 +137,10 @@ CASES = [
         "demote",
         "affiliate_trial",
         "gmv ¥100.00 < ¥300.00",
+        id="fail-demotes",
     ),
     # day 1 of a stage needing 2 days: too early to judge, whatever the numbers say.
-    (
-        "too early",
+    pytest.param(
         "affiliate_trial",
         {"gmv": 500},
         {"days_in_stage": 1},
@@ -149,12 +150,14 @@ CASES = [
         "hold",
         "affiliate_trial",
         "1 days in stage < min_days_in_stage 2",
+        id="too-early",
     ),
     # gmv not measured is missing, never 0, so no FAIL.
-    ("no value", "affiliate_trial", {}, {}, {}, {}, "INCONCLUSIVE", "hold", "affiliate_trial", "no value: gmv"),
+    pytest.param(
+        "affiliate_trial", {}, {}, {}, {}, "INCONCLUSIVE", "hold", "affiliate_trial", "no value: gmv", id="no-value"
+    ),
     # 150 orders in the window is below min_sample 200.
-    (
-        "sample short",
+    pytest.param(
         "affiliate_trial",
         {"gmv": 500, "sum_orders": 150},
         {},
@@ -164,10 +167,10 @@ CASES = [
         "hold",
         "affiliate_trial",
         "min_sample orders 150 < 200",
+        id="sample-short",
     ),
     # quarantined rows in the window: ERROR, and ERROR never moves a brand even with a 2nd pass due.
-    (
-        "data error",
+    pytest.param(
         "affiliate_trial",
         {"gmv": 500},
         {"data_error": "row 3: orders negative", "pass_streak": 1},
@@ -176,10 +179,10 @@ CASES = [
         "ERROR",
         "hold",
         "affiliate_trial",
-        "data failed validation",
+        "data failed validation: row 3: orders negative",
+        id="data-error",
     ),
-    (
-        "approval needed",
+    pytest.param(
         "affiliate_trial",
         {"gmv": 500},
         {"pass_streak": 1},
@@ -188,10 +191,10 @@ CASES = [
         "PASS",
         "await_approval",
         "affiliate_trial",
-        "all must",
+        "all must criteria pass; score 1 >= pass_score 1",
+        id="approval-needed",
     ),
-    (
-        "brand approval list",
+    pytest.param(
         "affiliate_trial",
         {"gmv": 500},
         {"pass_streak": 1},
@@ -200,11 +203,11 @@ CASES = [
         "PASS",
         "await_approval",
         "affiliate_trial",
-        "all must",
+        "all must criteria pass; score 1 >= pass_score 1",
+        id="brand-approval-list",
     ),
     # still waiting: a FAIL does not cancel the request, a person decides.
-    (
-        "still awaiting",
+    pytest.param(
         "affiliate_trial",
         {"gmv": 100},
         {"awaiting": True, "awaiting_since": "2026-03-08"},
@@ -214,9 +217,9 @@ CASES = [
         "await_approval",
         "affiliate_trial",
         "gmv ¥100.00 < ¥300.00",
+        id="still-awaiting",
     ),
-    (
-        "last stage graduates",
+    pytest.param(
         "channel_exclusive",
         {"gmv": 500},
         {"pass_streak": 1},
@@ -225,10 +228,10 @@ CASES = [
         "PASS",
         "graduate",
         "graduated",
-        "all must",
+        "all must criteria pass; score 1 >= pass_score 1",
+        id="last-stage-graduates",
     ),
-    (
-        "paused holds",
+    pytest.param(
         "affiliate_trial",
         {"gmv": 500},
         {"paused": True, "pass_streak": 1},
@@ -237,11 +240,11 @@ CASES = [
         "PASS",
         "hold",
         "affiliate_trial",
-        "all must",
+        "all must criteria pass; score 1 >= pass_score 1",
+        id="paused-holds",
     ),
     # tier thresholds: a mid brand needs 600, so 500 fails.
-    (
-        "tier threshold",
+    pytest.param(
         "affiliate_trial",
         {"gmv": 500},
         {"tier": "mid"},
@@ -255,10 +258,10 @@ CASES = [
         "hold",
         "affiliate_trial",
         "gmv ¥500.00 < ¥600.00",
+        id="tier-threshold",
     ),
     # the brand's override replaces the gmv criterion by metric name: 500 >= 400 passes.
-    (
-        "brand override",
+    pytest.param(
         "affiliate_trial",
         {"gmv": 500},
         {"tier": "mid"},
@@ -271,19 +274,17 @@ CASES = [
         "PASS",
         "hold",
         "affiliate_trial",
-        "all must",
+        "all must criteria pass; score 1 >= pass_score 1",
+        id="brand-override",
     ),
 ]
 
 
 @pytest.mark.parametrize(
-    ("case", "stage", "metrics", "cohort", "changes", "brand", "verdict", "action", "to_stage", "reason"),
-    CASES,
-    ids=[c[0] for c in CASES],
+    ("stage", "metrics", "cohort", "changes", "brand", "verdict", "action", "to_stage", "reason"), CASES
 )
 def test_verdict_and_action(
     tmp_path: Path,
-    case: str,
     stage: str,
     metrics: dict,
     cohort: dict,
@@ -295,18 +296,17 @@ def test_verdict_and_action(
     reason: str,
 ) -> None:
     d = decide(tmp_path, stage, metrics, cohort, simple_playbook(**changes), brand)
-    assert (d["verdict"], d["action"], d["to_stage"]) == (verdict, action, to_stage)
-    assert reason in d["reason"]
+    assert (d["verdict"], d["action"], d["to_stage"], d["reason"]) == (verdict, action, to_stage, reason)
 
 
 @pytest.mark.parametrize(
     ("passing", "verdict", "score"),
     [
         # weights 2 (gpm) and 1 (aov): gpm alone passes 2/3 = 0.667 >= pass_score 0.6
-        (["gpm"], "PASS", 2 / 3),
+        pytest.param(["gpm"], "PASS", 2 / 3, id="heavier-passes"),
         # aov alone passes 1/3 = 0.333 < 0.6
-        (["aov"], "FAIL", 1 / 3),
-        (["gpm", "aov"], "PASS", 1.0),
+        pytest.param(["aov"], "FAIL", 1 / 3, id="lighter-short"),
+        pytest.param(["gpm", "aov"], "PASS", 1.0, id="both-pass"),  # 3/3
     ],
 )
 def test_should_criteria_are_scored_by_weight(tmp_path: Path, passing: list[str], verdict: str, score: float) -> None:
@@ -343,14 +343,14 @@ GUARDED = {"public_traffic": {"guardrails": [{"metric": "refund_rate", "op": "<=
 @pytest.mark.parametrize(
     ("refund", "streak_before", "action", "to_stage", "streak_after"),
     [
-        # second failure in a row reaches public_traffic's consecutive_passes (2): demote to it
-        (0.7, 1, "demote", "public_traffic", 0),
+        # second failure in a row reaches public_traffic's consecutive_passes (2): demote to it, streaks reset
+        pytest.param(0.7, 1, "demote", "public_traffic", 0, id="second-failure-demotes"),
         # a first failure only counts
-        (0.7, 0, "hold", "self_broadcast", 1),
+        pytest.param(0.7, 0, "hold", "self_broadcast", 1, id="first-failure-counts"),
         # a pass resets the count
-        (0.2, 1, "hold", "self_broadcast", 0),
+        pytest.param(0.2, 1, "hold", "self_broadcast", 0, id="pass-resets"),
         # no value: the count stands still
-        (np.nan, 1, "hold", "self_broadcast", 1),
+        pytest.param(np.nan, 1, "hold", "self_broadcast", 1, id="no-value-stands"),
     ],
 )
 def test_guardrails_demote_after_consecutive_failures(
@@ -468,7 +468,10 @@ def test_graduated_brands_keep_their_guardrails(tmp_path: Path) -> None:
     assert (d["verdict"], d["action"], d["to_stage"]) == ("FAIL", "demote", "public_traffic")
 
 
-@pytest.mark.parametrize(("days", "overdue"), [(10, False), (11, True)])
+@pytest.mark.parametrize(
+    ("days", "overdue"),
+    [pytest.param(10, False, id="day-10-in-time"), pytest.param(11, True, id="day-11-overdue")],
+)
 def test_overdue_past_max_days(tmp_path: Path, days: int, overdue: bool) -> None:
     # max_days_in_stage is 10 in the simple playbook: day 11 is past it
     d = decide(tmp_path, "affiliate_trial", {"gmv": 100}, {"days_in_stage": days})
@@ -490,11 +493,11 @@ def test_shadow_criteria_are_recorded_but_never_decide(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("op", "value", "result", "reason"),
     [
-        (">=", 0.3, "pass", "refund_rate 30% >= 30%"),  # equal passes >=
-        (">", 0.3, "fail", "refund_rate 30% <= 30%"),  # the reason shows the relation that held
-        ("<=", 0.41, "fail", "refund_rate 41% > 30%"),
-        ("<", 0.2, "pass", "refund_rate 20% < 30%"),
-        ("<=", np.nan, "no_value", "refund_rate has no value"),
+        pytest.param(">=", 0.3, "pass", "refund_rate 30% >= 30%", id="equal-passes-ge"),
+        pytest.param(">", 0.3, "fail", "refund_rate 30% <= 30%", id="equal-fails-gt"),  # the relation that held
+        pytest.param("<=", 0.41, "fail", "refund_rate 41% > 30%", id="le-fails"),
+        pytest.param("<", 0.2, "pass", "refund_rate 20% < 30%", id="lt-passes"),
+        pytest.param("<=", np.nan, "no_value", "refund_rate has no value", id="no-value"),
     ],
 )
 def test_criterion_reasons(op: str, value: float, result: str, reason: str) -> None:
@@ -538,21 +541,25 @@ def test_all_stages_decide_many_brands_at_once(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("stage", "guardrail", "brand", "expected"),
     [
-        ("affiliate_trial", False, {}, True),  # the stage's own should criterion
-        ("public_traffic", False, {}, False),  # not read there: the window skips its day-by-day grid
-        (
+        pytest.param("affiliate_trial", False, {}, True, id="own-criterion"),  # the stage's own should criterion
+        # not read there: the window skips its day-by-day grid
+        pytest.param("public_traffic", False, {}, False, id="not-read"),
+        # the brand's own override reads it
+        pytest.param(
             "public_traffic",
             False,
             {"gates": {"public_traffic": {"criteria": [{"metric": "burst_coefficient", "op": "<=", "threshold": 3}]}}},
             True,
+            id="brand-override",
         ),
-        ("self_broadcast", True, {}, True),  # an affiliate guardrail watches every later stage
-        ("graduated", True, {}, True),  # and graduated brands
-        ("graduated", False, {}, False),
+        # an affiliate guardrail watches every later stage
+        pytest.param("self_broadcast", True, {}, True, id="guardrail-later-stage"),
+        pytest.param("graduated", True, {}, True, id="guardrail-graduated"),  # and graduated brands
+        pytest.param("graduated", False, {}, False, id="graduated-no-guardrail"),
     ],
 )
 def test_uses_metric(tmp_path: Path, stage: str, guardrail: bool, brand: dict, expected: bool) -> None:
-    from brandsteps.engine.gates import uses_metric
+    from brandsteps.engine.rules import uses_metric
 
     burst = {"metric": "burst_coefficient", "op": ">=", "threshold": 1.5, "kind": "should"}
     affiliate = {
@@ -561,3 +568,11 @@ def test_uses_metric(tmp_path: Path, stage: str, guardrail: bool, brand: dict, e
     }
     p = portfolio(tmp_path, simple_playbook(affiliate_trial=affiliate), brand)
     assert uses_metric(p, pd.Index(["b"]), np.array([stage], dtype=object), "burst_coefficient").tolist() == [expected]
+
+
+def test_metric_table_reads_the_named_columns_at_each_brands_row() -> None:
+    metrics = pd.DataFrame({"gmv": [1.0, 2.0, 3.0], "aov": [10.0, 20.0, 30.0]}, index=pd.Index(["b0", "b1", "b2"]))
+    table = metric_table(metrics, np.array([2, -1, 0]), ["aov", "not_a_column", "gmv"])
+    # rows 2 and 0 as asked; row -1 (a brand without metrics) and a column metrics lacks are missing
+    expected = [[30.0, None, 3.0], [None, None, None], [10.0, None, 1.0]]
+    assert [[None if np.isnan(v) else v for v in row] for row in table.tolist()] == expected

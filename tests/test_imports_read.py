@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from brandsteps.sources.imports import BUILTIN_PROFILES, ImportFormatError, read_import
-from brandsteps.sources.kuaishou import import_kuaishou
+from brandsteps.sources.kuaishou.storing import import_kuaishou
 from tests.imports_helpers import (
     BRANDS,
     FIXTURES,

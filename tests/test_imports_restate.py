@@ -285,7 +285,7 @@ def _fail_second_parquet_write() -> Callable[..., None]:
         ),
         # the import log line is the last step: the files and the revisions already written are undone
         pytest.param(
-            lambda mp: mp.setattr("brandsteps.sources.imports.restate._jsonl", _jsonl_failing_on_log()),
+            lambda mp: mp.setattr("brandsteps.sources.imports.restate.file_target._jsonl", _jsonl_failing_on_log()),
             OSError,
             id="import-log-fails",
         ),
@@ -306,7 +306,7 @@ def test_a_folder_import_that_fails_leaves_the_folder_as_it_was(
 
 
 def _jsonl_failing_on_log() -> Callable[[list[dict]], bytes]:
-    from brandsteps.sources.imports.restate import _jsonl
+    from brandsteps.sources.imports.restate.file_target import _jsonl
 
     def jsonl(records: list[dict]) -> bytes:
         if records and "profile" in records[0]:
@@ -357,7 +357,7 @@ def test_an_sql_import_that_fails_rolls_back(
     def fail(*_: object) -> None:  # after the UPDATEs of restated rows were sent, before the new rows
         raise RuntimeError("connection lost")
 
-    monkeypatch.setattr("brandsteps.sources.imports.restate._insert_rows", fail)
+    monkeypatch.setattr("brandsteps.sources.imports.restate.sql_target._insert_rows", fail)
     with pytest.raises(RuntimeError, match="^connection lost$"):
         restate(source, B, AT_B)
     assert snapshot(source, tmp_path) == before
@@ -746,7 +746,7 @@ def _revision(column: str, day: str, old: float, new: float) -> dict:
     ],
 )
 def test_revised_note(revisions: list[dict], items: str) -> None:
-    from brandsteps.reports.report import revised_note
+    from brandsteps.reports.explain import revised_note
 
     assert revised_note(pd.DataFrame(revisions), "table metric_revisions") == (
         f"note: inputs revised after this decision: {items}; a rerun of this day would not change it (decisions are kept), "

@@ -13,14 +13,8 @@ import pytest
 from openpyxl import Workbook
 
 from brandsteps.catalogue import BASE_COLUMNS
-from brandsteps.sources.kuaishou import (
-    KuaishouFormatError,
-    PeriodRecord,
-    parse_kuaishou_series,
-    parse_kuaishou_value,
-    read_kuaishou_export,
-    to_metrics_rows,
-)
+from brandsteps.sources.kuaishou.cells import KuaishouFormatError, parse_kuaishou_series, parse_kuaishou_value
+from brandsteps.sources.kuaishou.reader import PeriodRecord, read_kuaishou_export, to_metrics_rows
 
 # The base columns the 7-day fixture carries, in the order the reader emits them.
 DAILY_FIXTURE_COLUMNS = [
@@ -52,42 +46,74 @@ def write_csv(path: Path, lines: list[str], encoding: str = "utf-8") -> Path:
 @pytest.mark.parametrize(
     ("raw", "expected"),
     [
-        ("¥472,278.3", 472278.3),
-        ("￥472,278.3", 472278.3),  # GBK files carry the fullwidth yen sign
-        ("13,848", 13848.0),
-        ("1,234,567.89", 1234567.89),
-        ("57.55%", 0.5755),
-        ("3.9%", 0.039),
-        ("0%", 0.0),
-        ("47.22万", 472200.0),
-        ("47.22万元", 472200.0),
-        ("1.2亿", 1.2e8),
-        ("100元", 100.0),
-        ("  ¥ 1,234  ", 1234.0),
-        ("\t40.23\u00a0", 40.23),
-        ("１２.５％", 0.125),  # fullwidth digits and percent
-        ("￥１，２３４．５", 1234.5),  # fullwidth comma and point
-        ("-12.5", -12.5),
-        ("¥-3", -3.0),
-        ("-¥3", -3.0),
-        (".5", 0.5),
-        ("0", 0.0),
-        ("2.5e3", 2500.0),  # how a very large or small number read from Excel is written
-        (12.5, 12.5),
-        (7, 7.0),
+        # the yen sign and thousands separators are dropped, the digits kept as written
+        pytest.param("¥472,278.3", 472278.3, id="yen-and-separators"),
+        pytest.param("￥472,278.3", 472278.3, id="fullwidth-yen"),  # GBK files carry the fullwidth yen sign
+        pytest.param("13,848", 13848.0, id="count-with-separator"),
+        pytest.param("1,234,567.89", 1234567.89, id="two-separators"),
+        # a percentage is a share: 57.55% is 0.5755
+        pytest.param("57.55%", 0.5755, id="percent"),
+        pytest.param("3.9%", 0.039, id="small-percent"),
+        pytest.param("0%", 0.0, id="zero-percent"),
+        # 万 is 10,000 and 亿 100,000,000, with or without 元 after them
+        pytest.param("47.22万", 472200.0, id="wan"),
+        pytest.param("47.22万元", 472200.0, id="wan-yuan"),
+        pytest.param("1.2亿", 1.2e8, id="yi"),
+        pytest.param("100元", 100.0, id="yuan"),
+        # blanks around a number, and between the yen sign and the digits, are not part of it
+        pytest.param("  ¥ 1,234  ", 1234.0, id="spaces"),
+        pytest.param("\t40.23\u00a0", 40.23, id="tab-and-no-break-space"),
+        pytest.param("１２.５％", 0.125, id="fullwidth-digits-and-percent"),
+        pytest.param("￥１，２３４．５", 1234.5, id="fullwidth-comma-and-point"),
+        # a minus sign before or after the yen sign
+        pytest.param("-12.5", -12.5, id="negative"),
+        pytest.param("¥-3", -3.0, id="minus-after-yen"),
+        pytest.param("-¥3", -3.0, id="minus-before-yen"),
+        pytest.param(".5", 0.5, id="no-leading-zero"),
+        pytest.param("0", 0.0, id="zero"),
+        pytest.param("2.5e3", 2500.0, id="exponent"),  # how a very large or small number read from Excel is written
+        # numbers already read as numbers (XLSX) pass through as floats
+        pytest.param(12.5, 12.5, id="float-cell"),
+        pytest.param(7, 7.0, id="int-cell"),
     ],
 )
 def test_parse_value(raw: str | float, expected: float) -> None:
     assert parse_kuaishou_value(raw) == expected
 
 
-@pytest.mark.parametrize("raw", ["-", "--", "—", "", "   ", None, float("nan")])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        # the marks 生意通 writes for a figure it did not measure, an empty cell, and a cell pandas read as missing
+        pytest.param("-", id="dash"),
+        pytest.param("--", id="two-dashes"),
+        pytest.param("—", id="em-dash"),
+        pytest.param("", id="empty"),
+        pytest.param("   ", id="blank"),
+        pytest.param(None, id="none"),
+        pytest.param(float("nan"), id="nan"),
+    ],
+)
 def test_parse_value_not_measured(raw: str | float | None) -> None:
     assert math.isnan(parse_kuaishou_value(raw))
 
 
 @pytest.mark.parametrize(
-    "raw", ["12,3a4", "1,23", "1,2345", "abc", "57.55%%", "--5", "1e3万", "¥", "%", "1.2.3", "+-1"]
+    "raw",
+    [
+        # each is refused, and the error quotes the cell as written
+        pytest.param("12,3a4", id="letter-in-digits"),
+        pytest.param("1,23", id="short-group"),  # a thousands group has three digits
+        pytest.param("1,2345", id="long-group"),
+        pytest.param("abc", id="text"),
+        pytest.param("57.55%%", id="two-percent-signs"),
+        pytest.param("--5", id="two-minus-signs"),
+        pytest.param("1e3万", id="exponent-and-unit"),  # a scale written twice
+        pytest.param("¥", id="yen-alone"),
+        pytest.param("%", id="percent-alone"),
+        pytest.param("1.2.3", id="two-points"),
+        pytest.param("+-1", id="two-signs"),
+    ],
 )
 def test_parse_value_rejects(raw: str) -> None:
     with pytest.raises(KuaishouFormatError, match=re.escape(repr(raw))):
@@ -376,9 +402,11 @@ def test_many_bad_numbers_are_listed_together(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("name", "message"),
     [
-        ("no_headers.csv", "no 全店成交分析 headers in the first 30 rows"),
-        ("empty.csv", "the file is empty"),
-        ("bad_encoding.csv", "cannot decode the file as UTF-8 or GBK/GB18030 text"),
+        # the header is searched for in the first 30 rows only (title lines come first)
+        pytest.param("no_headers.csv", "no 全店成交分析 headers in the first 30 rows", id="no-headers"),
+        pytest.param("empty.csv", "the file is empty", id="empty"),
+        # neither UTF-8 nor GB18030 decodes the bytes
+        pytest.param("bad_encoding.csv", "cannot decode the file as UTF-8 or GBK/GB18030 text", id="bad-encoding"),
     ],
 )
 def test_broken_fixtures(name: str, message: str) -> None:
@@ -390,13 +418,23 @@ def test_broken_fixtures(name: str, message: str) -> None:
 @pytest.mark.parametrize(
     ("name", "content", "message"),
     [
-        ("blank.csv", b"\xef\xbb\xbf \r\n\r\n", "the file is empty"),
-        ("header_only.csv", "日期,成交金额\n".encode(), "no data rows under the header (row 1)"),
-        ("only_total.csv", "日期,成交金额\n合计,5\n".encode(), "no daily rows under the header (row 1)"),
-        ("old.xls", b"\xd0\xcf\x11\xe0", "the old .xls format is not supported"),
-        ("book.csv", b"PK\x03\x04rest", "this is an .xlsx workbook with a .csv name"),
-        ("broken.xlsx", b"not a zip", "not a readable .xlsx workbook"),
-        ("data.json", b"{}", "unsupported file type '.json'"),
+        # a byte-order mark and blank lines only: nothing to read
+        pytest.param("blank.csv", b"\xef\xbb\xbf \r\n\r\n", "the file is empty", id="blank"),
+        pytest.param(
+            "header_only.csv", "日期,成交金额\n".encode(), "no data rows under the header (row 1)", id="header-only"
+        ),
+        # a 合计 row is not a day
+        pytest.param(
+            "only_total.csv",
+            "日期,成交金额\n合计,5\n".encode(),
+            "no daily rows under the header (row 1)",
+            id="only-total",
+        ),
+        # the file's first bytes say what it is, whatever its name says
+        pytest.param("old.xls", b"\xd0\xcf\x11\xe0", "the old .xls format is not supported", id="old-xls"),
+        pytest.param("book.csv", b"PK\x03\x04rest", "this is an .xlsx workbook with a .csv name", id="xlsx-named-csv"),
+        pytest.param("broken.xlsx", b"not a zip", "not a readable .xlsx workbook", id="broken-xlsx"),
+        pytest.param("data.json", b"{}", "unsupported file type '.json'", id="json"),
     ],
 )
 def test_other_unreadable_files(tmp_path: Path, name: str, content: bytes, message: str) -> None:
@@ -482,7 +520,15 @@ def _configs(tmp_path: Path, metrics: str) -> Path:
     )
 
 
-@pytest.mark.parametrize("metrics", ["data/metrics", "data/metrics.csv", "data/metrics.parquet"])
+@pytest.mark.parametrize(
+    "metrics",
+    [
+        # a folder gets a new Parquet file of the rows; a file gets them appended in its own format
+        pytest.param("data/metrics", id="folder"),
+        pytest.param("data/metrics.csv", id="csv-file"),
+        pytest.param("data/metrics.parquet", id="parquet-file"),
+    ],
+)
 def test_cli_import_appends_to_configured_metrics_and_refuses_duplicates(
     tmp_path: Path, metrics: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -511,8 +557,10 @@ def test_cli_import_appends_to_configured_metrics_and_refuses_duplicates(
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--brand", "Bad Id"], "is not a brand id"),
-        (["--brand", "ok", "--out", "x.txt"], "use a .csv or .parquet file name"),
+        # brand ids are slugs: lowercase letters, digits and -
+        pytest.param(["--brand", "Bad Id"], "is not a brand id", id="brand-not-a-slug"),
+        # --out writes a table: CSV or Parquet by its extension
+        pytest.param(["--brand", "ok", "--out", "x.txt"], "use a .csv or .parquet file name", id="out-not-a-table"),
     ],
 )
 def test_cli_import_usage_errors(

@@ -13,12 +13,7 @@ from brandsteps.engine.cycle import run_day
 from brandsteps.ledger import Ledger, LedgerError, mask_url
 from brandsteps.sources.metrics_source import validate
 from tests.conftest import simple_playbook, write_configs
-from tests.ledger_checks import pg_database  # noqa: F401 - a fixture
-
-
-def history(brands: list[str], days: int, gmv: float = 500.0) -> pd.DataFrame:
-    dates = pd.date_range("2026-01-01", periods=days)
-    return pd.DataFrame([{"brand_id": b, "date": d, "gmv": gmv, "orders": 10.0} for b in brands for d in dates])
+from tests.ledger_checks import history, pg_database  # noqa: F401 - a fixture
 
 
 @pytest.fixture
@@ -87,7 +82,7 @@ def test_failed_write_leaves_no_partial_cycle(setup, monkeypatch: pytest.MonkeyP
     def broken(*_args: object, **_kw: object) -> None:
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(Ledger, "_insert_changes", broken)
+    monkeypatch.setattr("brandsteps.ledger.cycle_writes.insert_changes", broken)
     with pytest.raises(RuntimeError):
         run_day(portfolio, batch, ledger, date(2026, 1, 1), None)
     assert ledger.count_decisions() == 0 and ledger.read_state().empty and ledger.last_cycle() is None
@@ -122,7 +117,10 @@ def test_readers_neither_wait_for_a_write_nor_see_it_before_it_commits(setup) ->
     assert seen == ["affiliate_trial"]  # the last committed state, not the write in progress
 
 
-@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
+@pytest.mark.parametrize(
+    "backend",
+    [pytest.param("sqlite", id="sqlite"), pytest.param("postgresql", marks=pytest.mark.integration, id="postgresql")],
+)
 def test_a_ledger_without_cycle_kinds_is_upgraded_and_one_brand_runs_are_not_the_last_cycle(
     setup, tmp_path: Path, request: pytest.FixtureRequest, backend: str
 ) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from pathlib import Path
 
@@ -23,22 +24,28 @@ def load(path: Path, **kw: object):
 @pytest.mark.parametrize(
     ("row", "reason"),
     [
-        ("acme,2026-01-03,-3,100,4", "orders: negative value -3"),
-        ("acme,2026-01-03,3,100,7.5", "store_rating 7.5 is above 5"),
-        ("acme,2026-01-03,abc,100,4", "orders: 'abc' is not a number"),
-        ("acme,2026-01-03,inf,100,4", "orders: infinite value"),
-        ("acme,2026-01-03,1e15,100,4", "orders: implausibly large value 1e+15"),
-        ("../x,2026-01-03,1,100,4", "brand_id '../x' is not a slug [a-z0-9-]"),
-        ("acme,2026-02-30,1,100,4", "date '2026-02-30' is not a date (use YYYY-MM-DD)"),
-        ("acme,2026-01-12,1,100,4", "date 2026-01-12 is in the future"),
-        ("acme,2026-01-02,1,100,4", "duplicate row for this brand and day"),
+        # one problem per row, so the row's reason is exactly that problem's text
+        pytest.param("acme,2026-01-03,-3,100,4", "orders: negative value -3", id="negative"),
+        pytest.param("acme,2026-01-03,3,100,7.5", "store_rating 7.5 is above 5", id="rating-above-5"),
+        pytest.param("acme,2026-01-03,abc,100,4", "orders: 'abc' is not a number", id="not-a-number"),
+        pytest.param("acme,2026-01-03,inf,100,4", "orders: infinite value", id="infinite"),
+        # above 1e12 a value is a unit or export error; it is quoted as {:g} shows it
+        pytest.param("acme,2026-01-03,1e15,100,4", "orders: implausibly large value 1e+15", id="implausible"),
+        pytest.param("../x,2026-01-03,1,100,4", "brand_id '../x' is not a slug [a-z0-9-]", id="brand-not-a-slug"),
+        # 30 February does not exist: the text is quoted as written
+        pytest.param(
+            "acme,2026-02-30,1,100,4", "date '2026-02-30' is not a date (use YYYY-MM-DD)", id="impossible-date"
+        ),
+        pytest.param("acme,2026-01-12,1,100,4", "date 2026-01-12 is in the future", id="after-today"),  # today: 11 Jan
+        # 2 January is already in GOOD: both copies go, the later one last
+        pytest.param("acme,2026-01-02,1,100,4", "duplicate row for this brand and day", id="duplicate"),
     ],
 )
 def test_bad_rows_are_quarantined_with_their_reason(tmp_path: Path, row: str, reason: str) -> None:
     path = tmp_path / "m.csv"
     path.write_text(GOOD + row + "\nother,2026-01-01,5,50,4.9\n", encoding="utf-8")
     batch = load(path)
-    assert reason in batch.quarantine["reason"].iloc[-1]
+    assert batch.quarantine["reason"].iloc[-1] == reason
     assert batch.quarantine["row"].iloc[-1] == 4  # header is line 1, so the 3rd data row is line 4
     assert "other" in set(batch.daily["brand_id"])  # every other brand is still read
 
@@ -77,16 +84,19 @@ def test_sql_table_with_parameterised_dates(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("name", "content", "message"),
     [
-        ("empty.parquet", b"", "empty file (0 bytes), not a Parquet file"),
-        ("bad.parquet", b"PAR1garbage", "not a readable Parquet file"),
-        ("empty.csv", b"", "empty file"),
-        ("nokeys.csv", b"orders,gmv\n1,2\n", "the metrics table has no brand_id or date column"),
+        pytest.param("empty.parquet", b"", "empty file (0 bytes), not a Parquet file", id="empty-parquet"),
+        # pyarrow's own reason follows in parentheses
+        pytest.param("bad.parquet", b"PAR1garbage", "not a readable Parquet file (", id="corrupt-parquet"),
+        pytest.param("empty.csv", b"", "empty file", id="empty-csv"),
+        pytest.param(
+            "nokeys.csv", b"orders,gmv\n1,2\n", "the metrics table has no brand_id or date column", id="no-key-columns"
+        ),
     ],
 )
 def test_unreadable_sources_fail_clearly(tmp_path: Path, name: str, content: bytes, message: str) -> None:
     path = tmp_path / name
     path.write_bytes(content)
-    with pytest.raises(MetricsReadError, match=message.replace("(", r"\(").replace(")", r"\)")):
+    with pytest.raises(MetricsReadError, match=f"^{re.escape(f'{path}: {message}')}"):  # each names the file
         load(path)
 
 

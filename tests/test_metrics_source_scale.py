@@ -27,21 +27,23 @@ def _rows(brands: list[object], dates: list[object]) -> pd.DataFrame:
 # (brands, dates, kept (brand, day) pairs, quarantined (row, brand, reason) triples)
 CASES = [
     # 1 and 1.0 and True are equal as Python values but not as text: each is checked as written
-    (
+    pytest.param(
         [1, 1.0, True],
         ["2026-01-01", "2026-01-02", "2026-01-03"],
         [("1", 1)],
         [(2, "1.0", "brand_id '1.0' is not a slug [a-z0-9-]"), (3, "True", "brand_id 'True' is not a slug [a-z0-9-]")],
+        id="equal-values-written-apart",
     ),
     # ids are stripped before they are compared: " acme" and "acme" on one day are one brand twice
-    (
+    pytest.param(
         [" acme", "acme", "zeta"],
         ["2026-01-01", "2026-01-01", "2026-01-01"],
         [("zeta", 1)],
         [(1, "acme", "duplicate row for this brand and day"), (2, "acme", "duplicate row for this brand and day")],
+        id="stripped-ids-are-one-brand",
     ),
-    # dates are parsed once per distinct text: stripped, impossible, missing
-    (
+    # dates are parsed once per distinct text: stripped, impossible, missing, not ISO
+    pytest.param(
         ["a", "b", "c", "d"],
         [" 2026-01-02 ", "2026-02-30", None, "03/01/2026"],
         [("a", 2)],
@@ -50,13 +52,15 @@ CASES = [
             (3, "c", "date '<empty>' is not a date (use YYYY-MM-DD)"),
             (4, "d", "date '03/01/2026' is not a date (use YYYY-MM-DD)"),
         ],
+        id="dates-parsed-per-distinct-text",
     ),
     # dates 300 years apart: the brand/day key space is too large to count densely, the hash path finds the pair
-    (
+    pytest.param(
         ["a", "a", "a"],
         ["1726-01-01", "1726-01-01", "2026-01-01"],
         [("a", 1)],
         [(1, "a", "duplicate row for this brand and day"), (2, "a", "duplicate row for this brand and day")],
+        id="duplicates-in-a-sparse-key-space",
     ),
 ]
 
@@ -137,7 +141,7 @@ WRITERS = {
 }
 
 
-@pytest.mark.parametrize("writer", list(WRITERS))
+@pytest.mark.parametrize("writer", [pytest.param(name, id=name.replace(" ", "-")) for name in WRITERS])
 def test_every_file_type_loads_the_same_rows(tmp_path: Path, writer: str) -> None:
     frame = pd.DataFrame(
         {

@@ -590,7 +590,7 @@ def test_the_cycle_sends_its_digest_and_reports_a_failing_channel(
             [{"brand_id": b, "date": d, "gmv": 600.0, "orders": 5.0} for b in ("b1", "b2") for d in days]
         ).to_csv(tmp_path / "data" / "metrics.csv", index=False)
         state = onboarding_cycle(as_of=AS_OF, configs=str(configs), return_state=True)
-        assert state.is_completed() and state.result()["decided"] == 2  # the failing channel did not fail the cycle
+        assert state.is_completed() and state.result().decided == 2  # the failing channel did not fail the cycle
         # the digest reached both working robots: 企业微信 from an environment variable, 飞书 from Secret blocks (signed)
         [wecom] = r.bodies("wecom")
         [feishu] = r.bodies("feishu")

@@ -8,15 +8,14 @@ import pandas as pd
 import pytest
 
 from brandsteps.engine.cycle import CycleSummary, from_ledger
-from brandsteps.reports.report import (
+from brandsteps.reports.summary import summary_lines, summary_markdown
+from brandsteps.reports.tables import (
     Table,
     awaiting_table,
     changed_count,
     changes_rows,
     changes_table,
     overdue_table,
-    summary_lines,
-    summary_markdown,
     without_constant_columns,
 )
 
@@ -47,10 +46,10 @@ def _decisions(n: int) -> pd.DataFrame:
     ("n", "limit", "rows", "total"),
     [
         # of 30 brands, 10 advance (i % 3 == 0) and 4 hold while overdue (5, 10, 20, 25): 14 changes
-        (30, 1000, 14, 14),
+        pytest.param(30, 1000, 14, 14, id="all-shown"),
         # the table stops at the limit; the count still says how many there are
-        (30, 5, 5, 14),
-        (0, 1000, 0, 0),
+        pytest.param(30, 5, 5, 14, id="capped"),
+        pytest.param(0, 1000, 0, 0, id="no-decisions"),  # an empty day: no rows, nothing counted
     ],
 )
 def test_changes_rows_are_capped_and_counted(n: int, limit: int, rows: int, total: int) -> None:

@@ -32,20 +32,26 @@ from tests.prefect_process import wait_for
 @pytest.mark.parametrize(
     ("fields", "ok"),
     [
-        ({"decision": "approve", "reviewer": "Li Wei", "reason": "GMV holds"}, True),
-        (
-            {"decision": "reject", "reviewer": "王芳", "reason": "退款率偏高"},
-            True,
-        ),  # Chinese names and reasons are fine
-        ({"decision": "maybe", "reviewer": "Li Wei", "reason": "GMV holds"}, False),  # only approve or reject
-        ({"decision": "approve", "reviewer": "Li Wei"}, False),  # a reason is required
-        ({"decision": "approve", "reviewer": "  ", "reason": "GMV holds"}, False),  # blank after stripping
-        ({"decision": "approve", "reviewer": "x" * (REVIEWER_MAX + 1), "reason": "GMV holds"}, False),
-        ({"decision": "approve", "reviewer": "Li Wei", "reason": "y" * (REASON_MAX + 1)}, False),
-        (
-            {"decision": "approve", "reviewer": "Li Wei", "reason": "GMV holds", "extra": 1},
+        pytest.param({"decision": "approve", "reviewer": "Li Wei", "reason": "GMV holds"}, True, id="approve"),
+        # Chinese names and reasons are fine
+        pytest.param({"decision": "reject", "reviewer": "王芳", "reason": "退款率偏高"}, True, id="reject-chinese"),
+        # only approve or reject
+        pytest.param({"decision": "maybe", "reviewer": "Li Wei", "reason": "GMV holds"}, False, id="other-decision"),
+        pytest.param({"decision": "approve", "reviewer": "Li Wei"}, False, id="no-reason"),  # a reason is required
+        # blank after stripping
+        pytest.param({"decision": "approve", "reviewer": "  ", "reason": "GMV holds"}, False, id="blank-reviewer"),
+        pytest.param(
+            {"decision": "approve", "reviewer": "x" * (REVIEWER_MAX + 1), "reason": "GMV holds"},
             False,
-        ),  # unknown fields refused
+            id="reviewer-too-long",
+        ),
+        pytest.param(
+            {"decision": "approve", "reviewer": "Li Wei", "reason": "y" * (REASON_MAX + 1)}, False, id="reason-too-long"
+        ),
+        # unknown fields refused
+        pytest.param(
+            {"decision": "approve", "reviewer": "Li Wei", "reason": "GMV holds", "extra": 1}, False, id="unknown-field"
+        ),
     ],
 )
 def test_review_answer_validation(fields: dict, ok: bool) -> None:
@@ -273,13 +279,14 @@ def test_a_refused_form_answer_is_recorded_and_the_form_waits_for_another(
         },
     )
     thread.join(timeout=120)
-    assert out["result"] == {
-        "brand_id": "tea",
-        "outcome": "approve",
-        "reviewer": "赵磊 Zhao Lei",
-        "from_stage": "affiliate_trial",
-        "to_stage": "public_traffic",
-    }
+    # the second answer was accepted: 赵磊 approved, and tea moved on to the next stage
+    assert out["result"] == flows.review_brand.ReviewOutcome(
+        brand_id="tea",
+        outcome="approve",
+        reviewer="赵磊 Zhao Lei",
+        from_stage="affiliate_trial",
+        to_stage="public_traffic",
+    )
     assert _ledger_rows(
         configs,
         "SELECT outcome, actor, refusal, channel, code_step IS NOT NULL, flow_run_id FROM approval_attempts ORDER BY id",
@@ -310,7 +317,8 @@ def test_an_unanswered_review_escalates_once_then_ends_with_hold(
         thread, out = _review_in_thread(configs, timeout_hours=0.002)  # 7.2 s
         thread.join(timeout=120)
         received = robots.bodies("wecom")
-    assert out["result"] == {"brand_id": "tea", "outcome": "hold", "stage": "affiliate_trial"}
+    # nobody answered: the review ended with its default outcome, and tea still waits in its stage
+    assert out["result"] == flows.review_brand.ReviewOutcome(brand_id="tea", outcome="hold", stage="affiliate_trial")
     # one message, naming who is asked: tea's owner 王敏 is not; 赵磊 answers affiliate_trial; @ops is the escalation list
     assert len(received) == 1
     content = received[0]["markdown"]["content"]

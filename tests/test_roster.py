@@ -10,8 +10,8 @@ import yaml
 
 from brandsteps.config import ConfigError, load_portfolio
 from brandsteps.reports.roster import BrandListing, load_roster, roster_file
+from tests.config_helpers import BRANDS, cache_entries
 from tests.conftest import write_configs
-from tests.test_config_cache import BRANDS
 
 
 @pytest.fixture
@@ -47,13 +47,13 @@ def test_roster_lists_what_a_full_load_validates_and_then_reads_no_file(configs:
     ("change", "expected_read", "expected_ids"),
     [
         # one file edited: only that one is read again, and its new owner shows
-        ("edit", 1, ["apparel-a", "apparel-b", "approving", "dated", "plain", "texty"]),
+        pytest.param("edit", 1, ["apparel-a", "apparel-b", "approving", "dated", "plain", "texty"], id="edit"),
         # a new brand file: only it is read
-        ("add", 1, ["apparel-a", "apparel-b", "approving", "dated", "new-one", "plain", "texty"]),
+        pytest.param("add", 1, ["apparel-a", "apparel-b", "approving", "dated", "new-one", "plain", "texty"], id="add"),
         # a file removed: nothing to read, and the brand is gone
-        ("remove", 0, ["apparel-a", "apparel-b", "approving", "dated", "texty"]),
+        pytest.param("remove", 0, ["apparel-a", "apparel-b", "approving", "dated", "texty"], id="remove"),
         # the playbook changed: a brand's overrides may no longer be valid, so every file is read
-        ("playbook", 6, ["apparel-a", "apparel-b", "approving", "dated", "plain", "texty"]),
+        pytest.param("playbook", 6, ["apparel-a", "apparel-b", "approving", "dated", "plain", "texty"], id="playbook"),
     ],
 )
 def test_roster_reads_only_what_changed(
@@ -109,7 +109,9 @@ def test_a_brand_in_two_files_is_reported_even_when_one_was_listed(configs: Path
     assert err.value.problems == ["configs/brands/plain.yml: brand_id: 'plain' is defined twice"]
 
 
-@pytest.mark.parametrize("switch", ["argument", "environment"])
+@pytest.mark.parametrize(
+    "switch", [pytest.param("argument", id="argument"), pytest.param("environment", id="environment")]
+)
 def test_roster_off_reads_every_file_and_writes_nothing(
     configs: Path, monkeypatch: pytest.MonkeyPatch, switch: str
 ) -> None:
@@ -131,13 +133,12 @@ def test_a_torn_roster_file_is_rebuilt(configs: Path) -> None:
 
 
 def test_roster_keeps_the_cycles_parse_cache(configs: Path) -> None:
-    from tests.test_config_cache import _entries
 
     load_portfolio(configs, apply_env=False)  # a cycle's load: every file in the parse cache
-    before = _entries(configs)
+    before = cache_entries(configs)
     load_roster(configs, apply_env=False)  # reads every file (no roster yet): all six from the parse cache
     _edit(configs, "plain", owner="李雷")
     load_roster(configs, apply_env=False)  # reads the edited file only
-    after = _entries(configs)
+    after = cache_entries(configs)
     # nothing pruned (a one-file read must not empty the cache the next cycle needs), the edit added
     assert before.keys() < after.keys() and len(after) == 7

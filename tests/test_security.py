@@ -16,8 +16,7 @@ from brandsteps.engine.cycle import run_day
 from brandsteps.ledger import ApprovalInputError, Ledger, LedgerError, redact
 from brandsteps.sources.metrics_source import MetricsReadError, MetricsSource, load_metrics, validate
 from tests.conftest import simple_playbook, write_configs
-from tests.ledger_checks import pg_database  # noqa: F401 - a fixture
-from tests.test_ledger import history
+from tests.ledger_checks import history, pg_database  # noqa: F401 - a fixture
 
 REPO = Path(__file__).resolve().parents[1]
 INJECTION = "a'; DROP TABLE decisions; --"
@@ -39,7 +38,7 @@ def test_no_eval_exec_pickle_or_unsafe_yaml_in_the_code() -> None:
         "loads:marshal",
     }
     found = []
-    for path in [*REPO.glob("brandsteps/*.py"), *REPO.glob("tasks/*.py"), *REPO.glob("flows/*.py")]:
+    for path in [*REPO.glob("brandsteps/**/*.py"), *REPO.glob("tasks/*.py"), *REPO.glob("flows/*.py")]:
         tree = ast.parse(path.read_text(encoding="utf-8"))
         for node in ast.walk(tree):
             if isinstance(node, ast.Import | ast.ImportFrom):
@@ -56,7 +55,9 @@ def test_no_eval_exec_pickle_or_unsafe_yaml_in_the_code() -> None:
             f = node.func
             name = f.id if isinstance(f, ast.Name) else f.attr if isinstance(f, ast.Attribute) else ""
             owner = f.value.id if isinstance(f, ast.Attribute) and isinstance(f.value, ast.Name) else ""
-            if (name in banned and owner != "re") or f"{name}:{owner}" in banned:
+            # a method named compile (re.compile, SQLAlchemy's type.compile(dialect=)) is not Python's compile
+            is_compile_method = name == "compile" and isinstance(f, ast.Attribute)
+            if (name in banned and not is_compile_method) or f"{name}:{owner}" in banned:
                 found.append(f"{path.name}:{node.lineno} {owner}.{name}")
             if owner == "yaml" and name == "load":
                 loader = next((k.value for k in node.keywords if k.arg == "Loader"), None)
@@ -105,9 +106,9 @@ def test_injection_in_a_brand_id_is_only_a_value(decided) -> None:
 @pytest.mark.parametrize(
     "table",
     [
-        "daily_metrics; DROP TABLE daily_metrics",
-        'daily_metrics"; DROP TABLE daily_metrics; --',
-        "x UNION SELECT * FROM daily_metrics",
+        pytest.param("daily_metrics; DROP TABLE daily_metrics", id="second-statement"),
+        pytest.param('daily_metrics"; DROP TABLE daily_metrics; --', id="closing-quote"),
+        pytest.param("x UNION SELECT * FROM daily_metrics", id="union"),
     ],
 )
 def test_injection_in_a_metrics_table_name_is_only_a_name(tmp_path: Path, table: str) -> None:
@@ -139,17 +140,19 @@ def test_injection_in_a_metrics_table_name_from_the_environment(
 @pytest.mark.parametrize(
     ("by", "reason", "error"),
     [
-        ("王敏", "numbers hold", None),  # any Unicode name is fine
-        ("Li", INJECTION, None),  # SQL in a reason is stored as text, verbatim
-        ("", "ok", "reviewer name must be 1 to 100 characters (got 0)"),
-        ("   ", "ok", "reviewer name must be 1 to 100 characters (got 0)"),  # whitespace is stripped first
-        ("x" * 101, "ok", "reviewer name must be 1 to 100 characters (got 101)"),
-        ("Li\nroot", "ok", "reviewer name must not contain control characters"),
-        ("Li\x1b[2J", "ok", "reviewer name must not contain control characters"),  # a terminal escape
-        ("Li", "", "reason must be 1 to 1000 characters (got 0)"),
-        ("Li", "y" * 1001, "reason must be 1 to 1000 characters (got 1001)"),
-        ("Li", "fine\x00hidden", "reason must not contain control characters"),
-        ("Li", "line one\nline two", None),  # a newline in a reason is allowed
+        pytest.param("王敏", "numbers hold", None, id="unicode-name"),  # any Unicode name is fine
+        pytest.param("Li", INJECTION, None, id="sql-in-reason"),  # SQL in a reason is stored as text, verbatim
+        pytest.param("", "ok", "reviewer name must be 1 to 100 characters (got 0)", id="empty-name"),
+        # whitespace is stripped first, so nothing is left
+        pytest.param("   ", "ok", "reviewer name must be 1 to 100 characters (got 0)", id="blank-name"),
+        pytest.param("x" * 101, "ok", "reviewer name must be 1 to 100 characters (got 101)", id="name-too-long"),
+        pytest.param("Li\nroot", "ok", "reviewer name must not contain control characters", id="newline-in-name"),
+        # a terminal escape could rewrite what an operator reads
+        pytest.param("Li\x1b[2J", "ok", "reviewer name must not contain control characters", id="escape-in-name"),
+        pytest.param("Li", "", "reason must be 1 to 1000 characters (got 0)", id="empty-reason"),
+        pytest.param("Li", "y" * 1001, "reason must be 1 to 1000 characters (got 1001)", id="reason-too-long"),
+        pytest.param("Li", "fine\x00hidden", "reason must not contain control characters", id="nul-in-reason"),
+        pytest.param("Li", "line one\nline two", None, id="newline-in-reason"),  # a reason may have several lines
     ],
 )
 def test_approval_inputs_are_validated_and_limited(decided, by: str, reason: str, error: str | None) -> None:
@@ -168,13 +171,21 @@ def test_approval_inputs_are_validated_and_limited(decided, by: str, reason: str
 @pytest.mark.parametrize(
     ("text", "masked"),
     [
-        ("postgresql://app:s3cret@db:5432/ledger", "postgresql://app:***@db:5432/ledger"),
-        (
+        # the password part of a URL, whatever it is
+        pytest.param("postgresql://app:s3cret@db:5432/ledger", "postgresql://app:***@db:5432/ledger", id="url"),
+        # every URL in a message, a percent-encoded password too
+        pytest.param(
             "failed: postgresql+psycopg://u:p%40ss@h/db and mysql://r:x@y/z",
             "failed: postgresql+psycopg://u:***@h/db and mysql://r:***@y/z",
+            id="two-urls",
         ),
-        (f"password authentication failed: {SECRET}", "password authentication failed: ***"),  # the env secret anywhere
-        ("sqlite:///data/ledger.sqlite", "sqlite:///data/ledger.sqlite"),  # nothing to hide
+        # the password of BRANDSTEPS_LEDGER_PASSWORD anywhere in the text, not only in a URL
+        pytest.param(
+            f"password authentication failed: {SECRET}", "password authentication failed: ***", id="env-secret"
+        ),
+        pytest.param(
+            "sqlite:///data/ledger.sqlite", "sqlite:///data/ledger.sqlite", id="no-password"
+        ),  # nothing to hide
     ],
 )
 def test_redact(monkeypatch: pytest.MonkeyPatch, text: str, masked: str) -> None:
@@ -201,13 +212,13 @@ def test_password_never_appears_in_output_logs_artifacts_or_status(
     import asyncio
 
     from flows.onboarding_cycle import onboarding_cycle
-    from tests.test_flows import AS_OF, _post, portfolio_dir
+    from tests.flow_helpers import AS_OF, portfolio_dir, post_filter
 
     monkeypatch.setenv("BRANDSTEPS_LEDGER_PASSWORD", SECRET)
     configs = portfolio_dir(tmp_path, 3)
     state = onboarding_cycle(as_of=AS_OF, configs=str(configs), ledger=pg_database, return_state=True)
     run_id = str(state.state_details.flow_run_id)
-    assert state.result()["decided"] == 3
+    assert state.result().decided == 3
     # a failing run too: its error and traceback go to the logs
     (tmp_path / "data" / "metrics.csv").write_text("", encoding="utf-8")
     failed = onboarding_cycle(as_of=AS_OF, configs=str(configs), ledger=pg_database, return_state=True)
@@ -216,9 +227,9 @@ def test_password_never_appears_in_output_logs_artifacts_or_status(
     from prefect.logging.handlers import APILogWorker
 
     APILogWorker.drain_all()  # logs travel in batches; send what is queued before reading them back
-    logs = asyncio.run(_post("/logs/filter", {"logs": {"flow_run_id": {"any_": runs}}}))
-    artifacts = asyncio.run(_post("/artifacts/filter", {"artifacts": {"flow_run_id": {"any_": runs}}}))
-    flow_runs = asyncio.run(_post("/flow_runs/filter", {"flow_runs": {"id": {"any_": runs}}}))
+    logs = asyncio.run(post_filter("/logs/filter", {"logs": {"flow_run_id": {"any_": runs}}}))
+    artifacts = asyncio.run(post_filter("/artifacts/filter", {"artifacts": {"flow_run_id": {"any_": runs}}}))
+    flow_runs = asyncio.run(post_filter("/flow_runs/filter", {"flow_runs": {"id": {"any_": runs}}}))
     assert len(logs) > 5 and len(artifacts) >= 4
     assert any(pg_database.rsplit("/", 1)[1] in log["message"] for log in logs)  # the ledger URL is logged (masked)
     # status in both formats, and a CLI failure that mentions the URL

@@ -319,7 +319,7 @@ def test_a_temporary_server_has_a_login_of_its_own(tmp_path: Path, monkeypatch: 
     from prefect import flow, get_client, get_run_logger
     from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_URL, temporary_settings
 
-    from brandsteps.cli import _settle_prefect, prefect_api
+    from brandsteps.cli.prefect_server import _settle_prefect, prefect_api
 
     user_login = "admin:" + secrets.token_urlsafe(12)  # set for the operator's real server; must not open this one
     monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "home"))

@@ -65,9 +65,8 @@ def test_the_cycle_follows_onboarding_yaml(
         (t.name, t.expect, t.enabled, t.within.total_seconds(), t.schedule_after.total_seconds(), t.parameters)
         for t in cycle.triggers
     ] == [("onboarding-cycle-when-data-arrives", {"brandsteps.metrics.imported"}, trigger_enabled, 240.0, 300.0, None)]
-    assert cycle.parameters == {
-        "configs": str(tmp_path / "configs")
-    }  # the run an event starts decides yesterday of this portfolio
+    # the run an event starts decides yesterday of this portfolio: no as_of, only where its configs are
+    assert cycle.parameters == {"configs": str(tmp_path / "configs")}
 
 
 def test_serve_reads_the_prefect_yaml_beside_the_configs(tmp_path: Path) -> None:

@@ -138,8 +138,8 @@ def test_sharded_cycle_on_workers_equals_the_single_cycle(databases: dict[str, s
                         (tmp_path / "w2.log").read_text()[-2000:],
                     )
                     summary = state.result()
-                    assert summary["decided"] == N_BRANDS  # every brand, across both shards
-                    assert sum(summary["funnel"].values()) == N_BRANDS
+                    assert summary.decided == N_BRANDS  # every brand, across both shards
+                    assert sum(summary.funnel.values()) == N_BRANDS
                 for day in DAYS:  # the same cycles without shards, into another ledger
                     assert onboarding_cycle(
                         as_of=day, configs=str(configs), ledger=single, return_state=True

@@ -410,7 +410,7 @@ def test_status_json_last_change(configs: Path, capsys: pytest.CaptureFixture[st
 
 def test_brand_report_names_the_reviewer_or_the_cause(configs: Path) -> None:
     # The same history in the markdown report (onboard-brand's artifact, review-brand's evidence): no "nan" for a decision.
-    from brandsteps.reports.report import brand_report_markdown
+    from brandsteps.reports.explain import brand_report_markdown
 
     ledger = Ledger("sqlite:///data/ledger.sqlite", configs.parent)
     decision = ledger.decision("approve")

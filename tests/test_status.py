@@ -15,8 +15,7 @@ from brandsteps.reports.roster import load_roster
 from brandsteps.reports.status import portfolio_status
 from brandsteps.sources.metrics_source import validate
 from tests.conftest import simple_playbook, write_configs
-from tests.ledger_checks import pg_database  # noqa: F401 - a fixture
-from tests.test_ledger import history
+from tests.ledger_checks import history, pg_database  # noqa: F401 - a fixture
 
 
 def _three_days(tmp_path: Path) -> tuple[Portfolio, Ledger]:
@@ -60,13 +59,16 @@ LAST_CHANGE_IDS = "SCAN stage_changes USING COVERING INDEX ix_stage_changes_bran
     [
         # the daily case: both brands last decided on day 3, read through the as_of index; the unique
         # (brand_id, as_of) index serves explain's two decision lookups
-        (1, ["SCAN brand_state", LAST_CHANGE_IDS, "SCAN cycles USING INDEX ix_cycles_as_of"], 1, 2),
+        pytest.param(
+            1, ["SCAN brand_state", LAST_CHANGE_IDS, "SCAN cycles USING INDEX ix_cycles_as_of"], 1, 2, id="day-read"
+        ),
         # no day with enough brands: the state joined with one unique-index search per brand, and explain's two
-        (
+        pytest.param(
             10_000,
             ["SCAN brand_state", "SCAN brand_state", LAST_CHANGE_IDS, "SCAN cycles USING INDEX ix_cycles_as_of"],
             0,
             3,
+            id="brands-joined",
         ),
     ],
 )
@@ -112,10 +114,21 @@ def test_status_and_explain_reads_use_indexes(
     assert "SEARCH stage_changes USING INTEGER PRIMARY KEY (rowid=?)" in plans  # the last changes' rows, by key
 
 
-@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
 @pytest.mark.parametrize(
-    "day_read_min", [1, 2, 10_000]
-)  # days 3 and 4 read whole; day 4 whole and c joined; every brand joined
+    "backend",
+    [pytest.param("sqlite", id="sqlite"), pytest.param("postgresql", marks=pytest.mark.integration, id="postgresql")],
+)
+@pytest.mark.parametrize(
+    "day_read_min",
+    [
+        # days 3 (c) and 4 (a and b) each have a brand: both days are read whole
+        pytest.param(1, id="every-day-whole"),
+        # only day 4 has two brands: it is read whole, and c (last decided on day 3) joined on its own
+        pytest.param(2, id="one-day-whole"),
+        # no day has that many brands: every brand is joined on its own
+        pytest.param(10_000, id="every-brand-joined"),
+    ],
+)
 def test_status_reads_each_brands_latest_decision_whatever_day_it_was(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest, day_read_min: int, backend: str
 ) -> None:

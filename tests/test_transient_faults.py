@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from brandsteps.ledger import Ledger, LedgerError, with_retries
 from brandsteps.sources.metrics_source import MetricsSource
 from tests.ledger_checks import pg_database  # noqa: F401 - a fixture
-from tests.test_bad_input import ledger_dump
+from tests.ledger_dump_helpers import ledger_dump
 
 
 def closed_port() -> int:
@@ -58,9 +58,11 @@ def late_proxy(port: int, after: float) -> threading.Thread:
 @pytest.mark.parametrize(
     ("failures", "outcome"),
     [
-        (0, "ok after 1 attempt"),  # nothing to retry
-        (2, "ok after 3 attempts"),  # fails twice, works on the third of 4 allowed attempts
-        (4, "LedgerError after 4 attempts"),  # 3 waits allowed: the 4th failure is final
+        pytest.param(0, "ok after 1 attempt", id="no-failure"),  # nothing to retry
+        # fails twice, works on the third of 4 allowed attempts
+        pytest.param(2, "ok after 3 attempts", id="passes"),
+        # 3 waits allowed: the 4th failure is final
+        pytest.param(4, "LedgerError after 4 attempts", id="outlasts-the-retries"),
     ],
 )
 def test_transient_database_errors_are_retried_then_reported(failures: int, outcome: str) -> None:
@@ -122,7 +124,15 @@ def test_permanently_unreachable_ledger_is_one_clear_message(monkeypatch: pytest
 
 
 @pytest.mark.integration
-@pytest.mark.parametrize(("failures", "expect_ok", "attempts"), [(2, True, 3), (5, False, 4)])
+@pytest.mark.parametrize(
+    ("failures", "expect_ok", "attempts"),
+    [
+        # fails twice, then the third attempt reads the metrics
+        pytest.param(2, True, 3, id="passes"),
+        # fails every time: the first attempt and 3 retries, then the run fails
+        pytest.param(5, False, 4, id="outlasts-the-retries"),
+    ],
+)
 def test_metrics_read_retries_then_works_or_fails_cleanly(
     prefect_server: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failures: int, expect_ok: bool, attempts: int
 ) -> None:
@@ -130,7 +140,7 @@ def test_metrics_read_retries_then_works_or_fails_cleanly(
     # run fails with the I/O error and the ledger holds exactly what it held before
     import flows.onboarding_cycle as cycle_flow
     import tasks.metrics as metric_tasks
-    from tests.test_flows import AS_OF, portfolio_dir
+    from tests.flow_helpers import AS_OF, portfolio_dir
 
     assert metric_tasks.load_daily_metrics.retry_delay_seconds == [1, 4, 10]  # backoff in production
     configs = portfolio_dir(tmp_path, 3)
@@ -152,7 +162,7 @@ def test_metrics_read_retries_then_works_or_fails_cleanly(
     )
     if expect_ok:
         summary = cycle_flow.onboarding_cycle(as_of=AS_OF, configs=str(configs))
-        assert summary["decided"] == 3
+        assert summary.decided == 3
     else:
         with pytest.raises(OSError, match="Input/output error"):
             cycle_flow.onboarding_cycle(as_of=AS_OF, configs=str(configs))

@@ -20,19 +20,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import brandsteps.reports.visual_report as vr
+import brandsteps.reports.visual as visual
+from brandsteps.catalogue import STAGE_ORDER
 from brandsteps.config import load_portfolio
 from brandsteps.engine.cycle import run_day
 from brandsteps.ledger import Ledger
 from brandsteps.reports.report_server import ReportServer, report_link, resolve_request, start_report_server
-from brandsteps.reports.visual_report import (
-    attention_order,
-    funnel_over_time,
-    read_overview,
-    read_report_data,
-    stage_durations,
-    write_report,
-)
+from brandsteps.reports.visual import brand_charts, charts, style, write_report
+from brandsteps.reports.visual.attention import attention_order
+from brandsteps.reports.visual.data import funnel_over_time, read_overview, read_report_data, stage_durations
 from brandsteps.sources.metrics_source import validate
 from tests.conftest import simple_playbook, write_configs
 
@@ -93,7 +89,7 @@ def test_funnel_is_stacked_bars_one_per_day(ledger_and_portfolio) -> None:
     # all three start in stage 1; aa and bb pass on days 2 and 3 (min 2 days in stage, 2 passes) and advance on 01-03
     assert funnel.loc["2026-01-01", "affiliate_trial"] == 3
     assert funnel.loc["2026-01-03", "public_traffic"] == 2
-    grid = vr.funnel_grid(funnel.to_numpy(), 300, 4)  # 300 pixel rows for 0 to 4 brands: 75 rows a brand
+    grid = charts.funnel_grid(funnel.to_numpy(), 300, 4)  # 300 pixel rows for 0 to 4 brands: 75 rows a brand
     for day, counts in enumerate(funnel.to_numpy()):
         column = grid[:, day]
         # each stage's bar is as tall as its brands, stacked from the bottom in stage order, white above the total
@@ -105,11 +101,13 @@ def test_funnel_image_has_a_bar_for_every_day(ledger_and_portfolio) -> None:
     ledger, _, _ = ledger_and_portfolio
     funnel = funnel_over_time(read_report_data(ledger))
     first = pd.Timestamp("2026-01-01")
-    image = np.asarray(vr.funnel_image(funnel, first, DAYS, vr.day_ticks(first, DAYS)))
+    image = np.asarray(charts.funnel_image(funnel, first, DAYS, charts.day_ticks(first, DAYS)))
     day_px = 720 // DAYS
     bottom_row = image[40 + 319, 46 + day_px // 2 : 46 + DAYS * day_px : day_px]  # the plot's last pixel row, mid-bar
     # the bottom of every day's bar is drawn in the colour of the lowest stage with brands that day (affiliate_trial here)
-    assert (np.abs(bottom_row.astype(int) - vr._hex(vr.STAGE_COLOURS["affiliate_trial"])).sum(axis=1) == 0).all()
+    assert (
+        np.abs(bottom_row.astype(int) - style.hex_rgb(style.STAGE_COLOURS["affiliate_trial"])).sum(axis=1) == 0
+    ).all()
 
 
 @pytest.mark.parametrize(
@@ -126,11 +124,11 @@ def test_funnel_image_has_a_bar_for_every_day(ledger_and_portfolio) -> None:
     ],
 )
 def test_integer_ticks(top: float, ticks: list[int]) -> None:
-    assert vr.integer_ticks(top) == ticks
+    assert charts.integer_ticks(top) == ticks
 
 
 def test_box_stats_whiskers_stop_at_the_last_value_within_one_and_a_half_iqr() -> None:
-    st = vr.box_stats(np.array([10.0, 12, 14, 16, 18, 60]))
+    st = charts.box_stats(np.array([10.0, 12, 14, 16, 18, 60]))
     # quartiles 12.5 and 17.5 (linear), IQR 5: values up to 25 are inside, 60 is an outlier
     assert (st["q1"], st["median"], st["q3"], st["low"], st["high"], st["n"]) == (12.5, 15.0, 17.5, 10.0, 18.0, 6)
     assert st["outliers"].tolist() == [60.0] and st["mean"] == 130 / 6
@@ -286,38 +284,45 @@ def test_attention_why_names_the_cause() -> None:
 def test_brand_chart_shows_stage_verdict_and_criteria(ledger_and_portfolio) -> None:
     ledger, _, _ = ledger_and_portfolio
     data = read_report_data(ledger)
-    (panel,) = vr.brand_panels(data, ["cc"], {"cc": "cc"}, {"cc": "overdue"})
+    (panel,) = brand_charts.brand_panels(data, ["cc"], {"cc": "cc"}, {"cc": "overdue"})
     assert panel.rows == ["stage", "verdict", "gmv >= 300"]
     assert panel.grid.shape == (3, DAYS)
     # cc's gmv (10 a day: window sums 10, 20, then 30) fails gmv >= 300 every day, 90-97 % short: the two darkest reds
-    evaluated = panel.grid[2][panel.grid[2] != vr.NOT_EVALUATED_I]
-    assert len(evaluated) == DAYS and set(evaluated) == {vr.FAIL_0 + vr.RAMP - 2, vr.FAIL_0 + vr.RAMP - 1}
-    assert set(panel.grid[0]) == {vr.STAGE_0 + vr.STAGE_ORDER.index("affiliate_trial")}  # it never left stage 1
-    image = vr.brand_image(panel, vr.day_ticks(pd.Timestamp(data.date_from), DAYS), tier=1)
-    assert image.size[1] == vr.TITLE_PX + 3 * vr.ROW_PX + vr.GAP_PX + vr.AXIS_PX
+    evaluated = panel.grid[2][panel.grid[2] != brand_charts.NOT_EVALUATED_I]
+    assert len(evaluated) == DAYS and set(evaluated) == {
+        brand_charts.FAIL_0 + brand_charts.RAMP - 2,
+        brand_charts.FAIL_0 + brand_charts.RAMP - 1,
+    }
+    assert set(panel.grid[0]) == {brand_charts.STAGE_0 + STAGE_ORDER.index("affiliate_trial")}  # it never left stage 1
+    image = brand_charts.brand_image(panel, charts.day_ticks(pd.Timestamp(data.date_from), DAYS), tier=1)
+    assert image.size[1] == brand_charts.TITLE_PX + 3 * brand_charts.ROW_PX + brand_charts.GAP_PX + brand_charts.AXIS_PX
     pixels = np.asarray(image.convert("RGB")).reshape(-1, 3)
-    for colour in (vr.PALETTE[vr.FAIL_0 + vr.RAMP - 1], vr.VERDICT_COLOURS["FAIL"] * 255, vr._hex(vr.TIER_COLOURS[1])):
+    for colour in (
+        brand_charts.PALETTE[brand_charts.FAIL_0 + brand_charts.RAMP - 1],
+        style.VERDICT_COLOURS["FAIL"] * 255,
+        style.hex_rgb(style.TIER_COLOURS[1]),
+    ):
         assert (
             np.abs(pixels.astype(int) - np.rint(colour)).sum(axis=1) < 4
         ).any()  # the fail cells, FAIL verdicts, the overdue label
 
 
 def test_chinese_names_get_real_glyphs() -> None:
-    if vr.cjk_font_file() is None:
+    if style.cjk_font_file() is None:
         if os.environ.get("CI") == "true":
             pytest.fail("no CJK font on CI: `apt-get install -y fonts-wqy-zenhei`")
         pytest.skip("no CJK font installed (`apt-get install -y fonts-wqy-zenhei`)")
-    font = vr._font("cjk", 17)
+    font = style.chart_font("cjk", 17)
     # A font without the glyphs draws the same empty box for every character; real glyphs differ.
     masks = [bytes(font.getmask(ch)) for ch in "拖后腿"]
     assert len(set(masks)) == 3 and all(any(m) for m in masks)
-    assert vr.title_name(LAGGARD, "cc") == f"{LAGGARD} (cc)"
+    assert style.title_name(LAGGARD, "cc") == f"{LAGGARD} (cc)"
 
 
 def test_without_a_cjk_font_titles_fall_back_to_the_id(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(vr, "cjk_font_file", lambda: None)
-    assert vr.title_name(LAGGARD, "cc") == "cc"  # no boxes in the chart; the page's heading still shows the name
-    assert vr.title_name("Riser", "riser") == "Riser (riser)"
+    monkeypatch.setattr(style, "cjk_font_file", lambda: None)
+    assert style.title_name(LAGGARD, "cc") == "cc"  # no boxes in the chart; the page's heading still shows the name
+    assert style.title_name("Riser", "riser") == "Riser (riser)"
 
 
 def test_report_page_links_its_charts_in_attention_order(
@@ -608,7 +613,7 @@ def test_cycle_links_the_served_report(prefect_server: None, tmp_path: Path, mon
         def broken(*_: object, **__: object) -> None:
             raise OSError("disk full")
 
-        monkeypatch.setattr(vr, "write_report", broken)
+        monkeypatch.setattr(visual, "write_report", broken)
         state = onboarding_cycle(as_of=date(2026, 1, 5), configs=str(configs), return_state=True)
         assert state.is_completed() and "visual-report" not in asyncio.run(
             _artifacts(str(state.state_details.flow_run_id))

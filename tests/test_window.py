@@ -72,18 +72,19 @@ TWO_DAYS = [
 @pytest.mark.parametrize(
     ("metric", "expected"),
     [
-        ("gmv", 4000.0),  # 1000 + 3000
-        ("refund_rate", 600 / 4000),  # a ratio of sums (0.15), not the mean of daily ratios (0.133)
-        ("aov", 4000 / 40),
-        ("repurchase_frequency", 40 / 30),
-        ("uv", 1000.0),  # 400 + 600 visitors
-        ("gpm", 4000 / 1000 * 1000),
-        ("private_uv_share", 400 / 1000),
-        ("watch_minutes_per_uv", 2000 / 1000),
-        ("conversion_per_watch_minute", 30 / 2000),
-        ("store_rating", 4.8),  # last non-missing value in the window
-        ("live_hours_per_day", 360 / 60 / 2),  # 6 hours over a 2-day window
-        ("days_with_data", 2.0),
+        pytest.param("gmv", 4000.0, id="gmv-sum"),  # 1000 + 3000
+        # a ratio of sums (0.15), not the mean of daily ratios (0.133)
+        pytest.param("refund_rate", 600 / 4000, id="refund-rate-ratio-of-sums"),
+        pytest.param("aov", 4000 / 40, id="aov"),  # gmv / orders
+        pytest.param("repurchase_frequency", 40 / 30, id="repurchase-frequency"),  # orders / buyers
+        pytest.param("uv", 1000.0, id="uv"),  # 400 + 600 visitors
+        pytest.param("gpm", 4000 / 1000 * 1000, id="gpm"),  # gmv per thousand visitors
+        pytest.param("private_uv_share", 400 / 1000, id="private-uv-share"),
+        pytest.param("watch_minutes_per_uv", 2000 / 1000, id="watch-per-uv"),
+        pytest.param("conversion_per_watch_minute", 30 / 2000, id="conversion-per-minute"),  # buyers / minutes
+        pytest.param("store_rating", 4.8, id="store-rating-last-measured"),  # day 2 has no rating: day 1's
+        pytest.param("live_hours_per_day", 360 / 60 / 2, id="live-hours-per-day"),  # 6 hours over a 2-day window
+        pytest.param("days_with_data", 2.0, id="days-with-data"),  # the third row is outside the window
     ],
 )
 def test_hand_computed_metrics(metric: str, expected: float) -> None:
@@ -147,10 +148,10 @@ def test_gmv_factors_multiply_back_to_window_gmv(days: list[tuple[float, ...]]) 
 @pytest.mark.parametrize(
     ("num", "den", "expected"),
     [
-        (3.0, 2.0, 1.5),
-        (3.0, 0.0, None),  # nothing to divide by: missing, not inf
-        (float("nan"), 2.0, None),  # numerator not measured
-        (1e300, 1e-10, None),  # beyond a float: no measurement, not inf
+        pytest.param(3.0, 2.0, 1.5, id="a-number"),
+        pytest.param(3.0, 0.0, None, id="zero-denominator"),  # nothing to divide by: missing, not inf
+        pytest.param(float("nan"), 2.0, None, id="numerator-not-measured"),
+        pytest.param(1e300, 1e-10, None, id="beyond-a-float"),  # no measurement, not inf
     ],
 )
 def test_ratio_is_a_number_or_missing(num: float, den: float, expected: float | None) -> None:
@@ -174,3 +175,55 @@ def test_burst_only_for_the_brands_whose_rules_read_it() -> None:
     assert (
         np.isnan(m.loc["b", "burst_coefficient"]) and m.loc["b", "sum_gmv_affiliate"] == m.loc["a", "sum_gmv_affiliate"]
     )  # the rest is unchanged
+
+
+# Rows of brands a and b as (brand, day of January, hour, store_rating); the window is January 1 to 3.
+@pytest.mark.parametrize(
+    ("rows", "expected"),
+    [
+        # the latest day wins, whatever the order of the rows; b has no row: missing
+        pytest.param([("a", 1, 0, 1.0), ("a", 3, 0, 3.0), ("a", 2, 0, 2.0)], [3.0, None], id="rows-out-of-date-order"),
+        # a's last day is not measured: the day before it is the latest measured one
+        pytest.param([("a", 1, 0, 1.0), ("a", 3, 0, None), ("b", 2, 0, 5.0)], [1.0, 5.0], id="unmeasured-last-day"),
+        # two rows of one day: the later time of day is the later value
+        pytest.param([("a", 2, 18, 2.0), ("a", 2, 9, 1.0)], [2.0, None], id="two-rows-of-one-day"),
+        # a later day wins even at an earlier time of day
+        pytest.param([("b", 1, 23, 4.0), ("b", 2, 1, 6.0)], [None, 6.0], id="later-day-earlier-hour"),
+    ],
+)
+def test_last_metrics_read_each_brands_latest_measured_row(
+    rows: list[tuple[str, int, int, float | None]], expected: list[float | None]
+) -> None:
+    frame = daily([{"brand_id": b, "date": "2026-01-01", "store_rating": v} for b, _, _, v in rows])
+    frame["date"] = [pd.Timestamp(2026, 1, day, hour) for _, day, hour, _ in rows]
+    m = compute_window_metrics(frame, windows({"a": ("2026-01-01", "2026-01-03"), "b": ("2026-01-01", "2026-01-03")}))
+    assert [None if np.isnan(v) else v for v in m["store_rating"].tolist()] == expected
+
+
+def test_a_brand_with_an_unmeasured_day_sums_only_its_measured_days() -> None:
+    frame = pd.DataFrame(
+        {
+            "brand_id": ["a", "a", "b", "b", "c"],
+            "date": pd.to_datetime(["2026-01-01", "2026-01-02"] * 2 + ["2026-01-01"]),
+        }
+    )
+    for col in (*BASE_COLUMNS, "uv"):
+        frame[col] = 1.0
+    frame["gmv"] = [10.0, np.nan, np.inf, -np.inf, np.nan]
+    w = windows({b: ("2026-01-01", "2026-01-02") for b in ("a", "b", "c")})
+    m = compute_window_metrics(frame, w)
+    assert m.loc["a", "gmv"] == 10.0  # one measured day of two
+    assert np.isnan(m.loc["b", "gmv"])  # inf + -inf has no value
+    assert np.isnan(m.loc["c", "gmv"])  # never measured: missing, not 0
+    assert m["sum_orders"].tolist() == [2.0, 2.0, 1.0]  # every day of the other columns counts
+
+
+def test_categorical_brand_ids_give_the_metrics_of_text_ids() -> None:
+    # load_metrics hands brand_id over as a Categorical (categories in any order, some unused)
+    text = daily(TWO_DAYS + [{"brand_id": "stranger", "date": "2026-01-01", "gmv": 5}])
+    categorical = text.assign(brand_id=pd.Categorical(text["brand_id"], categories=["stranger", "unused", "a"]))
+    w = windows({"a": ("2026-01-01", "2026-01-02"), "ghost": ("2026-01-01", "2026-01-02")})
+    pd.testing.assert_frame_equal(
+        compute_window_metrics(categorical, w), compute_window_metrics(text, w), check_exact=True
+    )
+    assert compute_window_metrics(categorical, w).loc["a", "gmv"] == 4000.0  # 1000 + 3000; the stranger's row not read

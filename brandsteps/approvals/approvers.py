@@ -43,8 +43,9 @@ def same_person(a: str, b: str) -> bool:
 
 
 def may_be_owner(name: str, owner: str) -> bool:
-    """Whether `name` may be the brand's owner: the same name, or every word of one is in the other (王敏 for 王敏 Wang Min).
+    """Whether `name` may be the brand's owner: the same name, or every word of one is in the other.
 
+    王敏 may be 王敏 Wang Min.
     Four eyes errs on the side of refusing: an owner's free-text name is matched however much of it is typed.
     """
     words, owner_words = set(_person_key(name).split()), set(_person_key(owner).split())
@@ -68,7 +69,8 @@ class Approver(BaseModel):
         default=None, min_length=1, description="Brand ids they may answer for (default: every brand)"
     )
     totp_secret_env: str = Field(
-        description="Environment variable holding their TOTP secret (base32); or a Prefect Secret block named like it in lowercase with dashes",
+        description="Environment variable holding their TOTP secret (base32); "
+        "or a Prefect Secret block named like it in lowercase with dashes",
     )
 
     @field_validator("name")
@@ -129,7 +131,8 @@ class ApproversConfig(BaseModel):
             earlier = first.setdefault(_person_key(approver.name), i)
             if earlier != i:
                 raise ValueError(
-                    f"[{i}] lists {approver.name!r} again (also [{earlier}]): one entry per person, with all their stages and brands"
+                    f"[{i}] lists {approver.name!r} again (also [{earlier}]): "
+                    "one entry per person, with all their stages and brands"
                 )
         return approvers
 
@@ -202,7 +205,7 @@ class Refusal:
 
 @dataclass(frozen=True)
 class Accepted:
-    """An answer that may be recorded: the approver's name as listed, and the time step of the code they proved it with."""
+    """An answer that may be recorded: the approver's name as listed, and the time step of the code that proved it."""
 
     approver: str
     step: int | None  # None without approvers.yaml: nothing was proved
@@ -267,7 +270,8 @@ def _check_code(
 def code_step(secret: str, code: str, now: datetime) -> int | None:
     """The time step whose code this is (now's, or one either side), None when it is none of them.
 
-    Spaces and full-width digits are forgiven (`123 456`, `１２３４５６`). Raises ValueError for a secret that is not base32.
+    Spaces and full-width digits are forgiven (`123 456`, `１２３４５６`).
+    Raises ValueError for a secret that is not base32.
     """
     digits = "".join(unicodedata.normalize("NFKC", code).split())
     totp = pyotp.TOTP(secret)
@@ -291,6 +295,9 @@ def enrolment_uri(secret: str, name: str) -> str:
 
 
 def suggested_env_name(name: str) -> str:
-    """BRANDSTEPS_TOTP_<NAME> from the name's ASCII letters and digits (WANG_MIN for Wang Min), or a placeholder for other scripts."""
+    """BRANDSTEPS_TOTP_<NAME> from the name's ASCII letters and digits (WANG_MIN for Wang Min).
+
+    A name in other scripts gets a placeholder to replace.
+    """
     ascii_words = re.findall(r"[A-Za-z0-9]+", unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode())
     return "BRANDSTEPS_TOTP_" + ("_".join(ascii_words).upper() if ascii_words else "NAME")

@@ -12,8 +12,8 @@ import pandas as pd
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from brandsteps.approvals.approvers import CODE_PATTERN
-from brandsteps.catalogue import GRADUATED, STAGE_IDS
-from brandsteps.reports.report import brand_report_markdown, show_value
+from brandsteps.catalogue import GRADUATED, next_stage
+from brandsteps.reports.explain import brand_report_markdown, show_value
 
 REVIEWER_MAX = 80
 REASON_MAX = 500
@@ -75,7 +75,7 @@ def evidence_summary(decision: dict[str, Any], name: str, timeout_hours: float, 
     brand's latest, which may be days later.
     """
     stage, brand = decision["stage"], decision["brand_id"]
-    nxt = STAGE_IDS[STAGE_IDS.index(stage) + 1] if stage in STAGE_IDS[:-1] else GRADUATED
+    nxt = next_stage(stage)
     goal = "graduate" if nxt == GRADUATED else f"advance to {nxt}"
     days = (pd.Timestamp(decision["as_of"]) - pd.Timestamp(awaiting_since)).days
     raw = decision.get("criteria") or "[]"
@@ -89,11 +89,15 @@ def evidence_summary(decision: dict[str, Any], name: str, timeout_hours: float, 
         or "none recorded"
     )
     return [
-        f"- **Passed:** {name} ({brand}) earned its passes in {stage} and awaits approval to {goal} since {awaiting_since} "
-        f"({days} day{'' if days == 1 else 's'} by {decision['as_of']}, the latest decision: {decision['verdict']}, {decision['reason']}).",
+        f"- **Passed:** {name} ({brand}) earned its passes in {stage} "
+        f"and awaits approval to {goal} since {awaiting_since} "
+        f"({days} day{'' if days == 1 else 's'} by {decision['as_of']}, "
+        f"the latest decision: {decision['verdict']}, {decision['reason']}).",
         f"- **Key numbers:** {numbers}.",
-        f"- **Your answer:** approve and it will {goal}; reject and it stays in {stage}, its passes starting again from zero; "
-        f"no answer within {timeout_hours:g} hours and the review ends with **hold**: it stays, still awaiting approval "
+        f"- **Your answer:** approve and it will {goal}; "
+        f"reject and it stays in {stage}, its passes starting again from zero; "
+        f"no answer within {timeout_hours:g} hours and the review ends with **hold**: "
+        "it stays, still awaiting approval "
         "(`brandsteps approve` or a new review-brand run can decide later).",
     ]
 
@@ -121,7 +125,10 @@ def decided_elsewhere(brand_id: str, history: pd.DataFrame) -> str:
     at = pd.Timestamp(last["recorded_at"])
     when = at.tz_convert("UTC") if at.tzinfo else at
     verb = "approved" if last["cause"] == "approval" else "rejected"
-    return f"{brand_id} was already decided by {last['actor']} at {when:%Y-%m-%d %H:%M} UTC: {verb}, {last['from_stage']} -> {last['to_stage']}"
+    return (
+        f"{brand_id} was already decided by {last['actor']} at {when:%Y-%m-%d %H:%M} UTC: "
+        f"{verb}, {last['from_stage']} -> {last['to_stage']}"
+    )
 
 
 def next_pause(
@@ -155,6 +162,8 @@ def escalation_text(
     who = ", ".join(told) if told else "nobody listed"
     left = timeout_hours - waited_hours
     return (
-        f"{name} ({brand_id}) awaits approval in {stage} since {awaiting_since}; its review has had no answer for {waited_hours:g} hours. "
-        f"Asked: {who}. Without an answer within {left:g} more hours the review ends with hold: {brand_id} stays in {stage}."
+        f"{name} ({brand_id}) awaits approval in {stage} since {awaiting_since}; "
+        f"its review has had no answer for {waited_hours:g} hours. "
+        f"Asked: {who}. Without an answer within {left:g} more hours the review ends with hold: "
+        f"{brand_id} stays in {stage}."
     )

@@ -9,7 +9,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
-from brandsteps.config import ConfigError, Onboarding, format_validation_error, read_yaml
+from brandsteps.config.errors import ConfigError, format_validation_error
+from brandsteps.config.models import Onboarding
+from brandsteps.config.yaml_files import read_yaml
 from brandsteps.engine.events import METRICS_IMPORTED_EVENT
 
 CYCLE_DEPLOYMENT = "onboarding-cycle"

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
-from brandsteps.config import Onboarding
+from brandsteps.config.models import Onboarding
 from brandsteps.ledger import Ledger
 from brandsteps.sources.metrics_source import MetricsSource
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -14,16 +15,16 @@ import pandas as pd
 import sqlalchemy as sa
 from pydantic import ValidationError
 
-from brandsteps.catalogue import EXITED, GRADUATED, STAGE_IDS
+from brandsteps.catalogue import EVALUATED_STAGES, EXITED, Action
 from brandsteps.config import (
     ConfigError,
     Playbook,
     Portfolio,
-    _digest,
     effective_stage,
     format_validation_error,
     load_model,
 )
+from brandsteps.config.portfolio import brand_policy_version, playbook_policy_version
 from brandsteps.engine.cycle import CycleSummary, brand_table, run_day
 from brandsteps.engine.readiness import deadline_of
 from brandsteps.ledger import Ledger, decisions, stage_changes
@@ -31,7 +32,7 @@ from brandsteps.sources.imports.records import as_known
 from brandsteps.sources.metrics_source import MetricsBatch
 
 Progress = Callable[[int, int, CycleSummary], None]
-ADVANCING = ("advance", "graduate")
+ADVANCING = (Action.ADVANCE.value, Action.GRADUATE.value)
 DECISION_FIELDS = [
     "brand_id",
     "as_of",
@@ -44,7 +45,6 @@ DECISION_FIELDS = [
     "action_reason",
     "criteria",
 ]
-STAGE_ROWS: tuple[str, ...] = (*STAGE_IDS, GRADUATED)
 
 
 @dataclass
@@ -75,17 +75,17 @@ def with_playbook(portfolio: Portfolio, path: Path | str) -> Portfolio:
                 problems += format_validation_error(f"{p} with brands/{brand.brand_id}.yaml gates.{stage_id}", exc)
     if problems:
         raise ConfigError(problems)
-    version = _digest(playbook.model_dump(mode="json"))
+    version = playbook_policy_version(playbook)
     overrides = [b for b in portfolio.brands.values() if b.has_overrides()]
-    brand_versions = {
-        b.brand_id: _digest([version, b.model_dump(mode="json", include={"gates", "requires_approval"})])
-        for b in overrides
-    }
+    brand_versions = {b.brand_id: brand_policy_version(version, b) for b in overrides}
     return replace(portfolio, playbook=playbook, playbook_version=version, brand_versions=brand_versions)
 
 
 def known_at(portfolio: Portfolio, day: date) -> datetime:
-    """When a live cycle would have decided `day` at the latest: its data deadline, or without one the end of the day after."""
+    """When a live cycle would have decided `day` at the latest.
+
+    Its data deadline, or without one the end of the day after.
+    """
     onboarding = portfolio.onboarding
     deadline = deadline_of(day, onboarding.data_deadline, onboarding.timezone)
     return deadline or datetime.combine(day + timedelta(days=2), time(0, 0), tzinfo=ZoneInfo(onboarding.timezone))
@@ -156,7 +156,7 @@ def stage_table(run: BacktestRun) -> pd.DataFrame:
     first = d.drop_duplicates("brand_id", keep="first")
     moved_in = run.changes[(run.changes["to_stage"] != run.changes["from_stage"])]
     adv = d[d["action"].isin(ADVANCING)]
-    awaiting = d[d["action"] == "await_approval"].drop_duplicates(["brand_id", "stage"])
+    awaiting = d[d["action"] == Action.AWAIT_APPROVAL].drop_duplicates(["brand_id", "stage"])
     days = adv.groupby("stage")["days_in_stage"]
     table = pd.DataFrame(
         {
@@ -165,11 +165,11 @@ def stage_table(run: BacktestRun) -> pd.DataFrame:
             "advancing": adv["stage"].value_counts(),
             "median_days_to_advance": days.median(),
             "p90_days_to_advance": days.agg(lambda s: _percentile(s, 90)),
-            "demotions": d[d["action"] == "demote"]["stage"].value_counts(),
-            "exits": d[d["action"] == "exit"]["stage"].value_counts(),
+            "demotions": d[d["action"] == Action.DEMOTE]["stage"].value_counts(),
+            "exits": d[d["action"] == Action.EXIT]["stage"].value_counts(),
             "awaiting_approval": awaiting["stage"].value_counts(),
         }
-    ).reindex(list(STAGE_ROWS))
+    ).reindex(list(EVALUATED_STAGES))
     counts = ["brands", "entering", "advancing", "demotions", "exits", "awaiting_approval"]
     table[counts] = table[counts].fillna(0).astype(int)
     table.index.name = "stage"
@@ -205,7 +205,10 @@ def differences(base: BacktestRun, other: BacktestRun) -> pd.DataFrame:
 
 
 def _advances(run: BacktestRun) -> pd.Series:
-    """brand_id → its moves up under this policy, '2026-08-26 affiliate_trial -> public_traffic; …' (brands without: absent)."""
+    """brand_id → its moves up under this policy, '2026-08-26 affiliate_trial -> public_traffic; …'.
+
+    Brands that never moved up are absent.
+    """
     d = run.decisions[run.decisions["action"].isin(ADVANCING)]
     target = d["to_stage"] if "to_stage" in d.columns else d["action"]  # a run built by hand may lack to_stage
     text = (
@@ -235,12 +238,18 @@ def _fmt_days(v: float) -> str:
     return "–" if v != v else f"{v:.0f}" if float(v).is_integer() else f"{v:.1f}"
 
 
+def _rows(frame: pd.DataFrame) -> Iterator[Any]:
+    """The frame's rows as named tuples, one attribute per column (whatever each column holds)."""
+    return frame.itertuples()
+
+
 def _stage_markdown(table: pd.DataFrame) -> list[str]:
     lines = [
-        "| stage | brands | entering | advancing | median days to advance | p90 days | demotions | exits | awaiting approval |",
+        "| stage | brands | entering | advancing | median days to advance | p90 days | demotions | exits "
+        "| awaiting approval |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for r in table.itertuples():  # one row per stage, six rows
+    for r in _rows(table):  # one row per stage, six rows
         lines.append(
             f"| {r.Index} | {r.brands} | {r.entering} | {r.advancing} | {_fmt_days(r.median_days_to_advance)} | "
             f"{_fmt_days(r.p90_days_to_advance)} | {r.demotions} | {r.exits} | {r.awaiting_approval} |"
@@ -272,7 +281,7 @@ def report_markdown(runs: list[BacktestRun], diff: pd.DataFrame | None = None, l
                 f"| brand | first day | days differing | {a} | {b} | moves up in one only |",
                 "|---|---|---:|---|---|---|",
             ]
-            for r in diff.head(limit).itertuples():  # at most `limit` report lines
+            for r in _rows(diff.head(limit)):  # at most `limit` report lines
                 left = (
                     f"{r.stage_a} {r.verdict_a} → {r.action_a}: {_cell(r.reason_a)}"
                     if r.verdict_a == r.verdict_a
@@ -284,9 +293,8 @@ def report_markdown(runs: list[BacktestRun], diff: pd.DataFrame | None = None, l
                     else "no decision"
                 )
                 moved = _cell(advanced_only(r, a, b)) or "–"
-                lines.append(
-                    f"| {r.brand_id} | {pd.Timestamp(r.as_of).date()} | {r.days_differing} | {left} | {right} | {moved} |"
-                )
+                day = pd.Timestamp(r.as_of).date()
+                lines.append(f"| {r.brand_id} | {day} | {r.days_differing} | {left} | {right} | {moved} |")
             if len(diff) > limit:
                 lines.append(f"\n… and {len(diff) - limit} more brands")
     return "\n".join(lines) + "\n"
@@ -298,16 +306,18 @@ def report_text(runs: list[BacktestRun], diff: pd.DataFrame | None = None) -> st
     for run in runs:
         out += ["", f"{run.label} (policy {run.policy_version})"]
         out.append(
-            f"  {'stage':<20} {'brands':>6} {'enter':>6} {'adv':>5} {'med d':>6} {'p90 d':>6} {'demote':>7} {'exit':>5} {'await':>6}"
+            f"  {'stage':<20} {'brands':>6} {'enter':>6} {'adv':>5} {'med d':>6} {'p90 d':>6} "
+            f"{'demote':>7} {'exit':>5} {'await':>6}"
         )
-        for r in stage_table(run).itertuples():  # six stage rows
+        for r in _rows(stage_table(run)):  # six stage rows
             out.append(
-                f"  {r.Index:<20} {r.brands:>6} {r.entering:>6} {r.advancing:>5} {_fmt_days(r.median_days_to_advance):>6} "
-                f"{_fmt_days(r.p90_days_to_advance):>6} {r.demotions:>7} {r.exits:>5} {r.awaiting_approval:>6}"
+                f"  {r.Index:<20} {r.brands:>6} {r.entering:>6} {r.advancing:>5} "
+                f"{_fmt_days(r.median_days_to_advance):>6} {_fmt_days(r.p90_days_to_advance):>6} "
+                f"{r.demotions:>7} {r.exits:>5} {r.awaiting_approval:>6}"
             )
     if diff is not None and len(runs) == 2:
         out += ["", f"Brands whose decisions differ: {len(diff)}"]
-        for r in diff.itertuples():  # the differing brands, one line each
+        for r in _rows(diff):  # the differing brands, one line each
             out.append(f"  {r.brand_id} from {pd.Timestamp(r.as_of).date()} ({r.days_differing} days)")
             out.append(f"    {runs[0].label}: {r.stage_a} {r.verdict_a} -> {r.action_a}: {r.reason_a}")
             out.append(f"    {runs[1].label}: {r.stage_b} {r.verdict_b} -> {r.action_b}: {r.reason_b}")

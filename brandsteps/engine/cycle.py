@@ -8,28 +8,16 @@ from datetime import date, datetime, timedelta
 import numpy as np
 import pandas as pd
 
-from brandsteps.catalogue import EXITED, GRADUATED, STAGE_IDS
+from brandsteps.catalogue import EXITED, GUARD_COLUMNS, STAGE_ORDER, Action, Verdict
 from brandsteps.config import Portfolio
 from brandsteps.engine.diagnosis import diagnose
 from brandsteps.engine.evidence import combine, join_groups, render
-from brandsteps.engine.gates import (
-    COHORT_COLUMNS,
-    GUARD_COLUMNS,
-    brands_reading_lag,
-    compiled,
-    gate_cohort,
-    gate_exited,
-    lagged_metrics,
-    uses_metric,
-    window_days_for,
-)
+from brandsteps.engine.gates import COHORT_COLUMNS, gate_cohort, gate_exited
 from brandsteps.engine.readiness import UNREADY, apply_deadline, deadline_of, missing_inputs
+from brandsteps.engine.rules import brands_reading_lag, compiled, lagged_metrics, uses_metric, window_days_for
 from brandsteps.engine.window import compute_window_metrics, lagged_name, stage_windows
 from brandsteps.ledger import Ledger, WriteResult
 from brandsteps.sources.metrics_source import MetricsBatch
-
-EVALUATED_STAGES: tuple[str, ...] = (*STAGE_IDS, GRADUATED)
-FUNNEL_ORDER: tuple[str, ...] = (*STAGE_IDS, GRADUATED, EXITED)
 
 
 def brand_table(portfolio: Portfolio) -> pd.DataFrame:
@@ -93,7 +81,8 @@ def prepare_cohorts(
 def mark_readiness(
     portfolio: Portfolio, batch: MetricsBatch, cohorts: pd.DataFrame, as_of: date, now: datetime | None
 ) -> tuple[pd.DataFrame, pd.Series]:
-    """The cohorts with onboarding.yaml's data_deadline applied (readiness.apply_deadline), and each brand's missing inputs.
+    """The cohorts with onboarding.yaml's data_deadline applied (readiness.apply_deadline), and each brand's
+    missing inputs.
 
     now None: as of the day's deadline, as a replay or backtest decides each past day. Without a
     deadline the cohorts are as they were and nothing is missing.
@@ -142,20 +131,15 @@ def data_errors(batch: MetricsBatch, cohorts: pd.DataFrame) -> pd.Series:
     return pd.Series(joined, index=cohorts.index, dtype=object)
 
 
-def _windowed(due: np.ndarray, cohorts: pd.DataFrame) -> np.ndarray:
-    """The cohorts rows window_metrics_for computes windows for: due brands, exited ones left out."""
-    return np.asarray(due & (cohorts["stage"] != EXITED).to_numpy(dtype=bool), dtype=bool)
-
-
 def window_metrics_for(portfolio: Portfolio, batch: MetricsBatch, cohorts: pd.DataFrame) -> pd.DataFrame:
     """Every due brand's window metrics, plus each lagged metric its rules read as a column of its own (lagged_name).
 
     A lag's windows are computed only for the brands whose rules read a metric with that lag, and only
     the lagged metrics are kept of them: a playbook lagging refund_rate adds one column, not a second frame.
     """
-    due = _windowed((cohorts["status"] == "due").to_numpy(dtype=bool), cohorts)
+    due = (cohorts["status"] == "due").to_numpy(dtype=bool) & (cohorts["stage"] != EXITED).to_numpy(dtype=bool)
     windows = cohorts[["window_start", "window_end", "window_len", "burst"]]  # the four columns taken, not all of them
-    frame = compute_window_metrics(batch.daily, windows if due.all() else windows[due])
+    frame = compute_window_metrics(batch.daily, windows[due])
     if not len(frame):
         return frame
     as_of = pd.Timestamp(cohorts["window_end"].iloc[0]).date()
@@ -178,9 +162,8 @@ def window_metrics_for(portfolio: Portfolio, batch: MetricsBatch, cohorts: pd.Da
 
 
 def cohort_for(cohorts: pd.DataFrame, stage_id: str, errors: pd.Series) -> pd.DataFrame:
-    """The due brands of stage_id with what the gates read of them: the COHORT_COLUMNS cohorts has,
-    data_error ('' for none), and window_row, each brand's row in window_metrics_for(batch, cohorts)
-    (-1 for none), a position the gates check before they use it instead of looking the brand up.
+    """The due brands of stage_id with what the gates read of them: the COHORT_COLUMNS cohorts has, and
+    data_error ('' for none) from errors (brand_id → its data error, as data_errors gives them).
 
     Only those columns are taken (not the names, owners, windows, ... of the whole cohorts frame):
     six stages are cut from it every cycle.
@@ -188,17 +171,10 @@ def cohort_for(cohorts: pd.DataFrame, stage_id: str, errors: pd.Series) -> pd.Da
     due = (cohorts["status"] == "due").to_numpy(dtype=bool)
     pos = np.flatnonzero(due & (cohorts["stage"] == stage_id).to_numpy(dtype=bool))
     ids = cohorts.index[pos]
-    # as data_errors gives them (one per cohorts row), read by position, without looking ids up
-    error = (
-        errors.to_numpy(dtype=object)[pos]
-        if errors.index.equals(cohorts.index)
-        else errors.reindex(ids).to_numpy(dtype=object)
-    )
-    windowed = _windowed(due, cohorts)
+    error = errors.reindex(ids).to_numpy(dtype=object)
     columns: dict[str, object] = {c: cohorts[c].array.take(pos) for c in COHORT_COLUMNS if c in cohorts.columns}
     # a Series on ids: pandas would make Arrow text of a bare object array
     columns["data_error"] = pd.Series(np.where(pd.isna(error), "", error), index=ids, dtype=object)
-    columns["window_row"] = np.where(windowed, np.cumsum(windowed) - 1, -1)[pos]
     return pd.DataFrame(columns, index=ids, copy=False)  # the arrays are new: kept, not copied into blocks
 
 
@@ -211,7 +187,7 @@ def decide_all(
     brands go through the same engine in one call (same rules, same rows, one fixed cost a day).
     """
     errors = data_errors(batch, cohorts)
-    rank = pd.Categorical(cohorts["stage"].to_numpy(dtype=object), categories=[*EVALUATED_STAGES, EXITED]).codes
+    rank = pd.Categorical(cohorts["stage"].to_numpy(dtype=object), categories=list(STAGE_ORDER)).codes
     keep = (cohorts["status"].to_numpy() == "due") & (rank >= 0)
     due = cohorts[keep].iloc[np.argsort(rank[keep], kind="stable")]
     due = due.assign(data_error=errors.reindex(due.index).fillna("").to_numpy(dtype=object))
@@ -249,7 +225,7 @@ class CycleSummary:
 
     def line(self) -> str:
         verdicts = ", ".join(f"{v} {n}" for v, n in self.verdicts.items() if n)
-        moves = ", ".join(f"{a} {n}" for a, n in self.actions.items() if n and a != "hold")
+        moves = ", ".join(f"{a} {n}" for a, n in self.actions.items() if n and a != Action.HOLD)
         decided = self.decided if self.recorded is None else self.recorded  # a rerun: the day as the ledger holds it
         parts = [f"{self.as_of}: decided {decided} brands ({verdicts or 'none'})"]
         if moves:
@@ -275,7 +251,7 @@ def funnel(cohorts: pd.DataFrame, decisions: pd.DataFrame) -> dict[str, int]:
         stage[pos[pos >= 0]] = decisions["to_stage"].to_numpy(dtype=object)[pos >= 0]
     names, counts = np.unique(stage.astype(str), return_counts=True)
     found = dict(zip(names.tolist(), counts.tolist(), strict=True))
-    return {s: int(found.get(s, 0)) for s in FUNNEL_ORDER}
+    return {s: int(found.get(s, 0)) for s in STAGE_ORDER}
 
 
 def count_statuses(summary: CycleSummary, cohorts: pd.DataFrame) -> int:
@@ -293,12 +269,11 @@ def count_decisions(summary: CycleSummary, decisions: pd.DataFrame) -> None:
         return
     v = decisions["verdict"].value_counts()
     a = decisions["action"].value_counts()
-    summary.verdicts = {k: int(v.get(k, 0)) for k in ("PASS", "FAIL", "INCONCLUSIVE", "ERROR")}
-    summary.actions = {
-        k: int(a.get(k, 0)) for k in ("advance", "graduate", "await_approval", "demote", "recycle", "exit", "hold")
-    }
+    # the best verdict first: the reverse of their severity order
+    summary.verdicts = {k.value: int(v.get(k.value, 0)) for k in reversed(Verdict)}
+    summary.actions = {k.value: int(a.get(k.value, 0)) for k in Action}
     summary.overdue = sorted(decisions.loc[decisions["overdue"].astype(bool), "brand_id"])
-    summary.errors = sorted(decisions.loc[decisions["verdict"] == "ERROR", "brand_id"])
+    summary.errors = sorted(decisions.loc[decisions["verdict"] == Verdict.ERROR, "brand_id"])
 
 
 QUARANTINE_SHOWN = 3
@@ -341,7 +316,10 @@ def first_quarantined(quarantine: pd.DataFrame, n: int = QUARANTINE_SHOWN) -> li
 
 
 def without_rows(batch: MetricsBatch) -> MetricsBatch:
-    """The batch without its daily rows, once the windows are computed: at 100,000 brands they are most of a cycle's memory."""
+    """The batch without its daily rows, once the windows are computed.
+
+    At 100,000 brands the rows are most of a cycle's memory.
+    """
     # a copy: an empty slice would be a view keeping every column of the full frame alive
     return MetricsBatch(
         batch.daily.iloc[:0].copy(), batch.quarantine, batch.missing_columns, batch.unknown_columns, batch.sources

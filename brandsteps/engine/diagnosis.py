@@ -1,4 +1,4 @@
-"""GMV driver diagnosis: each brand's five GMV factors against its tier cohort and the stage targets, and shadow verdicts."""
+"""GMV driver diagnosis: each brand's five GMV factors against its tier cohort and stage targets; shadow verdicts."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from brandsteps.catalogue import GMV_FACTORS
+from brandsteps.catalogue import GMV_FACTORS, Verdict
 from brandsteps.config import Portfolio
 from brandsteps.engine.evidence import (
     CRITERIA_KEYS,
@@ -24,7 +24,7 @@ from brandsteps.engine.evidence import (
     json_records,
     text_frame,
 )
-from brandsteps.engine.gates import stage_param_for
+from brandsteps.engine.rules import stage_param_for
 from brandsteps.ledger.ids import among
 
 # The playbook stage whose actions work on each lever of GMV = UV × watch × conversion × repurchase × AOV.
@@ -43,6 +43,7 @@ FACTOR_LEVER: dict[str, str] = {
     "aov": "higher order value: bundles and channel-exclusive SKUs",
 }
 FIELDS = ("value", "basis", "median", "target", "op", "vs_median", "vs_target", "shortfall")
+_NONE = np.array(None, dtype=object)  # a missing text in np.where
 
 
 def parse_json_column(column: pd.Series, empty: str) -> list[Any]:
@@ -150,7 +151,7 @@ def factor_diagnosis(decided: Decided, cohorts: pd.DataFrame, portfolio: Portfol
     ids = decisions["brand_id"].to_numpy(dtype=object)
     values = decided.factors.reindex(columns=["gmv", *GMV_FACTORS]).reset_index(drop=True).astype(float)
     pos = cohorts.index.get_indexer(pd.Index(ids, dtype=object))
-    tier = np.where(pos >= 0, cohorts["tier"].to_numpy(dtype=object)[pos], None)
+    tier = np.where(pos >= 0, cohorts["tier"].to_numpy(dtype=object)[pos], _NONE)
     window_len = (
         np.where(pos >= 0, cohorts["window_len"].to_numpy(dtype=float)[pos], np.nan)
         if "window_len" in cohorts
@@ -190,7 +191,7 @@ def factor_diagnosis(decided: Decided, cohorts: pd.DataFrame, portfolio: Portfol
             "limiting_shortfall": np.where(has, short[np.arange(n), pick], np.nan),
             "lever": pd.Series(limiting, dtype=object).map(FACTOR_LEVER).to_numpy(dtype=object),
             "action_stage": action_stage,
-            "action": np.where(has, _action_texts(portfolio, ids, action_stage), None),
+            "action": np.where(has, _action_texts(portfolio, ids, action_stage), _NONE),
             "measured": values["gmv"].notna().to_numpy() | values[list(GMV_FACTORS)].notna().any(axis=1).to_numpy(),
         }
     )
@@ -227,14 +228,15 @@ def shadow_verdicts(decisions: pd.DataFrame, evidence: Evidence, pass_score: np.
         score = np.where(has_should & (total > 0), passed / np.where(total > 0, total, 1.0), 1.0)
     live = decisions["verdict"].to_numpy(dtype=object)
     live_reason = decisions["reason"].fillna("").astype(str).to_numpy(dtype=object)
-    before_criteria = (live == "ERROR") | (
-        (live == "INCONCLUSIVE") & ~pd.Series(live_reason, dtype=object).str.startswith("no value").to_numpy(dtype=bool)
+    before_criteria = (live == Verdict.ERROR) | (
+        (live == Verdict.INCONCLUSIVE)
+        & ~pd.Series(live_reason, dtype=object).str.startswith("no value").to_numpy(dtype=bool)
     )
     least = np.asarray(pass_score, dtype=float)
     verdict = np.select(
         [before_criteria, no_value, must_fail, score < least - 1e-12],
-        [live, "INCONCLUSIVE", "FAIL", "FAIL"],
-        default="PASS",
+        [live, Verdict.INCONCLUSIVE.value, Verdict.FAIL.value, Verdict.FAIL.value],
+        default=Verdict.PASS.value,
     )
     failing_rows = crit.shadow & (result != PASS_)
     failing = join_groups(row[failing_rows], crit.take(failing_rows).reasons(), n, "; ")
@@ -245,7 +247,7 @@ def shadow_verdicts(decisions: pd.DataFrame, evidence: Evidence, pass_score: np.
     reason = np.full(n, None, dtype=object)
     explained = np.where(failing[has] != "", "shadow: " + failing[has], scored)
     reason[has] = np.where(before_criteria[has], "decided before the criteria: " + live_reason[has], explained)
-    out["shadow_verdict"] = np.where(has, verdict, None)
+    out["shadow_verdict"] = np.where(has, verdict, _NONE)
     out["shadow_reason"] = reason
     out["shadow_criteria"] = count.astype(int)
     return out

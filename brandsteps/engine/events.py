@@ -9,8 +9,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from brandsteps.catalogue import Action
 from brandsteps.config import Portfolio
-from brandsteps.engine.gates import stage_param_for
+from brandsteps.engine.rules import stage_param_for
 from brandsteps.ledger.ids import among
 
 EVENT_PREFIX = "brandsteps.brand"
@@ -18,12 +19,12 @@ RESOURCE_PREFIX = "brandsteps.brand"
 
 # action → event suffix; a hold announces nothing (it is the normal day).
 ACTION_EVENTS: dict[str, str] = {
-    "advance": "advanced",
-    "demote": "demoted",
-    "recycle": "recycled",
-    "exit": "exited",
-    "graduate": "graduated",
-    "await_approval": "awaiting-approval",
+    Action.ADVANCE.value: "advanced",
+    Action.DEMOTE.value: "demoted",
+    Action.RECYCLE.value: "recycled",
+    Action.EXIT.value: "exited",
+    Action.GRADUATE.value: "graduated",
+    Action.AWAIT_APPROVAL.value: "awaiting-approval",
 }
 OVERDUE_EVENT = "overdue"
 EVENT_NAMES: tuple[str, ...] = tuple(f"{EVENT_PREFIX}.{s}" for s in (*ACTION_EVENTS.values(), OVERDUE_EVENT))
@@ -78,7 +79,7 @@ def _json_safe(value: Any) -> Any:
 
 def newly_awaiting(decisions: pd.DataFrame) -> pd.Series:
     """Brands that went to await_approval on this very day (a wait that began earlier is not news)."""
-    waiting = decisions["action"] == "await_approval"
+    waiting = decisions["action"] == Action.AWAIT_APPROVAL
     out = pd.Series(False, index=decisions.index)
     if waiting.any():  # dates formatted for the waiting brands only: a handful of 100,000
         rows = decisions[waiting]
@@ -132,7 +133,7 @@ def brand_events(
     d = decisions if written is None else decisions[among(decisions["brand_id"], written)]
     if d.empty:
         return []
-    moving = d["action"].isin([a for a in ACTION_EVENTS if a != "await_approval"])
+    moving = d["action"].isin([a for a in ACTION_EVENTS if a != Action.AWAIT_APPROVAL])
     selected = {
         "action": d[moving | newly_awaiting(d)],
         OVERDUE_EVENT: d[newly_overdue(d, last_as_of, max_days)],

@@ -13,16 +13,19 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pandas as pd
 
-from brandsteps.catalogue import EXITED, GRADUATED, STAGE_IDS
+from brandsteps.catalogue import EVALUATED_STAGES, EXITED
 from brandsteps.config import Portfolio
 from brandsteps.engine.evidence import join_groups
-from brandsteps.engine.gates import deciding_inputs
+from brandsteps.engine.rules import deciding_inputs
 
 UNREADY = "unready"  # a cohorts status: due, but its data has not arrived and the deadline has not passed
 
 
 def deadline_of(as_of: date, data_deadline: str | None, timezone: str) -> datetime | None:
-    """When as_of's data is due: data_deadline (HH:MM, local time in timezone) on the day after as_of; None: no deadline."""
+    """When as_of's data is due: data_deadline (HH:MM, local time in timezone) on the day after as_of.
+
+    None: no deadline.
+    """
     if data_deadline is None:
         return None
     hour, minute = (int(part) for part in data_deadline.split(":"))
@@ -106,7 +109,10 @@ def apply_deadline(cohorts: pd.DataFrame, missing: pd.Series, deadline: datetime
 
 
 def unready_table(cohorts: pd.DataFrame, missing: pd.Series) -> pd.DataFrame:
-    """The brands left undecided for their data (status UNREADY): brand_id, name, stage, missing; in stage order, then by id."""
+    """The brands left undecided for their data (status UNREADY): brand_id, name, stage, missing.
+
+    In stage order, then by id.
+    """
     waiting = cohorts[cohorts["status"].to_numpy() == UNREADY]
     table = pd.DataFrame(
         {
@@ -118,7 +124,7 @@ def unready_table(cohorts: pd.DataFrame, missing: pd.Series) -> pd.DataFrame:
             "missing": missing.reindex(waiting.index).fillna("").to_numpy(dtype=object),
         }
     )
-    order = pd.Categorical(table["stage"], categories=[*STAGE_IDS, GRADUATED], ordered=True)
+    order = pd.Categorical(table["stage"], categories=list(EVALUATED_STAGES), ordered=True)
     return (
         table.assign(_order=order)
         .sort_values(["_order", "brand_id"], kind="stable")

@@ -13,7 +13,10 @@ from brandsteps.engine.cycle import CycleSummary, count_decisions, count_statuse
 
 
 def shard_of(brand_ids: list[str] | pd.Index, count: int) -> np.ndarray:
-    """Each brand's shard in [0, count): the same on every machine and run (pandas' fixed-key hash, not Python's salted one)."""
+    """Each brand's shard in [0, count).
+
+    The same on every machine and run: pandas' fixed-key hash, not Python's salted one.
+    """
     if count < 1:
         raise ValueError(f"shards must be at least 1 (got {count})")
     hashes = pd.util.hash_array(np.asarray(list(brand_ids), dtype=object))

@@ -24,53 +24,13 @@ def _ratio(num: np.ndarray, den: np.ndarray, scale: float = 1.0) -> np.ndarray:
     return result
 
 
-def _last_per_group(
-    codes: np.ndarray,
-    order_key: np.ndarray,
-    values: np.ndarray,
-    n: int,
-    slots: np.ndarray | None = None,
-    width: int = 0,
-) -> np.ndarray:
-    """The value on the latest day that has one, per group code.
-
-    slots: each row's place in an n × width grid of (group, day), given when no two rows share a
-    place; reading each grid row's last measured place then replaces sorting every row.
-    """
-    out = np.full(n, np.nan)
-    has = ~np.isnan(values)
-    if not has.any():
-        return out
-    if slots is not None:
-        grid = np.full(n * width, np.nan)
-        grid[slots[has]] = values[has]
-        rows = grid.reshape(n, width)
-        # the first measured place reading each row backwards; a row with none reads its NaN last place
-        last = width - 1 - np.argmax(~np.isnan(rows[:, ::-1]), axis=1)
-        result: np.ndarray = rows[np.arange(n), last]
-        return result
-    c, k, v = codes[has], order_key[has], values[has]
-    order = np.lexsort((k, c))
-    c, v = c[order], v[order]
-    last_of_group = np.r_[c[1:] != c[:-1], True]
-    out[c[last_of_group]] = v[last_of_group]
-    return out
-
-
-def _median_per_row(grid: np.ndarray, count: np.ndarray) -> np.ndarray:
-    """np.nanmedian(grid, axis=1), given each row's count of measured (non-NaN) values.
-
-    The same arithmetic as NumPy's nanmedian for short rows (a masked median): (low + high) / 2
-    of the two middle measured values, the middle one twice for an odd count; one sort of the
-    grid puts NaN after the measured values. A row with none reads NaN at its end.
-    """
-    ordered = np.sort(grid, axis=1)
-    high = count // 2
-    low = np.where(count % 2 == 1, high, high - 1)
-    rows = np.arange(len(grid))
-    with np.errstate(invalid="ignore"):  # -inf and inf in the middle: NaN, as nanmedian
-        result: np.ndarray = (ordered[rows, low] + ordered[rows, high]) / 2.0
-    return result
+def _median_per_row(grid: np.ndarray, measured: np.ndarray) -> np.ndarray:
+    """np.nanmedian of each row of grid; NaN for a row without a measured value (measured: its count)."""
+    median = np.full(len(grid), np.nan)
+    has = measured > 0
+    with np.errstate(invalid="ignore"):  # -inf and inf in the middle: NaN
+        median[has] = np.nanmedian(grid[has], axis=1)
+    return median
 
 
 def _burst_coefficient(codes: np.ndarray, offset: np.ndarray, values: np.ndarray, n: int, width: int) -> np.ndarray:
@@ -101,59 +61,23 @@ def _burst_coefficient(codes: np.ndarray, offset: np.ndarray, values: np.ndarray
     return _ratio(peak, median)
 
 
-def _brand_positions(brand: pd.Series, index: pd.Index) -> np.ndarray:
-    """Each row's position in index, -1 where the brand is not there.
-
-    A Categorical column (what load_metrics gives) maps its distinct ids and takes the row codes:
-    hashing 100,000 ids instead of 3.5 million row strings; when its categories are the index
-    itself (every brand due), comparing them in order is cheaper still than hashing them.
-    """
-    if isinstance(brand.dtype, pd.CategoricalDtype):
-        codes = brand.cat.codes.to_numpy()
-        categories = brand.cat.categories
-        if len(categories) == len(index) and _same_texts(categories, index):
-            return codes.astype(np.int64)  # code -1 (a missing id) stays -1
-        per_category = index.get_indexer(categories)
-        positions: np.ndarray = np.append(per_category, -1)[codes]  # code -1: a missing id
-        return positions
-    return index.get_indexer(pd.Index(brand))
-
-
-def _same_texts(categories: pd.Index, index: pd.Index) -> bool:
-    """Whether the categories are the index's ids, in the same order (compared as Python objects)."""
-    return bool(np.array_equal(np.asarray(categories, dtype=object), np.asarray(index, dtype=object)))
-
-
-def _in_date_order(codes: np.ndarray, day_key: np.ndarray) -> bool:
-    """Whether rows come brand by brand, each brand's days strictly increasing (how load_metrics sorts them).
-
-    Then each brand's last row is its latest day, and no two rows share a day: the 'last' metrics
-    read group ends instead of a grid or a sort.
-    """
-    if len(codes) < 2:
-        return True
-    later_brand = codes[1:] > codes[:-1]
-    return bool((later_brand | ((codes[1:] == codes[:-1]) & (day_key[1:] > day_key[:-1]))).all())
-
-
-def _last_in_order(codes: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
-    """_last_per_group for rows in date order per brand (see _in_date_order): each brand's last measured row."""
+def _last_per_brand(codes: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
+    """Each brand's value on its latest row that has one; codes and values in time order within each brand."""
     out = np.full(n, np.nan)
     has = ~np.isnan(values)
-    if not has.all():
-        codes, values = codes[has], values[has]
-    if len(codes):
-        last = np.flatnonzero(np.r_[codes[1:] != codes[:-1], True])
-        out[codes[last]] = values[last]
+    codes, values = codes[has], values[has]
+    last = np.flatnonzero(np.r_[codes[1:] != codes[:-1], True]) if len(codes) else np.empty(0, dtype=np.int64)
+    out[codes[last]] = values[last]
     return out
 
 
 def stage_windows(
     as_of: date, entered: np.ndarray, window_days: np.ndarray, lag_days: int | np.ndarray = 0
 ) -> tuple[np.ndarray, np.ndarray]:
-    """First and last day (datetime64[ns]) of each brand's window: window_days ending lag_days before as_of, never before
-    the brand entered its stage (docs/design.md#windows). A first day after the last is an empty window: the brand
-    entered its stage after the lagged window ended.
+    """First and last day (datetime64[ns]) of each brand's window.
+
+    window_days ending lag_days before as_of, never before the brand entered its stage (docs/design.md#windows).
+    A first day after the last is an empty window: the brand entered its stage after the lagged window ended.
     """
     end = np.datetime64(as_of, "ns") - np.asarray(lag_days, dtype="timedelta64[D]").astype("timedelta64[ns]")
     earliest = end - (np.asarray(window_days, dtype=np.int64) - 1).astype("timedelta64[D]").astype("timedelta64[ns]")
@@ -209,32 +133,24 @@ def compute_window_metrics(daily: pd.DataFrame, windows: pd.DataFrame) -> pd.Dat
     # Every output column is written into one block, which becomes the frame without a copy.
     block = np.empty((len(names), n))
     out: dict[str, np.ndarray] = {name: block[i] for i, name in enumerate(names)}
-    codes_all = _brand_positions(daily["brand_id"], index)
+    # a Categorical brand_id (what load_metrics gives) is looked up once per distinct id, not once per row
+    codes_all = index.get_indexer(pd.Index(daily["brand_id"]))
     known = codes_all >= 0
+    safe_codes = np.where(known, codes_all, 0)
     dates_ns = daily["date"].to_numpy(dtype="datetime64[ns]")
     start = windows["window_start"].to_numpy(dtype="datetime64[ns]")
     end = windows["window_end"].to_numpy(dtype="datetime64[ns]")
-    every_known = bool(known.all())
-    safe_codes = codes_all if every_known else np.where(known, codes_all, 0)
-    # a cycle's windows all end on its day: one bound for every row, not one gathered per row
-    row_end = end[0] if bool((end == end[0]).all()) else end[safe_codes]
-    in_window = (dates_ns >= start[safe_codes]) & (dates_ns <= row_end)
-    if not every_known:
-        in_window &= known
-    # Rows are gathered per column by position, not copied whole with .loc (26 columns); when
-    # every row is in a window, the columns are read as they are.
-    rows = np.flatnonzero(in_window)
-    every = len(rows) == len(codes_all)
-    codes = codes_all if every else codes_all[rows]
-    days = dates_ns if every else dates_ns[rows]
+    # rows are gathered per column by position, not copied whole with .loc (26 columns)
+    rows = np.flatnonzero(known & (dates_ns >= start[safe_codes]) & (dates_ns <= end[safe_codes]))
+    codes = codes_all[rows]
+    days = dates_ns[rows]
     days_with_data = np.bincount(codes, minlength=n)
     out["days_with_data"][:] = days_with_data
     counts: dict[str, np.ndarray] = {}
     kept: dict[str, np.ndarray] = {}
     needed = {spec.numerator for spec in METRICS.values() if spec.kind == "last"} | {"gmv_affiliate"}
     for col in _SUM_COLUMNS:
-        column = daily[col].to_numpy(dtype=float)
-        v = column if every else column.take(rows)
+        v = daily[col].to_numpy(dtype=float).take(rows)
         total, count = _bincount_sums(v, codes, days_with_data)
         np.copyto(out[f"sum_{col}"], np.where(count > 0, total, np.nan))
         counts[col] = count
@@ -243,13 +159,7 @@ def compute_window_metrics(daily: pd.DataFrame, windows: pd.DataFrame) -> pd.Dat
 
     window_len = windows["window_len"].to_numpy(dtype=float)
     width = max(int(windows["window_len"].max()), 0)
-    day_key = days.view(np.int64)  # the exact timestamps, for the sort when no grid stands in
-    in_order = _in_date_order(codes, day_key)
-    offset: np.ndarray | None = None
-    slots: np.ndarray | None = None
-    if not in_order:
-        offset = _day_offsets(days, start, codes)
-        slots = _day_slots(codes, offset, n, width)
+    in_time = np.lexsort((days.view(np.int64), codes))  # each brand's rows in time order, for the 'last' metrics
     for name, spec in METRICS.items():
         if spec.kind == "sum":
             out[name][:] = out[f"sum_{spec.numerator}"]
@@ -258,12 +168,7 @@ def compute_window_metrics(daily: pd.DataFrame, windows: pd.DataFrame) -> pd.Dat
         elif spec.kind == "mean":
             out[name][:] = _ratio(out[f"sum_{spec.numerator}"], counts[spec.numerator].astype(float))
         elif spec.kind == "last":
-            values = kept[spec.numerator]
-            out[name][:] = (
-                _last_in_order(codes, values, n)
-                if in_order
-                else _last_per_group(codes, day_key, values, n, slots, width)
-            )
+            out[name][:] = _last_per_brand(codes[in_time], kept[spec.numerator][in_time], n)
     out["live_hours_per_day"][:] = _ratio(out["sum_live_minutes"], window_len * 60.0)
     out["burst_coefficient"][:] = np.nan
     wanted = windows["burst"].to_numpy(dtype=bool) if "burst" in windows else np.ones(n, dtype=bool)
@@ -273,7 +178,7 @@ def compute_window_metrics(daily: pd.DataFrame, windows: pd.DataFrame) -> pd.Dat
         compact[brands] = np.arange(len(brands))
         burst_rows = np.flatnonzero(wanted[codes])
         b_codes = codes[burst_rows]
-        b_offset = offset[burst_rows] if offset is not None else _day_offsets(days[burst_rows], start, b_codes)
+        b_offset = _day_offsets(days[burst_rows], start, b_codes)
         out["burst_coefficient"][brands] = _burst_coefficient(
             compact[b_codes], b_offset, kept["gmv_affiliate"][burst_rows], len(brands), width
         )
@@ -281,48 +186,20 @@ def compute_window_metrics(daily: pd.DataFrame, windows: pd.DataFrame) -> pd.Dat
 
 
 def _bincount_sums(v: np.ndarray, codes: np.ndarray, days_with_data: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Each brand's sum of v over its rows (in row order) and its count of measured rows.
+    """Each brand's sum of v over its measured rows (in row order) and its count of them.
 
-    Every row summed first: a NaN total means a brand has an unmeasured day (or inf met -inf),
-    and only then are the measured rows summed again, in the same order.
+    An unmeasured day adds 0.0 in its place: a total started at 0.0 never is -0.0, so adding 0.0 leaves it
+    as it is, and the totals are those of the measured rows, bit for bit (inf and -inf still give NaN).
     """
-    n = len(days_with_data)
-    total = np.bincount(codes, weights=v, minlength=n)
-    count = days_with_data
-    if np.isnan(total).any():
-        missing = np.isnan(v)
-        # an unmeasured day adds 0.0 in its place: a total started at 0.0 never is -0.0, so adding
-        # 0.0 leaves it as it is, and the totals are those of the measured rows, bit for bit
-        total = np.bincount(codes, weights=np.where(missing, 0.0, v), minlength=n)
-        count = days_with_data - np.bincount(codes[missing], minlength=n)
-    return total, count
+    missing = np.isnan(v)
+    total = np.bincount(codes, weights=np.where(missing, 0.0, v), minlength=len(days_with_data))
+    return total, days_with_data - np.bincount(codes[missing], minlength=len(days_with_data))
 
 
 def _day_offsets(days: np.ndarray, start: np.ndarray, codes: np.ndarray) -> np.ndarray:
     """Whole days from each row's window start (0 on the first day)."""
     offset: np.ndarray = ((days - start[codes]) // np.timedelta64(1, "D")).astype(int)
     return offset
-
-
-def _day_slots(codes: np.ndarray, offset: np.ndarray, n: int, width: int) -> np.ndarray | None:
-    """Each row's place in an n × width grid of (brand, day), or None when a grid cannot stand in for a sort.
-
-    Validated metrics have one row per brand and day; a hand-built frame may hold two rows of one
-    day (two times of day), and then only sorting by the exact timestamp says which is last. With
-    one row per place, a later place is a later timestamp (whole days from the same window start).
-    """
-    if (
-        len(codes) == 0
-        or width <= 0
-        or offset.min() < 0
-        or offset.max() >= width
-        or n * width > 4 * len(codes) + (1 << 22)
-    ):
-        return None
-    slots: np.ndarray = codes.astype(np.int64) * width + offset
-    if np.bincount(slots, minlength=n * width).max() > 1:
-        return None
-    return slots
 
 
 def gmv_factor_product(metrics: pd.DataFrame) -> pd.Series:

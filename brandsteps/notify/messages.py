@@ -13,8 +13,8 @@ from datetime import date
 
 import pandas as pd
 
-from brandsteps.catalogue import EXITED, GRADUATED, STAGE_IDS
-from brandsteps.engine.cycle import FUNNEL_ORDER, CycleSummary, funnel
+from brandsteps.catalogue import EXITED, GRADUATED, STAGE_ORDER, next_stage
+from brandsteps.engine.cycle import CycleSummary, funnel
 from brandsteps.engine.events import newly_awaiting, newly_overdue
 from brandsteps.ledger.ids import among
 from brandsteps.notify.sender import Message
@@ -50,10 +50,6 @@ def plain(text: object) -> str:
 
 def stage_name(stage: object) -> str:
     return STAGE_NAMES.get(str(stage), str(stage))
-
-
-def next_stage(stage: str) -> str:
-    return STAGE_IDS[STAGE_IDS.index(stage) + 1] if stage in STAGE_IDS[:-1] else GRADUATED
 
 
 @dataclass(frozen=True)
@@ -151,7 +147,7 @@ def moved_message(news: CycleNews, action: str) -> Message | None:
 
 def _funnel_lines(before: Mapping[str, int], after: Mapping[str, int]) -> list[str]:
     lines = []
-    for stage in FUNNEL_ORDER:
+    for stage in STAGE_ORDER:
         change = after.get(stage, 0) - before.get(stage, 0)
         lines.append(f"- {stage_name(stage)}：{after.get(stage, 0)}" + (f"（{change:+d}）" if change else ""))
     return lines
@@ -176,7 +172,8 @@ def needs_a_person(news: CycleNews) -> list[str]:
         lines.append(f"- 隔离的数据行 {s.quarantined_rows}：见 Prefect 的 quarantined-rows 表")
     if s.unknown_brands_rows:
         lines.append(
-            f"- 不属于任何品牌的数据行 {s.unknown_brands_rows}（{'、'.join(plain(b) for b in s.unknown_brands[:DIGEST_LISTED])}）"
+            f"- 不属于任何品牌的数据行 {s.unknown_brands_rows}"
+            f"（{'、'.join(plain(b) for b in s.unknown_brands[:DIGEST_LISTED])}）"
         )
     return lines or ["- 无"]
 

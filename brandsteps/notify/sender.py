@@ -1,4 +1,4 @@
-"""Posting messages to 企业微信, 钉钉 and 飞书 robots: each platform's JSON, signature and answer, retried, never raising.
+"""Posting messages to 企业微信, 钉钉 and 飞书 robots: each one's JSON, signature and answer, retried, never raising.
 
 Plain urllib, not httpx or Apprise: httpx logs every request URL (the robot's key or token is in it) at INFO on its
 `httpx` logger, and Apprise's plugins post to fixed hosts and do not sign 飞书 messages.
@@ -90,7 +90,7 @@ def with_link(message: Message) -> str:
 
 
 def dingtalk_sign(secret: str, timestamp_ms: str) -> str:
-    """钉钉: base64(HmacSHA256(key=secret, msg="timestamp\\nsecret")), as the URL's sign parameter (url-encoded there)."""
+    """钉钉: base64(HmacSHA256(key=secret, msg="timestamp\\nsecret")), the URL's sign parameter (url-encoded there)."""
     digest = hmac.new(secret.encode("utf-8"), f"{timestamp_ms}\n{secret}".encode(), hashlib.sha256).digest()
     return base64.b64encode(digest).decode("ascii")
 

@@ -1,1 +1,1 @@
-"""What people read: status, explain texts, the visual report and its server, the audit trail."""
+"""What people read: cycle summaries and artifact tables, explain texts, status, the visual report, the audit trail."""

@@ -1,4 +1,4 @@
-"""The audit trail from the ledger: approvals, rejections, refused answers, escalations, review timeouts, stage changes."""
+"""The audit trail from the ledger: approvals, rejections, refused answers, escalations, timeouts, stage changes."""
 
 from __future__ import annotations
 

@@ -24,7 +24,9 @@ ALLOW = "GET, HEAD"
 # The reports are our own static pages: nothing runs in them, and nothing may be loaded from elsewhere.
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
-    "Content-Security-Policy": "default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'; frame-ancestors 'none'",
+    "Content-Security-Policy": (
+        "default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'; frame-ancestors 'none'"
+    ),
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-cache",  # a report rewritten by a rerun shows at once
 }
@@ -161,7 +163,10 @@ class ReportServer:
 
 
 def public_host() -> str:
-    """How other machines can name this one: its fully qualified name, else the address it reaches the network from, else its host name."""
+    """How other machines can name this one.
+
+    Its fully qualified name, else the address it reaches the network from, else its host name.
+    """
     name = socket.getfqdn()
     if "." in name and not name.startswith("localhost"):
         return name
@@ -177,7 +182,7 @@ def public_host() -> str:
 
 
 def base_url(host: str, port: int) -> str:
-    """http://host:port, with a wildcard bind address replaced by this machine's public name so the link works elsewhere."""
+    """http://host:port; a wildcard bind address becomes this machine's public name, so the link works elsewhere."""
     if host in ("", "0.0.0.0", "::"):  # noqa: S104 - comparing, not binding
         host = public_host()
     if ":" in host:  # an IPv6 literal

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import NamedTuple
 
 from brandsteps.config import (
-    PARALLEL_MIN_FILES,
     Brand,
     ConfigError,
     Onboarding,
@@ -140,7 +139,7 @@ def load_roster(configs_dir: Path | str, *, apply_env: bool = True, cache: bool 
     fresh: dict[str, Brand] = {}
     if stale:  # else not even the parse cache is read
         fresh, _, brand_problems = load_brand_files(
-            root, stale, playbook, cache_file(root) if use_roster else None, PARALLEL_MIN_FILES, every_file=False
+            root, stale, playbook, cache_file(root) if use_roster else None, every_file=False
         )
         if brand_problems:
             raise ConfigError(brand_problems)

@@ -9,10 +9,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from brandsteps.engine.cycle import FUNNEL_ORDER
+from brandsteps.catalogue import STAGE_ORDER
 from brandsteps.ledger import Ledger, brand_state, decisions, stage_changes
-from brandsteps.reports.report import stage_sort_key
 from brandsteps.reports.roster import BrandListing
+from brandsteps.reports.summary import stage_sort_key
 
 _d = decisions.c
 _s = brand_state.c
@@ -68,13 +68,13 @@ def _as_date(day: date | str) -> date:
 
 
 def latest_decisions(ledger: Ledger) -> tuple[dict[str, Any], dict[str, Any], dict[str, dict[str, Any]]]:
-    """Every brand's state row (brand_id, stage, entered, last day, awaiting), its latest decision and its last stage change
-    (LAST_CHANGE_FIELDS), each by brand_id."""
+    """Every brand's state row (brand_id, stage, entered, last day, awaiting), its latest decision and its last
+    stage change (LAST_CHANGE_FIELDS), each by brand_id."""
     with ledger.engine.connect() as conn:
         states = {row[0]: row for row in _driver_rows(conn.execute(_STATE))}
         per_day = Counter(row[3] for row in states.values())
         days = [day for day, n in per_day.items() if n >= DAY_READ_MIN_BRANDS]
-        latest = {}
+        latest: dict[str, Any] = {}
         for day in days:
             # a day's decisions include brands decided again later: each brand's row of its last day only
             rows = _driver_rows(conn.execute(_OF_DAY, {"day": _as_date(day)}))
@@ -135,6 +135,6 @@ def portfolio_status(brands: Iterable[BrandListing], ledger: Ledger) -> dict[str
     return {
         "ledger": ledger.display_url,
         "last_cycle": ledger.last_cycle(),
-        "funnel": {s: counts.get(s, 0) for s in FUNNEL_ORDER},
+        "funnel": {s: counts.get(s, 0) for s in STAGE_ORDER},
         "brands": out,
     }

@@ -23,10 +23,10 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
-from brandsteps.catalogue import BASE_COLUMNS, METRICS, STAGE_IDS, TIERS, UV_COLUMNS
+from brandsteps.catalogue import BASE_COLUMNS, EVALUATED_STAGES, METRICS, STAGE_IDS, TIERS, UV_COLUMNS
 from brandsteps.config import Portfolio
 from brandsteps.engine.evidence import join_groups, show_numbers, unit_codes
-from brandsteps.engine.gates import EVALUATED, Compiled, compiled, uses_metric
+from brandsteps.engine.rules import Compiled, compiled, uses_metric
 
 __all__ = [
     "FALLBACK_SOURCES",
@@ -125,7 +125,7 @@ def uniform_windows(portfolio: Portfolio, cohorts: pd.DataFrame, as_of: date, da
     The columns compute_window_metrics reads; burst only where the brand's rules read burst_coefficient.
     """
     stage = cohorts["stage"].to_numpy(dtype=object)
-    evaluated = pd.Index(EVALUATED, dtype=object).get_indexer(pd.Index(stage, dtype=object)) >= 0
+    evaluated = pd.Index(EVALUATED_STAGES, dtype=object).get_indexer(pd.Index(stage, dtype=object)) >= 0
     ids = cohorts.index[evaluated]
     end = pd.Timestamp(as_of)
     return pd.DataFrame(
@@ -196,7 +196,7 @@ def _gather(metrics: pd.DataFrame, at: np.ndarray, names: Sequence[str]) -> np.n
 
 
 def _labels(comp: Compiled) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
-    """What a row of the table is about, once per distinct one, and the label of each compiled criterion and min_sample key.
+    """What a row of the table is about, once per distinct one, and the label of each criterion and min_sample key.
 
     Brands with their own overrides share a label with the playbook's when role, stage, metric, op
     and kind agree: the rows count a criterion's brands whatever their thresholds.
@@ -238,12 +238,12 @@ def data_coverage(portfolio: Portfolio, cohorts: pd.DataFrame, metrics: pd.DataF
     Exactly the criteria the gates decide on: shadow criteria are left out.
     """
     comp = compiled(portfolio)
-    stage_code = pd.Index(EVALUATED, dtype=object).get_indexer(
+    stage_code = pd.Index(EVALUATED_STAGES, dtype=object).get_indexer(
         pd.Index(cohorts["stage"].to_numpy(dtype=object), dtype=object)
     )
     keep = np.flatnonzero(stage_code >= 0)
     ids, stage_code = cohorts.index[keep], stage_code[keep].astype(np.int64)
-    brands = dict(zip(EVALUATED, np.bincount(stage_code, minlength=len(EVALUATED)).tolist(), strict=True))
+    brands = dict(zip(EVALUATED_STAGES, np.bincount(stage_code, minlength=len(EVALUATED_STAGES)).tolist(), strict=True))
     tier = pd.Index(TIERS, dtype=object).get_indexer(
         pd.Index(cohorts["tier"].to_numpy(dtype=object)[keep], dtype=object)
     )
@@ -295,7 +295,7 @@ def data_coverage(portfolio: Portfolio, cohorts: pd.DataFrame, metrics: pd.DataF
         for g, name in enumerate(labels["metric"].to_numpy(dtype=object)[row_label].tolist())  # a few rows per stage
     ]
     out = labels.iloc[row_label].reset_index(drop=True)
-    out.insert(0, "stage", np.asarray(EVALUATED, dtype=object)[keys // n_labels])
+    out.insert(0, "stage", np.asarray(EVALUATED_STAGES, dtype=object)[keys // n_labels])
     out["threshold"] = _thresholds(group, threshold, labels["unit"].to_numpy()[label], size)
     for name, values in counts.items():
         out[name] = values.astype(int)
@@ -316,7 +316,7 @@ def data_coverage(portfolio: Portfolio, cohorts: pd.DataFrame, metrics: pd.DataF
 
 
 def _thresholds(group: np.ndarray, threshold: np.ndarray, unit: np.ndarray, size: int) -> np.ndarray:
-    """Each row's distinct thresholds in its metric's unit, lowest first ('¥300.00', '10 / 100' with tiers or overrides)."""
+    """Each row's distinct thresholds in its metric's unit, lowest first: '¥300.00'; '10 / 100' (tiers, overrides)."""
     pairs = pd.DataFrame({"group": group, "threshold": threshold, "unit": unit}).drop_duplicates(["group", "threshold"])
     pairs = pairs.sort_values(["group", "threshold"], kind="stable")
     text = show_numbers(pairs["threshold"].to_numpy(dtype=float), pairs["unit"].to_numpy(dtype=np.int64))
@@ -363,7 +363,8 @@ def _filled_by(columns: Sequence[str], sources: Mapping[str, Sequence[str]]) -> 
 def table_rows(
     coverage: Coverage, sources: Mapping[str, Sequence[str]], only_missing: bool = False
 ) -> list[dict[str, str]]:
-    """The rows as people read them (TABLE_KEYS): criterion, kind, 'brands without a value of brands', missing columns, reports.
+    """The rows as people read them (TABLE_KEYS): criterion, kind, 'brands without a value of brands', missing
+    columns, reports.
 
     only_missing: just the rows with a brand without a value, most brands affected first (the artifact's).
     """
@@ -386,7 +387,7 @@ def table_rows(
 
 
 def artifact_rows(coverage: Coverage, sources: Mapping[str, Sequence[str]]) -> list[dict[str, str]]:
-    """The data-coverage artifact: criteria with a brand without a value, most brands affected first; else one 'none missing' row."""
+    """The data-coverage artifact: criteria a brand has no value for, most brands first; else a 'none missing' row."""
     rows = table_rows(coverage, sources, only_missing=True)
     if rows:
         return rows
@@ -397,7 +398,7 @@ def artifact_rows(coverage: Coverage, sources: Mapping[str, Sequence[str]]) -> l
 
 def coverage_records(coverage: Coverage, sources: Mapping[str, Sequence[str]]) -> list[dict[str, Any]]:
     """Per stage (the five, then graduated when it has brands): its brands and every criterion's counts, for JSON."""
-    stages = [s for s in EVALUATED if s in STAGE_IDS or coverage.brands.get(s, 0)]
+    stages = [s for s in EVALUATED_STAGES if s in STAGE_IDS or coverage.brands.get(s, 0)]
     out: list[dict[str, Any]] = [{"stage": s, "brands": coverage.brands.get(s, 0), "criteria": []} for s in stages]
     by_stage = {s["stage"]: s["criteria"] for s in out}
     for row in coverage.rows.to_dict("records"):  # a few dozen rows

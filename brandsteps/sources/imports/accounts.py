@@ -31,7 +31,8 @@ def owners(
     positions = [p for p in (table.find(h) for h in headers) if p is not None]
     if not positions:
         raise ImportFormatError(
-            f"{table.path}: no account column ({' or '.join(headers)}) to tell brands apart: name the brand with --brand"
+            f"{table.path}: no account column ({' or '.join(headers)}) to tell brands apart: "
+            "name the brand with --brand"
         )
     ids = pd.concat({p: table.texts(p) for p in positions}, axis=1)
     # Built from the configs (one entry per listed account), then one hash lookup per cell.
@@ -70,7 +71,8 @@ def _refuse_split_rows(table: Table, ids: pd.DataFrame, found: pd.DataFrame, own
             if not pd.isna(b)
         ]
         lines.append(
-            f"{table.path}: row {row}: {', '.join(parts)}: an account belongs to one brand (fix accounts in configs/brands)"
+            f"{table.path}: row {row}: {', '.join(parts)}: "
+            "an account belongs to one brand (fix accounts in configs/brands)"
         )
     raise fail(lines)
 

@@ -56,7 +56,8 @@ def is_text(path: Path) -> bool:
 
 
 def row_number(path: Path, position: int) -> int:
-    """A row as the metrics reader numbers it in quarantine messages: the CSV line (header is 1), the Parquet row from 1."""
+    """A row as the metrics reader numbers it in quarantine messages: a CSV's line (the header's is 1), a Parquet row
+    counted from 1."""
     return position + (2 if is_text(path) else 1)
 
 
@@ -85,7 +86,8 @@ def read_metrics_file(path: Path, columns: list[str] | None = None) -> pd.DataFr
 
 
 def numbers(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """(values as float64, NaN where none or unreadable; whether a cell holds anything) — as the metrics reader reads them."""
+    """The cells as the metrics reader reads them: (values as float64, NaN where none or unreadable; whether a cell
+    holds anything)."""
     if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
         values = column.to_numpy(dtype="float64", na_value=np.nan)
         return values, ~np.isnan(values)
@@ -97,7 +99,7 @@ def numbers(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
 
 
 def as_text(values: np.ndarray) -> np.ndarray:
-    """Numbers as a CSV cell shows them: whole numbers without '.0' (402), others in shortest form (1388.5); '' for none."""
+    """Numbers as a CSV cell shows them: whole ones without '.0' (402), others in shortest form (1388.5), '' if none."""
     out = np.full(len(values), "", dtype=object)
     has = ~np.isnan(values)
     whole = has & (np.abs(values) < 2.0**53)
@@ -118,7 +120,9 @@ def _text_column(frame: pd.DataFrame, column: str, text: bool) -> bool:
 
 
 def put_values(frame: pd.DataFrame, cells: Mapping[str, tuple[np.ndarray, np.ndarray]], text: bool) -> pd.DataFrame:
-    """A new frame with these cells set: column → (positions, values), NaN: none. A column the file lacks is added after its others.
+    """A new frame with these cells set: column → (positions, values), NaN: none.
+
+    A column the file lacks is added after its others.
 
     A column that takes text gets shortest-form text; any other becomes float64 (an all-empty or
     integer column takes fractions and NaN). The frame itself is left as it was.
@@ -140,7 +144,10 @@ def put_values(frame: pd.DataFrame, cells: Mapping[str, tuple[np.ndarray, np.nda
 
 
 def new_rows_like(frame: pd.DataFrame | None, rows: pd.DataFrame, columns: tuple[str, ...], text: bool) -> pd.DataFrame:
-    """rows (brand_id, date, columns) in the shape of the file's frame: its date form, text where it keeps text, its other columns empty."""
+    """rows (brand_id, date, columns) in the shape of the file's frame.
+
+    Its date form, text where it keeps text, its other columns empty.
+    """
     days = rows["date"]
     out: dict[str, object] = {"brand_id": rows["brand_id"].astype(str).to_numpy()}
     existing = frame["date"] if frame is not None and "date" in frame.columns else None
@@ -163,7 +170,7 @@ def new_rows_like(frame: pd.DataFrame | None, rows: pd.DataFrame, columns: tuple
 
 
 def temp_for(final: Path, token: str) -> Path:
-    """A temporary file beside final, never read as metrics (its suffix is .tmp), replaced onto final when all are written."""
+    """A temporary file beside final, never read as metrics (suffix .tmp), moved onto final once all are written."""
     return final.with_name(f".{final.name}.{token}.tmp")
 
 
@@ -189,7 +196,7 @@ def locked(lock: Path) -> Iterator[None]:
 
 
 class FileCommit:
-    """Appends and replacements, each undone in reverse order when a later one fails: an import lands whole or not at all."""
+    """Appends and replacements, undone in reverse order if a later one fails: an import lands whole or not at all."""
 
     def __init__(self) -> None:
         self.token = uuid.uuid4().hex[:12]

@@ -93,7 +93,7 @@ def _free_name(folder: Path, name: str) -> Path:
 
 
 def settle(path: Path, imported: bool, lines: Iterable[str]) -> Path:
-    """Move a handled file to done/ or rejected/ beside it; a rejected file gets its reason beside it (<name>.reason.txt)."""
+    """Move a handled file to done/ or rejected/ beside it; a rejected file gets its reason in <name>.reason.txt."""
     folder = path.parent / (DONE if imported else REJECTED)
     folder.mkdir(exist_ok=True)
     target = _free_name(folder, path.name)

@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 
 from brandsteps.catalogue import BASE_COLUMNS
-from brandsteps.config import _Strict
+from brandsteps.config import StrictModel
 
 __all__ = [
     "AGGREGATES",
@@ -135,7 +135,7 @@ Op = Annotated[Literal[">", ">=", "<", "<=", "==", "!=", "in"], _one_of(OPS)]
 BaseColumn = Annotated[str, AfterValidator(_base_column)]
 
 
-class Condition(_Strict):
+class Condition(StrictModel):
     """A row filter: the row counts when its cell under `header` compares true with `value`."""
 
     header: Header
@@ -159,7 +159,7 @@ class Condition(_Strict):
         return self.op != "in" and not isinstance(self.value, str)
 
 
-class ColumnSpec(_Strict):
+class ColumnSpec(StrictModel):
     """Where one base column's value comes from and how rows of one brand and day combine."""
 
     header: Header
@@ -175,7 +175,9 @@ class ColumnSpec(_Strict):
     )
     share_of: str | None = Field(
         default=None,
-        description="header of the amount that cells written with % (or under a 占比 header) are a share of, on the same row",
+        description=(
+            "header of the amount that cells written with % (or under a 占比 header) are a share of, on the same row"
+        ),
     )
 
     @property
@@ -184,7 +186,7 @@ class ColumnSpec(_Strict):
         return tuple(self.where)
 
 
-class ImportProfile(_Strict):
+class ImportProfile(StrictModel):
     """configs/imports/<name>.yaml: how to read one kind of export into base columns."""
 
     description: str = Field(default="", max_length=500)

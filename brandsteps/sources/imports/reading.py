@@ -10,15 +10,15 @@ import numpy as np
 import pandas as pd
 
 from brandsteps.sources.imports.profiles import alternatives, header_key
-from brandsteps.sources.kuaishou import (
-    _DATE_CELL_RE,
-    _MISSING_MARKS,
-    _TOTAL_LABELS,
+from brandsteps.sources.kuaishou.cells import (
+    DATE_CELL_RE,
+    MISSING_MARKS,
+    TOTAL_LABELS,
     KuaishouFormatError,
-    _find_period,
-    load_sheets,
+    find_period,
     parse_kuaishou_series,
 )
+from brandsteps.sources.kuaishou.sheets import load_sheets
 
 __all__ = ["HEADER_SEARCH_ROWS", "ImportFormatError", "Table", "fail", "read_table"]
 
@@ -78,7 +78,8 @@ class Table:
                 (
                     row,
                     pos,
-                    f"{self.path}: row {row}, {self.headers[pos]}: cannot read {str(cells.iat[r, c]).strip()!r} as a number",
+                    f"{self.path}: row {row}, {self.headers[pos]}: "
+                    f"cannot read {str(cells.iat[r, c]).strip()!r} as a number",
                 )
             )
         return out, lines
@@ -87,12 +88,12 @@ class Table:
         """The column as text (NFKC, trimmed; <NA> for -, empty); whole numbers from a workbook as digits."""
         text = self.body[pos].astype("string").str.normalize("NFKC").str.strip()
         text = text.str.replace(r"^(\d+)\.0$", r"\1", regex=True)  # an id Excel stored as 12345.0
-        return text.mask(text.isin(_MISSING_MARKS))
+        return text.mask(text.isin(MISSING_MARKS))
 
     def days(self, pos: int) -> pd.Series:
         """The column as days (datetime64[ns] at midnight); an unreadable cell fails the file."""
         raw = self.body[pos].astype("string").str.normalize("NFKC").str.strip().fillna("")
-        parts = raw.str.extract(_DATE_CELL_RE)
+        parts = raw.str.extract(DATE_CELL_RE)
         text = parts[0].fillna(parts[3]) + "-" + parts[1].fillna(parts[4]) + "-" + parts[2].fillna(parts[5])
         days = pd.to_datetime(text, format="%Y-%m-%d", errors="coerce").astype("datetime64[ns]")
         bad = days.isna().to_numpy()
@@ -104,10 +105,11 @@ class Table:
 
     def period_day(self, wanted: str) -> pd.Timestamp:
         """The one day of a file without a day column, from its title lines or its name."""
-        period = _find_period([*self.titles, self.path.stem])
+        period = find_period([*self.titles, self.path.stem])
         if period is None:
             raise ImportFormatError(
-                f"{self.path}: no {wanted} column, and no day in the title lines or the file name (e.g. 统计时间：2025-07-01)"
+                f"{self.path}: no {wanted} column, "
+                "and no day in the title lines or the file name (e.g. 统计时间：2025-07-01)"
             )
         start, end = period
         if start != end:
@@ -119,7 +121,10 @@ class Table:
 
 
 def _head_keys(grid: pd.DataFrame) -> Iterator[tuple[int, set[str]]]:
-    """(row number, header keys) of the first rows, lazily: where a header row can be (a few title lines, not the data)."""
+    """(row number, header keys) of the first rows, lazily.
+
+    Only where a header row can be: a few title lines, not the data.
+    """
     head = grid.head(HEADER_SEARCH_ROWS)
     for n, row in zip(head.index.to_numpy(dtype="int64").tolist(), head.itertuples(index=False), strict=True):
         yield n, {header_key(str(v))[0] for v in row if not pd.isna(v) and str(v).strip()}
@@ -170,7 +175,7 @@ def read_table(path: Path, match: Mapping[str, frozenset[str]]) -> tuple[Table, 
         # others: it is not a day or an account of its own.
         text = pd.Series(body.to_numpy(dtype=object).ravel(), dtype=object).astype("string").str.strip().fillna("")
         blank = np.logical_and.reduce((text == "").to_numpy(dtype=bool).reshape(body.shape), axis=1)
-        totals = np.logical_or.reduce(text.isin(_TOTAL_LABELS).to_numpy(dtype=bool).reshape(body.shape), axis=1)
+        totals = np.logical_or.reduce(text.isin(TOTAL_LABELS).to_numpy(dtype=bool).reshape(body.shape), axis=1)
         titles = tuple(
             " ".join(str(v) for v in row if not pd.isna(v))
             for row in grid.loc[: header_row - 1].itertuples(index=False)

@@ -57,7 +57,8 @@ REVISION_COLUMNS: tuple[str, ...] = (
 )
 # One import: a digest recorded here is never applied to this target again.
 IMPORT_COLUMNS: tuple[str, ...] = (
-    "file", "digest", "profile", "imported_at", "brands", "days", "first_day", "last_day", "columns", "new_rows", "revisions",
+    "file", "digest", "profile", "imported_at", "brands", "days", "first_day", "last_day", "columns",
+    "new_rows", "revisions",
 )  # fmt: skip
 REVISIONS_TABLE, IMPORTS_TABLE = "metric_revisions", "metric_imports"
 
@@ -126,7 +127,7 @@ def sql_tables(schema: str | None) -> tuple[sa.Table, sa.Table]:
 
 
 def read_jsonl(path: Path, columns: tuple[str, ...]) -> pd.DataFrame:
-    """A JSON-lines record as a frame of these columns (object values as written); empty when the file does not exist."""
+    """A JSON-lines record as a frame of these columns (object values as written); empty when there is no file."""
     if not path.exists():
         return _empty_record(columns)
     # json, not pd.read_json: values stay as written (a digest of digits stays text, no date guessing)
@@ -195,7 +196,8 @@ def as_known(daily: pd.DataFrame, revisions: pd.DataFrame, moment: datetime) -> 
     """The daily rows as they stood at `moment`: every value revised after it reads as it was before its first later
     revision (that revision's old value). Rows first imported after `moment` are not known to the record: they stay.
 
-    daily: brand_id, date and base columns; revisions: read_revisions' frame. Returns a new frame (daily is not changed).
+    daily: brand_id, date and base columns; revisions: read_revisions' frame. Returns a new frame (daily is left as
+    it was).
     """
     later = revisions[revisions["recorded_at"] > pd.Timestamp(moment)]
     if later.empty:
@@ -229,7 +231,10 @@ def _empty_record(columns: tuple[str, ...]) -> pd.DataFrame:
 def _read_revisions_sql(
     source: MetricsSource, brand_id: str | None, first_day: date | None, last_day: date | None
 ) -> pd.DataFrame:
-    """The revisions table, narrowed to a brand and days where given (explain reads one brand's window, a backtest all)."""
+    """The revisions table, narrowed to a brand and days where given.
+
+    explain reads one brand's window, a backtest all of it.
+    """
     engine = sa.create_engine(source.url or "")
     try:
         schema, _, _ = source.table.rpartition(".")
@@ -251,14 +256,14 @@ def _read_revisions_sql(
 
 
 def revised_inputs(source: MetricsSource, decision: Mapping[str, Any], window_days: int) -> pd.DataFrame:
-    """revised_after for a ledger decision (brand_id, as_of, days_in_stage, decided_at) over its window (decision_window)."""
+    """revised_after for a ledger decision (brand_id, as_of, days_in_stage, decided_at) over its decision_window."""
     first, last = decision_window(decision["as_of"], int(decision["days_in_stage"]), window_days)
     first = min([first, *_criteria_starts(decision.get("criteria"))])  # a lagged criterion read earlier days
     return revised_after(source, str(decision["brand_id"]), first, last, decision["decided_at"])
 
 
 def _criteria_starts(criteria: object) -> list[date]:
-    """The first day of each criterion's recorded window ('2026-11-16..2026-11-29'); none for records without windows."""
+    """The first day of each criterion's recorded window ('2026-11-16..2026-11-29'); none for a record without."""
     if not isinstance(criteria, str):
         return []
     windows = [c.get("window") or "" for c in json.loads(criteria or "[]")]

@@ -13,7 +13,7 @@ from brandsteps.config import Brand
 from brandsteps.sources.imports.model import ImportedFile
 from brandsteps.sources.imports.profiles import ImportProfile
 from brandsteps.sources.imports.reading import ImportFormatError
-from brandsteps.sources.kuaishou import _write_atomically
+from brandsteps.sources.kuaishou.storing import write_atomically
 from brandsteps.wording import counted
 
 __all__ = ["check_out", "combine", "summary_lines", "write_out"]
@@ -26,7 +26,8 @@ def summary_lines(imported: ImportedFile, profile: ImportProfile, brands: Mappin
     rows = imported.rows
     n_brands, n_days = rows["brand_id"].nunique(), rows["date"].nunique()
     out = [
-        f"{imported.path}: {imported.profile}: {counted(n_brands, 'brand')} × {counted(n_days, 'day')} × {counted(len(imported.columns), 'column')} "
+        f"{imported.path}: {imported.profile}: "
+        f"{counted(n_brands, 'brand')} × {counted(n_days, 'day')} × {counted(len(imported.columns), 'column')} "
         f"({', '.join(imported.columns)}), {counted(len(rows), 'brand-day')}"
     ]
     lacking = [c for c in profile.columns if c not in imported.columns]
@@ -42,7 +43,8 @@ def summary_lines(imported: ImportedFile, profile: ImportProfile, brands: Mappin
     skipped = imported.skipped_accounts
     if len(skipped):
         out.append(
-            f"  skipped {counted(int(skipped['rows'].sum()), 'row')} of {counted(len(skipped), 'account')} no brand lists in `accounts`:"
+            f"  skipped {counted(int(skipped['rows'].sum()), 'row')} of {counted(len(skipped), 'account')} "
+            "no brand lists in `accounts`:"
         )
         out += [f"    {a}: {counted(int(r), 'row')}, {d}" for a, r, d in skipped.head(_SHOWN).itertuples(index=False)]
         if len(skipped) > _SHOWN:
@@ -86,5 +88,5 @@ def write_out(files: Sequence[ImportedFile], out: Path) -> list[str]:
     if rows.empty:
         return [f"nothing to write to {out}: no rows"]
     out.parent.mkdir(parents=True, exist_ok=True)
-    _write_atomically(rows, out)
+    write_atomically(rows, out)
     return [f"wrote {counted(len(rows), 'row')} to {out}"]
