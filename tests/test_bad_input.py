@@ -10,6 +10,8 @@ quarantined with their reasons while every other brand is decided normally.
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 
@@ -332,14 +334,29 @@ def test_broken_config_is_refused_and_ledger_unchanged(
     before = ledger_dump(ledger)
     shutil.copytree(CORPUS / case, root, dirs_exist_ok=True)
 
-    def accepted(*_: object, **__: object) -> None:
-        raise AssertionError("the broken config was accepted")  # run would go on to start Prefect
+    # run starts its temporary server while it checks the brand files: a refused folder stops it before any flow
+    server: list[str] = []
 
-    monkeypatch.setattr("brandsteps.cli.run.prefect_api", accepted)
+    @contextmanager
+    def temporary_server(start_now: bool = True) -> Iterator[None]:
+        server.append("started")
+        try:
+            yield None
+        finally:
+            server.append("stopped")
+
+    def flow_ran(*_: object, **__: object) -> None:
+        raise AssertionError("the broken config was accepted")
+
+    monkeypatch.setattr("brandsteps.cli.run.prefect_api", temporary_server)
+    monkeypatch.setattr("flows.onboarding_cycle.onboarding_cycle", flow_ran)
     code = cli.main(["run", "--as-of", AS_OF.isoformat(), "--configs", str(root / "configs")])
     err = capsys.readouterr().err
     assert code == 2, err
     assert err.splitlines() == [f"{len(expected)} configuration problem(s):", *(f"  {line}" for line in expected)]
+    # steps.yaml and onboarding.yaml are read before the server starts; brand files while it starts
+    only_brand_files = all("/brands/" in line.partition(": ")[0] for line in expected)
+    assert server == (["started", "stopped"] if only_brand_files else [])
     assert "Traceback" not in err
     assert ledger_dump(ledger) == before
     assert not (root / "pwned").exists()

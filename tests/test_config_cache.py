@@ -372,3 +372,44 @@ def test_load_brand_only_edge_cases(tmp_path: Path, brand_id: str, files: dict[s
         assert full.value.problems == expected
     else:
         assert load_brand_only(configs, brand_id, apply_env=False).brands == {}
+
+
+@pytest.mark.parametrize(
+    ("collector_on", "broken"),
+    [
+        pytest.param(True, False, id="on-stays-on"),
+        # a refused folder raises out of the load: the collector is switched back on all the same
+        pytest.param(True, True, id="on-again-after-a-refused-folder"),
+        # a caller that switched it off itself (a benchmark, an embedding app) finds it off still
+        pytest.param(False, False, id="off-stays-off"),
+    ],
+)
+def test_the_cycle_collector_pauses_only_while_brand_files_load(
+    tmp_path: Path, cache_dir: Path, collector_on: bool, broken: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import gc
+
+    configs = write_configs(tmp_path, BRANDS)
+    if broken:
+        (configs / "brands" / "zz-broken.yaml").write_text("brand_id: [\n", encoding="utf-8")
+    seen: list[bool] = []
+    real = brand_files.parse_files
+
+    def watching(items: list[tuple[str, bytes]], check_exact: bool) -> list[Any]:
+        seen.append(gc.isenabled())
+        return real(items, check_exact)
+
+    monkeypatch.setattr(brand_files, "parse_files", watching)
+    was = gc.isenabled()
+    (gc.enable if collector_on else gc.disable)()
+    try:
+        if broken:
+            with pytest.raises(ConfigError):
+                load_portfolio(configs, apply_env=False)
+        else:
+            load_portfolio(configs, apply_env=False)
+        after = gc.isenabled()
+    finally:
+        (gc.enable if was else gc.disable)()
+    assert seen == [False]  # the parser ran once (an empty cache: every file), with the collector paused
+    assert after is collector_on

@@ -31,10 +31,10 @@ def ledger_of(args: argparse.Namespace, portfolio: ConfigsFolder) -> Ledger:
     return targets(portfolio, args.metrics, args.ledger).open_ledger()
 
 
-def check_day(day: date, portfolio: ConfigsFolder) -> None:
-    """A day to decide may not be later than today in the portfolio's timezone."""
+def check_day(day: date, timezone: str) -> None:
+    """A day to decide may not be later than today in the configured timezone."""
     from brandsteps.config.settings import today_in
 
-    today = today_in(portfolio.onboarding.timezone)
+    today = today_in(timezone)
     if day > today:
-        raise UsageError(f"--as-of {day} is in the future (today is {today} in {portfolio.onboarding.timezone})")
+        raise UsageError(f"--as-of {day} is in the future (today is {today} in {timezone})")

@@ -142,7 +142,7 @@ def cmd_coverage(args: argparse.Namespace) -> int:
     from brandsteps.sources.metrics_source import MetricsBatch, load_metrics
 
     day = args.as_of or yesterday_in(portfolio.onboarding.timezone)
-    check_day(day, portfolio)
+    check_day(day, portfolio.onboarding.timezone)
     days = args.days or default_days(portfolio)
     first = day - timedelta(days=days - 1)
     # brands the ledger does not know yet (day one) are in their configured start stage
