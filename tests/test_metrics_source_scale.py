@@ -54,7 +54,7 @@ CASES = [
         ],
         id="dates-parsed-per-distinct-text",
     ),
-    # dates 300 years apart: the brand/day key space is too large to count densely, the hash path finds the pair
+    # dates 300 years apart: one brand-and-day key per row still finds the pair, far apart as the days are
     pytest.param(
         ["a", "a", "a"],
         ["1726-01-01", "1726-01-01", "2026-01-01"],

@@ -55,13 +55,8 @@ def _duplicated(brand: np.ndarray, dates: pd.Series, valid: np.ndarray) -> np.nd
     day = dates.to_numpy().astype("datetime64[D]").view(np.int64)
     d = day if every else day[valid]
     first = int(d.min())
-    span = int(d.max()) - first + 1
-    key = b * span + (d - first)
-    size = (int(b.max()) + 1) * span
-    if size <= 4 * len(key) + (1 << 20):  # a dense count (one pass) when the key space is small
-        out[valid] = np.bincount(key, minlength=size)[key] > 1
-    else:
-        out[valid] = pd.Series(key).duplicated(keep=False).to_numpy()
+    key = b * (int(d.max()) - first + 1) + (d - first)  # one int64 per brand and day
+    out[valid] = pd.Series(key).duplicated(keep=False).to_numpy()
     return out
 
 
