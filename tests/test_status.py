@@ -160,3 +160,36 @@ def test_status_reads_each_brands_latest_decision_whatever_day_it_was(
             "hold",
         )
     assert (rows["c"]["last_as_of"], rows["c"]["verdict"], rows["c"]["action"]) == ("2026-01-03", "PASS", "advance")
+
+
+def test_an_approved_brand_is_not_shown_overdue_in_the_stage_it_left(tmp_path: Path) -> None:
+    # affiliate_trial: one pass moves the brand, with approval, and one day is its SLA
+    playbook = simple_playbook(
+        affiliate_trial={
+            "min_days_in_stage": 1,
+            "consecutive_passes": 1,
+            "max_days_in_stage": 1,
+            "requires_approval": True,
+        }
+    )
+    write_configs(tmp_path, {"a": {}}, playbook=playbook)
+    portfolio, ledger = _three_days(tmp_path)
+    roster = load_roster(tmp_path / "configs", apply_env=False).brands
+    before = {r["brand_id"]: r for r in portfolio_status(roster, ledger)["brands"]}["a"]
+    # awaiting approval since day 1 and past its one-day SLA on day 3: both flags stand
+    assert (before["stage"], before["action"], before["awaiting"], before["overdue"]) == (
+        "affiliate_trial",
+        "await_approval",
+        True,
+        True,
+    )
+    ledger.resolve_approval("a", by="王芳 Wang Fang", reason="checked", approve=True)
+    after = {r["brand_id"]: r for r in portfolio_status(roster, ledger)["brands"]}["a"]
+    # the approval moved the brand: day 3's decision still reads await_approval (it is the latest decision),
+    # but the SLA it was past was affiliate_trial's, not public_traffic's
+    assert (after["stage"], after["action"], after["awaiting"], after["overdue"]) == (
+        "public_traffic",
+        "await_approval",
+        False,
+        False,
+    )

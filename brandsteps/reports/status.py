@@ -26,7 +26,7 @@ _STATE = sa.select(
     sa.type_coerce(_s.last_as_of, sa.String),
     _s.awaiting,
 )
-_DECISION = (_d.brand_id, _d.verdict, _d.action, _d.reason, _d.overdue)  # no criteria JSON
+_DECISION = (_d.brand_id, _d.verdict, _d.action, _d.reason, _d.overdue, _d.stage)  # no criteria JSON
 # Most brands' latest decision is of the last cycle's day: that day's decisions come through the
 # as_of index in the order they were written, several times cheaper than one brand_id search each.
 _OF_DAY = sa.select(*_DECISION).where(_d.as_of == sa.bindparam("day"))
@@ -102,7 +102,7 @@ def portfolio_status(brands: Iterable[BrandListing], ledger: Ledger) -> dict[str
     more than the query.
     """
     state_of, latest, changes = latest_decisions(ledger)
-    no_decision = (None, None, None, None, False)
+    no_decision = (None, None, None, None, False, None)
     out = []
     for brand in brands:
         state = state_of.get(brand.brand_id)
@@ -110,7 +110,7 @@ def portfolio_status(brands: Iterable[BrandListing], ledger: Ledger) -> dict[str
             stage, entered, last, awaiting = brand.stage, brand.start_date, None, False
         else:
             _, stage, entered, last, awaiting = state
-        _, verdict, action, reason, overdue = latest.get(brand.brand_id, no_decision)
+        _, verdict, action, reason, overdue, decided_in = latest.get(brand.brand_id, no_decision)
         out.append(
             {
                 "brand_id": brand.brand_id,
@@ -124,7 +124,8 @@ def portfolio_status(brands: Iterable[BrandListing], ledger: Ledger) -> dict[str
                 "action": action,
                 "reason": reason,
                 "awaiting": bool(awaiting),
-                "overdue": bool(overdue),
+                # past the SLA of the stage it was decided in: an approval since then moved it to a new clock
+                "overdue": bool(overdue) and decided_in == stage,
                 "paused": brand.paused,
                 "last_change": changes.get(brand.brand_id),  # None: never moved (nor approved, rejected or timed out)
             }
