@@ -4,15 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Literal
+from typing import Literal, get_args
 
-STAGE_IDS: tuple[str, ...] = (
-    "affiliate_trial",
-    "public_traffic",
-    "self_broadcast",
-    "private_repurchase",
-    "channel_exclusive",
-)
+# The five stages in order: a type for the config models, and the same names as a tuple for everything else.
+StageId = Literal["affiliate_trial", "public_traffic", "self_broadcast", "private_repurchase", "channel_exclusive"]
+STAGE_IDS: tuple[str, ...] = get_args(StageId)
 GRADUATED = "graduated"
 EXITED = "exited"
 # The stages the gates judge: the five, then graduated (watched by every stage's guardrails).

@@ -13,7 +13,8 @@ from typing import Literal
 import pyotp
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from brandsteps.config import BRAND_ID_PATTERN, Brand, ConfigError, StageId, display_path, load_model
+from brandsteps.catalogue import StageId
+from brandsteps.config import BRAND_ID_PATTERN, Brand, ConfigError, display_path, load_model
 
 APPROVERS_FILE = "approvers.yaml"
 ENV_NAME_PATTERN = r"^[A-Z_][A-Z0-9_]{0,127}$"  # upper case, as onboarding.yaml's notify channels name theirs

@@ -16,7 +16,6 @@ from brandsteps.config.models import (
     Playbook,
     SqlMetrics,
     Stage,
-    StageId,
     StrictModel,
 )
 from brandsteps.config.parse_cache import cache_enabled, cache_file, write_cache_file
@@ -34,7 +33,6 @@ __all__ = [
     "Portfolio",
     "SqlMetrics",
     "Stage",
-    "StageId",
     "StrictModel",
     "apply_environment",
     "cache_enabled",

@@ -21,10 +21,9 @@ from pydantic import (
     model_validator,
 )
 
-from brandsteps.catalogue import METRICS, SAMPLE_KEYS, STAGE_IDS, TIERS
+from brandsteps.catalogue import METRICS, SAMPLE_KEYS, STAGE_IDS, TIERS, StageId
 from brandsteps.notify.config import NotifyChannel
 
-StageId = Literal["affiliate_trial", "public_traffic", "self_broadcast", "private_repurchase", "channel_exclusive"]
 Tier = Literal["small", "mid", "large"]
 Op = Literal[">=", ">", "<=", "<"]
 OnFail = Literal["hold", "recycle", "demote", "exit"]
