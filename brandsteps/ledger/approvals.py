@@ -72,20 +72,7 @@ def review_timeout(
     row = _state_row(conn, brand_id)
     if row is None or not row["awaiting"] or row["stage"] != stage:
         return None
-    change = {
-        "brand_id": brand_id,
-        "as_of": row["last_as_of"],
-        "from_stage": stage,
-        "to_stage": stage,
-        "action": "hold",
-        "cause": "review_timeout",
-        "actor": by,
-        "reason": reason,
-        "cycle_id": None,
-        "recorded_at": now,
-    }
-    conn.execute(stage_changes.insert().values(**change))
-    return change
+    return _record_change(conn, row, brand_id, (stage, stage, "hold", "review_timeout"), by, reason, now)
 
 
 def resolve(
@@ -205,16 +192,31 @@ def _approval_change(
             stage=to_stage, stage_entered_on=row["last_as_of"] + timedelta(days=1), **{c: 0 for c in GUARD_COLUMNS}
         )
     conn.execute(brand_state.update().where(brand_state.c.brand_id == brand_id).values(**values))
+    move = (stage, to_stage, action, cause or ("approval" if approve else "rejection"))
+    return _record_change(conn, row, brand_id, move, by, reason, now)
+
+
+def _record_change(
+    conn: sa.Connection,
+    row: sa.RowMapping,
+    brand_id: str,
+    move: tuple[str, str, str, str],
+    by: str,
+    reason: str,
+    now: datetime,
+) -> dict[str, Any]:
+    """A person's stage change (from, to, action, cause), dated the brand's last decided day; returns it as written."""
+    from_stage, to_stage, action, cause = move
     change = {
         "brand_id": brand_id,
         "as_of": row["last_as_of"],
-        "from_stage": stage,
+        "from_stage": from_stage,
         "to_stage": to_stage,
         "action": action,
-        "cause": cause or ("approval" if approve else "rejection"),
+        "cause": cause,
         "actor": by,
         "reason": reason,
-        "cycle_id": None,
+        "cycle_id": None,  # no cycle: a person's answer or a review's timeout
         "recorded_at": now,
     }
     conn.execute(stage_changes.insert().values(**change))
